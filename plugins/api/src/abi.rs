@@ -1,0 +1,518 @@
+//! The C ABI between the tickwatch host and a detector plugin (`cdylib`).
+//!
+//! Owns: the `#[repr(C)]` descriptor a plugin exports, the `extern "C"` shims
+//! that [`export_detector!`](crate::export_detector) instantiates for a
+//! [`Detector`], and the byte encoding of option specs, options and verdicts
+//! that cross the boundary. Does not own: loading (`dlopen`) — the host's.
+//!
+//! # Rules of the boundary
+//! - Only C-ABI types cross: [`RawStr`] (borrowed bytes), [`RawBuf`] (bytes the
+//!   plugin allocated; the host copies them and hands them back to
+//!   [`PluginDescriptor::free_buf`], so each side frees what it allocated),
+//!   plain integers, `f64` pointers and an opaque detector handle.
+//! - The plugin exports one symbol, [`ENTRY_SYMBOL`], returning a pointer to a
+//!   static [`PluginDescriptor`]. Its first two fields, `abi_version` and
+//!   `descriptor_size`, keep their place in every ABI version, so a host can
+//!   always read them and refuse a version it does not speak.
+//! - Every shim catches panics: a panicking detector returns
+//!   [`Status::Panic`] with the message instead of unwinding into the host.
+
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::codec::{ByteReader, ByteWriter, CodecError};
+use crate::options::{OptionSpec, Options, Value, ValueKind};
+use crate::verdict::Verdict;
+use crate::Detector;
+
+/// The ABI version this crate speaks. Bumped whenever the descriptor layout,
+/// a shim signature or the boundary byte encoding changes.
+pub const ABI_VERSION: u32 = 1;
+
+/// The entry symbol every plugin exports (NUL-terminated for `dlsym`).
+pub const ENTRY_SYMBOL: &[u8] = b"tickwatch_detector_entry\0";
+
+/// The entry function's type.
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginDescriptor;
+
+/// Borrowed bytes. Valid only for the duration of the call that passes them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawStr {
+    /// Start of the bytes (may dangle when `len` is 0).
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl RawStr {
+    /// Borrows a `'static` str (usable in a `static` descriptor).
+    pub const fn from_static(s: &'static str) -> Self {
+        Self { ptr: s.as_ptr(), len: s.len() }
+    }
+
+    /// Borrows a slice for one call.
+    pub fn from_slice(s: &[u8]) -> Self {
+        Self { ptr: s.as_ptr(), len: s.len() }
+    }
+
+    /// The bytes.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialized bytes that stay valid for `'a`.
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the caller guarantees ptr/len describe live, initialized bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Bytes owned by the plugin's allocator; returned to the plugin's `free_buf`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawBuf {
+    /// Start of the allocation.
+    pub ptr: *mut u8,
+    /// Initialized bytes.
+    pub len: usize,
+    /// Allocated capacity.
+    pub cap: usize,
+}
+
+impl RawBuf {
+    /// Leaks `v` into a buffer the host will hand back to `free_buf`.
+    pub fn from_vec(v: Vec<u8>) -> Self {
+        let mut v = std::mem::ManuallyDrop::new(v);
+        Self { ptr: v.as_mut_ptr(), len: v.len(), cap: v.capacity() }
+    }
+
+    /// Takes the buffer back as a Vec.
+    ///
+    /// # Safety
+    /// Must be called in the module whose allocator made the buffer, once,
+    /// on a buffer made by [`RawBuf::from_vec`].
+    pub unsafe fn into_vec(self) -> Vec<u8> {
+        // SAFETY: the caller guarantees this buffer came from `from_vec` in
+        // this module and is reclaimed once.
+        unsafe { Vec::from_raw_parts(self.ptr, self.len, self.cap) }
+    }
+}
+
+/// Outcome of a shim call.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Success; the buffer holds the result bytes.
+    Ok = 0,
+    /// The detector refused (bad options, bad state bytes); the buffer holds
+    /// a UTF-8 message.
+    Error = 1,
+    /// The detector panicked; the buffer holds the panic message. The handle
+    /// must not be used again except to destroy it.
+    Panic = 2,
+}
+
+/// A status and the bytes that go with it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawResult {
+    /// [`Status`] as a number.
+    pub status: u32,
+    /// Result bytes or message; always handed back to `free_buf`.
+    pub buf: RawBuf,
+}
+
+impl RawResult {
+    fn ok(v: Vec<u8>) -> Self {
+        Self { status: Status::Ok as u32, buf: RawBuf::from_vec(v) }
+    }
+    fn error(msg: String) -> Self {
+        Self { status: Status::Error as u32, buf: RawBuf::from_vec(msg.into_bytes()) }
+    }
+    fn panic(msg: String) -> Self {
+        Self { status: Status::Panic as u32, buf: RawBuf::from_vec(msg.into_bytes()) }
+    }
+}
+
+/// What a plugin exports. Layout is part of the ABI (see [`ABI_VERSION`]).
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginDescriptor {
+    /// Must equal the host's [`ABI_VERSION`]; always the first field.
+    pub abi_version: u32,
+    /// `size_of::<PluginDescriptor>()` in the plugin; always the second field.
+    pub descriptor_size: u32,
+    /// Detector name (`--detector NAME`), UTF-8.
+    pub name: RawStr,
+    /// Detector version (semver), UTF-8; stored with state.
+    pub version: RawStr,
+    /// Encoded `Vec<OptionSpec>` (see [`encode_specs`]).
+    pub option_specs: unsafe extern "C" fn() -> RawResult,
+    /// Builds a detector from encoded [`Options`]; writes the handle to `out`.
+    pub create: unsafe extern "C" fn(options: RawStr, out: *mut *mut c_void) -> RawResult,
+    /// Drops a handle made by `create`.
+    pub destroy: unsafe extern "C" fn(handle: *mut c_void),
+    /// Scores a window; the result is an encoded `Option<Verdict>`.
+    pub score: unsafe extern "C" fn(handle: *mut c_void, values: *const f64, len: usize) -> RawResult,
+    /// The detector's state bytes.
+    pub save: unsafe extern "C" fn(handle: *mut c_void) -> RawResult,
+    /// Replaces the detector's state with saved bytes.
+    pub load: unsafe extern "C" fn(handle: *mut c_void, state: RawStr) -> RawResult,
+    /// The state as a JSON object (UTF-8).
+    pub describe: unsafe extern "C" fn(handle: *mut c_void) -> RawResult,
+    /// Frees a buffer returned by any function above.
+    pub free_buf: unsafe extern "C" fn(buf: RawBuf),
+}
+
+// SAFETY: a descriptor is immutable after construction; its pointers refer to
+// 'static strings and its functions are thread-safe entry points.
+unsafe impl Sync for PluginDescriptor {}
+// SAFETY: as above; nothing in it is tied to a thread.
+unsafe impl Send for PluginDescriptor {}
+
+/// The descriptor for `D` (what [`export_detector!`](crate::export_detector) exports).
+pub const fn descriptor<D: Detector>() -> PluginDescriptor {
+    PluginDescriptor {
+        abi_version: ABI_VERSION,
+        descriptor_size: std::mem::size_of::<PluginDescriptor>() as u32,
+        name: RawStr::from_static(D::NAME),
+        version: RawStr::from_static(D::VERSION),
+        option_specs: shim_option_specs::<D>,
+        create: shim_create::<D>,
+        destroy: shim_destroy::<D>,
+        score: shim_score::<D>,
+        save: shim_save::<D>,
+        load: shim_load::<D>,
+        describe: shim_describe::<D>,
+        free_buf: shim_free_buf,
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}
+
+/// Runs `f`, turning a panic into [`Status::Panic`].
+fn guarded(f: impl FnOnce() -> Result<Vec<u8>, String>) -> RawResult {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => RawResult::ok(v),
+        Ok(Err(msg)) => RawResult::error(msg),
+        Err(p) => RawResult::panic(panic_message(p)),
+    }
+}
+
+unsafe extern "C" fn shim_option_specs<D: Detector>() -> RawResult {
+    guarded(|| Ok(encode_specs(&D::options())))
+}
+
+unsafe extern "C" fn shim_create<D: Detector>(options: RawStr, out: *mut *mut c_void) -> RawResult {
+    guarded(|| {
+        // SAFETY: the host passes bytes it owns for the duration of this call.
+        let bytes = unsafe { options.as_slice() };
+        let opts = decode_options(bytes).map_err(|e| e.to_string())?;
+        let det = D::new(&opts)?;
+        let handle = Box::into_raw(Box::new(det)).cast::<c_void>();
+        // SAFETY: the host passes a valid, writable pointer for the handle.
+        unsafe { out.write(handle) };
+        Ok(Vec::new())
+    })
+}
+
+unsafe extern "C" fn shim_destroy<D: Detector>(handle: *mut c_void) {
+    if handle.is_null() {
+        return;
+    }
+    // A panic in Drop must not unwind into the host either.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the handle came from `shim_create::<D>` and is destroyed once.
+        drop(unsafe { Box::from_raw(handle.cast::<D>()) });
+    }));
+}
+
+/// # Safety
+/// `handle` must come from `shim_create::<D>` and not be used concurrently.
+unsafe fn detector<'a, D: Detector>(handle: *mut c_void) -> &'a mut D {
+    // SAFETY: guaranteed by the caller (the host serializes calls per handle).
+    unsafe { &mut *handle.cast::<D>() }
+}
+
+unsafe extern "C" fn shim_score<D: Detector>(
+    handle: *mut c_void,
+    values: *const f64,
+    len: usize,
+) -> RawResult {
+    guarded(|| {
+        // SAFETY: the host owns a live handle and `len` values at `values`.
+        let (det, window) = unsafe {
+            let window = if len == 0 { &[][..] } else { std::slice::from_raw_parts(values, len) };
+            (detector::<D>(handle), window)
+        };
+        Ok(encode_verdict(det.score(window).as_ref()))
+    })
+}
+
+unsafe extern "C" fn shim_save<D: Detector>(handle: *mut c_void) -> RawResult {
+    // SAFETY: the host owns a live handle.
+    guarded(|| Ok(unsafe { detector::<D>(handle) }.save()))
+}
+
+unsafe extern "C" fn shim_load<D: Detector>(handle: *mut c_void, state: RawStr) -> RawResult {
+    guarded(|| {
+        // SAFETY: the host owns a live handle and the state bytes for this call.
+        let (det, bytes) = unsafe { (detector::<D>(handle), state.as_slice()) };
+        det.load(bytes).map(|()| Vec::new())
+    })
+}
+
+unsafe extern "C" fn shim_describe<D: Detector>(handle: *mut c_void) -> RawResult {
+    // SAFETY: the host owns a live handle.
+    guarded(|| Ok(unsafe { detector::<D>(handle) }.describe().to_json().into_bytes()))
+}
+
+unsafe extern "C" fn shim_free_buf(buf: RawBuf) {
+    // SAFETY: every RawBuf this module hands out comes from `RawBuf::from_vec`
+    // in this module, and the host returns each exactly once.
+    drop(unsafe { buf.into_vec() });
+}
+
+// ---- boundary byte encoding (shared by plugin and host) ----
+
+fn put_value(w: &mut ByteWriter, v: &Value) {
+    w.u8(v.kind() as u8);
+    match v {
+        Value::Bool(b) => {
+            w.bool(*b);
+        }
+        Value::Int(i) | Value::Duration(i) => {
+            w.i64(*i);
+        }
+        Value::Double(d) => {
+            w.f64(*d);
+        }
+        Value::String(s) => {
+            w.str(s);
+        }
+    }
+}
+
+fn get_kind(r: &mut ByteReader<'_>) -> Result<ValueKind, CodecError> {
+    let b = r.u8()?;
+    ValueKind::from_u8(b).ok_or(CodecError { offset: 0, what: format!("unknown value kind {b}") })
+}
+
+fn get_value(r: &mut ByteReader<'_>) -> Result<Value, CodecError> {
+    Ok(match get_kind(r)? {
+        ValueKind::Bool => Value::Bool(r.bool()?),
+        ValueKind::Int => Value::Int(r.i64()?),
+        ValueKind::Duration => Value::Duration(r.i64()?),
+        ValueKind::Double => Value::Double(r.f64()?),
+        ValueKind::String => Value::String(r.str()?.to_string()),
+    })
+}
+
+/// Encodes option specs.
+pub fn encode_specs(specs: &[OptionSpec]) -> Vec<u8> {
+    let mut w = ByteWriter::new();
+    w.u64(specs.len() as u64);
+    for s in specs {
+        w.str(&s.name).u8(s.kind as u8).str(&s.help);
+        match &s.default {
+            None => {
+                w.u8(0);
+            }
+            Some(v) => {
+                w.u8(1);
+                put_value(&mut w, v);
+            }
+        }
+    }
+    w.finish()
+}
+
+/// Decodes option specs.
+pub fn decode_specs(bytes: &[u8]) -> Result<Vec<OptionSpec>, CodecError> {
+    let mut r = ByteReader::new(bytes);
+    let n = r.len(1)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.str()?.to_string();
+        let kind = get_kind(&mut r)?;
+        let help = r.str()?.to_string();
+        let default = if r.bool()? { Some(get_value(&mut r)?) } else { None };
+        out.push(OptionSpec { name, kind, default, help });
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+/// Encodes validated options.
+pub fn encode_options(opts: &Options) -> Vec<u8> {
+    let mut w = ByteWriter::new();
+    let pairs: Vec<_> = opts.iter().collect();
+    w.u64(pairs.len() as u64);
+    for (name, v) in pairs {
+        w.str(name);
+        put_value(&mut w, v);
+    }
+    w.finish()
+}
+
+/// Decodes validated options.
+pub fn decode_options(bytes: &[u8]) -> Result<Options, CodecError> {
+    let mut r = ByteReader::new(bytes);
+    let n = r.len(1)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.str()?.to_string();
+        out.push((name, get_value(&mut r)?));
+    }
+    r.finish()?;
+    Ok(Options::new(out))
+}
+
+/// Encodes a verdict (or "nothing yet").
+pub fn encode_verdict(v: Option<&Verdict>) -> Vec<u8> {
+    let mut w = ByteWriter::new();
+    match v {
+        None => {
+            w.u8(0);
+        }
+        Some(v) => {
+            w.u8(1).f64(v.pvalue).bool(v.anomalous).u64(v.stats.len() as u64);
+            for (name, x) in &v.stats {
+                w.str(name).f64(*x);
+            }
+        }
+    }
+    w.finish()
+}
+
+/// Decodes a verdict.
+pub fn decode_verdict(bytes: &[u8]) -> Result<Option<Verdict>, CodecError> {
+    let mut r = ByteReader::new(bytes);
+    let v = if r.bool()? {
+        let pvalue = r.f64()?;
+        let anomalous = r.bool()?;
+        let n = r.len(9)?;
+        let mut stats = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.str()?.to_string();
+            stats.push((name, r.f64()?));
+        }
+        Some(Verdict { pvalue, anomalous, stats })
+    } else {
+        None
+    };
+    r.finish()?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Summary;
+
+    /// A detector that panics on demand, to show the shims contain it.
+    struct Touchy {
+        seen: u64,
+    }
+
+    impl Detector for Touchy {
+        const NAME: &'static str = "touchy";
+        const VERSION: &'static str = "0.0.1";
+        fn options() -> Vec<OptionSpec> {
+            vec![OptionSpec::with_default("limit", Value::Int(3), "panic after this many")]
+        }
+        fn new(options: &Options) -> Result<Self, String> {
+            if options.int("limit")? < 0 {
+                return Err("option limit must be >= 0".into());
+            }
+            Ok(Self { seen: 0 })
+        }
+        fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+            assert!(window.len() < 1000, "window too large for touchy");
+            self.seen += 1;
+            Some(Verdict { pvalue: 0.5, anomalous: false, stats: vec![("n".into(), 1.0)] })
+        }
+        fn save(&self) -> Vec<u8> {
+            self.seen.to_le_bytes().to_vec()
+        }
+        fn load(&mut self, state: &[u8]) -> Result<(), String> {
+            let a: [u8; 8] = state.try_into().map_err(|_| "need 8 bytes".to_string())?;
+            self.seen = u64::from_le_bytes(a);
+            Ok(())
+        }
+        fn describe(&self) -> Summary {
+            Summary::new().int("seen", self.seen as i64)
+        }
+    }
+
+    fn take(d: &PluginDescriptor, r: RawResult) -> (u32, Vec<u8>) {
+        let bytes = {
+            // SAFETY: the buffer was just returned by the plugin and is live.
+            let s = unsafe { RawStr { ptr: r.buf.ptr, len: r.buf.len }.as_slice() };
+            s.to_vec()
+        };
+        // SAFETY: handing the buffer back to the module that allocated it, once.
+        unsafe { (d.free_buf)(r.buf) };
+        (r.status, bytes)
+    }
+
+    #[test]
+    fn shims_round_trip_and_contain_panics() {
+        static D: PluginDescriptor = descriptor::<Touchy>();
+        // SAFETY: calling our own shims with valid arguments throughout.
+        unsafe {
+            let (st, specs) = take(&D, (D.option_specs)());
+            assert_eq!(st, 0);
+            assert_eq!(decode_specs(&specs).unwrap(), Touchy::options());
+
+            let bad = encode_options(&Options::new(vec![("limit".into(), Value::Int(-1))]));
+            let mut h: *mut c_void = std::ptr::null_mut();
+            let (st, msg) = take(&D, (D.create)(RawStr::from_slice(&bad), &mut h));
+            assert_eq!(st, Status::Error as u32);
+            assert_eq!(String::from_utf8(msg).unwrap(), "option limit must be >= 0");
+
+            let good = encode_options(&Options::new(vec![("limit".into(), Value::Int(1))]));
+            let (st, _) = take(&D, (D.create)(RawStr::from_slice(&good), &mut h));
+            assert_eq!(st, 0);
+            assert!(!h.is_null());
+
+            let w = [1.0, 2.0];
+            let (st, v) = take(&D, (D.score)(h, w.as_ptr(), w.len()));
+            assert_eq!(st, 0);
+            assert_eq!(decode_verdict(&v).unwrap().unwrap().pvalue, 0.5);
+
+            let big = vec![0.0; 2000];
+            let (st, msg) = take(&D, (D.score)(h, big.as_ptr(), big.len()));
+            assert_eq!(st, Status::Panic as u32);
+            assert!(String::from_utf8(msg).unwrap().contains("window too large"));
+
+            let (_, saved) = take(&D, (D.save)(h));
+            let (st, msg) = take(&D, (D.load)(h, RawStr::from_slice(&[1, 2])));
+            assert_eq!(st, Status::Error as u32);
+            assert_eq!(msg, b"need 8 bytes");
+            let (st, _) = take(&D, (D.load)(h, RawStr::from_slice(&saved)));
+            assert_eq!(st, 0);
+            let (_, json) = take(&D, (D.describe)(h));
+            assert_eq!(json, br#"{"seen":1}"#);
+            (D.destroy)(h);
+        }
+    }
+
+    #[test]
+    fn verdict_encoding_round_trips() {
+        let v = Verdict { pvalue: 1e-300, anomalous: true, stats: vec![("t".into(), -4.5)] };
+        assert_eq!(decode_verdict(&encode_verdict(Some(&v))).unwrap(), Some(v));
+        assert_eq!(decode_verdict(&encode_verdict(None)).unwrap(), None);
+        assert!(decode_verdict(&[1, 2]).is_err());
+    }
+}

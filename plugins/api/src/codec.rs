@@ -1,0 +1,243 @@
+//! A small little-endian byte codec: for detector state bytes and for the
+//! data that crosses the plugin boundary.
+//!
+//! Plugins depend on this crate alone, so it carries the few primitives a
+//! detector needs to save its state without pulling in a serialization crate.
+
+use std::fmt;
+
+/// Why bytes could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError {
+    /// Byte offset where reading failed.
+    pub offset: usize,
+    /// What was expected there.
+    pub what: String,
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad state bytes at offset {}: {}", self.offset, self.what)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+impl From<CodecError> for String {
+    fn from(e: CodecError) -> Self {
+        e.to_string()
+    }
+}
+
+/// Appends values to a byte vector.
+#[derive(Debug, Default, Clone)]
+pub struct ByteWriter {
+    buf: Vec<u8>,
+}
+
+impl ByteWriter {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one byte.
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+
+    /// Appends a bool as one byte.
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.u8(u8::from(v))
+    }
+
+    /// Appends a u32.
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    /// Appends a u64.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    /// Appends an i64.
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    /// Appends an f64, bit-exact.
+    pub fn f64(&mut self, v: f64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        self
+    }
+
+    /// Appends length-prefixed bytes.
+    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.u64(v.len() as u64);
+        self.buf.extend_from_slice(v);
+        self
+    }
+
+    /// Appends a length-prefixed UTF-8 string.
+    pub fn str(&mut self, v: &str) -> &mut Self {
+        self.bytes(v.as_bytes())
+    }
+
+    /// The bytes written.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Reads values written by [`ByteWriter`], refusing short or malformed input.
+#[derive(Debug, Clone)]
+pub struct ByteReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> ByteReader<'a> {
+    /// Reads from `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn err(&self, what: &str) -> CodecError {
+        CodecError { offset: self.pos, what: what.into() }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], CodecError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            return Err(self.err(&format!("{what}: need {n} bytes, {} left", self.remaining())));
+        };
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], CodecError> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.array::<1>("u8")?[0])
+    }
+
+    /// Reads a bool (0 or 1).
+    pub fn bool(&mut self) -> Result<bool, CodecError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => {
+                self.pos -= 1;
+                Err(self.err(&format!("bool must be 0 or 1, got {b}")))
+            }
+        }
+    }
+
+    /// Reads a u32.
+    pub fn u32(&mut self) -> Result<u32, CodecError> {
+        Ok(u32::from_le_bytes(self.array("u32")?))
+    }
+
+    /// Reads a u64.
+    pub fn u64(&mut self) -> Result<u64, CodecError> {
+        Ok(u64::from_le_bytes(self.array("u64")?))
+    }
+
+    /// Reads an i64.
+    pub fn i64(&mut self) -> Result<i64, CodecError> {
+        Ok(i64::from_le_bytes(self.array("i64")?))
+    }
+
+    /// Reads an f64, bit-exact.
+    pub fn f64(&mut self) -> Result<f64, CodecError> {
+        Ok(f64::from_bits(u64::from_le_bytes(self.array("f64")?)))
+    }
+
+    /// Reads a length, refusing one larger than the bytes left divided by
+    /// `unit` (so a corrupt length never drives an allocation).
+    pub fn len(&mut self, unit: usize) -> Result<usize, CodecError> {
+        let n = self.u64()?;
+        let max = (self.remaining() / unit.max(1)) as u64;
+        if n > max {
+            self.pos -= 8;
+            return Err(self.err(&format!("length {n} exceeds the {max} items left")));
+        }
+        Ok(n as usize)
+    }
+
+    /// Reads length-prefixed bytes.
+    pub fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
+        let n = self.len(1)?;
+        self.take(n, "bytes")
+    }
+
+    /// Reads a length-prefixed UTF-8 string.
+    pub fn str(&mut self) -> Result<&'a str, CodecError> {
+        let start = self.pos;
+        let b = self.bytes()?;
+        std::str::from_utf8(b)
+            .map_err(|e| CodecError { offset: start, what: format!("invalid UTF-8: {e}") })
+    }
+
+    /// Fails unless every byte was read.
+    pub fn finish(self) -> Result<(), CodecError> {
+        if self.remaining() != 0 {
+            return Err(self.err(&format!("{} trailing bytes", self.remaining())));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_short_input() {
+        let mut w = ByteWriter::new();
+        w.u8(7).bool(true).u32(9).u64(1 << 40).i64(-3).f64(-0.0).str("héllo").bytes(&[1, 2]);
+        let bytes = w.finish();
+        let mut r = ByteReader::new(&bytes);
+        assert_eq!(r.u8().unwrap(), 7);
+        assert!(r.bool().unwrap());
+        assert_eq!(r.u32().unwrap(), 9);
+        assert_eq!(r.u64().unwrap(), 1 << 40);
+        assert_eq!(r.i64().unwrap(), -3);
+        assert_eq!(r.f64().unwrap().to_bits(), (-0.0f64).to_bits());
+        assert_eq!(r.str().unwrap(), "héllo");
+        assert_eq!(r.bytes().unwrap(), &[1, 2]);
+        r.finish().unwrap();
+
+        let mut r = ByteReader::new(&bytes[..5]);
+        r.u8().unwrap();
+        r.bool().unwrap();
+        let e = r.u32().unwrap_err();
+        assert_eq!(e.offset, 2);
+    }
+
+    #[test]
+    fn corrupt_length_does_not_allocate() {
+        let mut w = ByteWriter::new();
+        w.u64(u64::MAX);
+        let bytes = w.finish();
+        let e = ByteReader::new(&bytes).bytes().unwrap_err();
+        assert!(e.what.contains("exceeds"), "{e}");
+    }
+}

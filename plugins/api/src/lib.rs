@@ -1,0 +1,136 @@
+//! Write tickwatch detector plugins.
+//!
+//! A detector is a type implementing [`Detector`]. tickwatch keeps one
+//! instance per (Kapacitor group, tracked field), hands it each window's
+//! values, and emits a point for every [`Verdict`] it returns. Build the crate
+//! as a `cdylib`, call [`export_detector!`] once, and drop the `.so` into
+//! tickwatch's plugin directory.
+//!
+//! # A complete minimal detector
+//!
+//! ```
+//! use tickwatch_plugin_api::{
+//!     ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict,
+//!     export_detector,
+//! };
+//!
+//! /// Flags a window whose mean is above a fixed threshold.
+//! pub struct Threshold {
+//!     limit: f64,
+//!     windows: u64,
+//! }
+//!
+//! impl Detector for Threshold {
+//!     const NAME: &'static str = "threshold";
+//!     const VERSION: &'static str = "0.1.0";
+//!
+//!     fn options() -> Vec<OptionSpec> {
+//!         vec![OptionSpec::with_default("limit", Value::Double(100.0), "alert above this mean")]
+//!     }
+//!
+//!     fn new(options: &Options) -> Result<Self, String> {
+//!         let limit = options.double("limit")?;
+//!         if !limit.is_finite() {
+//!             return Err("option limit must be finite".into());
+//!         }
+//!         Ok(Self { limit, windows: 0 })
+//!     }
+//!
+//!     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+//!         if window.is_empty() {
+//!             return None;
+//!         }
+//!         self.windows += 1;
+//!         let mean = window.iter().sum::<f64>() / window.len() as f64;
+//!         let anomalous = mean > self.limit;
+//!         Some(Verdict {
+//!             pvalue: if anomalous { 0.0 } else { 1.0 },
+//!             anomalous,
+//!             stats: vec![("mean".into(), mean)],
+//!         })
+//!     }
+//!
+//!     fn save(&self) -> Vec<u8> {
+//!         let mut w = ByteWriter::new();
+//!         w.u64(self.windows);
+//!         w.finish()
+//!     }
+//!
+//!     fn load(&mut self, state: &[u8]) -> Result<(), String> {
+//!         let mut r = ByteReader::new(state);
+//!         self.windows = r.u64()?;
+//!         r.finish()?;
+//!         Ok(())
+//!     }
+//!
+//!     fn describe(&self) -> Summary {
+//!         Summary::new().num("limit", self.limit).int("windows", self.windows as i64)
+//!     }
+//! }
+//!
+//! export_detector!(Threshold);
+//! ```
+//!
+//! # Stability
+//! The boundary is versioned by [`abi::ABI_VERSION`]; see `docs/plugin-abi.md`
+//! in the tickwatch repository for the promise that goes with it.
+
+pub mod abi;
+pub mod codec;
+pub mod options;
+pub mod verdict;
+
+pub use codec::{ByteReader, ByteWriter, CodecError};
+pub use options::{OptionSpec, Options, Value, ValueKind};
+pub use verdict::{Summary, SummaryValue, Verdict};
+
+/// An anomaly detector: one instance per (group, field).
+///
+/// Calls on one instance never overlap; different instances may run on
+/// different threads, hence `Send`.
+pub trait Detector: Sized + Send + 'static {
+    /// The name users pass to `--detector`. Lowercase, no spaces.
+    const NAME: &'static str;
+    /// The detector's version (semver). Stored beside its state: change it
+    /// when the meaning of saved state changes.
+    const VERSION: &'static str;
+
+    /// The options a TICKscript may set (besides tickwatch's own `field` and
+    /// `fieldTag`). Each takes exactly one argument of the declared kind.
+    fn options() -> Vec<OptionSpec>;
+
+    /// Builds a detector from validated options. Return an error naming the
+    /// option and the reason for anything out of range; Kapacitor shows it
+    /// when the task fails to start.
+    fn new(options: &Options) -> Result<Self, String>;
+
+    /// Scores one window of finite values (NaN and infinities are filtered
+    /// out by the host) and updates the detector's state. `None` means "no
+    /// verdict yet" (warming up, or an empty window); nothing is emitted.
+    fn score(&mut self, window: &[f64]) -> Option<Verdict>;
+
+    /// The detector's whole state as bytes, for snapshots and persistence.
+    fn save(&self) -> Vec<u8>;
+
+    /// Replaces the state with bytes from [`Detector::save`] of the same
+    /// detector version. Refuse malformed bytes with a reason.
+    fn load(&mut self, state: &[u8]) -> Result<(), String>;
+
+    /// The state in a few named numbers, for `tickwatch state show`.
+    fn describe(&self) -> Summary;
+}
+
+/// Exports `$t` (a [`Detector`]) as this `cdylib`'s plugin entry point.
+///
+/// Call it exactly once per plugin crate.
+#[macro_export]
+macro_rules! export_detector {
+    ($t:ty) => {
+        /// tickwatch plugin entry point (see `tickwatch_plugin_api::abi`).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn tickwatch_detector_entry() -> *const $crate::abi::PluginDescriptor {
+            static DESCRIPTOR: $crate::abi::PluginDescriptor = $crate::abi::descriptor::<$t>();
+            &DESCRIPTOR
+        }
+    };
+}

@@ -1,0 +1,194 @@
+//! Option declarations and validated option values.
+//!
+//! A detector declares its options as [`OptionSpec`]s; the host checks names,
+//! arity and types (as Kapacitor does), fills defaults, and hands the detector
+//! an [`Options`] to build itself from. Range checks are the detector's.
+
+use std::fmt;
+
+/// The type of one option argument, as a TICKscript writes it.
+///
+/// Values match Kapacitor's `ValueType` enum, so they travel unchanged.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// `TRUE` / `FALSE`.
+    Bool = 0,
+    /// `3600`.
+    Int = 1,
+    /// `0.001`.
+    Double = 2,
+    /// `'hotend'`.
+    String = 3,
+    /// `5m`, in nanoseconds.
+    Duration = 4,
+}
+
+impl ValueKind {
+    /// The kind for a Kapacitor `ValueType` number.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Bool,
+            1 => Self::Int,
+            2 => Self::Double,
+            3 => Self::String,
+            4 => Self::Duration,
+            _ => return None,
+        })
+    }
+
+    /// Lowercase name, as messages print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bool => "bool",
+            Self::Int => "int",
+            Self::Double => "double",
+            Self::String => "string",
+            Self::Duration => "duration",
+        }
+    }
+}
+
+impl fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One option argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Double(f64),
+    /// A string.
+    String(String),
+    /// A duration in nanoseconds.
+    Duration(i64),
+}
+
+impl Value {
+    /// This value's kind.
+    pub fn kind(&self) -> ValueKind {
+        match self {
+            Self::Bool(_) => ValueKind::Bool,
+            Self::Int(_) => ValueKind::Int,
+            Self::Double(_) => ValueKind::Double,
+            Self::String(_) => ValueKind::String,
+            Self::Duration(_) => ValueKind::Duration,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    /// TICKscript literal syntax (durations in nanoseconds, with a `ns` suffix).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bool(b) => f.write_str(if *b { "TRUE" } else { "FALSE" }),
+            Self::Int(i) => write!(f, "{i}"),
+            Self::Double(d) => write!(f, "{d:?}"),
+            Self::String(s) => write!(f, "'{s}'"),
+            Self::Duration(ns) => write!(f, "{ns}ns"),
+        }
+    }
+}
+
+/// A detector option: one argument of one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionSpec {
+    /// Name as written in the TICKscript (`.alpha(0.001)` → `alpha`).
+    pub name: String,
+    /// The argument's kind.
+    pub kind: ValueKind,
+    /// Used when the script does not set the option; `None` makes it required.
+    pub default: Option<Value>,
+    /// One line for `tickwatch info` and docs: meaning and valid range.
+    pub help: String,
+}
+
+impl OptionSpec {
+    /// A required option.
+    pub fn required(name: &str, kind: ValueKind, help: &str) -> Self {
+        Self { name: name.into(), kind, default: None, help: help.into() }
+    }
+
+    /// An option with a default.
+    pub fn with_default(name: &str, default: Value, help: &str) -> Self {
+        Self { name: name.into(), kind: default.kind(), default: Some(default), help: help.into() }
+    }
+}
+
+/// Validated options: every declared option that was set or has a default,
+/// each with a value of its declared kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    values: Vec<(String, Value)>,
+}
+
+impl Options {
+    /// Builds from name/value pairs (the host does this after validation).
+    pub fn new(values: Vec<(String, Value)>) -> Self {
+        Self { values }
+    }
+
+    /// All pairs, in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().map(|(n, v)| (n.as_str(), v))
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// `name` as an INT, or an error naming it.
+    pub fn int(&self, name: &str) -> Result<i64, String> {
+        match self.get(name) {
+            Some(Value::Int(i)) => Ok(*i),
+            other => Err(wrong(name, ValueKind::Int, other)),
+        }
+    }
+
+    /// `name` as a DOUBLE (an INT is accepted and widened), or an error naming it.
+    pub fn double(&self, name: &str) -> Result<f64, String> {
+        match self.get(name) {
+            Some(Value::Double(d)) => Ok(*d),
+            Some(Value::Int(i)) => Ok(*i as f64),
+            other => Err(wrong(name, ValueKind::Double, other)),
+        }
+    }
+
+    /// `name` as a BOOL, or an error naming it.
+    pub fn bool(&self, name: &str) -> Result<bool, String> {
+        match self.get(name) {
+            Some(Value::Bool(b)) => Ok(*b),
+            other => Err(wrong(name, ValueKind::Bool, other)),
+        }
+    }
+
+    /// `name` as a STRING, or an error naming it.
+    pub fn string(&self, name: &str) -> Result<&str, String> {
+        match self.get(name) {
+            Some(Value::String(s)) => Ok(s),
+            other => Err(wrong(name, ValueKind::String, other)),
+        }
+    }
+
+    /// `name` as a DURATION in nanoseconds, or an error naming it.
+    pub fn duration(&self, name: &str) -> Result<i64, String> {
+        match self.get(name) {
+            Some(Value::Duration(d)) => Ok(*d),
+            other => Err(wrong(name, ValueKind::Duration, other)),
+        }
+    }
+}
+
+fn wrong(name: &str, want: ValueKind, got: Option<&Value>) -> String {
+    match got {
+        None => format!("option {name} is required"),
+        Some(v) => format!("option {name} must be {want}, got {}", v.kind()),
+    }
+}

@@ -1,0 +1,17 @@
+//! Kapacitor's UDF wire schema (proto package `agent`) and its framing.
+//!
+//! Owns: the generated message types ([`agent`]) and the uvarint length
+//! framing ([`wire`]). Does not own: what a UDF does with the messages, how
+//! it schedules reads and writes, or any engine types.
+
+pub mod error;
+pub mod wire;
+
+/// Messages generated from `udf.proto` (package `agent`).
+#[allow(clippy::all, missing_docs)]
+pub mod agent {
+    include!(concat!(env!("OUT_DIR"), "/agent.rs"));
+}
+
+pub use error::FrameError;
+pub use wire::{MAX_FRAME_LEN, encode_frame, read_message, write_message};
