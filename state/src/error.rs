@@ -1,0 +1,47 @@
+//! Errors of the state crate.
+
+/// Why state bytes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Fewer bytes than the fixed header and trailer need.
+    #[error("snapshot is {len} bytes, shorter than the {min} byte header and checksum")]
+    TooShort {
+        /// Bytes given.
+        len: usize,
+        /// Minimum.
+        min: usize,
+    },
+    /// The bytes do not start with the snapshot magic.
+    #[error("not a tickwatch snapshot (bad magic {found:02x?})")]
+    BadMagic {
+        /// The first bytes found.
+        found: Vec<u8>,
+    },
+    /// A format version this build has no decoder for.
+    #[error("snapshot format version {found} is newer than this build reads (up to {newest})")]
+    UnknownVersion {
+        /// Version in the header.
+        found: u16,
+        /// Newest version this build decodes.
+        newest: u16,
+    },
+    /// The header's payload length disagrees with the byte count.
+    #[error("snapshot payload length {declared} does not match the {actual} bytes present")]
+    LengthMismatch {
+        /// Declared in the header.
+        declared: u64,
+        /// Present.
+        actual: u64,
+    },
+    /// The checksum does not match: the bytes were damaged.
+    #[error("snapshot checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
+    Checksum {
+        /// Stored checksum.
+        stored: u32,
+        /// Computed checksum.
+        computed: u32,
+    },
+    /// The payload did not decode.
+    #[error("snapshot payload does not decode: {0}")]
+    Payload(String),
+}
