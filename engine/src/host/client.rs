@@ -1,0 +1,371 @@
+//! `UdfClient`: one Kapacitor-to-UDF connection (a spawned process's pipes or
+//! a unix socket), with a reader thread so the UDF never blocks on output.
+
+use std::io::{BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use tickwatch_proto::agent::{self, option_value, request, response};
+use tickwatch_proto::{read_message, write_message};
+
+use crate::node::Batch;
+
+/// What went wrong talking to a UDF.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// Writing to the UDF failed.
+    #[error("cannot write to the UDF: {0}")]
+    Io(#[from] std::io::Error),
+    /// The UDF sent an ErrorResponse.
+    #[error("the UDF reported an error: {0}")]
+    Udf(String),
+    /// The UDF's output ended or broke.
+    #[error("the UDF's output ended: {0}")]
+    Closed(String),
+    /// No answer within the timeout.
+    #[error("no answer from the UDF within {0:?}")]
+    Timeout(Duration),
+    /// An answer of the wrong kind.
+    #[error("unexpected answer from the UDF: {0}")]
+    Unexpected(String),
+    /// Kapacitor would refuse these options before starting the task.
+    #[error("TICKscript rejected: {0}")]
+    Options(String),
+}
+
+enum Conn {
+    Process { child: Child, stdin: Option<ChildStdin> },
+    Socket(UnixStream),
+}
+
+/// A connection to one UDF node.
+pub struct UdfClient {
+    conn: Conn,
+    rx: mpsc::Receiver<Result<agent::Response, String>>,
+    info: Option<agent::InfoResponse>,
+    /// Points received while waiting for something else.
+    pending: Vec<agent::Point>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for UdfClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdfClient").field("pending", &self.pending.len()).finish()
+    }
+}
+
+fn spawn_reader<R: Read + Send + 'static>(r: R) -> mpsc::Receiver<Result<agent::Response, String>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut r = BufReader::with_capacity(256 * 1024, r);
+        let mut buf = Vec::new();
+        loop {
+            match read_message::<agent::Response, _>(&mut r, &mut buf) {
+                Ok(Some(m)) => {
+                    if tx.send(Ok(m)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Applies Kapacitor's rule to a TICKscript's option calls: every option
+/// must be declared by Info and get exactly the declared number and types
+/// of arguments, or the script is rejected before the task starts.
+pub fn check_options(info: &agent::InfoResponse, options: &[agent::Option]) -> Result<(), String> {
+    for o in options {
+        let Some(decl) = info.options.get(&o.name) else {
+            return Err(format!("no method or property \"{}\" on udf node", o.name));
+        };
+        if decl.value_types.len() != o.values.len() {
+            return Err(format!(
+                "unexpected number of args to {}, got {} expected {}",
+                o.name,
+                o.values.len(),
+                decl.value_types.len()
+            ));
+        }
+        for (i, (v, &want)) in o.values.iter().zip(&decl.value_types).enumerate() {
+            let got = match v.value {
+                Some(option_value::Value::BoolValue(_)) => agent::ValueType::Bool,
+                Some(option_value::Value::IntValue(_)) => agent::ValueType::Int,
+                Some(option_value::Value::DoubleValue(_)) => agent::ValueType::Double,
+                Some(option_value::Value::StringValue(_)) => agent::ValueType::String,
+                Some(option_value::Value::DurationValue(_)) => agent::ValueType::Duration,
+                None => return Err(format!("arg {i} to {} has no value", o.name)),
+            };
+            if got as i32 != want || v.r#type != want {
+                return Err(format!(
+                    "invalid arg {i} to {}: got {:?} expected {:?}",
+                    o.name,
+                    got,
+                    agent::ValueType::try_from(want).unwrap_or(agent::ValueType::Bool)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Option-building helpers, as TICKscript literals arrive.
+pub mod opt {
+    use super::*;
+
+    fn value(t: agent::ValueType, v: option_value::Value) -> agent::OptionValue {
+        agent::OptionValue { r#type: t as i32, value: Some(v) }
+    }
+    /// A string literal.
+    pub fn s(x: &str) -> agent::OptionValue {
+        value(agent::ValueType::String, option_value::Value::StringValue(x.into()))
+    }
+    /// An integer literal.
+    pub fn i(x: i64) -> agent::OptionValue {
+        value(agent::ValueType::Int, option_value::Value::IntValue(x))
+    }
+    /// A float literal.
+    pub fn d(x: f64) -> agent::OptionValue {
+        value(agent::ValueType::Double, option_value::Value::DoubleValue(x))
+    }
+    /// A bool literal.
+    pub fn b(x: bool) -> agent::OptionValue {
+        value(agent::ValueType::Bool, option_value::Value::BoolValue(x))
+    }
+    /// A duration literal, in nanoseconds.
+    pub fn dur(ns: i64) -> agent::OptionValue {
+        value(agent::ValueType::Duration, option_value::Value::DurationValue(ns))
+    }
+    /// One option call.
+    pub fn call(name: &str, values: Vec<agent::OptionValue>) -> agent::Option {
+        agent::Option { name: name.into(), values }
+    }
+}
+
+impl UdfClient {
+    /// Spawns `program args…` as a process UDF (stderr is inherited, as
+    /// Kapacitor copies it into its log).
+    pub fn spawn(program: &Path, args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Self> {
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+        let stdin = child.stdin.take();
+        Ok(Self::new(Conn::Process { child, stdin }, spawn_reader(stdout)))
+    }
+
+    /// Connects to a socket UDF.
+    pub fn connect(path: &Path) -> std::io::Result<Self> {
+        let stream = UnixStream::connect(path)?;
+        let rx = spawn_reader(stream.try_clone()?);
+        Ok(Self::new(Conn::Socket(stream), rx))
+    }
+
+    fn new(conn: Conn, rx: mpsc::Receiver<Result<agent::Response, String>>) -> Self {
+        Self { conn, rx, info: None, pending: Vec::new(), timeout: Duration::from_secs(60) }
+    }
+
+    /// How long to wait for any one answer (default 60 s).
+    pub fn set_timeout(&mut self, t: Duration) {
+        self.timeout = t;
+    }
+
+    /// Uses an Info answer from another connection (Kapacitor asks Info once,
+    /// from a separate process, then starts tasks).
+    pub fn set_info(&mut self, info: agent::InfoResponse) {
+        self.info = Some(info);
+    }
+
+    /// Writes raw bytes (for framing tests).
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), HostError> {
+        let w: &mut dyn Write = match &mut self.conn {
+            Conn::Process { stdin: Some(s), .. } => s,
+            Conn::Process { stdin: None, .. } => {
+                return Err(HostError::Io(std::io::Error::other("stdin already closed")));
+            }
+            Conn::Socket(s) => s,
+        };
+        w.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Sends one request.
+    pub fn send(&mut self, m: request::Message) -> Result<(), HostError> {
+        let mut bytes = Vec::new();
+        write_message(&mut bytes, &agent::Request { message: Some(m) })?;
+        self.send_bytes(&bytes)
+    }
+
+    /// The next response of any kind.
+    pub fn recv(&mut self) -> Result<response::Message, HostError> {
+        match self.rx.recv_timeout(self.timeout) {
+            Ok(Ok(agent::Response { message: Some(m) })) => Ok(m),
+            Ok(Ok(agent::Response { message: None })) => {
+                Err(HostError::Unexpected("response with no message".into()))
+            }
+            Ok(Err(e)) => Err(HostError::Closed(e)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(HostError::Timeout(self.timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(HostError::Closed("end of stream".into())),
+        }
+    }
+
+    /// The next non-point response; points on the way are kept as pending.
+    fn recv_control(&mut self) -> Result<response::Message, HostError> {
+        loop {
+            match self.recv()? {
+                response::Message::Point(p) => self.pending.push(p),
+                response::Message::Error(e) => return Err(HostError::Udf(e.error)),
+                m => return Ok(m),
+            }
+        }
+    }
+
+    /// Info round trip; remembers the answer for [`UdfClient::init`].
+    pub fn info(&mut self) -> Result<agent::InfoResponse, HostError> {
+        self.send(request::Message::Info(agent::InfoRequest {}))?;
+        match self.recv_control()? {
+            response::Message::Info(i) => {
+                self.info = Some(i.clone());
+                Ok(i)
+            }
+            other => Err(HostError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Init round trip, after checking the options as Kapacitor would.
+    pub fn init(
+        &mut self,
+        task: &str,
+        node: &str,
+        options: Vec<agent::Option>,
+    ) -> Result<agent::InitResponse, HostError> {
+        let Some(info) = &self.info else {
+            return Err(HostError::Options("no Info answer to check options against".into()));
+        };
+        check_options(info, &options).map_err(HostError::Options)?;
+        self.init_unchecked(task, node, options)
+    }
+
+    /// Init round trip without Kapacitor's checks (to test the UDF's own).
+    pub fn init_unchecked(
+        &mut self,
+        task: &str,
+        node: &str,
+        options: Vec<agent::Option>,
+    ) -> Result<agent::InitResponse, HostError> {
+        self.send(request::Message::Init(agent::InitRequest {
+            options,
+            task_id: task.into(),
+            node_id: node.into(),
+        }))?;
+        match self.recv_control()? {
+            response::Message::Init(i) => Ok(i),
+            other => Err(HostError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Restore round trip.
+    pub fn restore(&mut self, snapshot: Vec<u8>) -> Result<agent::RestoreResponse, HostError> {
+        self.send(request::Message::Restore(agent::RestoreRequest { snapshot }))?;
+        match self.recv_control()? {
+            response::Message::Restore(r) => Ok(r),
+            other => Err(HostError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Snapshot round trip. The answer follows every earlier batch's points.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, HostError> {
+        self.send(request::Message::Snapshot(agent::SnapshotRequest {}))?;
+        match self.recv_control()? {
+            response::Message::Snapshot(s) => Ok(s.snapshot),
+            other => Err(HostError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Sends a keepalive and waits for its echo.
+    pub fn keepalive(&mut self, time: i64) -> Result<(), HostError> {
+        self.send(request::Message::Keepalive(agent::KeepaliveRequest { time }))?;
+        match self.recv_control()? {
+            response::Message::Keepalive(k) if k.time == time => Ok(()),
+            other => Err(HostError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Sends one batch: BeginBatch, each point, EndBatch (no waiting).
+    pub fn send_batch(&mut self, batch: &Batch) -> Result<(), HostError> {
+        let mut bytes = Vec::new();
+        let mut push = |m: request::Message| write_message(&mut bytes, &agent::Request { message: Some(m) });
+        push(request::Message::Begin(batch.begin.clone()))?;
+        for p in &batch.points {
+            push(request::Message::Point(p.clone()))?;
+        }
+        push(request::Message::End(batch.end.clone()))?;
+        self.send_bytes(&bytes)
+    }
+
+    /// Points received so far and not yet taken.
+    pub fn take_points(&mut self) -> Vec<agent::Point> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Closes the input (as Kapacitor does on task stop), reads everything
+    /// the UDF still writes, and waits for it to exit. Returns all points not
+    /// yet taken, any ErrorResponse text, and the exit status (process mode).
+    pub fn close(mut self) -> Result<Closed, HostError> {
+        match &mut self.conn {
+            Conn::Process { stdin, .. } => drop(stdin.take()),
+            Conn::Socket(s) => s.shutdown(std::net::Shutdown::Write)?,
+        }
+        let mut error = None;
+        loop {
+            match self.recv() {
+                Ok(response::Message::Point(p)) => self.pending.push(p),
+                Ok(response::Message::Error(e)) => error = Some(e.error),
+                Ok(_) => {}
+                Err(HostError::Closed(_)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let status = match &mut self.conn {
+            Conn::Process { child, .. } => Some(child.wait()?),
+            Conn::Socket(_) => None,
+        };
+        Ok(Closed { points: std::mem::take(&mut self.pending), error, status })
+    }
+}
+
+/// What [`UdfClient::close`] collected.
+#[derive(Debug)]
+pub struct Closed {
+    /// Points not taken before.
+    pub points: Vec<agent::Point>,
+    /// An ErrorResponse's text, if one came.
+    pub error: Option<String>,
+    /// The process's exit status (None for sockets).
+    pub status: Option<ExitStatus>,
+}
+
+impl Drop for UdfClient {
+    fn drop(&mut self) {
+        if let Conn::Process { child, .. } = &mut self.conn {
+            // A client dropped without close() must not leave a process behind.
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Logs go to stderr, one line per event, level first (Kapacitor copies a
+//! UDF's stderr into its log). stdout is left to the protocol.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the stderr logger with `filter` (a level or a tracing filter).
+pub fn init(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}

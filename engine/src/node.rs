@@ -1,0 +1,287 @@
+//! One UDF node's state: a detector instance per [`FieldKey`] (Kapacitor
+//! group + tracked field), fed one batch at a time, snapshotted and restored.
+//!
+//! Owns: pulling tracked values out of batch points (skipping and counting
+//! unusable ones), building the output points, and the snapshot contents.
+//! Does not own: the wire (see `session`) or the snapshot byte format
+//! (`tickwatch-state`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use tickwatch_plugin_api::Verdict;
+use tickwatch_proto::agent;
+use tickwatch_state::{FieldState, Snapshot};
+
+use crate::options::NodeConfig;
+use crate::plugin::{DetectorInstance, Plugin, PluginError};
+
+/// A Kapacitor group and one tracked field: the unit of detector state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FieldKey {
+    /// Kapacitor's group id ("" when ungrouped).
+    pub group: String,
+    /// The tracked field.
+    pub field: String,
+}
+
+/// One complete batch as received: BeginBatch, its points, EndBatch.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The BeginBatch.
+    pub begin: agent::BeginBatch,
+    /// The rows.
+    pub points: Vec<agent::Point>,
+    /// The EndBatch.
+    pub end: agent::EndBatch,
+}
+
+struct Tracked {
+    detector: DetectorInstance,
+    last_time: i64,
+}
+
+/// Counters a node keeps for its log lines.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Batches processed.
+    pub batches: u64,
+    /// Points emitted.
+    pub emitted: u64,
+    /// Values skipped (NaN, infinities, strings, bools in a tracked field).
+    pub skipped: u64,
+}
+
+/// A node: configuration plus per-(group, field) detectors.
+pub struct Node {
+    plugin: Arc<Plugin>,
+    config: NodeConfig,
+    tracked: BTreeMap<FieldKey, Tracked>,
+    stats: NodeStats,
+    warned_skip: bool,
+    /// Reused per batch so scoring allocates nothing per point.
+    values: Vec<f64>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("config", &self.config).field("stats", &self.stats).finish()
+    }
+}
+
+/// Kapacitor's group id for a set of dimensions: `k=v,k=v` over the sorted
+/// dimension names, prefixed by `name\n` when grouped by measurement.
+fn group_id(name: &str, by_name: bool, dims: &[String], tags: &HashMap<String, String>) -> String {
+    let mut id = String::new();
+    if by_name {
+        id.push_str(name);
+        id.push('\n');
+    }
+    for (i, d) in dims.iter().enumerate() {
+        if i > 0 {
+            id.push(',');
+        }
+        id.push_str(d);
+        id.push('=');
+        id.push_str(tags.get(d).map(String::as_str).unwrap_or(""));
+    }
+    id
+}
+
+impl Node {
+    /// A node for validated options; checks once that the detector accepts them.
+    pub fn new(plugin: Arc<Plugin>, config: NodeConfig) -> Result<Node, String> {
+        plugin.create(&config.detector_options).map_err(|e| e.to_string())?;
+        Ok(Node {
+            plugin,
+            config,
+            tracked: BTreeMap::new(),
+            stats: NodeStats::default(),
+            warned_skip: false,
+            values: Vec::new(),
+        })
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Scores one batch for every tracked field; returns the points to emit.
+    /// An error means a detector failed (panicked or misbehaved): the stream
+    /// is no longer meaningful for this node.
+    pub fn process(&mut self, batch: &Batch) -> Result<Vec<agent::Point>, PluginError> {
+        self.stats.batches += 1;
+        let group = if batch.end.group.is_empty() { &batch.begin.group } else { &batch.end.group };
+        let name = if batch.end.name.is_empty() { &batch.begin.name } else { &batch.end.name };
+        let tags = if batch.end.tags.is_empty() { &batch.begin.tags } else { &batch.end.tags };
+        let mut out = Vec::new();
+        for fi in 0..self.config.fields.len() {
+            let skipped_before = self.stats.skipped;
+            self.collect(fi, &batch.points);
+            let skipped = self.stats.skipped - skipped_before;
+            if skipped > 0 && !self.warned_skip {
+                self.warned_skip = true;
+                tracing::warn!(
+                    "skipped {skipped} unusable value(s) of field {} (NaN, infinite, string or \
+                     bool); further skips are counted without logging",
+                    self.config.fields[fi]
+                );
+            }
+            if self.values.is_empty() {
+                continue;
+            }
+            let key = FieldKey { group: group.clone(), field: self.config.fields[fi].clone() };
+            let tracked = match self.tracked.get_mut(&key) {
+                Some(t) => t,
+                None => {
+                    let detector = self.plugin.create(&self.config.detector_options)?;
+                    self.tracked.entry(key.clone()).or_insert(Tracked { detector, last_time: 0 })
+                }
+            };
+            let verdict = tracked.detector.score(&self.values)?;
+            tracked.last_time = batch.end.tmax;
+            if let Some(v) = verdict {
+                if let Some(p) = self.point(name, tags, batch, &key.field, v) {
+                    out.push(p);
+                }
+            }
+        }
+        self.stats.emitted += out.len() as u64;
+        Ok(out)
+    }
+
+    /// Fills `self.values` with field `fi`'s usable values from `points`.
+    fn collect(&mut self, fi: usize, points: &[agent::Point]) {
+        self.values.clear();
+        let field = &self.config.fields[fi];
+        for p in points {
+            if let Some(&v) = p.fields_double.get(field) {
+                if v.is_finite() {
+                    self.values.push(v);
+                } else {
+                    self.stats.skipped += 1;
+                }
+            } else if let Some(&v) = p.fields_int.get(field) {
+                self.values.push(v as f64);
+            } else if p.fields_string.contains_key(field) || p.fields_bool.contains_key(field) {
+                self.stats.skipped += 1;
+            }
+        }
+    }
+
+    fn point(
+        &self,
+        name: &str,
+        batch_tags: &HashMap<String, String>,
+        batch: &Batch,
+        field: &str,
+        v: Verdict,
+    ) -> Option<agent::Point> {
+        if !(v.pvalue.is_finite() && (0.0..=1.0).contains(&v.pvalue)) {
+            tracing::error!(
+                "detector {} returned pvalue {} for field {field}; point dropped",
+                self.plugin.name(),
+                v.pvalue
+            );
+            return None;
+        }
+        let field_tag = &self.config.field_tag;
+        let mut tags = batch_tags.clone();
+        tags.insert(field_tag.clone(), field.to_string());
+        let mut dimensions: Vec<String> = batch_tags.keys().cloned().collect();
+        if !batch_tags.contains_key(field_tag) {
+            dimensions.push(field_tag.clone());
+        }
+        dimensions.sort();
+        let mut fields_double = HashMap::with_capacity(v.stats.len() + 1);
+        fields_double.insert("pvalue".to_string(), v.pvalue);
+        for (k, x) in v.stats {
+            // InfluxDB refuses NaN and infinities; a plugin bug must not break writes.
+            if x.is_finite() && k != "pvalue" {
+                fields_double.insert(k, x);
+            }
+        }
+        let by_name = batch.end.by_name;
+        Some(agent::Point {
+            time: batch.end.tmax,
+            name: name.to_string(),
+            group: group_id(name, by_name, &dimensions, &tags),
+            dimensions,
+            tags,
+            fields_double,
+            fields_bool: HashMap::from([("anomalous".to_string(), v.anomalous)]),
+            by_name,
+            ..Default::default()
+        })
+    }
+
+    /// Every (group, field) state of the node.
+    pub fn snapshot(&mut self) -> Result<Snapshot, PluginError> {
+        let mut fields = Vec::with_capacity(self.tracked.len());
+        for (key, t) in &mut self.tracked {
+            fields.push(FieldState {
+                group: key.group.clone(),
+                field: key.field.clone(),
+                detector: self.plugin.name().to_string(),
+                detector_version: self.plugin.version().to_string(),
+                options: self.config.fingerprint.clone(),
+                last_time: t.last_time,
+                state: t.detector.save()?,
+            });
+        }
+        Ok(Snapshot { fields })
+    }
+
+    /// Replaces the node's state with a snapshot's. On any error the current
+    /// state is left untouched. Entries for another detector, detector
+    /// version or options, or for a field this node does not track, are not
+    /// applied (logged): a reused task name must not inherit old history.
+    pub fn restore(&mut self, snapshot: Snapshot) -> Result<usize, String> {
+        let mut next = BTreeMap::new();
+        for e in snapshot.fields {
+            let mismatch = if e.detector != self.plugin.name() {
+                Some(format!("detector {} (node uses {})", e.detector, self.plugin.name()))
+            } else if e.detector_version != self.plugin.version() {
+                Some(format!(
+                    "detector version {} (node uses {})",
+                    e.detector_version,
+                    self.plugin.version()
+                ))
+            } else if e.options != self.config.fingerprint {
+                Some(format!("options {} (node uses {})", e.options, self.config.fingerprint))
+            } else if !self.config.fields.contains(&e.field) {
+                Some("a field this node does not track".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = mismatch {
+                tracing::info!(
+                    "restore: not applying state of field {} group {:?}: it was built with {why}; \
+                     the field starts fresh",
+                    e.field,
+                    e.group
+                );
+                continue;
+            }
+            let mut detector = self.plugin.create(&self.config.detector_options).map_err(|err| {
+                format!("cannot create detector for field {}: {err}", e.field)
+            })?;
+            detector.load(&e.state).map_err(|err| {
+                format!("state of field {} group {:?} does not load: {err}", e.field, e.group)
+            })?;
+            next.insert(
+                FieldKey { group: e.group, field: e.field },
+                Tracked { detector, last_time: e.last_time },
+            );
+        }
+        let n = next.len();
+        self.tracked = next;
+        Ok(n)
+    }
+}

@@ -1,0 +1,226 @@
+//! Init options as a TICKscript sends them → a validated [`NodeConfig`].
+//!
+//! Kapacitor rejects a call whose argument count or types differ from the
+//! Info answer, so `field` is declared with a fixed arity (`--field-arity`,
+//! default 3): empty strings are padding (`.field('hotend','','')` tracks one
+//! field) and repeated calls accumulate. Nothing reads raw options after this.
+
+use std::collections::HashMap;
+
+use tickwatch_plugin_api::{OptionSpec, Options, Value, ValueKind};
+use tickwatch_proto::agent::{self, option_value};
+
+/// The option naming the fields to track.
+pub const FIELD_OPTION: &str = "field";
+/// The option naming the tag that carries the field name.
+pub const FIELD_TAG_OPTION: &str = "fieldTag";
+/// Default of [`FIELD_TAG_OPTION`].
+pub const DEFAULT_FIELD_TAG: &str = "field";
+
+/// A node's validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// Fields to track, in script order, no duplicates, at least one.
+    pub fields: Vec<String>,
+    /// Tag carrying the field name on emitted points.
+    pub field_tag: String,
+    /// The detector's options, defaults filled in.
+    pub detector_options: Options,
+    /// Canonical text of the detector options (`alpha=0.001,size=3600`),
+    /// stored beside state so state built under other options is not reused.
+    pub fingerprint: String,
+}
+
+/// The option declarations sent in the InfoResponse: tickwatch's own plus the
+/// detector's (each detector option takes one argument).
+pub fn declared(field_arity: usize, detector: &[OptionSpec]) -> Vec<(String, Vec<ValueKind>)> {
+    let mut out = vec![
+        (FIELD_OPTION.to_string(), vec![ValueKind::String; field_arity]),
+        (FIELD_TAG_OPTION.to_string(), vec![ValueKind::String]),
+    ];
+    out.extend(
+        detector
+            .iter()
+            .filter(|s| s.name != FIELD_OPTION && s.name != FIELD_TAG_OPTION)
+            .map(|s| (s.name.clone(), vec![s.kind])),
+    );
+    out
+}
+
+fn value_of(v: &agent::OptionValue) -> Option<Value> {
+    Some(match v.value.as_ref()? {
+        option_value::Value::BoolValue(b) => Value::Bool(*b),
+        option_value::Value::IntValue(i) => Value::Int(*i),
+        option_value::Value::DoubleValue(d) => Value::Double(*d),
+        option_value::Value::StringValue(s) => Value::String(s.clone()),
+        option_value::Value::DurationValue(d) => Value::Duration(*d),
+    })
+}
+
+/// Validates Init options against the declarations; the error says which
+/// option and why (Kapacitor shows it when the task fails to start).
+pub fn validate(
+    options: &[agent::Option],
+    field_arity: usize,
+    detector: &[OptionSpec],
+) -> Result<NodeConfig, String> {
+    let decl: HashMap<String, Vec<ValueKind>> = declared(field_arity, detector).into_iter().collect();
+    let mut fields: Vec<String> = Vec::new();
+    let mut field_tag = DEFAULT_FIELD_TAG.to_string();
+    let mut set: HashMap<&str, Value> = HashMap::new();
+
+    for opt in options {
+        let Some(kinds) = decl.get(&opt.name) else {
+            let mut known: Vec<&str> = decl.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(format!("unknown option {} (known: {})", opt.name, known.join(", ")));
+        };
+        if opt.values.len() != kinds.len() {
+            return Err(format!(
+                "option {} takes {} argument{}, got {}",
+                opt.name,
+                kinds.len(),
+                if kinds.len() == 1 { "" } else { "s" },
+                opt.values.len()
+            ));
+        }
+        let mut values = Vec::with_capacity(kinds.len());
+        for (i, (v, kind)) in opt.values.iter().zip(kinds).enumerate() {
+            let value = value_of(v)
+                .ok_or_else(|| format!("option {} argument {} has no value", opt.name, i + 1))?;
+            if value.kind() != *kind {
+                return Err(format!(
+                    "option {} argument {} must be {kind}, got {}",
+                    opt.name,
+                    i + 1,
+                    value.kind()
+                ));
+            }
+            values.push(value);
+        }
+        match opt.name.as_str() {
+            FIELD_OPTION => {
+                for v in values {
+                    let Value::String(name) = v else { continue };
+                    if name.is_empty() {
+                        continue;
+                    }
+                    if fields.contains(&name) {
+                        return Err(format!("option field names {name:?} twice"));
+                    }
+                    fields.push(name);
+                }
+            }
+            FIELD_TAG_OPTION => {
+                let Some(Value::String(tag)) = values.into_iter().next() else { continue };
+                if tag.is_empty() {
+                    return Err("option fieldTag must not be empty".into());
+                }
+                field_tag = tag;
+            }
+            // A detector option set twice: the later call wins, as in a TICKscript.
+            name => {
+                if let Some(v) = values.into_iter().next() {
+                    let key = detector.iter().find(|s| s.name == name).map(|s| s.name.as_str());
+                    if let Some(key) = key {
+                        set.insert(key, v);
+                    }
+                }
+            }
+        }
+    }
+    if fields.is_empty() {
+        return Err("no field to track: name at least one with .field('name')".into());
+    }
+
+    let mut pairs = Vec::with_capacity(detector.len());
+    for spec in detector {
+        match set.remove(spec.name.as_str()).or_else(|| spec.default.clone()) {
+            Some(v) => pairs.push((spec.name.clone(), v)),
+            None => return Err(format!("option {} is required: {}", spec.name, spec.help)),
+        }
+    }
+    let mut canon: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    canon.sort();
+    Ok(NodeConfig {
+        fields,
+        field_tag,
+        detector_options: Options::new(pairs),
+        fingerprint: canon.join(","),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> agent::OptionValue {
+        agent::OptionValue {
+            r#type: agent::ValueType::String as i32,
+            value: Some(option_value::Value::StringValue(x.into())),
+        }
+    }
+    fn i(x: i64) -> agent::OptionValue {
+        agent::OptionValue {
+            r#type: agent::ValueType::Int as i32,
+            value: Some(option_value::Value::IntValue(x)),
+        }
+    }
+    fn d(x: f64) -> agent::OptionValue {
+        agent::OptionValue {
+            r#type: agent::ValueType::Double as i32,
+            value: Some(option_value::Value::DoubleValue(x)),
+        }
+    }
+    fn opt(name: &str, values: Vec<agent::OptionValue>) -> agent::Option {
+        agent::Option { name: name.into(), values }
+    }
+    fn specs() -> Vec<OptionSpec> {
+        vec![
+            OptionSpec::required("size", ValueKind::Int, "history"),
+            OptionSpec::required("alpha", ValueKind::Double, "level"),
+        ]
+    }
+
+    #[test]
+    fn accumulates_fields_skipping_padding() {
+        let c = validate(
+            &[
+                opt("field", vec![s("a"), s(""), s("b")]),
+                opt("field", vec![s("c"), s(""), s("")]),
+                opt("size", vec![i(3600)]),
+                opt("alpha", vec![d(0.001)]),
+            ],
+            3,
+            &specs(),
+        )
+        .unwrap();
+        assert_eq!(c.fields, ["a", "b", "c"]);
+        assert_eq!(c.field_tag, "field");
+        assert_eq!(c.fingerprint, "alpha=0.001,size=3600");
+    }
+
+    #[test]
+    fn refuses_with_the_reason() {
+        let base = || vec![opt("size", vec![i(10)]), opt("alpha", vec![d(0.1)])];
+        let err = |extra: Vec<agent::Option>| {
+            let mut o = base();
+            o.extend(extra);
+            validate(&o, 3, &specs()).unwrap_err()
+        };
+        assert!(err(vec![]).contains("no field to track"));
+        assert!(err(vec![opt("field", vec![s(""), s(""), s("")])]).contains("no field"));
+        assert_eq!(
+            err(vec![opt("field", vec![s("a"), s("a"), s("")])]),
+            "option field names \"a\" twice"
+        );
+        assert_eq!(err(vec![opt("field", vec![s("a")])]), "option field takes 3 arguments, got 1");
+        assert_eq!(
+            err(vec![opt("field", vec![s("a"), i(1), s("")])]),
+            "option field argument 2 must be string, got int"
+        );
+        assert!(err(vec![opt("window", vec![i(1)])]).starts_with("unknown option window"));
+        let missing = validate(&[opt("field", vec![s("a"), s(""), s("")])], 3, &specs());
+        assert!(missing.unwrap_err().starts_with("option size is required"));
+    }
+}

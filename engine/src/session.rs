@@ -1,0 +1,357 @@
+//! `Session`: one Kapacitor connection (stdin/stdout of a process UDF, or one
+//! unix-socket connection), from Info or Init until the stream closes.
+//!
+//! Three threads per session, so keepalives are answered promptly while a
+//! large batch is being scored (Kapacitor aborts a task whose UDF is silent
+//! for `timeout`):
+//! - the reader decodes frames, answers keepalives straight to the writer,
+//!   assembles batches and queues everything else, in order, for
+//! - the worker, which owns the node (Init, Restore, batches, Snapshot) and
+//!   so answers a Snapshot only after every batch queued before it, and
+//! - the writer, which frames responses onto the output and flushes whenever
+//!   it has nothing more to write.
+//!
+//! stdout belongs to the protocol: nothing here prints.
+#![deny(clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Read, Write};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+
+use tickwatch_proto::agent::{self, request, response};
+use tickwatch_proto::{FrameError, read_message, write_message};
+use tickwatch_state::Snapshot;
+
+use crate::node::{Batch, Node};
+use crate::options;
+use crate::plugin::Plugin;
+
+/// What every session of a serving process shares.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The detector this process serves.
+    pub plugin: Arc<Plugin>,
+    /// Number of STRING arguments `field` declares.
+    pub field_arity: usize,
+}
+
+/// Largest capacity reserved up front for a batch, whatever its BeginBatch
+/// `size` claims (the claim comes from the wire).
+const MAX_BATCH_RESERVE: usize = 65_536;
+
+enum Work {
+    Info,
+    Init(agent::InitRequest),
+    Restore(agent::RestoreRequest),
+    Snapshot,
+    Batch(Batch),
+    Eof { open_batch: bool },
+    Broken(String),
+}
+
+enum Out {
+    Msg(response::Message),
+    Close,
+}
+
+fn send(tx: &mpsc::Sender<Out>, m: response::Message) {
+    // The writer outlives every sender until Close; a send error only means
+    // the session is already ending.
+    let _ = tx.send(Out::Msg(m));
+}
+
+/// Serves one connection. Returns `Err` with the reason when the session
+/// ended with an `ErrorResponse` (broken stream, failed detector); the caller
+/// turns that into a non-zero exit (process mode) or a closed connection.
+pub fn run<R, W>(reader: R, writer: W, config: &SessionConfig) -> Result<(), String>
+where
+    R: Read + Send + 'static,
+    W: Write + Send,
+{
+    let (out_tx, out_rx) = mpsc::channel::<Out>();
+    let (work_tx, work_rx) = mpsc::channel::<Work>();
+
+    let reader_out = out_tx.clone();
+    let spawned = thread::Builder::new()
+        .name("udf-reader".into())
+        .spawn(move || read_loop(reader, work_tx, reader_out));
+    if let Err(e) = spawned {
+        return Err(format!("cannot start reader thread: {e}"));
+    }
+
+    thread::scope(|s| {
+        let writer_thread = s.spawn(move || write_loop(writer, out_rx));
+        let result = Worker { config, node: None, ids: String::new(), out: &out_tx }.run(work_rx);
+        let _ = out_tx.send(Out::Close);
+        match writer_thread.join() {
+            Ok(Ok(())) => result,
+            Ok(Err(e)) => result.and(Err(e)),
+            Err(_) => Err("writer thread panicked".into()),
+        }
+    })
+}
+
+fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out>) {
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+    let mut buf = Vec::new();
+    let mut batch: Option<Batch> = None;
+    loop {
+        let req = match read_message::<agent::Request, _>(&mut reader, &mut buf) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let _ = work.send(Work::Eof { open_batch: batch.is_some() });
+                return;
+            }
+            Err(e) => {
+                let msg = match &e {
+                    FrameError::TooLarge { .. } => format!("refusing frame: {e}"),
+                    _ => format!("broken stream: {e}"),
+                };
+                let _ = work.send(Work::Broken(msg));
+                return;
+            }
+        };
+        let item = match req.message {
+            Some(request::Message::Keepalive(k)) => {
+                send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }));
+                continue;
+            }
+            Some(request::Message::Begin(begin)) => {
+                if batch.is_some() {
+                    Work::Broken("protocol error: BeginBatch while a batch is open".into())
+                } else {
+                    let reserve = usize::try_from(begin.size).unwrap_or(0).min(MAX_BATCH_RESERVE);
+                    batch = Some(Batch {
+                        begin,
+                        points: Vec::with_capacity(reserve),
+                        end: agent::EndBatch::default(),
+                    });
+                    continue;
+                }
+            }
+            Some(request::Message::Point(p)) => match batch.as_mut() {
+                Some(b) => {
+                    b.points.push(p);
+                    continue;
+                }
+                None => Work::Broken(
+                    "protocol error: point outside a batch (this UDF wants batch edges: \
+                     put it after |window())"
+                        .into(),
+                ),
+            },
+            Some(request::Message::End(end)) => match batch.take() {
+                Some(mut b) => {
+                    b.end = end;
+                    Work::Batch(b)
+                }
+                None => Work::Broken("protocol error: EndBatch without BeginBatch".into()),
+            },
+            Some(request::Message::Info(_)) => Work::Info,
+            Some(request::Message::Init(i)) => Work::Init(i),
+            Some(request::Message::Restore(r)) => Work::Restore(r),
+            Some(request::Message::Snapshot(_)) => Work::Snapshot,
+            None => Work::Broken("protocol error: request with no message".into()),
+        };
+        let broken = matches!(item, Work::Broken(_));
+        if work.send(item).is_err() || broken {
+            return;
+        }
+    }
+}
+
+fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), String> {
+    let mut w = BufWriter::with_capacity(64 * 1024, writer);
+    let mut failed: Option<String> = None;
+    'outer: while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Out::Close => break 'outer,
+                Out::Msg(m) if failed.is_none() => {
+                    let resp = agent::Response { message: Some(m) };
+                    if let Err(e) = write_message(&mut w, &resp) {
+                        failed = Some(format!("cannot write to Kapacitor: {e}"));
+                    }
+                }
+                Out::Msg(_) => {}
+            }
+            next = rx.try_recv().ok();
+        }
+        if failed.is_none() {
+            if let Err(e) = w.flush() {
+                failed = Some(format!("cannot write to Kapacitor: {e}"));
+            }
+        }
+    }
+    if failed.is_none() {
+        if let Err(e) = w.flush() {
+            failed = Some(format!("cannot write to Kapacitor: {e}"));
+        }
+    }
+    match failed {
+        Some(e) => {
+            tracing::error!("{e}");
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
+struct Worker<'a> {
+    config: &'a SessionConfig,
+    node: Option<Node>,
+    /// `task/node` for log lines.
+    ids: String,
+    out: &'a mpsc::Sender<Out>,
+}
+
+impl Worker<'_> {
+    fn run(mut self, rx: mpsc::Receiver<Work>) -> Result<(), String> {
+        while let Ok(work) = rx.recv() {
+            match work {
+                Work::Info => self.info(),
+                Work::Init(i) => self.init(i),
+                Work::Restore(r) => self.restore(r),
+                Work::Snapshot => self.snapshot()?,
+                Work::Batch(b) => self.batch(&b)?,
+                Work::Eof { open_batch } => {
+                    if open_batch {
+                        tracing::warn!("{}: input closed inside a batch; that batch is dropped", self.ids);
+                    }
+                    self.finished();
+                    return Ok(());
+                }
+                Work::Broken(msg) => return Err(self.fatal(msg)),
+            }
+        }
+        // The reader vanished without a word (it cannot, but do not hang).
+        Err(self.fatal("reader stopped unexpectedly".into()))
+    }
+
+    fn fatal(&self, msg: String) -> String {
+        self_fatal(self.out, &self.ids, msg)
+    }
+
+    fn finished(&self) {
+        if let Some(node) = &self.node {
+            let s = node.stats();
+            tracing::info!(
+                "{}: input closed after {} batches, {} points emitted, {} values skipped",
+                self.ids,
+                s.batches,
+                s.emitted,
+                s.skipped
+            );
+        }
+    }
+
+    fn info(&self) {
+        let declared = options::declared(self.config.field_arity, self.config.plugin.options());
+        let options: HashMap<String, agent::OptionInfo> = declared
+            .into_iter()
+            .map(|(name, kinds)| {
+                let value_types = kinds.into_iter().map(|k| k as i32).collect();
+                (name, agent::OptionInfo { value_types })
+            })
+            .collect();
+        send(
+            self.out,
+            response::Message::Info(agent::InfoResponse {
+                wants: agent::EdgeType::Batch as i32,
+                provides: agent::EdgeType::Stream as i32,
+                options,
+            }),
+        );
+    }
+
+    fn init(&mut self, req: agent::InitRequest) {
+        let result = if self.node.is_some() {
+            Err("already initialized: Init may be sent once per connection".to_string())
+        } else {
+            options::validate(&req.options, self.config.field_arity, self.config.plugin.options())
+                .and_then(|cfg| Node::new(Arc::clone(&self.config.plugin), cfg))
+        };
+        self.ids = format!("task {} node {}", req.task_id, req.node_id);
+        let (success, error) = match result {
+            Ok(node) => {
+                let c = node.config();
+                tracing::info!(
+                    "{}: tracking fields {:?} with detector {} {} ({}), field tag {:?}",
+                    self.ids,
+                    c.fields,
+                    self.config.plugin.name(),
+                    self.config.plugin.version(),
+                    c.fingerprint,
+                    c.field_tag
+                );
+                self.node = Some(node);
+                (true, String::new())
+            }
+            Err(e) => {
+                tracing::warn!("{}: init refused: {e}", self.ids);
+                (false, e)
+            }
+        };
+        send(self.out, response::Message::Init(agent::InitResponse { success, error }));
+    }
+
+    fn restore(&mut self, req: agent::RestoreRequest) {
+        let result = match self.node.as_mut() {
+            None => Err("restore before a successful Init".to_string()),
+            Some(node) => Snapshot::decode(&req.snapshot)
+                .map_err(|e| format!("cannot restore snapshot: {e}"))
+                .and_then(|snap| node.restore(snap).map_err(|e| format!("cannot restore snapshot: {e}"))),
+        };
+        let (success, error) = match result {
+            Ok(n) => {
+                tracing::info!("{}: restored {n} field state(s) from Kapacitor's snapshot", self.ids);
+                (true, String::new())
+            }
+            Err(e) => {
+                tracing::warn!("{}: {e}; current state kept", self.ids);
+                (false, e)
+            }
+        };
+        send(self.out, response::Message::Restore(agent::RestoreResponse { success, error }));
+    }
+
+    fn snapshot(&mut self) -> Result<(), String> {
+        let snap = match self.node.as_mut() {
+            None => Snapshot::default(),
+            Some(node) => {
+                node.snapshot().map_err(|e| self_fatal(self.out, &self.ids, format!("snapshot failed: {e}")))?
+            }
+        };
+        let bytes = snap
+            .encode()
+            .map_err(|e| self_fatal(self.out, &self.ids, format!("snapshot failed: {e}")))?;
+        send(self.out, response::Message::Snapshot(agent::SnapshotResponse { snapshot: bytes }));
+        Ok(())
+    }
+
+    fn batch(&mut self, batch: &Batch) -> Result<(), String> {
+        let Some(node) = self.node.as_mut() else {
+            return Err(self.fatal("protocol error: batch before a successful Init".into()));
+        };
+        match node.process(batch) {
+            Ok(points) => {
+                for p in points {
+                    send(self.out, response::Message::Point(p));
+                }
+                Ok(())
+            }
+            Err(e) => Err(self_fatal(self.out, &self.ids, format!("detector failed: {e}"))),
+        }
+    }
+}
+
+/// `Worker::fatal` for when `self` is partly borrowed.
+fn self_fatal(out: &mpsc::Sender<Out>, ids: &str, msg: String) -> String {
+    let who = if ids.is_empty() { String::new() } else { format!("{ids}: ") };
+    tracing::error!("{who}{msg}");
+    send(out, response::Message::Error(agent::ErrorResponse { error: msg.clone() }));
+    msg
+}
