@@ -1,1 +1,16 @@
-fn main(){}
+//! End-to-end tests: the real `tickwatch` binary and the real ttest plugin
+//! `.so`, driven over real pipes and sockets by a Kapacitor stand-in.
+
+// Plays Kapacitor: locates/builds the binary, spawns nodes, makes printer days.
+mod support;
+
+// Info, Init option rules, framing and protocol errors, keepalives.
+mod protocol;
+// The guide's printer day: faults found, fields/groups independent, snapshot/restore.
+mod printer;
+// Unusable values are skipped and counted, never fed to a detector.
+mod values;
+// Socket mode: concurrent nodes, refusals, permissions, signals.
+mod socket;
+// Plugin discovery: unknown detectors, broken files beside good ones.
+mod plugins;

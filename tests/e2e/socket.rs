@@ -1,0 +1,168 @@
+//! Socket mode: every connection an independent node, served concurrently;
+//! refusals, permissions and signal handling.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tickwatch_engine::host::UdfClient;
+
+use crate::support::{self, verdicts};
+
+struct Server {
+    child: Child,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn serve_cmd(path: &Path) -> Command {
+    let mut cmd = Command::new(support::bin());
+    cmd.args(["serve", "--detector", "ttest", "--log", "warn", "--plugin-dir"])
+        .arg(support::plugin_dir())
+        .arg("--socket")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn wait_for(cond: impl Fn() -> bool, what: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tickwatch.sock");
+        let child = serve_cmd(&path).spawn().unwrap();
+        wait_for(|| UdfClient::connect(&path).is_ok(), "the socket");
+        Server { child, path, _dir: dir }
+    }
+
+    fn connect(&self) -> UdfClient {
+        UdfClient::connect(&self.path).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_on_socket(server: &Server, fields: &[&str], printers: &[(&str, u64)]) -> Vec<support::Verdict> {
+    // Kapacitor asks Info on a connection of its own.
+    let info = {
+        let mut c = server.connect();
+        let info = c.info().unwrap();
+        c.close().unwrap();
+        info
+    };
+    let mut c = server.connect();
+    c.set_info(info);
+    let r = c.init("t", "n", support::ttest_options(fields, 3600, 0.001)).unwrap();
+    assert!(r.success, "{}", r.error);
+    verdicts(&support::run_all(c, &support::day_batches(printers)))
+}
+
+#[test]
+fn concurrent_connections_equal_process_mode() {
+    let server = Server::start();
+    let jobs: Vec<(Vec<&str>, Vec<(&str, u64)>)> = vec![
+        (vec!["hotend", "bed", "air"], vec![("", 51)]),
+        (vec!["air"], vec![("a", 52), ("b", 53)]),
+        (vec!["bed", "hotend"], vec![("x", 54)]),
+    ];
+    let socket_results: Vec<_> = thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(f, p)| {
+                let server = &server;
+                s.spawn(move || run_on_socket(server, f, p))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((fields, printers), got) in jobs.iter().zip(socket_results) {
+        let want = verdicts(&support::run_all(
+            support::node(fields, 3600, 0.001),
+            &support::day_batches(printers),
+        ));
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "fields {fields:?}");
+    }
+}
+
+#[test]
+fn a_broken_connection_does_not_disturb_the_others() {
+    let server = Server::start();
+    let mut bad = server.connect();
+    bad.send_bytes(&[0xff; 11]).unwrap();
+    let closed = bad.close().unwrap();
+    assert!(closed.error.unwrap().contains("uvarint"));
+    let got = run_on_socket(&server, &["hotend"], &[("", 55)]);
+    assert_eq!(got.len(), 287);
+}
+
+#[test]
+fn socket_is_not_world_writable() {
+    let server = Server::start();
+    let meta = std::fs::symlink_metadata(&server.path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o007, 0, "mode {:o}", meta.permissions().mode());
+}
+
+#[test]
+fn refuses_a_path_that_is_not_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("precious.txt");
+    std::fs::write(&path, "keep me").unwrap();
+    let out = serve_cmd(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a socket"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+}
+
+#[test]
+fn refuses_a_socket_another_server_listens_on() {
+    let server = Server::start();
+    let out = serve_cmd(&server.path).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already listening"));
+    // The first server is unharmed.
+    assert_eq!(run_on_socket(&server, &["bed"], &[("", 56)]).len(), 287);
+}
+
+#[test]
+fn replaces_a_stale_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let mut child = serve_cmd(&path).spawn().unwrap();
+    wait_for(|| UdfClient::connect(&path).is_ok(), "the socket");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigterm_and_sigint_remove_the_socket() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let mut server = Server::start();
+        let pid = server.child.id() as libc::pid_t;
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let status = server.child.wait().unwrap();
+        assert!(status.success(), "exit after signal {sig}: {status}");
+        assert!(!server.path.exists(), "socket left behind after signal {sig}");
+    }
+}

@@ -1,0 +1,172 @@
+//! The Kapacitor stand-in for every end-to-end test.
+//!
+//! Wraps `tickwatch_engine::host` (the Kapacitor side of the protocol: spawn,
+//! Info → Init with Kapacitor's arity/type rule → Restore → batches with
+//! keepalives → Snapshot → close) with test conveniences.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+
+use tickwatch_engine::host::UdfClient;
+use tickwatch_engine::host::client::opt;
+use tickwatch_engine::host::window::Windower;
+use tickwatch_engine::node::Batch;
+use tickwatch_engine::scenario;
+use tickwatch_proto::agent;
+
+pub use tickwatch_engine::host::client::opt as o;
+
+pub const FIVE_MIN: i64 = 5 * 60 * 1_000_000_000;
+
+/// target/<profile>, where the binary and the plugin `.so` land.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-<hash>
+    exe.parent().and_then(Path::parent).expect("target profile dir").to_path_buf()
+}
+
+static BUILD: Once = Once::new();
+
+/// Path of the `tickwatch` binary, built (with the plugins) in the same
+/// profile as this test on first use so it is never stale.
+pub fn bin() -> PathBuf {
+    let dir = target_dir();
+    BUILD.call_once(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "tickwatch-engine", "-p", "tickwatch-ttest"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo build");
+        assert!(st.success(), "cargo build of tickwatch and its plugins failed");
+    });
+    let bin = dir.join("tickwatch");
+    assert!(bin.exists(), "{} missing", bin.display());
+    bin
+}
+
+/// The plugin directory holding the built ttest `.so`.
+pub fn plugin_dir() -> PathBuf {
+    bin();
+    target_dir()
+}
+
+/// Spawns `tickwatch serve --detector ttest` with extra arguments.
+pub fn spawn(extra: &[&str]) -> UdfClient {
+    let bin = bin();
+    let dir = plugin_dir();
+    let dir = dir.to_str().expect("utf-8 path");
+    let mut args = vec!["serve", "--detector", "ttest", "--plugin-dir", dir, "--log", "warn"];
+    args.extend_from_slice(extra);
+    UdfClient::spawn(&bin, &args, &[]).expect("spawn tickwatch serve")
+}
+
+/// `.field(...)` calls for `fields`, padded with '' to arity 3, as a user
+/// would write them in a TICKscript.
+pub fn field_calls(fields: &[&str]) -> Vec<agent::Option> {
+    fields
+        .chunks(3)
+        .map(|c| {
+            let mut v: Vec<agent::OptionValue> = c.iter().map(|f| opt::s(f)).collect();
+            while v.len() < 3 {
+                v.push(opt::s(""));
+            }
+            opt::call("field", v)
+        })
+        .collect()
+}
+
+/// The options of `@tTest().field(fields…).size(size).alpha(alpha)`.
+pub fn ttest_options(fields: &[&str], size: i64, alpha: f64) -> Vec<agent::Option> {
+    let mut o = field_calls(fields);
+    o.push(opt::call("size", vec![opt::i(size)]));
+    o.push(opt::call("alpha", vec![opt::d(alpha)]));
+    o
+}
+
+/// Connects Info + Init on a client; panics unless Init succeeds.
+pub fn init(udf: &mut UdfClient, fields: &[&str], size: i64, alpha: f64) {
+    udf.info().expect("info");
+    let r = udf.init("print_temps", "tTest2", ttest_options(fields, size, alpha)).expect("init");
+    assert!(r.success, "init refused: {}", r.error);
+}
+
+/// A started process node for `fields`.
+pub fn node(fields: &[&str], size: i64, alpha: f64) -> UdfClient {
+    let mut udf = spawn(&[]);
+    init(&mut udf, fields, size, alpha);
+    udf
+}
+
+/// Windows of the printer day(s) as Kapacitor would send them: one printer
+/// per (tag value, seed); ungrouped when `printers` has one entry with an
+/// empty name.
+pub fn day_batches(printers: &[(&str, u64)]) -> Vec<Batch> {
+    let group_by: Vec<&str> = if printers.iter().any(|(p, _)| !p.is_empty()) { vec!["printer"] } else { vec![] };
+    let mut w = Windower::new(FIVE_MIN, FIVE_MIN, &group_by);
+    let days: Vec<(HashMap<String, String>, Vec<scenario::Reading>)> = printers
+        .iter()
+        .map(|(name, seed)| {
+            let tags = if name.is_empty() {
+                HashMap::new()
+            } else {
+                HashMap::from([("printer".to_string(), name.to_string())])
+            };
+            (tags, scenario::printer_day(*seed))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for i in 0..scenario::READINGS {
+        for (tags, day) in &days {
+            out.extend(w.push(day[i].to_point(tags)));
+        }
+    }
+    out
+}
+
+/// Sends all batches, closes, and returns the emitted points; asserts a
+/// clean exit.
+pub fn run_all(mut udf: UdfClient, batches: &[Batch]) -> Vec<agent::Point> {
+    for b in batches {
+        udf.send_batch(b).expect("send batch");
+    }
+    let closed = udf.close().expect("close");
+    assert_eq!(closed.error, None, "unexpected ErrorResponse");
+    if let Some(st) = closed.status {
+        assert!(st.success(), "tickwatch exited with {st}");
+    }
+    closed.points
+}
+
+/// One verdict, flattened for comparisons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub group: String,
+    pub field: String,
+    pub time: i64,
+    pub pvalue: f64,
+    pub t: f64,
+    pub anomalous: bool,
+}
+
+pub fn verdicts(points: &[agent::Point]) -> Vec<Verdict> {
+    points
+        .iter()
+        .map(|p| Verdict {
+            group: p.tags.get("printer").cloned().unwrap_or_default(),
+            field: p.tags.get("field").cloned().expect("field tag"),
+            time: p.time,
+            pvalue: p.fields_double["pvalue"],
+            t: p.fields_double["t"],
+            anomalous: p.fields_bool["anomalous"],
+        })
+        .collect()
+}
+
+/// Seconds from the start of the day, for readable assertions.
+pub fn second(time: i64) -> i64 {
+    (time - scenario::START_NS) / 1_000_000_000
+}
