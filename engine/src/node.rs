@@ -65,7 +65,10 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("config", &self.config).field("stats", &self.stats).finish()
+        f.debug_struct("Node")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -91,7 +94,9 @@ fn group_id(name: &str, by_name: bool, dims: &[String], tags: &HashMap<String, S
 impl Node {
     /// A node for validated options; checks once that the detector accepts them.
     pub fn new(plugin: Arc<Plugin>, config: NodeConfig) -> Result<Node, String> {
-        plugin.create(&config.detector_options).map_err(|e| e.to_string())?;
+        plugin
+            .create(&config.detector_options)
+            .map_err(|e| e.to_string())?;
         Ok(Node {
             plugin,
             config,
@@ -117,9 +122,21 @@ impl Node {
     /// is no longer meaningful for this node.
     pub fn process(&mut self, batch: &Batch) -> Result<Vec<agent::Point>, PluginError> {
         self.stats.batches += 1;
-        let group = if batch.end.group.is_empty() { &batch.begin.group } else { &batch.end.group };
-        let name = if batch.end.name.is_empty() { &batch.begin.name } else { &batch.end.name };
-        let tags = if batch.end.tags.is_empty() { &batch.begin.tags } else { &batch.end.tags };
+        let group = if batch.end.group.is_empty() {
+            &batch.begin.group
+        } else {
+            &batch.end.group
+        };
+        let name = if batch.end.name.is_empty() {
+            &batch.begin.name
+        } else {
+            &batch.end.name
+        };
+        let tags = if batch.end.tags.is_empty() {
+            &batch.begin.tags
+        } else {
+            &batch.end.tags
+        };
         let mut out = Vec::new();
         for fi in 0..self.config.fields.len() {
             let skipped_before = self.stats.skipped;
@@ -136,20 +153,26 @@ impl Node {
             if self.values.is_empty() {
                 continue;
             }
-            let key = FieldKey { group: group.clone(), field: self.config.fields[fi].clone() };
+            let key = FieldKey {
+                group: group.clone(),
+                field: self.config.fields[fi].clone(),
+            };
             let tracked = match self.tracked.get_mut(&key) {
                 Some(t) => t,
                 None => {
                     let detector = self.plugin.create(&self.config.detector_options)?;
-                    self.tracked.entry(key.clone()).or_insert(Tracked { detector, last_time: 0 })
+                    self.tracked.entry(key.clone()).or_insert(Tracked {
+                        detector,
+                        last_time: 0,
+                    })
                 }
             };
             let verdict = tracked.detector.score(&self.values)?;
             tracked.last_time = batch.end.tmax;
-            if let Some(v) = verdict {
-                if let Some(p) = self.point(name, tags, batch, &key.field, v) {
-                    out.push(p);
-                }
+            if let Some(v) = verdict
+                && let Some(p) = self.point(name, tags, batch, &key.field, v)
+            {
+                out.push(p);
             }
         }
         self.stats.emitted += out.len() as u64;
@@ -246,7 +269,11 @@ impl Node {
         let mut next = BTreeMap::new();
         for e in snapshot.fields {
             let mismatch = if e.detector != self.plugin.name() {
-                Some(format!("detector {} (node uses {})", e.detector, self.plugin.name()))
+                Some(format!(
+                    "detector {} (node uses {})",
+                    e.detector,
+                    self.plugin.name()
+                ))
             } else if e.detector_version != self.plugin.version() {
                 Some(format!(
                     "detector version {} (node uses {})",
@@ -254,7 +281,10 @@ impl Node {
                     self.plugin.version()
                 ))
             } else if e.options != self.config.fingerprint {
-                Some(format!("options {} (node uses {})", e.options, self.config.fingerprint))
+                Some(format!(
+                    "options {} (node uses {})",
+                    e.options, self.config.fingerprint
+                ))
             } else if !self.config.fields.contains(&e.field) {
                 Some("a field this node does not track".to_string())
             } else {
@@ -269,15 +299,25 @@ impl Node {
                 );
                 continue;
             }
-            let mut detector = self.plugin.create(&self.config.detector_options).map_err(|err| {
-                format!("cannot create detector for field {}: {err}", e.field)
-            })?;
+            let mut detector = self
+                .plugin
+                .create(&self.config.detector_options)
+                .map_err(|err| format!("cannot create detector for field {}: {err}", e.field))?;
             detector.load(&e.state).map_err(|err| {
-                format!("state of field {} group {:?} does not load: {err}", e.field, e.group)
+                format!(
+                    "state of field {} group {:?} does not load: {err}",
+                    e.field, e.group
+                )
             })?;
             next.insert(
-                FieldKey { group: e.group, field: e.field },
-                Tracked { detector, last_time: e.last_time },
+                FieldKey {
+                    group: e.group,
+                    field: e.field,
+                },
+                Tracked {
+                    detector,
+                    last_time: e.last_time,
+                },
             );
         }
         let n = next.len();

@@ -51,6 +51,9 @@ enum Work {
     Broken(String),
 }
 
+// Each message is moved once from producer to writer; boxing would only add
+// an allocation per emitted point.
+#[allow(clippy::large_enum_variant)]
 enum Out {
     Msg(response::Message),
     Close,
@@ -83,7 +86,13 @@ where
 
     thread::scope(|s| {
         let writer_thread = s.spawn(move || write_loop(writer, out_rx));
-        let result = Worker { config, node: None, ids: String::new(), out: &out_tx }.run(work_rx);
+        let result = Worker {
+            config,
+            node: None,
+            ids: String::new(),
+            out: &out_tx,
+        }
+        .run(work_rx);
         let _ = out_tx.send(Out::Close);
         match writer_thread.join() {
             Ok(Ok(())) => result,
@@ -101,7 +110,9 @@ fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out
         let req = match read_message::<agent::Request, _>(&mut reader, &mut buf) {
             Ok(Some(r)) => r,
             Ok(None) => {
-                let _ = work.send(Work::Eof { open_batch: batch.is_some() });
+                let _ = work.send(Work::Eof {
+                    open_batch: batch.is_some(),
+                });
                 return;
             }
             Err(e) => {
@@ -115,14 +126,19 @@ fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out
         };
         let item = match req.message {
             Some(request::Message::Keepalive(k)) => {
-                send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }));
+                send(
+                    &out,
+                    response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }),
+                );
                 continue;
             }
             Some(request::Message::Begin(begin)) => {
                 if batch.is_some() {
                     Work::Broken("protocol error: BeginBatch while a batch is open".into())
                 } else {
-                    let reserve = usize::try_from(begin.size).unwrap_or(0).min(MAX_BATCH_RESERVE);
+                    let reserve = usize::try_from(begin.size)
+                        .unwrap_or(0)
+                        .min(MAX_BATCH_RESERVE);
                     batch = Some(Batch {
                         begin,
                         points: Vec::with_capacity(reserve),
@@ -180,16 +196,16 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), String
             }
             next = rx.try_recv().ok();
         }
-        if failed.is_none() {
-            if let Err(e) = w.flush() {
-                failed = Some(format!("cannot write to Kapacitor: {e}"));
-            }
-        }
-    }
-    if failed.is_none() {
-        if let Err(e) = w.flush() {
+        if failed.is_none()
+            && let Err(e) = w.flush()
+        {
             failed = Some(format!("cannot write to Kapacitor: {e}"));
         }
+    }
+    if failed.is_none()
+        && let Err(e) = w.flush()
+    {
+        failed = Some(format!("cannot write to Kapacitor: {e}"));
     }
     match failed {
         Some(e) => {
@@ -219,7 +235,10 @@ impl Worker<'_> {
                 Work::Batch(b) => self.batch(&b)?,
                 Work::Eof { open_batch } => {
                     if open_batch {
-                        tracing::warn!("{}: input closed inside a batch; that batch is dropped", self.ids);
+                        tracing::warn!(
+                            "{}: input closed inside a batch; that batch is dropped",
+                            self.ids
+                        );
                     }
                     self.finished();
                     return Ok(());
@@ -271,8 +290,12 @@ impl Worker<'_> {
         let result = if self.node.is_some() {
             Err("already initialized: Init may be sent once per connection".to_string())
         } else {
-            options::validate(&req.options, self.config.field_arity, self.config.plugin.options())
-                .and_then(|cfg| Node::new(Arc::clone(&self.config.plugin), cfg))
+            options::validate(
+                &req.options,
+                self.config.field_arity,
+                self.config.plugin.options(),
+            )
+            .and_then(|cfg| Node::new(Arc::clone(&self.config.plugin), cfg))
         };
         self.ids = format!("task {} node {}", req.task_id, req.node_id);
         let (success, error) = match result {
@@ -295,7 +318,10 @@ impl Worker<'_> {
                 (false, e)
             }
         };
-        send(self.out, response::Message::Init(agent::InitResponse { success, error }));
+        send(
+            self.out,
+            response::Message::Init(agent::InitResponse { success, error }),
+        );
     }
 
     fn restore(&mut self, req: agent::RestoreRequest) {
@@ -303,11 +329,17 @@ impl Worker<'_> {
             None => Err("restore before a successful Init".to_string()),
             Some(node) => Snapshot::decode(&req.snapshot)
                 .map_err(|e| format!("cannot restore snapshot: {e}"))
-                .and_then(|snap| node.restore(snap).map_err(|e| format!("cannot restore snapshot: {e}"))),
+                .and_then(|snap| {
+                    node.restore(snap)
+                        .map_err(|e| format!("cannot restore snapshot: {e}"))
+                }),
         };
         let (success, error) = match result {
             Ok(n) => {
-                tracing::info!("{}: restored {n} field state(s) from Kapacitor's snapshot", self.ids);
+                tracing::info!(
+                    "{}: restored {n} field state(s) from Kapacitor's snapshot",
+                    self.ids
+                );
                 (true, String::new())
             }
             Err(e) => {
@@ -315,20 +347,26 @@ impl Worker<'_> {
                 (false, e)
             }
         };
-        send(self.out, response::Message::Restore(agent::RestoreResponse { success, error }));
+        send(
+            self.out,
+            response::Message::Restore(agent::RestoreResponse { success, error }),
+        );
     }
 
     fn snapshot(&mut self) -> Result<(), String> {
         let snap = match self.node.as_mut() {
             None => Snapshot::default(),
-            Some(node) => {
-                node.snapshot().map_err(|e| self_fatal(self.out, &self.ids, format!("snapshot failed: {e}")))?
-            }
+            Some(node) => node
+                .snapshot()
+                .map_err(|e| self_fatal(self.out, &self.ids, format!("snapshot failed: {e}")))?,
         };
         let bytes = snap
             .encode()
             .map_err(|e| self_fatal(self.out, &self.ids, format!("snapshot failed: {e}")))?;
-        send(self.out, response::Message::Snapshot(agent::SnapshotResponse { snapshot: bytes }));
+        send(
+            self.out,
+            response::Message::Snapshot(agent::SnapshotResponse { snapshot: bytes }),
+        );
         Ok(())
     }
 
@@ -343,15 +381,26 @@ impl Worker<'_> {
                 }
                 Ok(())
             }
-            Err(e) => Err(self_fatal(self.out, &self.ids, format!("detector failed: {e}"))),
+            Err(e) => Err(self_fatal(
+                self.out,
+                &self.ids,
+                format!("detector failed: {e}"),
+            )),
         }
     }
 }
 
 /// `Worker::fatal` for when `self` is partly borrowed.
 fn self_fatal(out: &mpsc::Sender<Out>, ids: &str, msg: String) -> String {
-    let who = if ids.is_empty() { String::new() } else { format!("{ids}: ") };
+    let who = if ids.is_empty() {
+        String::new()
+    } else {
+        format!("{ids}: ")
+    };
     tracing::error!("{who}{msg}");
-    send(out, response::Message::Error(agent::ErrorResponse { error: msg.clone() }));
+    send(
+        out,
+        response::Message::Error(agent::ErrorResponse { error: msg.clone() }),
+    );
     msg
 }

@@ -69,14 +69,22 @@ impl Snapshot {
     /// Decodes any format version this build knows, verifying the checksum.
     pub fn decode(bytes: &[u8]) -> Result<Self, StateError> {
         if bytes.len() < HEADER + TRAILER {
-            return Err(StateError::TooShort { len: bytes.len(), min: HEADER + TRAILER });
+            return Err(StateError::TooShort {
+                len: bytes.len(),
+                min: HEADER + TRAILER,
+            });
         }
         if &bytes[..6] != MAGIC {
-            return Err(StateError::BadMagic { found: bytes[..6].to_vec() });
+            return Err(StateError::BadMagic {
+                found: bytes[..6].to_vec(),
+            });
         }
         let version = u16::from_le_bytes([bytes[6], bytes[7]]);
         if version == 0 || version > FORMAT_VERSION {
-            return Err(StateError::UnknownVersion { found: version, newest: FORMAT_VERSION });
+            return Err(StateError::UnknownVersion {
+                found: version,
+                newest: FORMAT_VERSION,
+            });
         }
         let mut len8 = [0u8; 8];
         len8.copy_from_slice(&bytes[8..16]);
@@ -96,7 +104,10 @@ impl Snapshot {
         let payload = &bytes[HEADER..body_end];
         match version {
             1 => codec::decode::<Snapshot>(payload).map_err(StateError::Payload),
-            _ => Err(StateError::UnknownVersion { found: version, newest: FORMAT_VERSION }),
+            _ => Err(StateError::UnknownVersion {
+                found: version,
+                newest: FORMAT_VERSION,
+            }),
         }
     }
 }
@@ -132,9 +143,18 @@ mod tests {
         let bytes = sample().encode().unwrap();
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
-        assert!(matches!(Snapshot::decode(&flipped), Err(StateError::Checksum { .. })));
-        assert!(matches!(Snapshot::decode(b"garbage garbage garbage"), Err(StateError::BadMagic { .. })));
-        assert!(matches!(Snapshot::decode(&bytes[..10]), Err(StateError::TooShort { .. })));
+        assert!(matches!(
+            Snapshot::decode(&flipped),
+            Err(StateError::Checksum { .. })
+        ));
+        assert!(matches!(
+            Snapshot::decode(b"garbage garbage garbage"),
+            Err(StateError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            Snapshot::decode(&bytes[..10]),
+            Err(StateError::TooShort { .. })
+        ));
         assert!(matches!(
             Snapshot::decode(&bytes[..bytes.len() - 1]),
             Err(StateError::LengthMismatch { .. })
@@ -156,7 +176,10 @@ mod tests {
     #[test]
     #[ignore]
     fn write_v1_fixture() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snapshot_v1.bin");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/snapshot_v1.bin"
+        );
         std::fs::write(path, sample().encode().unwrap()).unwrap();
     }
 }

@@ -1,4 +1,5 @@
 //! End-to-end tests: the real `tickwatch` binary and the real ttest plugin
+#![allow(clippy::unwrap_used)]
 //! `.so`, driven over real pipes and sockets by a Kapacitor stand-in.
 
 // Plays Kapacitor: locates/builds the binary, spawns nodes, makes printer days.

@@ -19,20 +19,30 @@ struct Server {
 
 fn serve_cmd(path: &Path) -> Command {
     let mut cmd = Command::new(support::bin());
-    cmd.args(["serve", "--detector", "ttest", "--log", "warn", "--plugin-dir"])
-        .arg(support::plugin_dir())
-        .arg("--socket")
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--detector",
+        "ttest",
+        "--log",
+        "warn",
+        "--plugin-dir",
+    ])
+    .arg(support::plugin_dir())
+    .arg("--socket")
+    .arg(path)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     cmd
 }
 
 fn wait_for(cond: impl Fn() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -43,7 +53,11 @@ impl Server {
         let path = dir.path().join("tickwatch.sock");
         let child = serve_cmd(&path).spawn().unwrap();
         wait_for(|| UdfClient::connect(&path).is_ok(), "the socket");
-        Server { child, path, _dir: dir }
+        Server {
+            child,
+            path,
+            _dir: dir,
+        }
     }
 
     fn connect(&self) -> UdfClient {
@@ -58,7 +72,11 @@ impl Drop for Server {
     }
 }
 
-fn run_on_socket(server: &Server, fields: &[&str], printers: &[(&str, u64)]) -> Vec<support::Verdict> {
+fn run_on_socket(
+    server: &Server,
+    fields: &[&str],
+    printers: &[(&str, u64)],
+) -> Vec<support::Verdict> {
     // Kapacitor asks Info on a connection of its own.
     let info = {
         let mut c = server.connect();
@@ -68,7 +86,9 @@ fn run_on_socket(server: &Server, fields: &[&str], printers: &[(&str, u64)]) -> 
     };
     let mut c = server.connect();
     c.set_info(info);
-    let r = c.init("t", "n", support::ttest_options(fields, 3600, 0.001)).unwrap();
+    let r = c
+        .init("t", "n", support::ttest_options(fields, 3600, 0.001))
+        .unwrap();
     assert!(r.success, "{}", r.error);
     verdicts(&support::run_all(c, &support::day_batches(printers)))
 }
@@ -76,7 +96,8 @@ fn run_on_socket(server: &Server, fields: &[&str], printers: &[(&str, u64)]) -> 
 #[test]
 fn concurrent_connections_equal_process_mode() {
     let server = Server::start();
-    let jobs: Vec<(Vec<&str>, Vec<(&str, u64)>)> = vec![
+    type Job<'a> = (Vec<&'a str>, Vec<(&'a str, u64)>);
+    let jobs: Vec<Job> = vec![
         (vec!["hotend", "bed", "air"], vec![("", 51)]),
         (vec!["air"], vec![("a", 52), ("b", 53)]),
         (vec!["bed", "hotend"], vec![("x", 54)]),
@@ -117,7 +138,12 @@ fn socket_is_not_world_writable() {
     let server = Server::start();
     let meta = std::fs::symlink_metadata(&server.path).unwrap();
     assert!(meta.file_type().is_socket());
-    assert_eq!(meta.permissions().mode() & 0o007, 0, "mode {:o}", meta.permissions().mode());
+    assert_eq!(
+        meta.permissions().mode() & 0o007,
+        0,
+        "mode {:o}",
+        meta.permissions().mode()
+    );
 }
 
 #[test]
@@ -163,6 +189,9 @@ fn sigterm_and_sigint_remove_the_socket() {
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
         let status = server.child.wait().unwrap();
         assert!(status.success(), "exit after signal {sig}: {status}");
-        assert!(!server.path.exists(), "socket left behind after signal {sig}");
+        assert!(
+            !server.path.exists(),
+            "socket left behind after signal {sig}"
+        );
     }
 }

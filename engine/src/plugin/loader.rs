@@ -32,7 +32,9 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// Built against another ABI version of tickwatch-plugin-api.
-    #[error("{path} speaks plugin ABI {found}, this tickwatch speaks {expected}; rebuild it against a matching tickwatch-plugin-api")]
+    #[error(
+        "{path} speaks plugin ABI {found}, this tickwatch speaks {expected}; rebuild it against a matching tickwatch-plugin-api"
+    )]
     AbiMismatch {
         /// The file.
         path: PathBuf,
@@ -101,7 +103,10 @@ impl std::fmt::Debug for Plugin {
 fn take(desc: &PluginDescriptor, r: RawResult) -> (u32, Vec<u8>) {
     let RawResult { status, buf } = r;
     let bytes = {
-        let view = RawStr { ptr: buf.ptr, len: buf.len };
+        let view = RawStr {
+            ptr: buf.ptr,
+            len: buf.len,
+        };
         // SAFETY: the plugin returned `buf` as `len` initialized bytes it owns
         // until we call `free_buf`, which happens right after this copy.
         unsafe { view.as_slice() }.to_vec()
@@ -119,8 +124,10 @@ impl Plugin {
         // SAFETY: loading a library runs its initializers. We only load files
         // from the configured plugin directories, which the operator trusts
         // like the binary itself (docs/plugin-abi.md, "Trust").
-        let lib = unsafe { libloading::Library::new(&path) }
-            .map_err(|e| LoadError::Open { path: path.clone(), reason: e.to_string() })?;
+        let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| LoadError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         // SAFETY: `EntryFn` is the documented type of ENTRY_SYMBOL in every ABI
         // version; a library exporting the name with another type breaks the
         // plugin contract and cannot be detected here.
@@ -131,7 +138,10 @@ impl Plugin {
         // and returns a pointer to a static descriptor.
         let raw = unsafe { entry() };
         if raw.is_null() {
-            return Err(LoadError::BadDescriptor { path, reason: "entry returned null".into() });
+            return Err(LoadError::BadDescriptor {
+                path,
+                reason: "entry returned null".into(),
+            });
         }
         // SAFETY: every ABI version starts the descriptor with `abi_version:
         // u32` then `descriptor_size: u32`, so these two reads are valid
@@ -141,7 +151,11 @@ impl Plugin {
             (header.read(), header.add(1).read())
         };
         if found != ABI_VERSION {
-            return Err(LoadError::AbiMismatch { path, found, expected: ABI_VERSION });
+            return Err(LoadError::AbiMismatch {
+                path,
+                found,
+                expected: ABI_VERSION,
+            });
         }
         if (size as usize) < std::mem::size_of::<PluginDescriptor>() {
             return Err(LoadError::BadDescriptor {
@@ -184,7 +198,14 @@ impl Plugin {
             path: path.clone(),
             reason: format!("option specs: {e}"),
         })?;
-        Ok(Arc::new(Plugin { desc, name, version, path, options, _lib: lib }))
+        Ok(Arc::new(Plugin {
+            desc,
+            name,
+            version,
+            path,
+            options,
+            _lib: lib,
+        }))
     }
 
     /// The detector's name.
@@ -212,7 +233,10 @@ impl Plugin {
         if status == Status::Error as u32 {
             PluginError::Refused(message)
         } else if status == Status::Panic as u32 {
-            PluginError::Panicked { detector: self.name.clone(), message }
+            PluginError::Panicked {
+                detector: self.name.clone(),
+                message,
+            }
         } else {
             PluginError::BadReply {
                 detector: self.name.clone(),
@@ -237,7 +261,11 @@ impl Plugin {
                 reason: "create returned a null handle".into(),
             });
         }
-        Ok(DetectorInstance { plugin: Arc::clone(self), handle, broken: None })
+        Ok(DetectorInstance {
+            plugin: Arc::clone(self),
+            handle,
+            broken: None,
+        })
     }
 }
 
@@ -251,7 +279,9 @@ pub struct DetectorInstance {
 
 impl std::fmt::Debug for DetectorInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DetectorInstance").field("plugin", &self.plugin.name).finish()
+        f.debug_struct("DetectorInstance")
+            .field("plugin", &self.plugin.name)
+            .finish()
     }
 }
 
@@ -297,7 +327,8 @@ impl DetectorInstance {
     pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let load = self.plugin.desc.load;
         // SAFETY: live handle; `state` outlives the call.
-        self.call(|h| unsafe { load(h, RawStr::from_slice(state)) }).map(|_| ())
+        self.call(|h| unsafe { load(h, RawStr::from_slice(state)) })
+            .map(|_| ())
     }
 
     /// The detector's description of its state, as a JSON object.

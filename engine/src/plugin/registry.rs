@@ -19,7 +19,9 @@ pub struct Registry {
 /// The default plugin directories: the binary's own directory, then
 /// `<exe dir>/plugins`.
 pub fn default_dirs() -> Vec<PathBuf> {
-    let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf))
+    let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
     else {
         return Vec::new();
     };
@@ -42,8 +44,10 @@ impl Registry {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
-            let mut files: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_library(p)).collect();
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_library(p))
+                .collect();
             files.sort();
             for path in files {
                 match Plugin::load(&path) {
@@ -59,9 +63,8 @@ impl Registry {
     }
 
     fn add(&mut self, plugin: Arc<Plugin>) {
-        let same_file = |p: &Arc<Plugin>| {
-            p.path().canonicalize().ok() == plugin.path().canonicalize().ok()
-        };
+        let same_file =
+            |p: &Arc<Plugin>| p.path().canonicalize().ok() == plugin.path().canonicalize().ok();
         if self.plugins.iter().any(same_file) {
             return;
         }

@@ -36,7 +36,11 @@ pub fn find_plugin(detector: &str, dirs: &[PathBuf]) -> anyhow::Result<Arc<Plugi
     let dirs_text: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     let mut msg = format!(
         "unknown detector {detector:?}; detectors found: {} (searched {})",
-        if registry.names().is_empty() { "none".to_string() } else { registry.names().join(", ") },
+        if registry.names().is_empty() {
+            "none".to_string()
+        } else {
+            registry.names().join(", ")
+        },
         dirs_text.join(", ")
     );
     for (path, reason) in registry.failures() {
@@ -51,8 +55,16 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         bail!("--field-arity must be at least 1");
     }
     let plugin = find_plugin(&cfg.detector, &cfg.plugin_dirs)?;
-    tracing::debug!("detector {} {} from {}", plugin.name(), plugin.version(), plugin.path().display());
-    let session = SessionConfig { plugin, field_arity: cfg.field_arity };
+    tracing::debug!(
+        "detector {} {} from {}",
+        plugin.name(),
+        plugin.version(),
+        plugin.path().display()
+    );
+    let session = SessionConfig {
+        plugin,
+        field_arity: cfg.field_arity,
+    };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),
         Some(path) => socket::serve(path, &session)

@@ -20,10 +20,10 @@
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::Detector;
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 use crate::options::{OptionSpec, Options, Value, ValueKind};
 use crate::verdict::Verdict;
-use crate::Detector;
 
 /// The ABI version this crate speaks. Bumped whenever the descriptor layout,
 /// a shim signature or the boundary byte encoding changes.
@@ -48,12 +48,18 @@ pub struct RawStr {
 impl RawStr {
     /// Borrows a `'static` str (usable in a `static` descriptor).
     pub const fn from_static(s: &'static str) -> Self {
-        Self { ptr: s.as_ptr(), len: s.len() }
+        Self {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 
     /// Borrows a slice for one call.
     pub fn from_slice(s: &[u8]) -> Self {
-        Self { ptr: s.as_ptr(), len: s.len() }
+        Self {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 
     /// The bytes.
@@ -85,7 +91,11 @@ impl RawBuf {
     /// Leaks `v` into a buffer the host will hand back to `free_buf`.
     pub fn from_vec(v: Vec<u8>) -> Self {
         let mut v = std::mem::ManuallyDrop::new(v);
-        Self { ptr: v.as_mut_ptr(), len: v.len(), cap: v.capacity() }
+        Self {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+            cap: v.capacity(),
+        }
     }
 
     /// Takes the buffer back as a Vec.
@@ -126,13 +136,22 @@ pub struct RawResult {
 
 impl RawResult {
     fn ok(v: Vec<u8>) -> Self {
-        Self { status: Status::Ok as u32, buf: RawBuf::from_vec(v) }
+        Self {
+            status: Status::Ok as u32,
+            buf: RawBuf::from_vec(v),
+        }
     }
     fn error(msg: String) -> Self {
-        Self { status: Status::Error as u32, buf: RawBuf::from_vec(msg.into_bytes()) }
+        Self {
+            status: Status::Error as u32,
+            buf: RawBuf::from_vec(msg.into_bytes()),
+        }
     }
     fn panic(msg: String) -> Self {
-        Self { status: Status::Panic as u32, buf: RawBuf::from_vec(msg.into_bytes()) }
+        Self {
+            status: Status::Panic as u32,
+            buf: RawBuf::from_vec(msg.into_bytes()),
+        }
     }
 }
 
@@ -155,7 +174,8 @@ pub struct PluginDescriptor {
     /// Drops a handle made by `create`.
     pub destroy: unsafe extern "C" fn(handle: *mut c_void),
     /// Scores a window; the result is an encoded `Option<Verdict>`.
-    pub score: unsafe extern "C" fn(handle: *mut c_void, values: *const f64, len: usize) -> RawResult,
+    pub score:
+        unsafe extern "C" fn(handle: *mut c_void, values: *const f64, len: usize) -> RawResult,
     /// The detector's state bytes.
     pub save: unsafe extern "C" fn(handle: *mut c_void) -> RawResult,
     /// Replaces the detector's state with saved bytes.
@@ -252,7 +272,11 @@ unsafe extern "C" fn shim_score<D: Detector>(
     guarded(|| {
         // SAFETY: the host owns a live handle and `len` values at `values`.
         let (det, window) = unsafe {
-            let window = if len == 0 { &[][..] } else { std::slice::from_raw_parts(values, len) };
+            let window = if len == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(values, len)
+            };
             (detector::<D>(handle), window)
         };
         Ok(encode_verdict(det.score(window).as_ref()))
@@ -274,7 +298,12 @@ unsafe extern "C" fn shim_load<D: Detector>(handle: *mut c_void, state: RawStr) 
 
 unsafe extern "C" fn shim_describe<D: Detector>(handle: *mut c_void) -> RawResult {
     // SAFETY: the host owns a live handle.
-    guarded(|| Ok(unsafe { detector::<D>(handle) }.describe().to_json().into_bytes()))
+    guarded(|| {
+        Ok(unsafe { detector::<D>(handle) }
+            .describe()
+            .to_json()
+            .into_bytes())
+    })
 }
 
 unsafe extern "C" fn shim_free_buf(buf: RawBuf) {
@@ -305,7 +334,10 @@ fn put_value(w: &mut ByteWriter, v: &Value) {
 
 fn get_kind(r: &mut ByteReader<'_>) -> Result<ValueKind, CodecError> {
     let b = r.u8()?;
-    ValueKind::from_u8(b).ok_or(CodecError { offset: 0, what: format!("unknown value kind {b}") })
+    ValueKind::from_u8(b).ok_or(CodecError {
+        offset: 0,
+        what: format!("unknown value kind {b}"),
+    })
 }
 
 fn get_value(r: &mut ByteReader<'_>) -> Result<Value, CodecError> {
@@ -346,8 +378,17 @@ pub fn decode_specs(bytes: &[u8]) -> Result<Vec<OptionSpec>, CodecError> {
         let name = r.str()?.to_string();
         let kind = get_kind(&mut r)?;
         let help = r.str()?.to_string();
-        let default = if r.bool()? { Some(get_value(&mut r)?) } else { None };
-        out.push(OptionSpec { name, kind, default, help });
+        let default = if r.bool()? {
+            Some(get_value(&mut r)?)
+        } else {
+            None
+        };
+        out.push(OptionSpec {
+            name,
+            kind,
+            default,
+            help,
+        });
     }
     r.finish()?;
     Ok(out)
@@ -386,7 +427,10 @@ pub fn encode_verdict(v: Option<&Verdict>) -> Vec<u8> {
             w.u8(0);
         }
         Some(v) => {
-            w.u8(1).f64(v.pvalue).bool(v.anomalous).u64(v.stats.len() as u64);
+            w.u8(1)
+                .f64(v.pvalue)
+                .bool(v.anomalous)
+                .u64(v.stats.len() as u64);
             for (name, x) in &v.stats {
                 w.str(name).f64(*x);
             }
@@ -407,7 +451,11 @@ pub fn decode_verdict(bytes: &[u8]) -> Result<Option<Verdict>, CodecError> {
             let name = r.str()?.to_string();
             stats.push((name, r.f64()?));
         }
-        Some(Verdict { pvalue, anomalous, stats })
+        Some(Verdict {
+            pvalue,
+            anomalous,
+            stats,
+        })
     } else {
         None
     };
@@ -429,7 +477,11 @@ mod tests {
         const NAME: &'static str = "touchy";
         const VERSION: &'static str = "0.0.1";
         fn options() -> Vec<OptionSpec> {
-            vec![OptionSpec::with_default("limit", Value::Int(3), "panic after this many")]
+            vec![OptionSpec::with_default(
+                "limit",
+                Value::Int(3),
+                "panic after this many",
+            )]
         }
         fn new(options: &Options) -> Result<Self, String> {
             if options.int("limit")? < 0 {
@@ -440,7 +492,11 @@ mod tests {
         fn score(&mut self, window: &[f64]) -> Option<Verdict> {
             assert!(window.len() < 1000, "window too large for touchy");
             self.seen += 1;
-            Some(Verdict { pvalue: 0.5, anomalous: false, stats: vec![("n".into(), 1.0)] })
+            Some(Verdict {
+                pvalue: 0.5,
+                anomalous: false,
+                stats: vec![("n".into(), 1.0)],
+            })
         }
         fn save(&self) -> Vec<u8> {
             self.seen.to_le_bytes().to_vec()
@@ -458,7 +514,13 @@ mod tests {
     fn take(d: &PluginDescriptor, r: RawResult) -> (u32, Vec<u8>) {
         let bytes = {
             // SAFETY: the buffer was just returned by the plugin and is live.
-            let s = unsafe { RawStr { ptr: r.buf.ptr, len: r.buf.len }.as_slice() };
+            let s = unsafe {
+                RawStr {
+                    ptr: r.buf.ptr,
+                    len: r.buf.len,
+                }
+                .as_slice()
+            };
             s.to_vec()
         };
         // SAFETY: handing the buffer back to the module that allocated it, once.
@@ -510,7 +572,11 @@ mod tests {
 
     #[test]
     fn verdict_encoding_round_trips() {
-        let v = Verdict { pvalue: 1e-300, anomalous: true, stats: vec![("t".into(), -4.5)] };
+        let v = Verdict {
+            pvalue: 1e-300,
+            anomalous: true,
+            stats: vec![("t".into(), -4.5)],
+        };
         assert_eq!(decode_verdict(&encode_verdict(Some(&v))).unwrap(), Some(v));
         assert_eq!(decode_verdict(&encode_verdict(None)).unwrap(), None);
         assert!(decode_verdict(&[1, 2]).is_err());

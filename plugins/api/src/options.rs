@@ -112,12 +112,22 @@ pub struct OptionSpec {
 impl OptionSpec {
     /// A required option.
     pub fn required(name: &str, kind: ValueKind, help: &str) -> Self {
-        Self { name: name.into(), kind, default: None, help: help.into() }
+        Self {
+            name: name.into(),
+            kind,
+            default: None,
+            help: help.into(),
+        }
     }
 
     /// An option with a default.
     pub fn with_default(name: &str, default: Value, help: &str) -> Self {
-        Self { name: name.into(), kind: default.kind(), default: Some(default), help: help.into() }
+        Self {
+            name: name.into(),
+            kind: default.kind(),
+            default: Some(default),
+            help: help.into(),
+        }
     }
 }
 

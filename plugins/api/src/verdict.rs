@@ -62,7 +62,8 @@ impl Summary {
 
     /// Adds text.
     pub fn text(mut self, name: &str, v: &str) -> Self {
-        self.entries.push((name.into(), SummaryValue::Text(v.into())));
+        self.entries
+            .push((name.into(), SummaryValue::Text(v.into())));
         self
     }
 
@@ -127,6 +128,9 @@ mod tests {
             .num("bad", f64::NAN)
             .bool("ok", true)
             .text("q", "a\"b\\\n");
-        assert_eq!(s.to_json(), r#"{"n":3,"mean":1.5,"bad":null,"ok":true,"q":"a\"b\\\n"}"#);
+        assert_eq!(
+            s.to_json(),
+            r#"{"n":3,"mean":1.5,"bad":null,"ok":true,"q":"a\"b\\\n"}"#
+        );
     }
 }

@@ -67,7 +67,12 @@ impl Detector for TTest {
         if !(alpha > 0.0 && alpha < 1.0) {
             return Err(format!("option alpha must be in (0, 1), got {alpha}"));
         }
-        Ok(Self { alpha, history: MovingWindow::new(size), windows_seen: 0, windows_anomalous: 0 })
+        Ok(Self {
+            alpha,
+            history: MovingWindow::new(size),
+            windows_seen: 0,
+            windows_anomalous: 0,
+        })
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
@@ -95,12 +100,18 @@ impl Detector for TTest {
         if r.pvalue > self.alpha {
             window.iter().for_each(|&x| self.history.push(x));
         }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats: vec![("t".into(), r.t)] })
+        Some(Verdict {
+            pvalue: r.pvalue,
+            anomalous,
+            stats: vec![("t".into(), r.t)],
+        })
     }
 
     fn save(&self) -> Vec<u8> {
         let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT).u64(self.windows_seen).u64(self.windows_anomalous);
+        w.u8(STATE_FORMAT)
+            .u64(self.windows_seen)
+            .u64(self.windows_anomalous);
         self.history.write(&mut w);
         w.finish()
     }
@@ -109,7 +120,9 @@ impl Detector for TTest {
         let mut r = ByteReader::new(state);
         let format = r.u8()?;
         if format != STATE_FORMAT {
-            return Err(format!("unknown ttest state format {format} (this build reads {STATE_FORMAT})"));
+            return Err(format!(
+                "unknown ttest state format {format} (this build reads {STATE_FORMAT})"
+            ));
         }
         let windows_seen = r.u64()?;
         let windows_anomalous = r.u64()?;
@@ -151,8 +164,15 @@ mod tests {
 
     #[test]
     fn refuses_out_of_range_options_naming_them() {
-        assert_eq!(ttest(1, 0.01).unwrap_err(), "option size must be > 1, got 1");
-        assert!(ttest(10, 0.0).unwrap_err().contains("option alpha must be in (0, 1)"));
+        assert_eq!(
+            ttest(1, 0.01).unwrap_err(),
+            "option size must be > 1, got 1"
+        );
+        assert!(
+            ttest(10, 0.0)
+                .unwrap_err()
+                .contains("option alpha must be in (0, 1)")
+        );
         assert!(ttest(10, 1.0).unwrap_err().contains("alpha"));
         assert!(ttest(10, f64::NAN).unwrap_err().contains("alpha"));
         let missing = TTest::new(&Options::new(vec![("size".into(), Value::Int(5))]));
@@ -168,7 +188,11 @@ mod tests {
         assert_eq!(d.history.len(), 6);
         let odd = d.score(&[50.0, 51.0, 52.0, 50.5]).unwrap();
         assert!(odd.anomalous && odd.pvalue < 0.01);
-        assert_eq!(d.history.len(), 6, "anomalous window must not join the history");
+        assert_eq!(
+            d.history.len(),
+            6,
+            "anomalous window must not join the history"
+        );
         assert_eq!(d.score(&[]), None);
     }
 
@@ -204,7 +228,11 @@ mod tests {
         e.load(&d.save()).unwrap();
         assert_eq!(e, d);
         assert_eq!(d.score(&[1.0, 3.0]), e.score(&[1.0, 3.0]));
-        assert!(e.load(&[9]).unwrap_err().contains("unknown ttest state format 9"));
+        assert!(
+            e.load(&[9])
+                .unwrap_err()
+                .contains("unknown ttest state format 9")
+        );
         assert!(e.load(&d.save()[..10]).is_err());
     }
 }

@@ -22,9 +22,15 @@ pub fn welch_from_stats(m1: f64, v1: f64, n1: f64, m2: f64, v2: f64, n2: f64) ->
     if se2 == 0.0 || !se2.is_finite() {
         // Documented in lib.rs: constant samples give a definite answer.
         return if d == 0.0 {
-            WelchResult { t: 0.0, pvalue: 1.0 }
+            WelchResult {
+                t: 0.0,
+                pvalue: 1.0,
+            }
         } else {
-            WelchResult { t: f64::MAX.copysign(d), pvalue: 0.0 }
+            WelchResult {
+                t: f64::MAX.copysign(d),
+                pvalue: 0.0,
+            }
         };
     }
     // Welch–Satterthwaite degrees of freedom, written with the variance

@@ -22,7 +22,13 @@ pub struct MovingWindow {
 
 impl MovingWindow {
     pub fn new(cap: usize) -> Self {
-        Self { cap, values: VecDeque::new(), mean: 0.0, m2: 0.0, removals_since_exact: 0 }
+        Self {
+            cap,
+            values: VecDeque::new(),
+            mean: 0.0,
+            m2: 0.0,
+            removals_since_exact: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -39,7 +45,11 @@ impl MovingWindow {
 
     /// Sample variance (ddof = 1); 0 for fewer than two values, as the guide.
     pub fn variance(&self) -> f64 {
-        if self.values.len() < 2 { 0.0 } else { self.m2 / (self.values.len() - 1) as f64 }
+        if self.values.len() < 2 {
+            0.0
+        } else {
+            self.m2 / (self.values.len() - 1) as f64
+        }
     }
 
     pub fn push(&mut self, x: f64) {
@@ -54,7 +64,9 @@ impl MovingWindow {
     }
 
     fn pop_oldest(&mut self) {
-        let Some(old) = self.values.pop_front() else { return };
+        let Some(old) = self.values.pop_front() else {
+            return;
+        };
         let n = self.values.len();
         if n == 0 {
             self.mean = 0.0;
@@ -109,7 +121,13 @@ impl MovingWindow {
         for _ in 0..n {
             values.push_back(r.f64()?);
         }
-        Ok(Self { cap, values, mean, m2, removals_since_exact })
+        Ok(Self {
+            cap,
+            values,
+            mean,
+            m2,
+            removals_since_exact,
+        })
     }
 
     /// Keeps only the newest `cap` values (after a restore under a new size).
@@ -169,14 +187,21 @@ mod tests {
         let mut all = Vec::new();
         let mut s: u64 = 12345;
         for _ in 0..200_000 {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let x = 1e6 + ((s >> 11) as f64 / (1u64 << 53) as f64) * 1e-3;
             w.push(x);
             all.push(x);
         }
         let (m, v) = exact(&all[all.len() - 500..]);
         assert!(((w.mean() - m) / m).abs() < 1e-14);
-        assert!(((w.variance() - v) / v).abs() < 1e-6, "{} vs {}", w.variance(), v);
+        assert!(
+            ((w.variance() - v) / v).abs() < 1e-6,
+            "{} vs {}",
+            w.variance(),
+            v
+        );
     }
 
     #[test]
