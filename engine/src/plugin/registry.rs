@@ -18,6 +18,11 @@ pub struct Registry {
 
 /// The default plugin directories: the binary's own directory, then
 /// `<exe dir>/plugins`.
+///
+/// When the binary runs from a Cargo target directory (`target/debug` or
+/// `target/release`), `<exe dir>/deps` is searched last, for the workspace's
+/// own plugins only (`libtickwatch_*`): `cargo run` builds the shipped plugins
+/// as dependencies of the engine, and Cargo leaves them there.
 pub fn default_dirs() -> Vec<PathBuf> {
     let Some(dir) = std::env::current_exe()
         .ok()
@@ -25,15 +30,41 @@ pub fn default_dirs() -> Vec<PathBuf> {
     else {
         return Vec::new();
     };
-    vec![dir.clone(), dir.join("plugins")]
+    let mut dirs = vec![dir.clone(), dir.join("plugins")];
+    if is_cargo_profile_dir(&dir) {
+        dirs.push(dir.join(CARGO_DEPS));
+    }
+    dirs
+}
+
+const CARGO_DEPS: &str = "deps";
+const WORKSPACE_PLUGIN_PREFIX: &str = "libtickwatch_";
+
+fn is_cargo_profile_dir(dir: &Path) -> bool {
+    let profile = dir.file_name().and_then(|n| n.to_str());
+    matches!(profile, Some("debug" | "release")) && dir.join(CARGO_DEPS).is_dir()
 }
 
 fn is_library(path: &Path) -> bool {
-    path.is_file()
-        && path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(std::env::consts::DLL_SUFFIX))
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if !path.is_file() || !name.ends_with(std::env::consts::DLL_SUFFIX) {
+        return false;
+    }
+    // In a Cargo deps directory, skip proc-macro and other build artifacts.
+    let in_cargo_deps = path.parent().is_some_and(|d| {
+        d.file_name().is_some_and(|n| n == CARGO_DEPS)
+            && d.parent().is_some_and(is_cargo_profile_dir)
+    });
+    !in_cargo_deps || name.starts_with(WORKSPACE_PLUGIN_PREFIX)
+}
+
+/// Device and inode: Cargo hard-links a plugin from `deps/` next to the
+/// binary, so one file can appear under two names.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Registry {
@@ -63,8 +94,8 @@ impl Registry {
     }
 
     fn add(&mut self, plugin: Arc<Plugin>) {
-        let same_file =
-            |p: &Arc<Plugin>| p.path().canonicalize().ok() == plugin.path().canonicalize().ok();
+        let id = file_id(plugin.path());
+        let same_file = |p: &Arc<Plugin>| id.is_some() && file_id(p.path()) == id;
         if self.plugins.iter().any(same_file) {
             return;
         }
@@ -98,5 +129,34 @@ impl Registry {
     /// The names found, for error messages.
     pub fn names(&self) -> Vec<&str> {
         self.plugins.iter().map(|p| p.name()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_deps_dir_yields_only_workspace_plugins() {
+        let t = tempfile::tempdir().unwrap();
+        let deps = t.path().join("release").join("deps");
+        std::fs::create_dir_all(&deps).unwrap();
+        let suffix = std::env::consts::DLL_SUFFIX;
+        let ours = deps.join(format!("libtickwatch_ttest{suffix}"));
+        let macro_lib = deps.join(format!("libclap_derive-0123{suffix}"));
+        let elsewhere = t.path().join(format!("libclap_derive-0123{suffix}"));
+        for f in [&ours, &macro_lib, &elsewhere] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        assert!(is_library(&ours));
+        assert!(
+            !is_library(&macro_lib),
+            "proc-macro dylibs in deps/ are never loaded"
+        );
+        assert!(
+            is_library(&elsewhere),
+            "outside deps/ any shared library is a candidate"
+        );
+        assert!(!is_library(&t.path().join("release")));
     }
 }
