@@ -47,11 +47,7 @@ pub struct ServeArgs {
 
     /// Plugin directories, searched in order (default: the binary's own
     /// directory, then <exe dir>/plugins). In the env: colon-separated.
-    #[arg(
-        long = "plugin-dir",
-        env = "TICKWATCH_PLUGIN_DIR",
-        value_delimiter = ':'
-    )]
+    #[arg(long = "plugin-dir", env = "TICKWATCH_PLUGIN_DIR", value_delimiter = ':')]
     pub plugin_dirs: Vec<PathBuf>,
 
     /// Where node state persists (used from the persistence release on).
@@ -61,11 +57,7 @@ pub struct ServeArgs {
 
 /// Plugin dirs from flags/env, or the defaults.
 pub fn plugin_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
-    if given.is_empty() {
-        crate::plugin::registry::default_dirs()
-    } else {
-        given.to_vec()
-    }
+    if given.is_empty() { crate::plugin::registry::default_dirs() } else { given.to_vec() }
 }
 
 /// Runs the parsed command.

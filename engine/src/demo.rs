@@ -53,22 +53,15 @@ fn hhmm(second: i64) -> String {
 /// emitted verdict in order.
 pub fn run_day(seed: u64) -> anyhow::Result<Vec<Finding>> {
     let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
-    let mut udf = UdfClient::spawn(
-        &exe,
-        &["serve", "--detector", "ttest", "--log", "warn"],
-        &[],
-    )
-    .context("cannot start tickwatch serve")?;
+    let mut udf = UdfClient::spawn(&exe, &["serve", "--detector", "ttest", "--log", "warn"], &[])
+        .context("cannot start tickwatch serve")?;
     udf.info().context("Info")?;
     let init = udf
         .init(
             "demo",
             "tTest2",
             vec![
-                opt::call(
-                    "field",
-                    vec![opt::s("hotend"), opt::s("bed"), opt::s("air")],
-                ),
+                opt::call("field", vec![opt::s("hotend"), opt::s("bed"), opt::s("air")]),
                 opt::call("size", vec![opt::i(3600)]),
                 opt::call("alpha", vec![opt::d(ALPHA)]),
             ],
@@ -118,10 +111,8 @@ pub fn report(seed: u64, findings: &[Finding]) -> String {
     );
     for field in FIELDS {
         let fault = FAULTS.iter().find(|f| f.field == field);
-        let hits: Vec<&Finding> = findings
-            .iter()
-            .filter(|f| f.field == field && f.anomalous)
-            .collect();
+        let hits: Vec<&Finding> =
+            findings.iter().filter(|f| f.field == field && f.anomalous).collect();
         let in_fault =
             |f: &Finding| fault.is_some_and(|x| f.second > x.start_s && f.second - 300 < x.end_s);
         let caught = hits.iter().filter(|f| in_fault(f)).count();
@@ -133,11 +124,7 @@ pub fn report(seed: u64, findings: &[Finding]) -> String {
                     "{}–{}: {}",
                     hhmm(x.start_s),
                     hhmm(x.end_s),
-                    if caught > 0 {
-                        format!("CAUGHT ({caught} windows)")
-                    } else {
-                        "MISSED".into()
-                    }
+                    if caught > 0 { format!("CAUGHT ({caught} windows)") } else { "MISSED".into() }
                 );
             }
             None => {

@@ -5,7 +5,13 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the stderr logger with `filter` (a level or a tracing filter).
 pub fn init(filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad) = match EnvFilter::try_new(filter) {
+        Ok(f) => (f, None),
+        Err(e) => (
+            EnvFilter::new("info"),
+            Some(format!("invalid log filter {filter:?} ({e}); using info")),
+        ),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -13,4 +19,7 @@ pub fn init(filter: &str) {
         .without_time()
         .with_target(false)
         .try_init();
+    if let Some(msg) = bad {
+        tracing::warn!("{msg}");
+    }
 }

@@ -52,8 +52,28 @@ pub struct NodeStats {
     pub skipped: u64,
 }
 
+/// Why a batch could not be processed; the node's stream is over.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A detector failed (panicked or misbehaved).
+    #[error("detector failed: {0}")]
+    Detector(#[from] PluginError),
+    /// The batch's group-by tags include the tag that carries field names:
+    /// emitted points would merge groups and alert states.
+    #[error(
+        "the data is grouped by a tag named {tag:?}, which is also the tag tickwatch writes \
+         field names to; set .fieldTag('…') to another name"
+    )]
+    FieldTagCollision {
+        /// The colliding tag.
+        tag: String,
+    },
+}
+
 /// A node: configuration plus per-(group, field) detectors.
 pub struct Node {
+    /// `task T node N`, for log lines.
+    label: String,
     plugin: Arc<Plugin>,
     config: NodeConfig,
     tracked: BTreeMap<FieldKey, Tracked>,
@@ -65,10 +85,7 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("config", &self.config)
-            .field("stats", &self.stats)
-            .finish()
+        f.debug_struct("Node").field("config", &self.config).field("stats", &self.stats).finish()
     }
 }
 
@@ -93,11 +110,10 @@ fn group_id(name: &str, by_name: bool, dims: &[String], tags: &HashMap<String, S
 
 impl Node {
     /// A node for validated options; checks once that the detector accepts them.
-    pub fn new(plugin: Arc<Plugin>, config: NodeConfig) -> Result<Node, String> {
-        plugin
-            .create(&config.detector_options)
-            .map_err(|e| e.to_string())?;
+    pub fn new(plugin: Arc<Plugin>, config: NodeConfig, label: &str) -> Result<Node, String> {
+        plugin.create(&config.detector_options).map_err(|e| e.to_string())?;
         Ok(Node {
+            label: label.to_string(),
             plugin,
             config,
             tracked: BTreeMap::new(),
@@ -120,23 +136,14 @@ impl Node {
     /// Scores one batch for every tracked field; returns the points to emit.
     /// An error means a detector failed (panicked or misbehaved): the stream
     /// is no longer meaningful for this node.
-    pub fn process(&mut self, batch: &Batch) -> Result<Vec<agent::Point>, PluginError> {
+    pub fn process(&mut self, batch: &Batch) -> Result<Vec<agent::Point>, NodeError> {
         self.stats.batches += 1;
-        let group = if batch.end.group.is_empty() {
-            &batch.begin.group
-        } else {
-            &batch.end.group
-        };
-        let name = if batch.end.name.is_empty() {
-            &batch.begin.name
-        } else {
-            &batch.end.name
-        };
-        let tags = if batch.end.tags.is_empty() {
-            &batch.begin.tags
-        } else {
-            &batch.end.tags
-        };
+        let group = if batch.end.group.is_empty() { &batch.begin.group } else { &batch.end.group };
+        let name = if batch.end.name.is_empty() { &batch.begin.name } else { &batch.end.name };
+        let tags = if batch.end.tags.is_empty() { &batch.begin.tags } else { &batch.end.tags };
+        if tags.contains_key(&self.config.field_tag) {
+            return Err(NodeError::FieldTagCollision { tag: self.config.field_tag.clone() });
+        }
         let mut out = Vec::new();
         for fi in 0..self.config.fields.len() {
             let skipped_before = self.stats.skipped;
@@ -145,26 +152,21 @@ impl Node {
             if skipped > 0 && !self.warned_skip {
                 self.warned_skip = true;
                 tracing::warn!(
-                    "skipped {skipped} unusable value(s) of field {} (NaN, infinite, string or \
+                    "{}: skipped {skipped} unusable value(s) of field {} (NaN, infinite, string or \
                      bool); further skips are counted without logging",
+                    self.label,
                     self.config.fields[fi]
                 );
             }
             if self.values.is_empty() {
                 continue;
             }
-            let key = FieldKey {
-                group: group.clone(),
-                field: self.config.fields[fi].clone(),
-            };
+            let key = FieldKey { group: group.clone(), field: self.config.fields[fi].clone() };
             let tracked = match self.tracked.get_mut(&key) {
                 Some(t) => t,
                 None => {
                     let detector = self.plugin.create(&self.config.detector_options)?;
-                    self.tracked.entry(key.clone()).or_insert(Tracked {
-                        detector,
-                        last_time: 0,
-                    })
+                    self.tracked.entry(key.clone()).or_insert(Tracked { detector, last_time: 0 })
                 }
             };
             let verdict = tracked.detector.score(&self.values)?;
@@ -208,7 +210,8 @@ impl Node {
     ) -> Option<agent::Point> {
         if !(v.pvalue.is_finite() && (0.0..=1.0).contains(&v.pvalue)) {
             tracing::error!(
-                "detector {} returned pvalue {} for field {field}; point dropped",
+                "{}: detector {} returned pvalue {} for field {field}; point dropped",
+                self.label,
                 self.plugin.name(),
                 v.pvalue
             );
@@ -218,9 +221,8 @@ impl Node {
         let mut tags = batch_tags.clone();
         tags.insert(field_tag.clone(), field.to_string());
         let mut dimensions: Vec<String> = batch_tags.keys().cloned().collect();
-        if !batch_tags.contains_key(field_tag) {
-            dimensions.push(field_tag.clone());
-        }
+        // `process` refused batches grouped by the field tag itself.
+        dimensions.push(field_tag.clone());
         dimensions.sort();
         let mut fields_double = HashMap::with_capacity(v.stats.len() + 1);
         fields_double.insert("pvalue".to_string(), v.pvalue);
@@ -253,6 +255,7 @@ impl Node {
                 field: key.field.clone(),
                 detector: self.plugin.name().to_string(),
                 detector_version: self.plugin.version().to_string(),
+                state_version: self.plugin.state_version(),
                 options: self.config.fingerprint.clone(),
                 last_time: t.last_time,
                 state: t.detector.save()?,
@@ -269,22 +272,19 @@ impl Node {
         let mut next = BTreeMap::new();
         for e in snapshot.fields {
             let mismatch = if e.detector != self.plugin.name() {
+                Some(format!("detector {} (node uses {})", e.detector, self.plugin.name()))
+            } else if e.state_version != self.plugin.state_version() {
                 Some(format!(
-                    "detector {} (node uses {})",
+                    "state format {} of {} {} (node's {} {} uses format {})",
+                    e.state_version,
                     e.detector,
-                    self.plugin.name()
-                ))
-            } else if e.detector_version != self.plugin.version() {
-                Some(format!(
-                    "detector version {} (node uses {})",
                     e.detector_version,
-                    self.plugin.version()
+                    self.plugin.name(),
+                    self.plugin.version(),
+                    self.plugin.state_version()
                 ))
             } else if e.options != self.config.fingerprint {
-                Some(format!(
-                    "options {} (node uses {})",
-                    e.options, self.config.fingerprint
-                ))
+                Some(format!("options {} (node uses {})", e.options, self.config.fingerprint))
             } else if !self.config.fields.contains(&e.field) {
                 Some("a field this node does not track".to_string())
             } else {
@@ -292,8 +292,9 @@ impl Node {
             };
             if let Some(why) = mismatch {
                 tracing::info!(
-                    "restore: not applying state of field {} group {:?}: it was built with {why}; \
-                     the field starts fresh",
+                    "{}: restore: not applying state of field {} group {:?}: it was built with \
+                     {why}; the field starts fresh",
+                    self.label,
                     e.field,
                     e.group
                 );
@@ -304,20 +305,11 @@ impl Node {
                 .create(&self.config.detector_options)
                 .map_err(|err| format!("cannot create detector for field {}: {err}", e.field))?;
             detector.load(&e.state).map_err(|err| {
-                format!(
-                    "state of field {} group {:?} does not load: {err}",
-                    e.field, e.group
-                )
+                format!("state of field {} group {:?} does not load: {err}", e.field, e.group)
             })?;
             next.insert(
-                FieldKey {
-                    group: e.group,
-                    field: e.field,
-                },
-                Tracked {
-                    detector,
-                    last_time: e.last_time,
-                },
+                FieldKey { group: e.group, field: e.field },
+                Tracked { detector, last_time: e.last_time },
             );
         }
         let n = next.len();

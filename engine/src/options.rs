@@ -35,18 +35,11 @@ pub struct NodeConfig {
 /// detector's (each detector option takes one argument).
 pub fn declared(field_arity: usize, detector: &[OptionSpec]) -> Vec<(String, Vec<ValueKind>)> {
     let mut out = vec![
-        (
-            FIELD_OPTION.to_string(),
-            vec![ValueKind::String; field_arity],
-        ),
+        (FIELD_OPTION.to_string(), vec![ValueKind::String; field_arity]),
         (FIELD_TAG_OPTION.to_string(), vec![ValueKind::String]),
     ];
-    out.extend(
-        detector
-            .iter()
-            .filter(|s| s.name != FIELD_OPTION && s.name != FIELD_TAG_OPTION)
-            .map(|s| (s.name.clone(), vec![s.kind])),
-    );
+    // The loader refuses plugins that declare the reserved names.
+    out.extend(detector.iter().map(|s| (s.name.clone(), vec![s.kind])));
     out
 }
 
@@ -77,11 +70,7 @@ pub fn validate(
         let Some(kinds) = decl.get(&opt.name) else {
             let mut known: Vec<&str> = decl.keys().map(String::as_str).collect();
             known.sort_unstable();
-            return Err(format!(
-                "unknown option {} (known: {})",
-                opt.name,
-                known.join(", ")
-            ));
+            return Err(format!("unknown option {} (known: {})", opt.name, known.join(", ")));
         };
         if opt.values.len() != kinds.len() {
             return Err(format!(
@@ -131,10 +120,7 @@ pub fn validate(
             // A detector option set twice: the later call wins, as in a TICKscript.
             name => {
                 if let Some(v) = values.into_iter().next() {
-                    let key = detector
-                        .iter()
-                        .find(|s| s.name == name)
-                        .map(|s| s.name.as_str());
+                    let key = detector.iter().find(|s| s.name == name).map(|s| s.name.as_str());
                     if let Some(key) = key {
                         set.insert(key, v);
                     }
@@ -148,10 +134,7 @@ pub fn validate(
 
     let mut pairs = Vec::with_capacity(detector.len());
     for spec in detector {
-        match set
-            .remove(spec.name.as_str())
-            .or_else(|| spec.default.clone())
-        {
+        match set.remove(spec.name.as_str()).or_else(|| spec.default.clone()) {
             Some(v) => pairs.push((spec.name.clone(), v)),
             None => return Err(format!("option {} is required: {}", spec.name, spec.help)),
         }
@@ -189,10 +172,7 @@ mod tests {
         }
     }
     fn opt(name: &str, values: Vec<agent::OptionValue>) -> agent::Option {
-        agent::Option {
-            name: name.into(),
-            values,
-        }
+        agent::Option { name: name.into(), values }
     }
     fn specs() -> Vec<OptionSpec> {
         vec![
@@ -233,10 +213,7 @@ mod tests {
             err(vec![opt("field", vec![s("a"), s("a"), s("")])]),
             "option field names \"a\" twice"
         );
-        assert_eq!(
-            err(vec![opt("field", vec![s("a")])]),
-            "option field takes 3 arguments, got 1"
-        );
+        assert_eq!(err(vec![opt("field", vec![s("a")])]), "option field takes 3 arguments, got 1");
         assert_eq!(
             err(vec![opt("field", vec![s("a"), i(1), s("")])]),
             "option field argument 2 must be string, got int"

@@ -26,13 +26,7 @@ const HOTEND: (f64, Schedule) = (220.0, &[(0, 0.5, 0.0), (3600, 3.0, -1.5), (390
 const BED: (f64, Schedule) = (90.0, &[(0, 1.0, 0.0), (28800, 5.0, 2.0), (29700, 1.0, 0.0)]);
 const AIR: (f64, Schedule) = (
     70.0,
-    &[
-        (0, 3.0, 0.0),
-        (10800, 5.0, 0.0),
-        (43200, 15.0, -5.0),
-        (45000, 5.0, 0.0),
-        (72000, 3.0, 0.0),
-    ],
+    &[(0, 3.0, 0.0), (10800, 5.0, 0.0), (43200, 15.0, -5.0), (45000, 5.0, 0.0), (72000, 3.0, 0.0)],
 );
 
 /// An injected fault: field, first and last+1 second.
@@ -49,21 +43,9 @@ pub struct Fault {
 /// The faults the guide injects (the air's milder 3 h–20 h spread change is
 /// not listed: the guide does not count it as a fault).
 pub const FAULTS: [Fault; 3] = [
-    Fault {
-        field: "hotend",
-        start_s: 3600,
-        end_s: 3900,
-    },
-    Fault {
-        field: "bed",
-        start_s: 28800,
-        end_s: 29700,
-    },
-    Fault {
-        field: "air",
-        start_s: 43200,
-        end_s: 45000,
-    },
+    Fault { field: "hotend", start_s: 3600, end_s: 3900 },
+    Fault { field: "bed", start_s: 28800, end_s: 29700 },
+    Fault { field: "air", start_s: 43200, end_s: 45000 },
 ];
 
 /// One second of the printer.

@@ -86,13 +86,9 @@ where
 
     thread::scope(|s| {
         let writer_thread = s.spawn(move || write_loop(writer, out_rx));
-        let result = Worker {
-            config,
-            node: None,
-            ids: String::new(),
-            out: &out_tx,
-        }
-        .run(work_rx);
+        let result =
+            Worker { config, node: None, ids: "udf (before Init)".to_string(), out: &out_tx }
+                .run(work_rx);
         let _ = out_tx.send(Out::Close);
         match writer_thread.join() {
             Ok(Ok(())) => result,
@@ -110,9 +106,7 @@ fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out
         let req = match read_message::<agent::Request, _>(&mut reader, &mut buf) {
             Ok(Some(r)) => r,
             Ok(None) => {
-                let _ = work.send(Work::Eof {
-                    open_batch: batch.is_some(),
-                });
+                let _ = work.send(Work::Eof { open_batch: batch.is_some() });
                 return;
             }
             Err(e) => {
@@ -126,19 +120,14 @@ fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out
         };
         let item = match req.message {
             Some(request::Message::Keepalive(k)) => {
-                send(
-                    &out,
-                    response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }),
-                );
+                send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }));
                 continue;
             }
             Some(request::Message::Begin(begin)) => {
                 if batch.is_some() {
                     Work::Broken("protocol error: BeginBatch while a batch is open".into())
                 } else {
-                    let reserve = usize::try_from(begin.size)
-                        .unwrap_or(0)
-                        .min(MAX_BATCH_RESERVE);
+                    let reserve = usize::try_from(begin.size).unwrap_or(0).min(MAX_BATCH_RESERVE);
                     batch = Some(Batch {
                         begin,
                         points: Vec::with_capacity(reserve),
@@ -219,7 +208,7 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), String
 struct Worker<'a> {
     config: &'a SessionConfig,
     node: Option<Node>,
-    /// `task/node` for log lines.
+    /// `task T node N` (once Init arrived), for log lines.
     ids: String,
     out: &'a mpsc::Sender<Out>,
 }
@@ -290,14 +279,10 @@ impl Worker<'_> {
         let result = if self.node.is_some() {
             Err("already initialized: Init may be sent once per connection".to_string())
         } else {
-            options::validate(
-                &req.options,
-                self.config.field_arity,
-                self.config.plugin.options(),
-            )
-            .and_then(|cfg| Node::new(Arc::clone(&self.config.plugin), cfg))
+            self.ids = format!("task {} node {}", req.task_id, req.node_id);
+            options::validate(&req.options, self.config.field_arity, self.config.plugin.options())
+                .and_then(|cfg| Node::new(Arc::clone(&self.config.plugin), cfg, &self.ids))
         };
-        self.ids = format!("task {} node {}", req.task_id, req.node_id);
         let (success, error) = match result {
             Ok(node) => {
                 let c = node.config();
@@ -318,10 +303,7 @@ impl Worker<'_> {
                 (false, e)
             }
         };
-        send(
-            self.out,
-            response::Message::Init(agent::InitResponse { success, error }),
-        );
+        send(self.out, response::Message::Init(agent::InitResponse { success, error }));
     }
 
     fn restore(&mut self, req: agent::RestoreRequest) {
@@ -330,8 +312,7 @@ impl Worker<'_> {
             Some(node) => Snapshot::decode(&req.snapshot)
                 .map_err(|e| format!("cannot restore snapshot: {e}"))
                 .and_then(|snap| {
-                    node.restore(snap)
-                        .map_err(|e| format!("cannot restore snapshot: {e}"))
+                    node.restore(snap).map_err(|e| format!("cannot restore snapshot: {e}"))
                 }),
         };
         let (success, error) = match result {
@@ -347,10 +328,7 @@ impl Worker<'_> {
                 (false, e)
             }
         };
-        send(
-            self.out,
-            response::Message::Restore(agent::RestoreResponse { success, error }),
-        );
+        send(self.out, response::Message::Restore(agent::RestoreResponse { success, error }));
     }
 
     fn snapshot(&mut self) -> Result<(), String> {
@@ -363,10 +341,7 @@ impl Worker<'_> {
         let bytes = snap
             .encode()
             .map_err(|e| self_fatal(self.out, &self.ids, format!("snapshot failed: {e}")))?;
-        send(
-            self.out,
-            response::Message::Snapshot(agent::SnapshotResponse { snapshot: bytes }),
-        );
+        send(self.out, response::Message::Snapshot(agent::SnapshotResponse { snapshot: bytes }));
         Ok(())
     }
 
@@ -381,26 +356,16 @@ impl Worker<'_> {
                 }
                 Ok(())
             }
-            Err(e) => Err(self_fatal(
-                self.out,
-                &self.ids,
-                format!("detector failed: {e}"),
-            )),
+            Err(e) => Err(self_fatal(self.out, &self.ids, e.to_string())),
         }
     }
 }
 
 /// `Worker::fatal` for when `self` is partly borrowed.
+/// Sends `msg` as an ErrorResponse (Kapacitor aborts the task with it) and
+/// returns it prefixed with the node's ids; the caller logs it once.
 fn self_fatal(out: &mpsc::Sender<Out>, ids: &str, msg: String) -> String {
-    let who = if ids.is_empty() {
-        String::new()
-    } else {
-        format!("{ids}: ")
-    };
-    tracing::error!("{who}{msg}");
-    send(
-        out,
-        response::Message::Error(agent::ErrorResponse { error: msg.clone() }),
-    );
-    msg
+    let logged = format!("{ids}: {msg}");
+    send(out, response::Message::Error(agent::ErrorResponse { error: msg }));
+    logged
 }

@@ -32,10 +32,7 @@ fn read_uvarint<R: Read>(r: &mut R) -> Result<Option<u64>, FrameError> {
             if i == 0 {
                 return Ok(None);
             }
-            return Err(FrameError::Truncated {
-                expected: i + 1,
-                got: i,
-            });
+            return Err(FrameError::Truncated { expected: i + 1, got: i });
         }
         let b = byte[0];
         if i == 9 && b > 1 {
@@ -57,10 +54,7 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> Result<bool, FrameEr
         return Ok(false);
     };
     if len > MAX_FRAME_LEN as u64 {
-        return Err(FrameError::TooLarge {
-            len,
-            max: MAX_FRAME_LEN,
-        });
+        return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
     }
     // `take` + `read_to_end` grows the buffer as bytes actually arrive.
     let got = r.take(len).read_to_end(buf)? as u64;
@@ -80,10 +74,7 @@ pub fn read_message<M: Message + Default, R: Read>(
     }
     M::decode(buf.as_slice())
         .map(Some)
-        .map_err(|source| FrameError::Decode {
-            len: buf.len(),
-            source,
-        })
+        .map_err(|source| FrameError::Decode { len: buf.len(), source })
 }
 
 /// Encodes one message as a frame.
@@ -102,9 +93,7 @@ mod tests {
     use crate::agent::{KeepaliveRequest, Request, request};
 
     fn keepalive(t: i64) -> Request {
-        Request {
-            message: Some(request::Message::Keepalive(KeepaliveRequest { time: t })),
-        }
+        Request { message: Some(request::Message::Keepalive(KeepaliveRequest { time: t })) }
     }
 
     #[test]
@@ -116,10 +105,7 @@ mod tests {
         let mut r = bytes.as_slice();
         let mut buf = Vec::new();
         for t in [0, 1, 1 << 40, -5] {
-            assert_eq!(
-                read_message::<Request, _>(&mut r, &mut buf).unwrap(),
-                Some(keepalive(t))
-            );
+            assert_eq!(read_message::<Request, _>(&mut r, &mut buf).unwrap(), Some(keepalive(t)));
         }
         assert_eq!(read_message::<Request, _>(&mut r, &mut buf).unwrap(), None);
     }
@@ -136,10 +122,7 @@ mod tests {
         bytes.push(v as u8);
         let mut buf = Vec::new();
         let err = read_frame(&mut bytes.as_slice(), &mut buf).unwrap_err();
-        assert!(
-            matches!(err, FrameError::TooLarge { len, .. } if len == 1 << 62),
-            "{err}"
-        );
+        assert!(matches!(err, FrameError::TooLarge { len, .. } if len == 1 << 62), "{err}");
         assert!(buf.capacity() < 1024);
         assert!(err.to_string().contains(&(1u64 << 62).to_string()));
     }
@@ -148,16 +131,7 @@ mod tests {
     fn reports_truncated_body_and_prefix() {
         let mut buf = Vec::new();
         let err = read_frame(&mut [5u8, 1, 2].as_slice(), &mut buf).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                FrameError::Truncated {
-                    expected: 5,
-                    got: 2
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, FrameError::Truncated { expected: 5, got: 2 }), "{err}");
         let err = read_frame(&mut [0x80u8].as_slice(), &mut buf).unwrap_err();
         assert!(matches!(err, FrameError::Truncated { .. }), "{err}");
     }

@@ -42,8 +42,11 @@ pub struct FieldState {
     pub field: String,
     /// Detector name that produced `state`.
     pub detector: String,
-    /// That detector's version.
+    /// That detector's version (for inspection only).
     pub detector_version: String,
+    /// The detector's state format version; state is applied only to a
+    /// detector with the same one.
+    pub state_version: u32,
     /// Canonical text of the detector options the state was built under.
     pub options: String,
     /// `tmax` (ns) of the last batch applied.
@@ -69,22 +72,14 @@ impl Snapshot {
     /// Decodes any format version this build knows, verifying the checksum.
     pub fn decode(bytes: &[u8]) -> Result<Self, StateError> {
         if bytes.len() < HEADER + TRAILER {
-            return Err(StateError::TooShort {
-                len: bytes.len(),
-                min: HEADER + TRAILER,
-            });
+            return Err(StateError::TooShort { len: bytes.len(), min: HEADER + TRAILER });
         }
         if &bytes[..6] != MAGIC {
-            return Err(StateError::BadMagic {
-                found: bytes[..6].to_vec(),
-            });
+            return Err(StateError::BadMagic { found: bytes[..6].to_vec() });
         }
         let version = u16::from_le_bytes([bytes[6], bytes[7]]);
         if version == 0 || version > FORMAT_VERSION {
-            return Err(StateError::UnknownVersion {
-                found: version,
-                newest: FORMAT_VERSION,
-            });
+            return Err(StateError::UnknownVersion { found: version, newest: FORMAT_VERSION });
         }
         let mut len8 = [0u8; 8];
         len8.copy_from_slice(&bytes[8..16]);
@@ -104,10 +99,7 @@ impl Snapshot {
         let payload = &bytes[HEADER..body_end];
         match version {
             1 => codec::decode::<Snapshot>(payload).map_err(StateError::Payload),
-            _ => Err(StateError::UnknownVersion {
-                found: version,
-                newest: FORMAT_VERSION,
-            }),
+            _ => Err(StateError::UnknownVersion { found: version, newest: FORMAT_VERSION }),
         }
     }
 }
@@ -123,6 +115,7 @@ mod tests {
                 field: "hotend".into(),
                 detector: "ttest".into(),
                 detector_version: "0.1.0".into(),
+                state_version: 1,
                 options: "alpha=0.001,size=3600".into(),
                 last_time: 1_451_606_700_000_000_000,
                 state: vec![1, 2, 3, 255],
@@ -143,18 +136,12 @@ mod tests {
         let bytes = sample().encode().unwrap();
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
-        assert!(matches!(
-            Snapshot::decode(&flipped),
-            Err(StateError::Checksum { .. })
-        ));
+        assert!(matches!(Snapshot::decode(&flipped), Err(StateError::Checksum { .. })));
         assert!(matches!(
             Snapshot::decode(b"garbage garbage garbage"),
             Err(StateError::BadMagic { .. })
         ));
-        assert!(matches!(
-            Snapshot::decode(&bytes[..10]),
-            Err(StateError::TooShort { .. })
-        ));
+        assert!(matches!(Snapshot::decode(&bytes[..10]), Err(StateError::TooShort { .. })));
         assert!(matches!(
             Snapshot::decode(&bytes[..bytes.len() - 1]),
             Err(StateError::LengthMismatch { .. })
@@ -176,10 +163,7 @@ mod tests {
     #[test]
     #[ignore]
     fn write_v1_fixture() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/snapshot_v1.bin"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snapshot_v1.bin");
         std::fs::write(path, sample().encode().unwrap()).unwrap();
     }
 }

@@ -28,12 +28,8 @@ fn broken_files_are_reported_and_good_plugins_still_load() {
     let dir = tempfile::tempdir().unwrap();
     let so = format!("libtickwatch_ttest{}", std::env::consts::DLL_SUFFIX);
     std::fs::copy(support::plugin_dir().join(&so), dir.path().join(&so)).unwrap();
-    std::fs::write(
-        dir.path()
-            .join(format!("libjunk{}", std::env::consts::DLL_SUFFIX)),
-        "junk",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join(format!("libjunk{}", std::env::consts::DLL_SUFFIX)), "junk")
+        .unwrap();
     // A real shared library that is not a tickwatch plugin.
     let libm = [
         "/lib/x86_64-linux-gnu/libm.so.6",
@@ -45,8 +41,7 @@ fn broken_files_are_reported_and_good_plugins_still_load() {
     if let Some(libm) = libm {
         std::fs::copy(
             libm,
-            dir.path()
-                .join(format!("libnotplugin{}", std::env::consts::DLL_SUFFIX)),
+            dir.path().join(format!("libnotplugin{}", std::env::consts::DLL_SUFFIX)),
         )
         .unwrap();
     }
@@ -62,13 +57,7 @@ fn broken_files_are_reported_and_good_plugins_still_load() {
     // The good plugin serves normally from the same directory.
     let mut udf = tickwatch_engine::host::UdfClient::spawn(
         &support::bin(),
-        &[
-            "serve",
-            "--detector",
-            "ttest",
-            "--plugin-dir",
-            dir.path().to_str().unwrap(),
-        ],
+        &["serve", "--detector", "ttest", "--plugin-dir", dir.path().to_str().unwrap()],
         &[],
     )
     .unwrap();

@@ -37,10 +37,7 @@ fn field_arity_flag_changes_the_declared_arity() {
             "t",
             "n",
             vec![
-                o::call(
-                    "field",
-                    vec![o::s("a"), o::s("b"), o::s("c"), o::s("d"), o::s("")],
-                ),
+                o::call("field", vec![o::s("a"), o::s("b"), o::s("c"), o::s("d"), o::s("")]),
                 o::call("size", vec![o::i(10)]),
                 o::call("alpha", vec![o::d(0.01)]),
             ],
@@ -57,13 +54,7 @@ fn info_touches_no_state() {
     let plugins = support::plugin_dir();
     let mut udf = tickwatch_engine::host::UdfClient::spawn(
         &bin,
-        &[
-            "serve",
-            "--detector",
-            "ttest",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-        ],
+        &["serve", "--detector", "ttest", "--plugin-dir", plugins.to_str().unwrap()],
         &[("TICKWATCH_STATE_DIR", state.to_str().unwrap())],
     )
     .unwrap();
@@ -76,9 +67,7 @@ fn info_touches_no_state() {
 fn kapacitor_rejects_wrong_arity_before_the_udf_sees_it() {
     let mut udf = support::spawn(&[]);
     udf.info().unwrap();
-    let err = udf
-        .init("t", "n", vec![o::call("field", vec![o::s("hotend")])])
-        .unwrap_err();
+    let err = udf.init("t", "n", vec![o::call("field", vec![o::s("hotend")])]).unwrap_err();
     assert!(
         matches!(&err, HostError::Options(m) if m == "unexpected number of args to field, got 1 expected 3"),
         "{err}"
@@ -101,15 +90,11 @@ fn bad_options_fail_init_with_the_reason() {
         v.extend(extra);
         v
     };
-    let e = init_error(with(vec![
-        o::call("size", vec![o::i(1)]),
-        o::call("alpha", vec![o::d(0.01)]),
-    ]));
+    let e =
+        init_error(with(vec![o::call("size", vec![o::i(1)]), o::call("alpha", vec![o::d(0.01)])]));
     assert_eq!(e, "option size must be > 1, got 1");
-    let e = init_error(with(vec![
-        o::call("size", vec![o::i(10)]),
-        o::call("alpha", vec![o::d(1.5)]),
-    ]));
+    let e =
+        init_error(with(vec![o::call("size", vec![o::i(10)]), o::call("alpha", vec![o::d(1.5)])]));
     assert_eq!(e, "option alpha must be in (0, 1), got 1.5");
     let e = init_error(with(vec![o::call("size", vec![o::i(10)])]));
     assert!(e.starts_with("option alpha is required"), "{e}");
@@ -194,50 +179,32 @@ fn truncated_frame_ends_with_error_and_non_zero_exit() {
     let mut bytes = uvarint(100);
     bytes.extend_from_slice(&[1, 2, 3]);
     let (err, ok) = broken(&bytes);
-    assert!(
-        err.expect("an ErrorResponse")
-            .contains("stream ended inside a frame")
-    );
+    assert!(err.expect("an ErrorResponse").contains("stream ended inside a frame"));
     assert!(!ok);
 }
 
 #[test]
 fn undecodable_frame_ends_with_error_and_non_zero_exit() {
     let (err, ok) = broken(&[3, 0x0f, 0xff, 0xff]);
-    assert!(
-        err.expect("an ErrorResponse")
-            .contains("undecodable message")
-    );
+    assert!(err.expect("an ErrorResponse").contains("undecodable message"));
     assert!(!ok);
 }
 
 #[test]
 fn point_outside_a_batch_is_a_protocol_error() {
     let mut udf = support::node(&["hotend"], 100, 0.01);
-    udf.send(request::Message::Point(agent::Point::default()))
-        .unwrap();
+    udf.send(request::Message::Point(agent::Point::default())).unwrap();
     let closed = udf.close().unwrap();
-    assert!(
-        closed
-            .error
-            .expect("ErrorResponse")
-            .contains("point outside a batch")
-    );
+    assert!(closed.error.expect("ErrorResponse").contains("point outside a batch"));
     assert!(!closed.status.unwrap().success());
 }
 
 #[test]
 fn batch_before_init_is_a_protocol_error() {
     let mut udf = support::spawn(&[]);
-    udf.send_batch(&support::day_batches(&[("", 1)])[0])
-        .unwrap();
+    udf.send_batch(&support::day_batches(&[("", 1)])[0]).unwrap();
     let closed = udf.close().unwrap();
-    assert!(
-        closed
-            .error
-            .expect("ErrorResponse")
-            .contains("batch before a successful Init")
-    );
+    assert!(closed.error.expect("ErrorResponse").contains("batch before a successful Init"));
     assert!(!closed.status.unwrap().success());
 }
 
@@ -258,11 +225,7 @@ fn keepalive_is_answered_while_a_batch_is_still_arriving() {
     }
     udf.send(request::Message::End(b.end.clone())).unwrap();
     let points = support::run_all(udf, &[]);
-    assert_eq!(
-        points.len(),
-        1,
-        "the second window is scored after the keepalive"
-    );
+    assert_eq!(points.len(), 1, "the second window is scored after the keepalive");
 }
 
 #[test]
@@ -270,11 +233,7 @@ fn keepalive_is_answered_behind_a_huge_batch() {
     let mut udf = support::node(&["hotend"], 1_000_000, 0.001);
     udf.set_timeout(Duration::from_secs(120));
     let mk = |n: usize, t0: i64| Batch {
-        begin: agent::BeginBatch {
-            name: "m".into(),
-            size: n as i64,
-            ..Default::default()
-        },
+        begin: agent::BeginBatch { name: "m".into(), size: n as i64, ..Default::default() },
         points: (0..n)
             .map(|i| agent::Point {
                 time: t0 + i as i64,
@@ -282,22 +241,14 @@ fn keepalive_is_answered_behind_a_huge_batch() {
                 ..Default::default()
             })
             .collect(),
-        end: agent::EndBatch {
-            name: "m".into(),
-            tmax: t0 + n as i64,
-            ..Default::default()
-        },
+        end: agent::EndBatch { name: "m".into(), tmax: t0 + n as i64, ..Default::default() },
     };
     udf.send_batch(&mk(300_000, 0)).unwrap();
     udf.send_batch(&mk(300_000, 1_000_000)).unwrap();
     udf.keepalive(7).unwrap();
     let snap = udf.snapshot().unwrap();
     assert!(!snap.is_empty());
-    assert_eq!(
-        udf.take_points().len(),
-        1,
-        "snapshot answers after every earlier batch"
-    );
+    assert_eq!(udf.take_points().len(), 1, "snapshot answers after every earlier batch");
     let closed = udf.close().unwrap();
     assert!(closed.status.unwrap().success());
 }

@@ -19,30 +19,20 @@ struct Server {
 
 fn serve_cmd(path: &Path) -> Command {
     let mut cmd = Command::new(support::bin());
-    cmd.args([
-        "serve",
-        "--detector",
-        "ttest",
-        "--log",
-        "warn",
-        "--plugin-dir",
-    ])
-    .arg(support::plugin_dir())
-    .arg("--socket")
-    .arg(path)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    cmd.args(["serve", "--detector", "ttest", "--log", "warn", "--plugin-dir"])
+        .arg(support::plugin_dir())
+        .arg("--socket")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     cmd
 }
 
 fn wait_for(cond: impl Fn() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -53,11 +43,7 @@ impl Server {
         let path = dir.path().join("tickwatch.sock");
         let child = serve_cmd(&path).spawn().unwrap();
         wait_for(|| UdfClient::connect(&path).is_ok(), "the socket");
-        Server {
-            child,
-            path,
-            _dir: dir,
-        }
+        Server { child, path, _dir: dir }
     }
 
     fn connect(&self) -> UdfClient {
@@ -86,9 +72,7 @@ fn run_on_socket(
     };
     let mut c = server.connect();
     c.set_info(info);
-    let r = c
-        .init("t", "n", support::ttest_options(fields, 3600, 0.001))
-        .unwrap();
+    let r = c.init("t", "n", support::ttest_options(fields, 3600, 0.001)).unwrap();
     assert!(r.success, "{}", r.error);
     verdicts(&support::run_all(c, &support::day_batches(printers)))
 }
@@ -138,12 +122,7 @@ fn socket_is_not_world_writable() {
     let server = Server::start();
     let meta = std::fs::symlink_metadata(&server.path).unwrap();
     assert!(meta.file_type().is_socket());
-    assert_eq!(
-        meta.permissions().mode() & 0o007,
-        0,
-        "mode {:o}",
-        meta.permissions().mode()
-    );
+    assert_eq!(meta.permissions().mode() & 0o007, 0, "mode {:o}", meta.permissions().mode());
 }
 
 #[test]
@@ -189,9 +168,6 @@ fn sigterm_and_sigint_remove_the_socket() {
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
         let status = server.child.wait().unwrap();
         assert!(status.success(), "exit after signal {sig}: {status}");
-        assert!(
-            !server.path.exists(),
-            "socket left behind after signal {sig}"
-        );
+        assert!(!server.path.exists(), "socket left behind after signal {sig}");
     }
 }

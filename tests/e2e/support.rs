@@ -24,10 +24,7 @@ pub const FIVE_MIN: i64 = 5 * 60 * 1_000_000_000;
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/e2e-<hash>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target profile dir")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target profile dir").to_path_buf()
 }
 
 static BUILD: Once = Once::new();
@@ -38,23 +35,13 @@ pub fn bin() -> PathBuf {
     let dir = target_dir();
     BUILD.call_once(|| {
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "tickwatch-engine",
-            "-p",
-            "tickwatch-ttest",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args(["build", "-q", "-p", "tickwatch-engine", "-p", "tickwatch-ttest"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
             cmd.arg("--release");
         }
         let st = cmd.status().expect("run cargo build");
-        assert!(
-            st.success(),
-            "cargo build of tickwatch and its plugins failed"
-        );
+        assert!(st.success(), "cargo build of tickwatch and its plugins failed");
     });
     let bin = dir.join("tickwatch");
     assert!(bin.exists(), "{} missing", bin.display());
@@ -72,15 +59,7 @@ pub fn spawn(extra: &[&str]) -> UdfClient {
     let bin = bin();
     let dir = plugin_dir();
     let dir = dir.to_str().expect("utf-8 path");
-    let mut args = vec![
-        "serve",
-        "--detector",
-        "ttest",
-        "--plugin-dir",
-        dir,
-        "--log",
-        "warn",
-    ];
+    let mut args = vec!["serve", "--detector", "ttest", "--plugin-dir", dir, "--log", "warn"];
     args.extend_from_slice(extra);
     UdfClient::spawn(&bin, &args, &[]).expect("spawn tickwatch serve")
 }
@@ -111,9 +90,7 @@ pub fn ttest_options(fields: &[&str], size: i64, alpha: f64) -> Vec<agent::Optio
 /// Connects Info + Init on a client; panics unless Init succeeds.
 pub fn init(udf: &mut UdfClient, fields: &[&str], size: i64, alpha: f64) {
     udf.info().expect("info");
-    let r = udf
-        .init("print_temps", "tTest2", ttest_options(fields, size, alpha))
-        .expect("init");
+    let r = udf.init("print_temps", "tTest2", ttest_options(fields, size, alpha)).expect("init");
     assert!(r.success, "init refused: {}", r.error);
 }
 
@@ -128,11 +105,8 @@ pub fn node(fields: &[&str], size: i64, alpha: f64) -> UdfClient {
 /// per (tag value, seed); ungrouped when `printers` has one entry with an
 /// empty name.
 pub fn day_batches(printers: &[(&str, u64)]) -> Vec<Batch> {
-    let group_by: Vec<&str> = if printers.iter().any(|(p, _)| !p.is_empty()) {
-        vec!["printer"]
-    } else {
-        vec![]
-    };
+    let group_by: Vec<&str> =
+        if printers.iter().any(|(p, _)| !p.is_empty()) { vec!["printer"] } else { vec![] };
     let mut w = Windower::new(FIVE_MIN, FIVE_MIN, &group_by);
     let days: Vec<(HashMap<String, String>, Vec<scenario::Reading>)> = printers
         .iter()

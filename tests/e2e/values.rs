@@ -60,14 +60,8 @@ fn nan_inf_strings_and_bools_are_skipped_ints_are_used() {
             })
         })
         .collect();
-    let got = verdicts(&support::run_all(
-        support::node(&["hotend"], 3600, 0.001),
-        &bad[..60],
-    ));
-    let want = verdicts(&support::run_all(
-        support::node(&["hotend"], 3600, 0.001),
-        &clean[..60],
-    ));
+    let got = verdicts(&support::run_all(support::node(&["hotend"], 3600, 0.001), &bad[..60]));
+    let want = verdicts(&support::run_all(support::node(&["hotend"], 3600, 0.001), &clean[..60]));
     assert_eq!(got.len(), 59);
     assert_eq!(got, want);
 }
@@ -79,18 +73,7 @@ fn a_window_without_the_field_emits_nothing_for_it() {
     stripped[2] = rewrite(&stripped[2], |_, _, _| {});
     let points = support::run_all(support::node(&["hotend", "bed"], 3600, 0.001), &stripped);
     let v = verdicts(&points);
-    let hot: Vec<_> = v
-        .iter()
-        .filter(|v| v.field == "hotend")
-        .map(|v| v.time)
-        .collect();
-    assert_eq!(
-        hot,
-        [
-            batches[1].end.tmax,
-            batches[3].end.tmax,
-            batches[4].end.tmax
-        ]
-    );
+    let hot: Vec<_> = v.iter().filter(|v| v.field == "hotend").map(|v| v.time).collect();
+    assert_eq!(hot, [batches[1].end.tmax, batches[3].end.tmax, batches[4].end.tmax]);
     assert_eq!(v.iter().filter(|v| v.field == "bed").count(), 4);
 }

@@ -38,10 +38,7 @@ pub enum HostError {
 }
 
 enum Conn {
-    Process {
-        child: Child,
-        stdin: Option<ChildStdin>,
-    },
+    Process { child: Child, stdin: Option<ChildStdin> },
     Socket(UnixStream),
 }
 
@@ -57,9 +54,7 @@ pub struct UdfClient {
 
 impl std::fmt::Debug for UdfClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UdfClient")
-            .field("pending", &self.pending.len())
-            .finish()
+        f.debug_struct("UdfClient").field("pending", &self.pending.len()).finish()
     }
 }
 
@@ -129,17 +124,11 @@ pub mod opt {
     use super::*;
 
     fn value(t: agent::ValueType, v: option_value::Value) -> agent::OptionValue {
-        agent::OptionValue {
-            r#type: t as i32,
-            value: Some(v),
-        }
+        agent::OptionValue { r#type: t as i32, value: Some(v) }
     }
     /// A string literal.
     pub fn s(x: &str) -> agent::OptionValue {
-        value(
-            agent::ValueType::String,
-            option_value::Value::StringValue(x.into()),
-        )
+        value(agent::ValueType::String, option_value::Value::StringValue(x.into()))
     }
     /// An integer literal.
     pub fn i(x: i64) -> agent::OptionValue {
@@ -147,10 +136,7 @@ pub mod opt {
     }
     /// A float literal.
     pub fn d(x: f64) -> agent::OptionValue {
-        value(
-            agent::ValueType::Double,
-            option_value::Value::DoubleValue(x),
-        )
+        value(agent::ValueType::Double, option_value::Value::DoubleValue(x))
     }
     /// A bool literal.
     pub fn b(x: bool) -> agent::OptionValue {
@@ -158,17 +144,11 @@ pub mod opt {
     }
     /// A duration literal, in nanoseconds.
     pub fn dur(ns: i64) -> agent::OptionValue {
-        value(
-            agent::ValueType::Duration,
-            option_value::Value::DurationValue(ns),
-        )
+        value(agent::ValueType::Duration, option_value::Value::DurationValue(ns))
     }
     /// One option call.
     pub fn call(name: &str, values: Vec<agent::OptionValue>) -> agent::Option {
-        agent::Option {
-            name: name.into(),
-            values,
-        }
+        agent::Option { name: name.into(), values }
     }
 }
 
@@ -177,23 +157,14 @@ impl UdfClient {
     /// Kapacitor copies it into its log).
     pub fn spawn(program: &Path, args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Self> {
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
         let stdin = child.stdin.take();
-        Ok(Self::new(
-            Conn::Process { child, stdin },
-            spawn_reader(stdout),
-        ))
+        Ok(Self::new(Conn::Process { child, stdin }, spawn_reader(stdout)))
     }
 
     /// Connects to a socket UDF.
@@ -204,13 +175,7 @@ impl UdfClient {
     }
 
     fn new(conn: Conn, rx: mpsc::Receiver<Result<agent::Response, String>>) -> Self {
-        Self {
-            conn,
-            rx,
-            info: None,
-            pending: Vec::new(),
-            timeout: Duration::from_secs(60),
-        }
+        Self { conn, rx, info: None, pending: Vec::new(), timeout: Duration::from_secs(60) }
     }
 
     /// How long to wait for any one answer (default 60 s).
@@ -290,9 +255,7 @@ impl UdfClient {
         options: Vec<agent::Option>,
     ) -> Result<agent::InitResponse, HostError> {
         let Some(info) = &self.info else {
-            return Err(HostError::Options(
-                "no Info answer to check options against".into(),
-            ));
+            return Err(HostError::Options("no Info answer to check options against".into()));
         };
         check_options(info, &options).map_err(HostError::Options)?;
         self.init_unchecked(task, node, options)
@@ -318,9 +281,7 @@ impl UdfClient {
 
     /// Restore round trip.
     pub fn restore(&mut self, snapshot: Vec<u8>) -> Result<agent::RestoreResponse, HostError> {
-        self.send(request::Message::Restore(agent::RestoreRequest {
-            snapshot,
-        }))?;
+        self.send(request::Message::Restore(agent::RestoreRequest { snapshot }))?;
         match self.recv_control()? {
             response::Message::Restore(r) => Ok(r),
             other => Err(HostError::Unexpected(format!("{other:?}"))),
@@ -338,9 +299,7 @@ impl UdfClient {
 
     /// Sends a keepalive and waits for its echo.
     pub fn keepalive(&mut self, time: i64) -> Result<(), HostError> {
-        self.send(request::Message::Keepalive(agent::KeepaliveRequest {
-            time,
-        }))?;
+        self.send(request::Message::Keepalive(agent::KeepaliveRequest { time }))?;
         match self.recv_control()? {
             response::Message::Keepalive(k) if k.time == time => Ok(()),
             other => Err(HostError::Unexpected(format!("{other:?}"))),
@@ -387,11 +346,7 @@ impl UdfClient {
             Conn::Process { child, .. } => Some(child.wait()?),
             Conn::Socket(_) => None,
         };
-        Ok(Closed {
-            points: std::mem::take(&mut self.pending),
-            error,
-            status,
-        })
+        Ok(Closed { points: std::mem::take(&mut self.pending), error, status })
     }
 }
 

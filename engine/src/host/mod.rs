@@ -1,4 +1,4 @@
-//! The Kapacitor side of the UDF protocol, for `demo`, `replay` and the
+//! The Kapacitor side of the UDF protocol, for `demo` (and later `replay`) and the
 //! end-to-end tests: spawn or connect to a UDF and drive it ([`client`]),
 //! and cut a point stream into batches as `|window()` does ([`window`]).
 //!

@@ -51,12 +51,7 @@ impl Windower {
     pub fn new(period: i64, every: i64, group_by: &[&str]) -> Self {
         let mut group_by: Vec<String> = group_by.iter().map(|s| s.to_string()).collect();
         group_by.sort();
-        Self {
-            period,
-            every,
-            group_by,
-            groups: BTreeMap::new(),
-        }
+        Self { period, every, group_by, groups: BTreeMap::new() }
     }
 
     /// Feeds one point (named, with time, tags and fields, in time order per
@@ -64,14 +59,11 @@ impl Windower {
     pub fn push(&mut self, p: agent::Point) -> Option<Batch> {
         let group = group_id(&self.group_by, &p.tags);
         let every = self.every;
-        let w = self
-            .groups
-            .entry(group.clone())
-            .or_insert_with(|| GroupWindow {
-                next_end: p.time + every,
-                tags: HashMap::new(),
-                buf: VecDeque::new(),
-            });
+        let w = self.groups.entry(group.clone()).or_insert_with(|| GroupWindow {
+            next_end: p.time + every,
+            tags: HashMap::new(),
+            buf: VecDeque::new(),
+        });
         if w.tags.is_empty() {
             w.tags = self
                 .group_by
@@ -155,32 +147,16 @@ mod tests {
                 batches.extend(w.push(pt(t, printer)));
             }
         }
-        let a: Vec<_> = batches
-            .iter()
-            .filter(|b| b.end.group == "printer=a")
-            .collect();
-        let b: Vec<_> = batches
-            .iter()
-            .filter(|b| b.end.group == "printer=b")
-            .collect();
+        let a: Vec<_> = batches.iter().filter(|b| b.end.group == "printer=a").collect();
+        let b: Vec<_> = batches.iter().filter(|b| b.end.group == "printer=b").collect();
         // a: first point 3 → windows end 13, 23, 33 (emitted at 13, 23, 33).
-        assert_eq!(
-            a.iter().map(|b| b.end.tmax).collect::<Vec<_>>(),
-            [13, 23, 33]
-        );
-        assert_eq!(
-            b.iter().map(|b| b.end.tmax).collect::<Vec<_>>(),
-            [17, 27, 37]
-        );
+        assert_eq!(a.iter().map(|b| b.end.tmax).collect::<Vec<_>>(), [13, 23, 33]);
+        assert_eq!(b.iter().map(|b| b.end.tmax).collect::<Vec<_>>(), [17, 27, 37]);
         let times: Vec<i64> = a[1].points.iter().map(|p| p.time).collect();
         assert_eq!(times, (13..23).collect::<Vec<_>>());
         assert_eq!(a[0].points.len(), 10);
         assert_eq!(a[0].begin.size, 10);
-        assert!(
-            a[0].points
-                .iter()
-                .all(|p| p.name.is_empty() && p.group == "printer=a")
-        );
+        assert!(a[0].points.iter().all(|p| p.name.is_empty() && p.group == "printer=a"));
         assert_eq!(a[0].end.tags.get("printer").map(String::as_str), Some("a"));
     }
 }

@@ -14,6 +14,8 @@ use tickwatch_plugin_api::abi::{
 };
 use tickwatch_plugin_api::{OptionSpec, Options, Verdict};
 
+use crate::options::{FIELD_OPTION, FIELD_TAG_OPTION};
+
 /// Why a plugin file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -103,10 +105,7 @@ impl std::fmt::Debug for Plugin {
 fn take(desc: &PluginDescriptor, r: RawResult) -> (u32, Vec<u8>) {
     let RawResult { status, buf } = r;
     let bytes = {
-        let view = RawStr {
-            ptr: buf.ptr,
-            len: buf.len,
-        };
+        let view = RawStr { ptr: buf.ptr, len: buf.len };
         // SAFETY: the plugin returned `buf` as `len` initialized bytes it owns
         // until we call `free_buf`, which happens right after this copy.
         unsafe { view.as_slice() }.to_vec()
@@ -124,10 +123,8 @@ impl Plugin {
         // SAFETY: loading a library runs its initializers. We only load files
         // from the configured plugin directories, which the operator trusts
         // like the binary itself (docs/plugin-abi.md, "Trust").
-        let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| LoadError::Open {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let lib = unsafe { libloading::Library::new(&path) }
+            .map_err(|e| LoadError::Open { path: path.clone(), reason: e.to_string() })?;
         // SAFETY: `EntryFn` is the documented type of ENTRY_SYMBOL in every ABI
         // version; a library exporting the name with another type breaks the
         // plugin contract and cannot be detected here.
@@ -138,10 +135,7 @@ impl Plugin {
         // and returns a pointer to a static descriptor.
         let raw = unsafe { entry() };
         if raw.is_null() {
-            return Err(LoadError::BadDescriptor {
-                path,
-                reason: "entry returned null".into(),
-            });
+            return Err(LoadError::BadDescriptor { path, reason: "entry returned null".into() });
         }
         // SAFETY: every ABI version starts the descriptor with `abi_version:
         // u32` then `descriptor_size: u32`, so these two reads are valid
@@ -151,11 +145,7 @@ impl Plugin {
             (header.read(), header.add(1).read())
         };
         if found != ABI_VERSION {
-            return Err(LoadError::AbiMismatch {
-                path,
-                found,
-                expected: ABI_VERSION,
-            });
+            return Err(LoadError::AbiMismatch { path, found, expected: ABI_VERSION });
         }
         if (size as usize) < std::mem::size_of::<PluginDescriptor>() {
             return Err(LoadError::BadDescriptor {
@@ -198,14 +188,21 @@ impl Plugin {
             path: path.clone(),
             reason: format!("option specs: {e}"),
         })?;
-        Ok(Arc::new(Plugin {
-            desc,
-            name,
-            version,
-            path,
-            options,
-            _lib: lib,
-        }))
+        for (i, spec) in options.iter().enumerate() {
+            if spec.name == FIELD_OPTION || spec.name == FIELD_TAG_OPTION {
+                return Err(LoadError::BadDescriptor {
+                    path,
+                    reason: format!("declares option {:?}, which tickwatch reserves", spec.name),
+                });
+            }
+            if options[..i].iter().any(|s| s.name == spec.name) {
+                return Err(LoadError::BadDescriptor {
+                    path,
+                    reason: format!("declares option {:?} twice", spec.name),
+                });
+            }
+        }
+        Ok(Arc::new(Plugin { desc, name, version, path, options, _lib: lib }))
     }
 
     /// The detector's name.
@@ -216,6 +213,11 @@ impl Plugin {
     /// The detector's version.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The detector's state format version.
+    pub fn state_version(&self) -> u32 {
+        self.desc.state_version
     }
 
     /// The file it was loaded from.
@@ -233,10 +235,7 @@ impl Plugin {
         if status == Status::Error as u32 {
             PluginError::Refused(message)
         } else if status == Status::Panic as u32 {
-            PluginError::Panicked {
-                detector: self.name.clone(),
-                message,
-            }
+            PluginError::Panicked { detector: self.name.clone(), message }
         } else {
             PluginError::BadReply {
                 detector: self.name.clone(),
@@ -261,11 +260,7 @@ impl Plugin {
                 reason: "create returned a null handle".into(),
             });
         }
-        Ok(DetectorInstance {
-            plugin: Arc::clone(self),
-            handle,
-            broken: None,
-        })
+        Ok(DetectorInstance { plugin: Arc::clone(self), handle, broken: None })
     }
 }
 
@@ -279,9 +274,7 @@ pub struct DetectorInstance {
 
 impl std::fmt::Debug for DetectorInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DetectorInstance")
-            .field("plugin", &self.plugin.name)
-            .finish()
+        f.debug_struct("DetectorInstance").field("plugin", &self.plugin.name).finish()
     }
 }
 
@@ -327,8 +320,7 @@ impl DetectorInstance {
     pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let load = self.plugin.desc.load;
         // SAFETY: live handle; `state` outlives the call.
-        self.call(|h| unsafe { load(h, RawStr::from_slice(state)) })
-            .map(|_| ())
+        self.call(|h| unsafe { load(h, RawStr::from_slice(state)) }).map(|_| ())
     }
 
     /// The detector's description of its state, as a JSON object.

@@ -24,9 +24,7 @@ pub struct Registry {
 /// own plugins only (`libtickwatch_*`): `cargo run` builds the shipped plugins
 /// as dependencies of the engine, and Cargo leaves them there.
 pub fn default_dirs() -> Vec<PathBuf> {
-    let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
+    let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf))
     else {
         return Vec::new();
     };
@@ -149,14 +147,8 @@ mod tests {
             std::fs::write(f, b"x").unwrap();
         }
         assert!(is_library(&ours));
-        assert!(
-            !is_library(&macro_lib),
-            "proc-macro dylibs in deps/ are never loaded"
-        );
-        assert!(
-            is_library(&elsewhere),
-            "outside deps/ any shared library is a candidate"
-        );
+        assert!(!is_library(&macro_lib), "proc-macro dylibs in deps/ are never loaded");
+        assert!(is_library(&elsewhere), "outside deps/ any shared library is a candidate");
         assert!(!is_library(&t.path().join("release")));
     }
 }

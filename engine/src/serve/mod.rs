@@ -31,16 +31,15 @@ pub struct ServeConfig {
 pub fn find_plugin(detector: &str, dirs: &[PathBuf]) -> anyhow::Result<Arc<Plugin>> {
     let registry = Registry::discover(dirs);
     if let Some(p) = registry.get(detector) {
+        for (path, reason) in registry.failures() {
+            tracing::warn!("plugin file {} not loaded: {reason}", path.display());
+        }
         return Ok(Arc::clone(p));
     }
     let dirs_text: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     let mut msg = format!(
         "unknown detector {detector:?}; detectors found: {} (searched {})",
-        if registry.names().is_empty() {
-            "none".to_string()
-        } else {
-            registry.names().join(", ")
-        },
+        if registry.names().is_empty() { "none".to_string() } else { registry.names().join(", ") },
         dirs_text.join(", ")
     );
     for (path, reason) in registry.failures() {
@@ -61,10 +60,7 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         plugin.version(),
         plugin.path().display()
     );
-    let session = SessionConfig {
-        plugin,
-        field_arity: cfg.field_arity,
-    };
+    let session = SessionConfig { plugin, field_arity: cfg.field_arity };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),
         Some(path) => socket::serve(path, &session)

@@ -24,10 +24,7 @@ fn prepare_path(path: &Path) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("cannot inspect the socket path"),
     };
     if !meta.file_type().is_socket() {
-        bail!(
-            "{} exists and is not a socket; refusing to replace it",
-            path.display()
-        );
+        bail!("{} exists and is not a socket; refusing to replace it", path.display());
     }
     if UnixStream::connect(path).is_ok() {
         bail!("another process is already listening on {}", path.display());
@@ -54,15 +51,13 @@ pub fn serve(path: &Path, config: &SessionConfig) -> anyhow::Result<()> {
     let listener = bind(path)?;
     let owned: PathBuf = path.to_path_buf();
     let mut signals = Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                let _ = std::fs::remove_file(&owned);
-                tracing::info!("signal {sig}: removed {}, exiting", owned.display());
-                std::process::exit(0);
-            }
-        })?;
+    thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let _ = std::fs::remove_file(&owned);
+            tracing::info!("signal {sig}: removed {}, exiting", owned.display());
+            std::process::exit(0);
+        }
+    })?;
     tracing::info!("listening on {}", path.display());
     for (n, conn) in listener.incoming().enumerate() {
         let stream = match conn {
@@ -73,22 +68,20 @@ pub fn serve(path: &Path, config: &SessionConfig) -> anyhow::Result<()> {
             }
         };
         let config = config.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("conn-{n}"))
-            .spawn(move || {
-                let reader = match stream.try_clone() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!("connection {n}: cannot clone socket: {e}");
-                        return;
-                    }
-                };
-                if let Err(e) = session::run(reader, &stream, &config) {
-                    tracing::warn!("connection {n} ended with an error: {e}");
+        let spawned = thread::Builder::new().name(format!("conn-{n}")).spawn(move || {
+            let reader = match stream.try_clone() {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("connection {n}: cannot clone socket: {e}");
+                    return;
                 }
-                // Unblocks the session's reader thread if the session ended first.
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            });
+            };
+            if let Err(e) = session::run(reader, &stream, &config) {
+                tracing::error!("connection {n}: {e}");
+            }
+            // Unblocks the session's reader thread if the session ended first.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        });
         if let Err(e) = spawned {
             tracing::error!("cannot start a thread for connection {n}: {e}");
         }

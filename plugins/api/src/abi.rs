@@ -48,18 +48,12 @@ pub struct RawStr {
 impl RawStr {
     /// Borrows a `'static` str (usable in a `static` descriptor).
     pub const fn from_static(s: &'static str) -> Self {
-        Self {
-            ptr: s.as_ptr(),
-            len: s.len(),
-        }
+        Self { ptr: s.as_ptr(), len: s.len() }
     }
 
     /// Borrows a slice for one call.
     pub fn from_slice(s: &[u8]) -> Self {
-        Self {
-            ptr: s.as_ptr(),
-            len: s.len(),
-        }
+        Self { ptr: s.as_ptr(), len: s.len() }
     }
 
     /// The bytes.
@@ -91,11 +85,7 @@ impl RawBuf {
     /// Leaks `v` into a buffer the host will hand back to `free_buf`.
     pub fn from_vec(v: Vec<u8>) -> Self {
         let mut v = std::mem::ManuallyDrop::new(v);
-        Self {
-            ptr: v.as_mut_ptr(),
-            len: v.len(),
-            cap: v.capacity(),
-        }
+        Self { ptr: v.as_mut_ptr(), len: v.len(), cap: v.capacity() }
     }
 
     /// Takes the buffer back as a Vec.
@@ -136,22 +126,13 @@ pub struct RawResult {
 
 impl RawResult {
     fn ok(v: Vec<u8>) -> Self {
-        Self {
-            status: Status::Ok as u32,
-            buf: RawBuf::from_vec(v),
-        }
+        Self { status: Status::Ok as u32, buf: RawBuf::from_vec(v) }
     }
     fn error(msg: String) -> Self {
-        Self {
-            status: Status::Error as u32,
-            buf: RawBuf::from_vec(msg.into_bytes()),
-        }
+        Self { status: Status::Error as u32, buf: RawBuf::from_vec(msg.into_bytes()) }
     }
     fn panic(msg: String) -> Self {
-        Self {
-            status: Status::Panic as u32,
-            buf: RawBuf::from_vec(msg.into_bytes()),
-        }
+        Self { status: Status::Panic as u32, buf: RawBuf::from_vec(msg.into_bytes()) }
     }
 }
 
@@ -165,8 +146,10 @@ pub struct PluginDescriptor {
     pub descriptor_size: u32,
     /// Detector name (`--detector NAME`), UTF-8.
     pub name: RawStr,
-    /// Detector version (semver), UTF-8; stored with state.
+    /// Detector version (semver), UTF-8, for display.
     pub version: RawStr,
+    /// [`Detector::STATE_VERSION`]: state saved under another is not loaded.
+    pub state_version: u32,
     /// Encoded `Vec<OptionSpec>` (see [`encode_specs`]).
     pub option_specs: unsafe extern "C" fn() -> RawResult,
     /// Builds a detector from encoded [`Options`]; writes the handle to `out`.
@@ -199,6 +182,7 @@ pub const fn descriptor<D: Detector>() -> PluginDescriptor {
         descriptor_size: std::mem::size_of::<PluginDescriptor>() as u32,
         name: RawStr::from_static(D::NAME),
         version: RawStr::from_static(D::VERSION),
+        state_version: D::STATE_VERSION,
         option_specs: shim_option_specs::<D>,
         create: shim_create::<D>,
         destroy: shim_destroy::<D>,
@@ -272,11 +256,7 @@ unsafe extern "C" fn shim_score<D: Detector>(
     guarded(|| {
         // SAFETY: the host owns a live handle and `len` values at `values`.
         let (det, window) = unsafe {
-            let window = if len == 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(values, len)
-            };
+            let window = if len == 0 { &[][..] } else { std::slice::from_raw_parts(values, len) };
             (detector::<D>(handle), window)
         };
         Ok(encode_verdict(det.score(window).as_ref()))
@@ -298,12 +278,7 @@ unsafe extern "C" fn shim_load<D: Detector>(handle: *mut c_void, state: RawStr) 
 
 unsafe extern "C" fn shim_describe<D: Detector>(handle: *mut c_void) -> RawResult {
     // SAFETY: the host owns a live handle.
-    guarded(|| {
-        Ok(unsafe { detector::<D>(handle) }
-            .describe()
-            .to_json()
-            .into_bytes())
-    })
+    guarded(|| Ok(unsafe { detector::<D>(handle) }.describe().to_json().into_bytes()))
 }
 
 unsafe extern "C" fn shim_free_buf(buf: RawBuf) {
@@ -334,10 +309,7 @@ fn put_value(w: &mut ByteWriter, v: &Value) {
 
 fn get_kind(r: &mut ByteReader<'_>) -> Result<ValueKind, CodecError> {
     let b = r.u8()?;
-    ValueKind::from_u8(b).ok_or(CodecError {
-        offset: 0,
-        what: format!("unknown value kind {b}"),
-    })
+    ValueKind::from_u8(b).ok_or_else(|| r.error(&format!("unknown value kind {b}")))
 }
 
 fn get_value(r: &mut ByteReader<'_>) -> Result<Value, CodecError> {
@@ -378,17 +350,8 @@ pub fn decode_specs(bytes: &[u8]) -> Result<Vec<OptionSpec>, CodecError> {
         let name = r.str()?.to_string();
         let kind = get_kind(&mut r)?;
         let help = r.str()?.to_string();
-        let default = if r.bool()? {
-            Some(get_value(&mut r)?)
-        } else {
-            None
-        };
-        out.push(OptionSpec {
-            name,
-            kind,
-            default,
-            help,
-        });
+        let default = if r.bool()? { Some(get_value(&mut r)?) } else { None };
+        out.push(OptionSpec { name, kind, default, help });
     }
     r.finish()?;
     Ok(out)
@@ -427,10 +390,7 @@ pub fn encode_verdict(v: Option<&Verdict>) -> Vec<u8> {
             w.u8(0);
         }
         Some(v) => {
-            w.u8(1)
-                .f64(v.pvalue)
-                .bool(v.anomalous)
-                .u64(v.stats.len() as u64);
+            w.u8(1).f64(v.pvalue).bool(v.anomalous).u64(v.stats.len() as u64);
             for (name, x) in &v.stats {
                 w.str(name).f64(*x);
             }
@@ -451,11 +411,7 @@ pub fn decode_verdict(bytes: &[u8]) -> Result<Option<Verdict>, CodecError> {
             let name = r.str()?.to_string();
             stats.push((name, r.f64()?));
         }
-        Some(Verdict {
-            pvalue,
-            anomalous,
-            stats,
-        })
+        Some(Verdict { pvalue, anomalous, stats })
     } else {
         None
     };
@@ -476,12 +432,9 @@ mod tests {
     impl Detector for Touchy {
         const NAME: &'static str = "touchy";
         const VERSION: &'static str = "0.0.1";
+        const STATE_VERSION: u32 = 1;
         fn options() -> Vec<OptionSpec> {
-            vec![OptionSpec::with_default(
-                "limit",
-                Value::Int(3),
-                "panic after this many",
-            )]
+            vec![OptionSpec::with_default("limit", Value::Int(3), "panic after this many")]
         }
         fn new(options: &Options) -> Result<Self, String> {
             if options.int("limit")? < 0 {
@@ -492,11 +445,7 @@ mod tests {
         fn score(&mut self, window: &[f64]) -> Option<Verdict> {
             assert!(window.len() < 1000, "window too large for touchy");
             self.seen += 1;
-            Some(Verdict {
-                pvalue: 0.5,
-                anomalous: false,
-                stats: vec![("n".into(), 1.0)],
-            })
+            Some(Verdict { pvalue: 0.5, anomalous: false, stats: vec![("n".into(), 1.0)] })
         }
         fn save(&self) -> Vec<u8> {
             self.seen.to_le_bytes().to_vec()
@@ -514,13 +463,7 @@ mod tests {
     fn take(d: &PluginDescriptor, r: RawResult) -> (u32, Vec<u8>) {
         let bytes = {
             // SAFETY: the buffer was just returned by the plugin and is live.
-            let s = unsafe {
-                RawStr {
-                    ptr: r.buf.ptr,
-                    len: r.buf.len,
-                }
-                .as_slice()
-            };
+            let s = unsafe { RawStr { ptr: r.buf.ptr, len: r.buf.len }.as_slice() };
             s.to_vec()
         };
         // SAFETY: handing the buffer back to the module that allocated it, once.
@@ -572,11 +515,7 @@ mod tests {
 
     #[test]
     fn verdict_encoding_round_trips() {
-        let v = Verdict {
-            pvalue: 1e-300,
-            anomalous: true,
-            stats: vec![("t".into(), -4.5)],
-        };
+        let v = Verdict { pvalue: 1e-300, anomalous: true, stats: vec![("t".into(), -4.5)] };
         assert_eq!(decode_verdict(&encode_verdict(Some(&v))).unwrap(), Some(v));
         assert_eq!(decode_verdict(&encode_verdict(None)).unwrap(), None);
         assert!(decode_verdict(&[1, 2]).is_err());

@@ -17,11 +17,7 @@ pub struct CodecError {
 
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "bad state bytes at offset {}: {}",
-            self.offset, self.what
-        )
+        write!(f, "malformed bytes at offset {}: {}", self.offset, self.what)
     }
 }
 
@@ -111,20 +107,20 @@ impl<'a> ByteReader<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// An error at the current offset, for checks of the caller's own
+    /// (`"history holds 12 values, more than its size 10"`).
+    pub fn error(&self, what: &str) -> CodecError {
+        CodecError { offset: self.pos, what: what.into() }
+    }
+
     fn err(&self, what: &str) -> CodecError {
-        CodecError {
-            offset: self.pos,
-            what: what.into(),
-        }
+        self.error(what)
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let Some(end) = end else {
-            return Err(self.err(&format!(
-                "{what}: need {n} bytes, {} left",
-                self.remaining()
-            )));
+            return Err(self.err(&format!("{what}: need {n} bytes, {} left", self.remaining())));
         };
         let s = &self.buf[self.pos..end];
         self.pos = end;
@@ -202,10 +198,8 @@ impl<'a> ByteReader<'a> {
     pub fn str(&mut self) -> Result<&'a str, CodecError> {
         let start = self.pos;
         let b = self.bytes()?;
-        std::str::from_utf8(b).map_err(|e| CodecError {
-            offset: start,
-            what: format!("invalid UTF-8: {e}"),
-        })
+        std::str::from_utf8(b)
+            .map_err(|e| CodecError { offset: start, what: format!("invalid UTF-8: {e}") })
     }
 
     /// Fails unless every byte was read.
@@ -224,14 +218,7 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_short_input() {
         let mut w = ByteWriter::new();
-        w.u8(7)
-            .bool(true)
-            .u32(9)
-            .u64(1 << 40)
-            .i64(-3)
-            .f64(-0.0)
-            .str("héllo")
-            .bytes(&[1, 2]);
+        w.u8(7).bool(true).u32(9).u64(1 << 40).i64(-3).f64(-0.0).str("héllo").bytes(&[1, 2]);
         let bytes = w.finish();
         let mut r = ByteReader::new(&bytes);
         assert_eq!(r.u8().unwrap(), 7);

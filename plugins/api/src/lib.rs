@@ -23,6 +23,7 @@
 //! impl Detector for Threshold {
 //!     const NAME: &'static str = "threshold";
 //!     const VERSION: &'static str = "0.1.0";
+//!     const STATE_VERSION: u32 = 1;
 //!
 //!     fn options() -> Vec<OptionSpec> {
 //!         vec![OptionSpec::with_default("limit", Value::Double(100.0), "alert above this mean")]
@@ -91,9 +92,14 @@ pub use verdict::{Summary, SummaryValue, Verdict};
 pub trait Detector: Sized + Send + 'static {
     /// The name users pass to `--detector`. Lowercase, no spaces.
     const NAME: &'static str;
-    /// The detector's version (semver). Stored beside its state: change it
-    /// when the meaning of saved state changes.
+    /// The detector's version (semver), shown to users and kept beside its
+    /// state for inspection. Changing it does not invalidate saved state.
     const VERSION: &'static str;
+    /// The version of what [`Detector::save`] writes. State saved under
+    /// another `STATE_VERSION` is never handed to [`Detector::load`]: the
+    /// host starts that field fresh instead. Bump it only when old state
+    /// would be misread; releases that keep the format keep their history.
+    const STATE_VERSION: u32;
 
     /// The options a TICKscript may set (besides tickwatch's own `field` and
     /// `fieldTag`). Each takes exactly one argument of the declared kind.
@@ -116,7 +122,7 @@ pub trait Detector: Sized + Send + 'static {
     /// detector version. Refuse malformed bytes with a reason.
     fn load(&mut self, state: &[u8]) -> Result<(), String>;
 
-    /// The state in a few named numbers, for `tickwatch state show`.
+    /// The state in a few named numbers, shown to users inspecting node state.
     fn describe(&self) -> Summary;
 }
 

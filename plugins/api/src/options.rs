@@ -105,29 +105,19 @@ pub struct OptionSpec {
     pub kind: ValueKind,
     /// Used when the script does not set the option; `None` makes it required.
     pub default: Option<Value>,
-    /// One line for `tickwatch info` and docs: meaning and valid range.
+    /// One line shown to users: meaning and valid range.
     pub help: String,
 }
 
 impl OptionSpec {
     /// A required option.
     pub fn required(name: &str, kind: ValueKind, help: &str) -> Self {
-        Self {
-            name: name.into(),
-            kind,
-            default: None,
-            help: help.into(),
-        }
+        Self { name: name.into(), kind, default: None, help: help.into() }
     }
 
     /// An option with a default.
     pub fn with_default(name: &str, default: Value, help: &str) -> Self {
-        Self {
-            name: name.into(),
-            kind: default.kind(),
-            default: Some(default),
-            help: help.into(),
-        }
+        Self { name: name.into(), kind: default.kind(), default: Some(default), help: help.into() }
     }
 }
 

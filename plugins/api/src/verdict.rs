@@ -15,7 +15,7 @@ pub struct Verdict {
     pub stats: Vec<(String, f64)>,
 }
 
-/// A detector's description of its state, for `tickwatch state show`.
+/// A detector's description of its state, shown to users inspecting node state.
 ///
 /// An ordered list of named values; the host renders it as a JSON object.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,8 +62,7 @@ impl Summary {
 
     /// Adds text.
     pub fn text(mut self, name: &str, v: &str) -> Self {
-        self.entries
-            .push((name.into(), SummaryValue::Text(v.into())));
+        self.entries.push((name.into(), SummaryValue::Text(v.into())));
         self
     }
 
@@ -128,9 +127,6 @@ mod tests {
             .num("bad", f64::NAN)
             .bool("ok", true)
             .text("q", "a\"b\\\n");
-        assert_eq!(
-            s.to_json(),
-            r#"{"n":3,"mean":1.5,"bad":null,"ok":true,"q":"a\"b\\\n"}"#
-        );
+        assert_eq!(s.to_json(), r#"{"n":3,"mean":1.5,"bad":null,"ok":true,"q":"a\"b\\\n"}"#);
     }
 }

@@ -40,6 +40,8 @@ pub struct TTest {
 impl Detector for TTest {
     const NAME: &'static str = "ttest";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    /// Format 1: see `save`. Bump when a format change would misread old state.
+    const STATE_VERSION: u32 = STATE_FORMAT as u32;
 
     fn options() -> Vec<OptionSpec> {
         vec![
@@ -67,12 +69,7 @@ impl Detector for TTest {
         if !(alpha > 0.0 && alpha < 1.0) {
             return Err(format!("option alpha must be in (0, 1), got {alpha}"));
         }
-        Ok(Self {
-            alpha,
-            history: MovingWindow::new(size),
-            windows_seen: 0,
-            windows_anomalous: 0,
-        })
+        Ok(Self { alpha, history: MovingWindow::new(size), windows_seen: 0, windows_anomalous: 0 })
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
@@ -100,18 +97,12 @@ impl Detector for TTest {
         if r.pvalue > self.alpha {
             window.iter().for_each(|&x| self.history.push(x));
         }
-        Some(Verdict {
-            pvalue: r.pvalue,
-            anomalous,
-            stats: vec![("t".into(), r.t)],
-        })
+        Some(Verdict { pvalue: r.pvalue, anomalous, stats: vec![("t".into(), r.t)] })
     }
 
     fn save(&self) -> Vec<u8> {
         let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT)
-            .u64(self.windows_seen)
-            .u64(self.windows_anomalous);
+        w.u8(STATE_FORMAT).u64(self.windows_seen).u64(self.windows_anomalous);
         self.history.write(&mut w);
         w.finish()
     }
@@ -126,9 +117,15 @@ impl Detector for TTest {
         }
         let windows_seen = r.u64()?;
         let windows_anomalous = r.u64()?;
-        let mut history = MovingWindow::read(&mut r)?;
+        let history = MovingWindow::read(&mut r)?;
         r.finish()?;
-        history.set_cap(self.history.cap());
+        if history.cap() != self.history.cap() {
+            return Err(format!(
+                "state was saved with size {}, this detector has size {}",
+                history.cap(),
+                self.history.cap()
+            ));
+        }
         self.history = history;
         self.windows_seen = windows_seen;
         self.windows_anomalous = windows_anomalous;
@@ -164,15 +161,8 @@ mod tests {
 
     #[test]
     fn refuses_out_of_range_options_naming_them() {
-        assert_eq!(
-            ttest(1, 0.01).unwrap_err(),
-            "option size must be > 1, got 1"
-        );
-        assert!(
-            ttest(10, 0.0)
-                .unwrap_err()
-                .contains("option alpha must be in (0, 1)")
-        );
+        assert_eq!(ttest(1, 0.01).unwrap_err(), "option size must be > 1, got 1");
+        assert!(ttest(10, 0.0).unwrap_err().contains("option alpha must be in (0, 1)"));
         assert!(ttest(10, 1.0).unwrap_err().contains("alpha"));
         assert!(ttest(10, f64::NAN).unwrap_err().contains("alpha"));
         let missing = TTest::new(&Options::new(vec![("size".into(), Value::Int(5))]));
@@ -188,11 +178,7 @@ mod tests {
         assert_eq!(d.history.len(), 6);
         let odd = d.score(&[50.0, 51.0, 52.0, 50.5]).unwrap();
         assert!(odd.anomalous && odd.pvalue < 0.01);
-        assert_eq!(
-            d.history.len(),
-            6,
-            "anomalous window must not join the history"
-        );
+        assert_eq!(d.history.len(), 6, "anomalous window must not join the history");
         assert_eq!(d.score(&[]), None);
     }
 
@@ -228,11 +214,21 @@ mod tests {
         e.load(&d.save()).unwrap();
         assert_eq!(e, d);
         assert_eq!(d.score(&[1.0, 3.0]), e.score(&[1.0, 3.0]));
-        assert!(
-            e.load(&[9])
-                .unwrap_err()
-                .contains("unknown ttest state format 9")
-        );
+        assert!(e.load(&[9]).unwrap_err().contains("unknown ttest state format 9"));
         assert!(e.load(&d.save()[..10]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod extreme_tests {
+    use super::*;
+
+    #[test]
+    fn overflowing_sums_give_no_evidence_instead_of_nan() {
+        let r = welch_from_stats(f64::MAX, f64::INFINITY, 10.0, -f64::MAX, f64::INFINITY, 10.0);
+        assert_eq!((r.t, r.pvalue), (0.0, 1.0));
+        let r = welch_from_stats(1.0, f64::INFINITY, 10.0, 2.0, 1.0, 10.0);
+        assert!(r.pvalue.is_finite() && r.t.is_finite());
+        assert!(r.pvalue > 0.99);
     }
 }

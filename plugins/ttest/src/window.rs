@@ -22,13 +22,7 @@ pub struct MovingWindow {
 
 impl MovingWindow {
     pub fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            values: VecDeque::new(),
-            mean: 0.0,
-            m2: 0.0,
-            removals_since_exact: 0,
-        }
+        Self { cap, values: VecDeque::new(), mean: 0.0, m2: 0.0, removals_since_exact: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -45,11 +39,7 @@ impl MovingWindow {
 
     /// Sample variance (ddof = 1); 0 for fewer than two values, as the guide.
     pub fn variance(&self) -> f64 {
-        if self.values.len() < 2 {
-            0.0
-        } else {
-            self.m2 / (self.values.len() - 1) as f64
-        }
+        if self.values.len() < 2 { 0.0 } else { self.m2 / (self.values.len() - 1) as f64 }
     }
 
     pub fn push(&mut self, x: f64) {
@@ -117,30 +107,14 @@ impl MovingWindow {
         let m2 = r.f64()?;
         let removals_since_exact = r.u64()? as usize;
         let n = r.len(8)?;
+        if cap < 2 || n > cap {
+            return Err(r.error(&format!("history holds {n} values with size {cap}")));
+        }
         let mut values = VecDeque::with_capacity(n);
         for _ in 0..n {
             values.push_back(r.f64()?);
         }
-        Ok(Self {
-            cap,
-            values,
-            mean,
-            m2,
-            removals_since_exact,
-        })
-    }
-
-    /// Keeps only the newest `cap` values (after a restore under a new size).
-    pub fn set_cap(&mut self, cap: usize) {
-        self.cap = cap;
-        let mut trimmed = false;
-        while self.values.len() > cap {
-            self.values.pop_front();
-            trimmed = true;
-        }
-        if trimmed {
-            self.recompute();
-        }
+        Ok(Self { cap, values, mean, m2, removals_since_exact })
     }
 
     pub fn cap(&self) -> usize {
@@ -187,21 +161,14 @@ mod tests {
         let mut all = Vec::new();
         let mut s: u64 = 12345;
         for _ in 0..200_000 {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let x = 1e6 + ((s >> 11) as f64 / (1u64 << 53) as f64) * 1e-3;
             w.push(x);
             all.push(x);
         }
         let (m, v) = exact(&all[all.len() - 500..]);
         assert!(((w.mean() - m) / m).abs() < 1e-14);
-        assert!(
-            ((w.variance() - v) / v).abs() < 1e-6,
-            "{} vs {}",
-            w.variance(),
-            v
-        );
+        assert!(((w.variance() - v) / v).abs() < 1e-6, "{} vs {}", w.variance(), v);
     }
 
     #[test]
