@@ -12,6 +12,6 @@ mod printer;
 // Unusable values are skipped and counted, never fed to a detector.
 mod values;
 // Socket mode: concurrent nodes, refusals, permissions, signals.
-mod socket;
+pub mod socket;
 // Plugin discovery: unknown detectors, broken files beside good ones.
 mod plugins;

@@ -75,3 +75,73 @@ fn plugin_dir_comes_from_the_environment() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("detectors found: ttest"));
 }
+
+fn faulty(mode: &str) -> tickwatch_engine::host::UdfClient {
+    let dir = support::test_plugin_dir();
+    let mut udf = tickwatch_engine::host::UdfClient::spawn(
+        &support::bin(),
+        &["serve", "--detector", "faulty", "--log", "warn", "--plugin-dir", dir.to_str().unwrap()],
+        &[],
+    )
+    .unwrap();
+    udf.info().unwrap();
+    let mut opts = support::field_calls(&["hotend"]);
+    opts.push(support::o::call("mode", vec![support::o::s(mode)]));
+    let r = udf.init("t", "n", opts).unwrap();
+    assert!(r.success, "{}", r.error);
+    udf
+}
+
+#[test]
+fn a_panicking_detector_ends_the_node_with_an_error_not_an_abort() {
+    let mut udf = faulty("panic");
+    for b in &support::day_batches(&[("", 1)])[..5] {
+        if udf.send_batch(b).is_err() {
+            break;
+        }
+    }
+    let closed = udf.close().unwrap();
+    let err = closed.error.expect("ErrorResponse");
+    assert!(err.contains("detector faulty panicked: faulty detector panics on window 3"), "{err}");
+    assert_eq!(closed.points.len(), 2, "windows before the panic were emitted");
+    // Exit code 1, not a signal: the panic never unwound into the host.
+    assert_eq!(closed.status.unwrap().code(), Some(1));
+}
+
+#[test]
+fn a_panic_on_one_socket_connection_leaves_the_others_running() {
+    let server = crate::socket::Server::start_with("faulty", &support::test_plugin_dir());
+    let start = |mode: &str| {
+        let mut c = server.connect();
+        c.info().unwrap();
+        let mut opts = support::field_calls(&["hotend"]);
+        opts.push(support::o::call("mode", vec![support::o::s(mode)]));
+        assert!(c.init("t", mode, opts).unwrap().success);
+        c
+    };
+    let mut bad = start("panic");
+    let good = start("ok");
+    let batches = support::day_batches(&[("", 2)]);
+    for b in &batches[..4] {
+        let _ = bad.send_batch(b);
+    }
+    assert!(bad.close().unwrap().error.unwrap().contains("panicked"));
+    let points = support::run_all(good, &batches[..20]);
+    assert_eq!(points.len(), 20);
+}
+
+#[test]
+fn a_nan_pvalue_is_never_emitted() {
+    let udf = faulty("nan");
+    let points = support::run_all(udf, &support::day_batches(&[("", 3)])[..5]);
+    assert!(points.is_empty(), "{points:?}");
+}
+
+#[test]
+fn a_plugin_for_another_abi_is_refused_by_name() {
+    let out = serve_output("nope", &support::test_plugin_dir());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("libtickwatch_test_badabi"), "{stderr}");
+    assert!(stderr.contains("speaks plugin ABI 999, this tickwatch speaks 1"), "{stderr}");
+    assert!(stderr.contains("detectors found: faulty"), "{stderr}");
+}

@@ -11,16 +11,20 @@ use tickwatch_engine::host::UdfClient;
 
 use crate::support::{self, verdicts};
 
-struct Server {
+pub struct Server {
     child: Child,
-    path: PathBuf,
+    pub path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 fn serve_cmd(path: &Path) -> Command {
+    serve_cmd_with(path, "ttest", &support::plugin_dir())
+}
+
+fn serve_cmd_with(path: &Path, detector: &str, plugin_dir: &Path) -> Command {
     let mut cmd = Command::new(support::bin());
-    cmd.args(["serve", "--detector", "ttest", "--log", "warn", "--plugin-dir"])
-        .arg(support::plugin_dir())
+    cmd.args(["serve", "--detector", detector, "--log", "warn", "--plugin-dir"])
+        .arg(plugin_dir)
         .arg("--socket")
         .arg(path)
         .stdin(Stdio::null())
@@ -39,14 +43,18 @@ fn wait_for(cond: impl Fn() -> bool, what: &str) {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with("ttest", &support::plugin_dir())
+    }
+
+    pub fn start_with(detector: &str, plugin_dir: &Path) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tickwatch.sock");
-        let child = serve_cmd(&path).spawn().unwrap();
+        let child = serve_cmd_with(&path, detector, plugin_dir).spawn().unwrap();
         wait_for(|| UdfClient::connect(&path).is_ok(), "the socket");
         Server { child, path, _dir: dir }
     }
 
-    fn connect(&self) -> UdfClient {
+    pub fn connect(&self) -> UdfClient {
         UdfClient::connect(&self.path).unwrap()
     }
 }

@@ -48,6 +48,28 @@ pub fn bin() -> PathBuf {
     bin
 }
 
+static TEST_PLUGINS: Once = Once::new();
+
+/// A directory holding the misbehaving test plugins of tests/plugins
+/// (detector `faulty`, and a plugin built for ABI 999), built on first use.
+pub fn test_plugin_dir() -> PathBuf {
+    let profile = target_dir().file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("target").join("test-plugins");
+    TEST_PLUGINS.call_once(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "--manifest-path"])
+            .arg(root.join("tests/plugins/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target);
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().expect("run cargo build").success(), "building test plugins failed");
+    });
+    target.join(profile)
+}
+
 /// The plugin directory holding the built ttest `.so`.
 pub fn plugin_dir() -> PathBuf {
     bin();
