@@ -5,6 +5,7 @@
 //! unusable ones), building the output points, and the snapshot contents.
 //! Does not own: the wire (see `session`) or the snapshot byte format
 //! (`tickwatch-state`).
+#![deny(clippy::print_stdout)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

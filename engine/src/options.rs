@@ -4,6 +4,7 @@
 //! Info answer, so `field` is declared with a fixed arity (`--field-arity`,
 //! default 3): empty strings are padding (`.field('hotend','','')` tracks one
 //! field) and repeated calls accumulate. Nothing reads raw options after this.
+#![deny(clippy::print_stdout)]
 
 use std::collections::HashMap;
 

@@ -4,6 +4,7 @@
 //! module sees [`Plugin`] and [`DetectorInstance`], which are safe to use.
 //! Trust model: only files in the configured plugin directories are loaded
 //! (loading a library runs its initializers; see docs/plugin-abi.md).
+#![deny(clippy::print_stdout)]
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};

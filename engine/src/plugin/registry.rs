@@ -3,6 +3,7 @@
 //! Every file with the platform's shared-library suffix in a plugin directory
 //! is tried; files that fail to load are kept with their reason and never
 //! stop the others from loading.
+#![deny(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

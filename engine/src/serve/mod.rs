@@ -1,5 +1,6 @@
 //! `tickwatch serve`: one node over stdin/stdout ([`stdio`]) or many over a
 //! unix socket ([`socket`]).
+#![deny(clippy::print_stdout)]
 
 pub mod socket;
 pub mod stdio;
