@@ -46,7 +46,8 @@ pub struct ServeArgs {
     pub field_arity: usize,
 
     /// Plugin directories, searched in order (default: the binary's own
-    /// directory, then <exe dir>/plugins). In the env: colon-separated.
+    /// directory, then <exe dir>/plugins; run from a Cargo target dir,
+    /// <exe dir>/deps first). In the env: colon-separated.
     #[arg(long = "plugin-dir", env = "TICKWATCH_PLUGIN_DIR", value_delimiter = ':')]
     pub plugin_dirs: Vec<PathBuf>,
 

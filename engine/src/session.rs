@@ -196,13 +196,8 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), String
     {
         failed = Some(format!("cannot write to Kapacitor: {e}"));
     }
-    match failed {
-        Some(e) => {
-            tracing::error!("{e}");
-            Err(e)
-        }
-        None => Ok(()),
-    }
+    // The caller logs the error (once) with the session's other outcome.
+    failed.map_or(Ok(()), Err)
 }
 
 struct Worker<'a> {

@@ -21,18 +21,21 @@ pub struct Registry {
 /// `<exe dir>/plugins`.
 ///
 /// When the binary runs from a Cargo target directory (`target/debug` or
-/// `target/release`), `<exe dir>/deps` is searched last, for the workspace's
+/// `target/release`), `<exe dir>/deps` is searched first, for the workspace's
 /// own plugins only (`libtickwatch_*`): `cargo run` builds the shipped plugins
-/// as dependencies of the engine, and Cargo leaves them there.
+/// as dependencies of the engine and Cargo leaves them there, while the copy
+/// next to the binary is refreshed only by `cargo build`, so it may be stale.
 pub fn default_dirs() -> Vec<PathBuf> {
     let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf))
     else {
         return Vec::new();
     };
-    let mut dirs = vec![dir.clone(), dir.join("plugins")];
+    let mut dirs = Vec::with_capacity(3);
     if is_cargo_profile_dir(&dir) {
         dirs.push(dir.join(CARGO_DEPS));
     }
+    dirs.push(dir.clone());
+    dirs.push(dir.join("plugins"));
     dirs
 }
 
