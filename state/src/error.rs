@@ -1,6 +1,8 @@
 //! Errors of the state crate.
 
-/// Why state bytes could not be read.
+use std::path::PathBuf;
+
+/// Why state could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Fewer bytes than the fixed header and trailer need.
@@ -44,4 +46,34 @@ pub enum StateError {
     /// The payload did not decode.
     #[error("snapshot payload does not decode: {0}")]
     Payload(String),
+    /// A file system operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Stored state is damaged or unreadable; it is never silently replaced.
+    #[error(
+        "state at {} is corrupt or unreadable: {reason} (inspect it, or move it aside with \
+         `tickwatch state reset`)",
+        path.display()
+    )]
+    Corrupt {
+        /// The node directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process holds the node's database.
+    #[error("state at {} is in use by {holder} (waited {waited_ms} ms)", path.display())]
+    Locked {
+        /// The node directory.
+        path: PathBuf,
+        /// Who holds it, as it wrote itself into the lock file.
+        holder: String,
+        /// How long we waited.
+        waited_ms: u128,
+    },
 }

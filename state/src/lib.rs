@@ -1,14 +1,19 @@
 //! tickwatch persistence.
 //!
-//! Owns: the snapshot format a node hands Kapacitor ([`snapshot`]) and the
-//! serialization behind it ([`codec`], the only module that names bincode).
-//! Detector state is opaque bytes here; this crate never interprets it.
-//! Does not own: deciding which state to apply (the engine's), sled-backed
-//! storage (added with the persistence work).
+//! Owns: the snapshot format a node hands Kapacitor ([`snapshot`]), the
+//! serialization behind it ([`codec`], the only module that names bincode),
+//! the state directory layout ([`layout`]) and each node's sled database
+//! with its key layout ([`store`]). Detector state is opaque bytes here; this
+//! crate never interprets it. Does not own: deciding which state to apply
+//! (the engine's).
 
 pub mod codec;
 pub mod error;
+pub mod layout;
 pub mod snapshot;
+pub mod store;
 
 pub use error::StateError;
+pub use layout::NodeMeta;
 pub use snapshot::{FieldState, Snapshot};
+pub use store::{StateStore, StoreOptions, StoreReader};

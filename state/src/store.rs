@@ -1,0 +1,507 @@
+//! `StateStore`: one node's per-(group, field) state in its own sled database.
+//!
+//! # Key layout
+//! Tree `fields`, where `fk` = u32 big-endian length of the group id, the
+//! group id bytes, then the field name bytes (so keys sort by group, field):
+//!
+//! | key | value |
+//! |---|---|
+//! | `b'm'` ++ fk | [`FieldMeta`] via [`crate::codec`]: detector name, version and state version, options fingerprint, `last_time`, state length and CRC-32 |
+//! | `b'c'` ++ fk ++ u32 BE index | bytes `[index*CHUNK, (index+1)*CHUNK)` of the detector's state |
+//!
+//! Tree `aside`: key fk ++ u64 BE nanoseconds since the epoch → [`AsideRecord`]:
+//! state that was not applied (another detector, state version or options)
+//! or that a user reset, kept for inspection.
+//!
+//! # Cost of a batch
+//! A commit writes the meta record and only the chunks whose bytes changed
+//! since the last commit, in one atomic sled batch, then flushes. A detector
+//! that keeps its values in a ring (as the t-test does) changes only the
+//! chunks its new values land in, so a 300-value window costs a few chunks,
+//! not the whole 3600-value history.
+//!
+//! # Locking
+//! `LOCK` in the node directory is held (flock) for as long as the store is
+//! open and names the holder (pid and command line); a second opener waits a
+//! bounded time, then fails naming the holder.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fs2::FileExt;
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{self, NodeMeta};
+use crate::snapshot::FieldState;
+use crate::{StateError, codec};
+
+/// Bytes per stored chunk of detector state.
+pub const CHUNK: usize = 4096;
+const FIELDS_TREE: &str = "fields";
+const ASIDE_TREE: &str = "aside";
+const LOCK_FILE: &str = "LOCK";
+const DB_DIR: &str = "db";
+
+/// Everything about a field's state but the bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldMeta {
+    /// Detector name.
+    pub detector: String,
+    /// Detector version (for inspection).
+    pub detector_version: String,
+    /// Detector state format version.
+    pub state_version: u32,
+    /// Options fingerprint.
+    pub options: String,
+    /// `tmax` of the last batch applied (ns).
+    pub last_time: i64,
+    /// Length of the state bytes.
+    pub len: u64,
+    /// CRC-32 of the state bytes.
+    pub crc: u32,
+}
+
+/// State kept aside: not applied, or reset by a user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsideRecord {
+    /// The state as it was.
+    pub state: FieldState,
+    /// Why it was set aside.
+    pub reason: String,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// How long to wait for another process to release the node.
+    pub wait: Duration,
+    /// `None`: every commit is flushed before it returns (the default).
+    /// `Some(ms)`: commits are flushed by sled in the background at most
+    /// `ms` later (group commit: faster, and a crash may lose up to `ms`).
+    pub group_commit_ms: Option<u64>,
+}
+
+/// One node's open state database.
+pub struct StateStore {
+    dir: PathBuf,
+    db: sled::Db,
+    fields: sled::Tree,
+    aside: sled::Tree,
+    group_commit: bool,
+    /// Bytes last committed per field key, to write only changed chunks.
+    written: HashMap<Vec<u8>, Vec<u8>>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").field("dir", &self.dir).finish()
+    }
+}
+
+/// Encodes a (group, field) key.
+pub fn field_key(group: &str, field: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + group.len() + field.len());
+    k.extend_from_slice(&(group.len() as u32).to_be_bytes());
+    k.extend_from_slice(group.as_bytes());
+    k.extend_from_slice(field.as_bytes());
+    k
+}
+
+/// Decodes a (group, field) key.
+pub fn parse_field_key(k: &[u8]) -> Option<(String, String)> {
+    let len = u32::from_be_bytes(k.get(..4)?.try_into().ok()?) as usize;
+    let group = std::str::from_utf8(k.get(4..4 + len)?).ok()?;
+    let field = std::str::from_utf8(k.get(4 + len..)?).ok()?;
+    Some((group.to_string(), field.to_string()))
+}
+
+fn prefixed(tag: u8, fk: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + fk.len() + 4);
+    k.push(tag);
+    k.extend_from_slice(fk);
+    k
+}
+
+fn chunk_key(fk: &[u8], index: u32) -> Vec<u8> {
+    let mut k = prefixed(b'c', fk);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io { path: path.to_path_buf(), source }
+}
+
+/// Takes the node's lock, waiting up to `wait`; writes our pid into it.
+fn lock(dir: &Path, wait: Duration) -> Result<File, StateError> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(&path))?;
+    let start = Instant::now();
+    loop {
+        if file.try_lock_exclusive().is_ok() {
+            break;
+        }
+        if start.elapsed() >= wait {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(StateError::Locked {
+                path: dir.to_path_buf(),
+                holder: if holder.is_empty() {
+                    "another process".into()
+                } else {
+                    holder.to_string()
+                },
+                waited_ms: start.elapsed().as_millis(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let me =
+        format!("pid {} ({})", std::process::id(), std::env::args().collect::<Vec<_>>().join(" "));
+    file.set_len(0).map_err(io(&path))?;
+    file.rewind().map_err(io(&path))?;
+    file.write_all(me.as_bytes()).map_err(io(&path))?;
+    file.sync_all().map_err(io(&path))?;
+    Ok(file)
+}
+
+fn corrupt(dir: &Path, reason: impl std::fmt::Display) -> StateError {
+    StateError::Corrupt { path: dir.to_path_buf(), reason: reason.to_string() }
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the store of (task, node) under `state_dir`.
+    pub fn open(state_dir: &Path, meta: &NodeMeta, opts: StoreOptions) -> Result<Self, StateError> {
+        let dir = layout::node_dir(state_dir, &meta.task, &meta.node);
+        let existed = dir.join(DB_DIR).exists();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let lock = lock(&dir, opts.wait)?;
+        if existed {
+            let old = layout::read_meta(&dir)?;
+            if old.task != meta.task || old.node != meta.node {
+                return Err(corrupt(
+                    &dir,
+                    format!("it belongs to task {:?} node {:?}", old.task, old.node),
+                ));
+            }
+        }
+        layout::write_meta(&dir, meta)?;
+        Self::open_db(dir, lock, opts)
+    }
+
+    /// Opens an existing node directory (for inspection and reset).
+    pub fn open_dir(dir: &Path, opts: StoreOptions) -> Result<Self, StateError> {
+        if !dir.join(DB_DIR).exists() {
+            return Err(corrupt(dir, "no database in it"));
+        }
+        let lock = lock(dir, opts.wait)?;
+        Self::open_db(dir.to_path_buf(), lock, opts)
+    }
+
+    fn open_db(dir: PathBuf, lock: File, opts: StoreOptions) -> Result<Self, StateError> {
+        let db = sled::Config::new()
+            .path(dir.join(DB_DIR))
+            .flush_every_ms(opts.group_commit_ms)
+            .open()
+            .map_err(|e| corrupt(&dir, format!("sled cannot open it: {e}")))?;
+        let fields = db.open_tree(FIELDS_TREE).map_err(|e| corrupt(&dir, e))?;
+        let aside = db.open_tree(ASIDE_TREE).map_err(|e| corrupt(&dir, e))?;
+        Ok(Self {
+            dir,
+            db,
+            fields,
+            aside,
+            group_commit: opts.group_commit_ms.is_some(),
+            written: HashMap::new(),
+            _lock: lock,
+        })
+    }
+
+    /// The node directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A read-only view sharing this store's database (for a query thread).
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            dir: self.dir.clone(),
+            fields: self.fields.clone(),
+            aside: self.aside.clone(),
+        }
+    }
+
+    /// Every stored field state, checksums verified. Also primes the
+    /// changed-chunk cache.
+    pub fn load(&mut self) -> Result<Vec<FieldState>, StateError> {
+        let all = self.reader().fields()?;
+        for f in &all {
+            self.written.insert(field_key(&f.group, &f.field), f.state.clone());
+        }
+        Ok(all)
+    }
+
+    /// Commits new states (one atomic batch, flushed unless group commit).
+    pub fn commit(&mut self, updates: &[FieldState]) -> Result<(), StateError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for u in updates {
+            let fk = field_key(&u.group, &u.field);
+            let meta = FieldMeta {
+                detector: u.detector.clone(),
+                detector_version: u.detector_version.clone(),
+                state_version: u.state_version,
+                options: u.options.clone(),
+                last_time: u.last_time,
+                len: u.state.len() as u64,
+                crc: crc32fast::hash(&u.state),
+            };
+            let meta_bytes = codec::encode(&meta).map_err(|e| corrupt(&self.dir, e))?;
+            batch.insert(prefixed(b'm', &fk), meta_bytes);
+            let prev: &[u8] = self.written.get(&fk).map(Vec::as_slice).unwrap_or(&[]);
+            let new_chunks = u.state.len().div_ceil(CHUNK);
+            let old_chunks = prev.len().div_ceil(CHUNK);
+            for i in 0..new_chunks {
+                let new = &u.state[i * CHUNK..((i + 1) * CHUNK).min(u.state.len())];
+                let old = prev.get(i * CHUNK..((i + 1) * CHUNK).min(prev.len()));
+                if old != Some(new) {
+                    batch.insert(chunk_key(&fk, i as u32), new);
+                }
+            }
+            for i in new_chunks..old_chunks {
+                batch.remove(chunk_key(&fk, i as u32));
+            }
+        }
+        self.fields.apply_batch(batch).map_err(|e| corrupt(&self.dir, e))?;
+        self.flush()?;
+        for u in updates {
+            self.written.insert(field_key(&u.group, &u.field), u.state.clone());
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StateError> {
+        if !self.group_commit {
+            self.db.flush().map_err(|e| corrupt(&self.dir, format!("flush failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Removes one field's state.
+    fn remove_batch(&self, fk: &[u8]) -> Result<sled::Batch, StateError> {
+        let mut batch = sled::Batch::default();
+        batch.remove(prefixed(b'm', fk));
+        for item in self.fields.scan_prefix(prefixed(b'c', fk)) {
+            let (k, _) = item.map_err(|e| corrupt(&self.dir, e))?;
+            // Only this field's chunks: the key must be exactly prefix + 4 bytes.
+            if k.len() == 1 + fk.len() + 4 {
+                batch.remove(k);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Moves a field's state into the `aside` tree with a reason.
+    pub fn put_aside(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
+        let fk = field_key(&state.group, &state.field);
+        let record =
+            AsideRecord { state: state.clone(), reason: reason.to_string(), at_ms: now_ms() };
+        let mut key = fk.clone();
+        let nanos =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        key.extend_from_slice(&nanos.to_be_bytes());
+        let bytes = codec::encode(&record).map_err(|e| corrupt(&self.dir, e))?;
+        self.aside.insert(key, bytes).map_err(|e| corrupt(&self.dir, e))?;
+        let batch = self.remove_batch(&fk)?;
+        self.fields.apply_batch(batch).map_err(|e| corrupt(&self.dir, e))?;
+        self.written.remove(&fk);
+        self.db.flush().map_err(|e| corrupt(&self.dir, e))?;
+        Ok(())
+    }
+}
+
+/// Read access to a store, shareable with another thread of the process
+/// that holds it.
+#[derive(Clone)]
+pub struct StoreReader {
+    dir: PathBuf,
+    fields: sled::Tree,
+    aside: sled::Tree,
+}
+
+impl std::fmt::Debug for StoreReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreReader").field("dir", &self.dir).finish()
+    }
+}
+
+impl StoreReader {
+    /// Every stored field, checksums verified.
+    pub fn fields(&self) -> Result<Vec<FieldState>, StateError> {
+        let mut out = Vec::new();
+        for item in self.fields.scan_prefix([b'm']) {
+            let (k, v) = item.map_err(|e| corrupt(&self.dir, e))?;
+            let fk = &k[1..];
+            let (group, field) =
+                parse_field_key(fk).ok_or_else(|| corrupt(&self.dir, "malformed field key"))?;
+            let meta: FieldMeta = codec::decode(&v)
+                .map_err(|e| corrupt(&self.dir, format!("field {field} group {group:?}: {e}")))?;
+            let mut state = Vec::with_capacity(meta.len.min(1 << 30) as usize);
+            let chunks = (meta.len as usize).div_ceil(CHUNK);
+            for i in 0..chunks {
+                let chunk = self
+                    .fields
+                    .get(chunk_key(fk, i as u32))
+                    .map_err(|e| corrupt(&self.dir, e))?
+                    .ok_or_else(|| {
+                        corrupt(
+                            &self.dir,
+                            format!("field {field} group {group:?}: chunk {i} missing"),
+                        )
+                    })?;
+                state.extend_from_slice(&chunk);
+            }
+            if state.len() as u64 != meta.len || crc32fast::hash(&state) != meta.crc {
+                return Err(corrupt(
+                    &self.dir,
+                    format!("field {field} group {group:?}: state bytes fail their checksum"),
+                ));
+            }
+            out.push(FieldState {
+                group,
+                field,
+                detector: meta.detector,
+                detector_version: meta.detector_version,
+                state_version: meta.state_version,
+                options: meta.options,
+                last_time: meta.last_time,
+                state,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every record set aside, oldest first per field.
+    pub fn aside(&self) -> Result<Vec<AsideRecord>, StateError> {
+        let mut out = Vec::new();
+        for item in self.aside.iter() {
+            let (_, v) = item.map_err(|e| corrupt(&self.dir, e))?;
+            out.push(codec::decode(&v).map_err(|e| corrupt(&self.dir, e))?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(group: &str, field: &str, t: i64, state: Vec<u8>) -> FieldState {
+        FieldState {
+            group: group.into(),
+            field: field.into(),
+            detector: "ttest".into(),
+            detector_version: "0.1.0".into(),
+            state_version: 1,
+            options: "alpha=0.001,size=3600".into(),
+            last_time: t,
+            state,
+        }
+    }
+
+    fn meta() -> NodeMeta {
+        NodeMeta { task: "t".into(), node: "n".into(), detector: "ttest".into() }
+    }
+
+    fn opts() -> StoreOptions {
+        StoreOptions { wait: Duration::from_millis(200), group_commit_ms: None }
+    }
+
+    #[test]
+    fn commits_survive_reopen_and_only_changed_chunks_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+        {
+            let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+            assert!(s.load().unwrap().is_empty());
+            s.commit(&[fs("", "hotend", 1, big.clone()), fs("p=a", "bed", 2, vec![1, 2, 3])])
+                .unwrap();
+            let chunks_before = s.fields.scan_prefix([b'c']).count();
+            assert_eq!(chunks_before, 30_000usize.div_ceil(CHUNK) + 1);
+            let mut changed = big.clone();
+            changed[5000] ^= 1;
+            // Record which chunk values change by watching sled's key space.
+            let before: Vec<_> = s.fields.scan_prefix([b'c']).map(|r| r.unwrap()).collect();
+            s.commit(&[fs("", "hotend", 3, changed.clone())]).unwrap();
+            let after: Vec<_> = s.fields.scan_prefix([b'c']).map(|r| r.unwrap()).collect();
+            let differing = before.iter().zip(&after).filter(|(a, b)| a.1 != b.1).count();
+            assert_eq!(differing, 1, "only the chunk holding byte 5000 is rewritten");
+            // Shrinking removes trailing chunks.
+            s.commit(&[fs("", "hotend", 4, vec![9; 10])]).unwrap();
+        }
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let all = s.load().unwrap();
+        assert_eq!(all, vec![fs("", "hotend", 4, vec![9; 10]), fs("p=a", "bed", 2, vec![1, 2, 3])]);
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 2);
+    }
+
+    #[test]
+    fn a_second_opener_waits_then_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let err = StateStore::open(dir.path(), &meta(), opts()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(matches!(err, StateError::Locked { waited_ms, .. } if waited_ms >= 200));
+    }
+
+    #[test]
+    fn damaged_chunks_are_reported_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+            s.commit(&[fs("", "air", 1, vec![7; 100])]).unwrap();
+            s.fields.insert(chunk_key(&field_key("", "air"), 0), vec![8u8; 100]).unwrap();
+            s.db.flush().unwrap();
+        }
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let err = s.load().unwrap_err().to_string();
+        assert!(
+            err.contains("fail their checksum") && err.contains("tickwatch state reset"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn put_aside_keeps_the_state_for_inspection() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let f = fs("", "air", 1, vec![7; 5000]);
+        s.commit(std::slice::from_ref(&f)).unwrap();
+        s.put_aside(&f, "options changed").unwrap();
+        assert!(s.load().unwrap().is_empty());
+        let aside = s.reader().aside().unwrap();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(aside[0].state, f);
+        assert_eq!(aside[0].reason, "options changed");
+    }
+}
