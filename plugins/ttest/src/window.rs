@@ -5,15 +5,21 @@
 //! with a two-pass sum over the window, so rounding error cannot accumulate
 //! over a long stream. The recomputation costs O(cap) once per `cap`
 //! removals: amortized O(1) per value.
-
-use std::collections::VecDeque;
+//!
+//! Values live in a fixed ring of slots and are saved in slot order, so
+//! adding k values changes only k slots of the saved bytes (plus the small
+//! header): the host's changed-chunk persistence then writes in proportion to
+//! the new data, not to the whole history.
 
 use tickwatch_plugin_api::{ByteReader, ByteWriter, CodecError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MovingWindow {
     cap: usize,
-    values: VecDeque<f64>,
+    /// Ring slots; grows to `cap`, then the oldest slot is overwritten.
+    slots: Vec<f64>,
+    /// Slot of the oldest value once the ring is full (0 while filling).
+    head: usize,
     mean: f64,
     /// Sum of squared deviations from the mean.
     m2: f64,
@@ -22,15 +28,19 @@ pub struct MovingWindow {
 
 impl MovingWindow {
     pub fn new(cap: usize) -> Self {
-        Self { cap, values: VecDeque::new(), mean: 0.0, m2: 0.0, removals_since_exact: 0 }
+        Self { cap, slots: Vec::new(), head: 0, mean: 0.0, m2: 0.0, removals_since_exact: 0 }
     }
 
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.slots.is_empty()
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     pub fn mean(&self) -> f64 {
@@ -39,35 +49,39 @@ impl MovingWindow {
 
     /// Sample variance (ddof = 1); 0 for fewer than two values, as the guide.
     pub fn variance(&self) -> f64 {
-        if self.values.len() < 2 { 0.0 } else { self.m2 / (self.values.len() - 1) as f64 }
+        if self.slots.len() < 2 { 0.0 } else { self.m2 / (self.slots.len() - 1) as f64 }
     }
 
     pub fn push(&mut self, x: f64) {
-        if self.values.len() == self.cap {
-            self.pop_oldest();
+        if self.slots.len() < self.cap {
+            self.slots.push(x);
+        } else {
+            let old = self.slots[self.head];
+            self.remove(old);
+            self.slots[self.head] = x;
+            self.head = (self.head + 1) % self.cap;
+            if self.removals_since_exact >= self.cap {
+                // Exact over the slots, x included.
+                self.recompute();
+                return;
+            }
         }
-        self.values.push_back(x);
-        let n = self.values.len() as f64;
+        let n = self.slots.len() as f64;
         let d = x - self.mean;
         self.mean += d / n;
         self.m2 += d * (x - self.mean);
     }
 
-    fn pop_oldest(&mut self) {
-        let Some(old) = self.values.pop_front() else {
-            return;
-        };
-        let n = self.values.len();
+    /// Takes `old` out of the statistics; the slots still hold `cap` values,
+    /// the caller overwrites the oldest with the new one.
+    fn remove(&mut self, old: f64) {
+        let n = self.slots.len() - 1;
         if n == 0 {
             self.mean = 0.0;
             self.m2 = 0.0;
             return;
         }
         self.removals_since_exact += 1;
-        if self.removals_since_exact >= self.cap {
-            self.recompute();
-            return;
-        }
         let old_mean = self.mean;
         self.mean = old_mean - (old - old_mean) / n as f64;
         self.m2 -= (old - old_mean) * (old - self.mean);
@@ -79,15 +93,9 @@ impl MovingWindow {
     /// Exact two-pass mean and sum of squares over the current values.
     fn recompute(&mut self) {
         self.removals_since_exact = 0;
-        let n = self.values.len() as f64;
-        if self.values.is_empty() {
-            self.mean = 0.0;
-            self.m2 = 0.0;
-            return;
-        }
-        let mean = self.values.iter().sum::<f64>() / n;
+        let (mean, var) = mean_var(&self.slots);
         self.mean = mean;
-        self.m2 = self.values.iter().map(|v| (v - mean) * (v - mean)).sum();
+        self.m2 = var * (self.slots.len().saturating_sub(1)) as f64;
     }
 
     pub fn write(&self, w: &mut ByteWriter) {
@@ -95,8 +103,9 @@ impl MovingWindow {
             .f64(self.mean)
             .f64(self.m2)
             .u64(self.removals_since_exact as u64)
-            .u64(self.values.len() as u64);
-        for v in &self.values {
+            .u64(self.head as u64)
+            .u64(self.slots.len() as u64);
+        for v in &self.slots {
             w.f64(*v);
         }
     }
@@ -106,19 +115,16 @@ impl MovingWindow {
         let mean = r.f64()?;
         let m2 = r.f64()?;
         let removals_since_exact = r.u64()? as usize;
+        let head = r.u64()? as usize;
         let n = r.len(8)?;
-        if cap < 2 || n > cap {
-            return Err(r.error(&format!("history holds {n} values with size {cap}")));
+        if cap < 2 || n > cap || (head != 0 && (n != cap || head >= cap)) {
+            return Err(r.error(&format!("history holds {n} values with size {cap}, head {head}")));
         }
-        let mut values = VecDeque::with_capacity(n);
+        let mut slots = Vec::with_capacity(n);
         for _ in 0..n {
-            values.push_back(r.f64()?);
+            slots.push(r.f64()?);
         }
-        Ok(Self { cap, values, mean, m2, removals_since_exact })
-    }
-
-    pub fn cap(&self) -> usize {
-        self.cap
+        Ok(Self { cap, slots, head, mean, m2, removals_since_exact })
     }
 }
 
@@ -184,5 +190,41 @@ mod tests {
         let back = MovingWindow::read(&mut r).unwrap();
         r.finish().unwrap();
         assert_eq!(back, w);
+    }
+}
+
+#[cfg(test)]
+mod ring_tests {
+    use super::*;
+
+    fn bytes(w: &MovingWindow) -> Vec<u8> {
+        let mut bw = ByteWriter::new();
+        w.write(&mut bw);
+        bw.finish()
+    }
+
+    #[test]
+    fn adding_k_values_changes_only_k_slots_of_the_saved_bytes() {
+        let mut w = MovingWindow::new(3600);
+        for i in 0..5000 {
+            w.push(220.0 + (i % 17) as f64 * 0.1);
+        }
+        let before = bytes(&w);
+        for i in 0..300 {
+            w.push(219.0 + (i % 13) as f64 * 0.1);
+        }
+        let after = bytes(&w);
+        assert_eq!(before.len(), after.len());
+        const HEADER: usize = 6 * 8;
+        let changed_slots: Vec<usize> = (0..3600)
+            .filter(|i| {
+                before[HEADER + i * 8..HEADER + i * 8 + 8]
+                    != after[HEADER + i * 8..HEADER + i * 8 + 8]
+            })
+            .collect();
+        assert!(changed_slots.len() <= 300, "{} slots changed", changed_slots.len());
+        // Contiguous modulo the ring: slots 1400..1700 after 5000 pushes.
+        assert_eq!(changed_slots.first(), Some(&1400));
+        assert_eq!(changed_slots.last(), Some(&1699));
     }
 }
