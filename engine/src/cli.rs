@@ -27,6 +27,52 @@ pub enum Command {
     /// Run the 3D-printer demo: a generated day of temperatures through one
     /// tickwatch node, over the real protocol.
     Demo(crate::demo::DemoArgs),
+    /// Inspect, export, import or reset persisted node state.
+    State(crate::state_cli::StateArgs),
+}
+
+/// Where state lives: flag/env, else `$XDG_STATE_HOME/tickwatch`, else
+/// `$HOME/.local/state/tickwatch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateDirArg {
+    /// State directory (default: $XDG_STATE_HOME/tickwatch, else
+    /// $HOME/.local/state/tickwatch).
+    #[arg(long, env = "TICKWATCH_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateDirArg {
+    /// The state directory in effect, if any can be named.
+    pub fn resolve(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.state_dir {
+            return Some(d.clone());
+        }
+        let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        nonempty("XDG_STATE_HOME")
+            .map(|d| d.join("tickwatch"))
+            .or_else(|| nonempty("HOME").map(|h| h.join(".local/state/tickwatch")))
+    }
+}
+
+/// Plugin directory flag shared by commands that load detectors.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PluginDirArg {
+    /// Plugin directories, searched in order (default: the binary's own
+    /// directory, then <exe dir>/plugins; run from a Cargo target dir,
+    /// <exe dir>/deps first). In the env: colon-separated.
+    #[arg(long = "plugin-dir", env = "TICKWATCH_PLUGIN_DIR", value_delimiter = ':', global = true)]
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+impl PluginDirArg {
+    /// The directories in effect.
+    pub fn resolve(&self) -> Vec<PathBuf> {
+        if self.plugin_dirs.is_empty() {
+            crate::plugin::registry::default_dirs()
+        } else {
+            self.plugin_dirs.clone()
+        }
+    }
 }
 
 /// `tickwatch serve` flags.
@@ -45,32 +91,31 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 3)]
     pub field_arity: usize,
 
-    /// Plugin directories, searched in order (default: the binary's own
-    /// directory, then <exe dir>/plugins; run from a Cargo target dir,
-    /// <exe dir>/deps first). In the env: colon-separated.
-    #[arg(long = "plugin-dir", env = "TICKWATCH_PLUGIN_DIR", value_delimiter = ':')]
-    pub plugin_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub plugins: PluginDirArg,
 
-    /// Where node state persists (used from the persistence release on).
-    #[arg(long, env = "TICKWATCH_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-}
+    #[command(flatten)]
+    pub state: StateDirArg,
 
-/// Plugin dirs from flags/env, or the defaults.
-pub fn plugin_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
-    if given.is_empty() { crate::plugin::registry::default_dirs() } else { given.to_vec() }
+    /// Group commit: flush state at most this many milliseconds after a
+    /// batch instead of before its points are written. Faster; a crash may
+    /// lose up to this much state that Kapacitor already saw. Default: off.
+    #[arg(long, env = "TICKWATCH_GROUP_COMMIT_MS")]
+    pub group_commit_ms: Option<u64>,
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(a) => serve::run(&ServeConfig {
-            plugin_dirs: plugin_dirs(&a.plugin_dirs),
+            plugin_dirs: a.plugins.resolve(),
+            state_dir: a.state.resolve(),
             detector: a.detector,
             socket: a.socket,
             field_arity: a.field_arity,
-            state_dir: a.state_dir,
+            group_commit_ms: a.group_commit_ms,
         }),
         Command::Demo(a) => crate::demo::run(&a),
+        Command::State(a) => crate::state_cli::run(&a),
     }
 }

@@ -53,8 +53,15 @@ fn hhmm(second: i64) -> String {
 /// emitted verdict in order.
 pub fn run_day(seed: u64) -> anyhow::Result<Vec<Finding>> {
     let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
-    let mut udf = UdfClient::spawn(&exe, &["serve", "--detector", "ttest", "--log", "warn"], &[])
-        .context("cannot start tickwatch serve")?;
+    // A fresh state directory: the demo day always starts from nothing.
+    let state = tempfile::tempdir().context("cannot create a temporary state directory")?;
+    let state_dir = state.path().to_str().context("temporary directory path is not UTF-8")?;
+    let mut udf = UdfClient::spawn(
+        &exe,
+        &["serve", "--detector", "ttest", "--log", "warn", "--state-dir", state_dir],
+        &[],
+    )
+    .context("cannot start tickwatch serve")?;
     udf.info().context("Info")?;
     let init = udf
         .init(

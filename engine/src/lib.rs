@@ -8,11 +8,14 @@
 //! - [`host`]: the Kapacitor side of the protocol (spawn a UDF, window data),
 //!   used by `demo` and by the end-to-end tests.
 //! - [`scenario`]: the guide's 3D-printer day, generated.
+//! - [`control`], [`inspect`]: `tickwatch state`, also while a node runs.
 //! - [`cli`], [`logging`], [`demo`]: the binary's parts.
 
 pub mod cli;
+pub mod control;
 pub mod demo;
 pub mod host;
+pub mod inspect;
 pub mod logging;
 pub mod node;
 pub mod options;
@@ -20,3 +23,4 @@ pub mod plugin;
 pub mod scenario;
 pub mod serve;
 pub mod session;
+pub mod state_cli;

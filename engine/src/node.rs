@@ -2,9 +2,15 @@
 //! group + tracked field), fed one batch at a time, snapshotted and restored.
 //!
 //! Owns: pulling tracked values out of batch points (skipping and counting
-//! unusable ones), building the output points, and the snapshot contents.
-//! Does not own: the wire (see `session`) or the snapshot byte format
-//! (`tickwatch-state`).
+//! unusable ones), building the output points, the snapshot contents, and
+//! deciding which state to apply: persisted state at Init, Kapacitor's
+//! snapshot at Restore (the newer wins), and what is set aside.
+//! Does not own: the wire (see `session`), the snapshot byte format and the
+//! database (`tickwatch-state`).
+//!
+//! Durability: when the node has a store, every batch's new field states are
+//! committed (and, by default, flushed) before `process` returns the points,
+//! so nothing Kapacitor has seen can be lost by a crash.
 #![deny(clippy::print_stdout)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +18,9 @@ use std::sync::Arc;
 
 use tickwatch_plugin_api::Verdict;
 use tickwatch_proto::agent;
-use tickwatch_state::{FieldState, Snapshot};
+use tickwatch_state::{FieldState, Snapshot, StateError, StateStore};
+
+use crate::control::ControlServer;
 
 use crate::options::NodeConfig;
 use crate::plugin::{DetectorInstance, Plugin, PluginError};
@@ -69,10 +77,17 @@ pub enum NodeError {
         /// The colliding tag.
         tag: String,
     },
+    /// The batch's new state could not be persisted.
+    #[error("cannot persist state: {0}")]
+    State(#[from] StateError),
 }
 
 /// A node: configuration plus per-(group, field) detectors.
 pub struct Node {
+    /// Read-only query socket; dropped (closed) before the store.
+    control: Option<ControlServer>,
+    /// Where field states persist, if the node has a state directory.
+    store: Option<StateStore>,
     /// `task T node N`, for log lines.
     label: String,
     plugin: Arc<Plugin>,
@@ -114,6 +129,8 @@ impl Node {
     pub fn new(plugin: Arc<Plugin>, config: NodeConfig, label: &str) -> Result<Node, String> {
         plugin.create(&config.detector_options).map_err(|e| e.to_string())?;
         Ok(Node {
+            control: None,
+            store: None,
             label: label.to_string(),
             plugin,
             config,
@@ -146,6 +163,7 @@ impl Node {
             return Err(NodeError::FieldTagCollision { tag: self.config.field_tag.clone() });
         }
         let mut out = Vec::new();
+        let mut updated: Vec<FieldKey> = Vec::new();
         for fi in 0..self.config.fields.len() {
             let skipped_before = self.stats.skipped;
             self.collect(fi, &batch.points);
@@ -172,14 +190,130 @@ impl Node {
             };
             let verdict = tracked.detector.score(&self.values)?;
             tracked.last_time = batch.end.tmax;
+            if self.store.is_some() {
+                updated.push(key.clone());
+            }
             if let Some(v) = verdict
                 && let Some(p) = self.point(name, tags, batch, &key.field, v)
             {
                 out.push(p);
             }
         }
+        if !updated.is_empty() {
+            let states =
+                updated.iter().map(|k| self.field_state(k)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(store) = self.store.as_mut() {
+                store.commit(&states)?;
+            }
+        }
         self.stats.emitted += out.len() as u64;
         Ok(out)
+    }
+
+    /// The current state of one tracked field.
+    fn field_state(&mut self, key: &FieldKey) -> Result<FieldState, PluginError> {
+        let t = self.tracked.get_mut(key).ok_or_else(|| {
+            PluginError::Refused(format!("no state for field {} group {:?}", key.field, key.group))
+        })?;
+        Ok(FieldState {
+            group: key.group.clone(),
+            field: key.field.clone(),
+            detector: self.plugin.name().to_string(),
+            detector_version: self.plugin.version().to_string(),
+            state_version: self.plugin.state_version(),
+            options: self.config.fingerprint.clone(),
+            last_time: t.last_time,
+            state: t.detector.save()?,
+        })
+    }
+
+    /// Why stored or snapshotted state `e` must not be applied to this node,
+    /// if it must not: a reused task name must not inherit old history.
+    fn mismatch(&self, e: &FieldState) -> Option<String> {
+        if e.detector != self.plugin.name() {
+            Some(format!("detector {} (node uses {})", e.detector, self.plugin.name()))
+        } else if e.state_version != self.plugin.state_version() {
+            Some(format!(
+                "state format {} of {} {} (node's {} {} uses format {})",
+                e.state_version,
+                e.detector,
+                e.detector_version,
+                self.plugin.name(),
+                self.plugin.version(),
+                self.plugin.state_version()
+            ))
+        } else if e.options != self.config.fingerprint {
+            Some(format!("options {} (node uses {})", e.options, self.config.fingerprint))
+        } else if !self.config.fields.contains(&e.field) {
+            Some("a field this node does not track".to_string())
+        } else {
+            None
+        }
+    }
+
+    /// A detector holding `e`'s state.
+    fn load_state(&self, e: &FieldState) -> Result<DetectorInstance, String> {
+        let mut detector = self
+            .plugin
+            .create(&self.config.detector_options)
+            .map_err(|err| format!("cannot create detector for field {}: {err}", e.field))?;
+        detector.load(&e.state).map_err(|err| {
+            format!("state of field {} group {:?} does not load: {err}", e.field, e.group)
+        })?;
+        Ok(detector)
+    }
+
+    /// Gives the node its store and picks up the persisted field states:
+    /// matching ones are loaded, others are set aside (kept for inspection)
+    /// and those fields start fresh. Returns how many were loaded.
+    pub fn attach_store(&mut self, mut store: StateStore) -> Result<usize, String> {
+        let stored = store.load().map_err(|e| e.to_string())?;
+        let mut loaded = BTreeMap::new();
+        for e in stored {
+            if let Some(why) = self.mismatch(&e) {
+                tracing::info!(
+                    "{}: persisted state of field {} group {:?} was built with {why}; it is set \
+                     aside and the field starts fresh",
+                    self.label,
+                    e.field,
+                    e.group
+                );
+                store.put_aside(&e, &format!("built with {why}")).map_err(|e| e.to_string())?;
+                continue;
+            }
+            let detector = self.load_state(&e).map_err(|err| {
+                format!("{err} (persisted in {}; see `tickwatch state`)", store.dir().display())
+            })?;
+            loaded.insert(
+                FieldKey { group: e.group, field: e.field },
+                Tracked { detector, last_time: e.last_time },
+            );
+        }
+        let n = loaded.len();
+        self.tracked = loaded;
+        self.store = Some(store);
+        Ok(n)
+    }
+
+    /// Starts the read-only query socket for `tickwatch state` (needs a store).
+    pub fn start_control(&mut self, path: &std::path::Path, task: &str, node: &str) {
+        let Some(store) = &self.store else { return };
+        match ControlServer::start(
+            path,
+            store.reader(),
+            Arc::clone(&self.plugin),
+            self.config.detector_options.clone(),
+            task,
+            node,
+        ) {
+            Ok(c) => self.control = Some(c),
+            Err(e) => tracing::warn!(
+                "{}: no control socket at {} ({e}); `tickwatch state` cannot read this node \
+                 while it runs",
+                self.label,
+                path.display()
+            ),
+        }
     }
 
     /// Fills `self.values` with field `fi`'s usable values from `points`.
@@ -249,49 +383,23 @@ impl Node {
 
     /// Every (group, field) state of the node.
     pub fn snapshot(&mut self) -> Result<Snapshot, PluginError> {
-        let mut fields = Vec::with_capacity(self.tracked.len());
-        for (key, t) in &mut self.tracked {
-            fields.push(FieldState {
-                group: key.group.clone(),
-                field: key.field.clone(),
-                detector: self.plugin.name().to_string(),
-                detector_version: self.plugin.version().to_string(),
-                state_version: self.plugin.state_version(),
-                options: self.config.fingerprint.clone(),
-                last_time: t.last_time,
-                state: t.detector.save()?,
-            });
-        }
+        let keys: Vec<FieldKey> = self.tracked.keys().cloned().collect();
+        let fields = keys.iter().map(|k| self.field_state(k)).collect::<Result<Vec<_>, _>>()?;
         Ok(Snapshot { fields })
     }
 
-    /// Replaces the node's state with a snapshot's. On any error the current
-    /// state is left untouched. Entries for another detector, detector
-    /// version or options, or for a field this node does not track, are not
-    /// applied (logged): a reused task name must not inherit old history.
+    /// Applies Kapacitor's snapshot. Per (group, field) the newer of the
+    /// current (persisted) state and the snapshot wins, by the time of the
+    /// last batch applied, so a stale snapshot never rolls state back; fields
+    /// only one side knows keep that side's state. Entries for another
+    /// detector, state format or options, or for an untracked field, are not
+    /// applied (set aside when the node has a store). On any error nothing
+    /// changes. Returns how many entries were applied.
     pub fn restore(&mut self, snapshot: Snapshot) -> Result<usize, String> {
-        let mut next = BTreeMap::new();
+        let mut applied: Vec<(FieldState, DetectorInstance)> = Vec::new();
+        let mut aside: Vec<(FieldState, String)> = Vec::new();
         for e in snapshot.fields {
-            let mismatch = if e.detector != self.plugin.name() {
-                Some(format!("detector {} (node uses {})", e.detector, self.plugin.name()))
-            } else if e.state_version != self.plugin.state_version() {
-                Some(format!(
-                    "state format {} of {} {} (node's {} {} uses format {})",
-                    e.state_version,
-                    e.detector,
-                    e.detector_version,
-                    self.plugin.name(),
-                    self.plugin.version(),
-                    self.plugin.state_version()
-                ))
-            } else if e.options != self.config.fingerprint {
-                Some(format!("options {} (node uses {})", e.options, self.config.fingerprint))
-            } else if !self.config.fields.contains(&e.field) {
-                Some("a field this node does not track".to_string())
-            } else {
-                None
-            };
-            if let Some(why) = mismatch {
+            if let Some(why) = self.mismatch(&e) {
                 tracing::info!(
                     "{}: restore: not applying state of field {} group {:?}: it was built with \
                      {why}; the field starts fresh",
@@ -299,22 +407,46 @@ impl Node {
                     e.field,
                     e.group
                 );
+                aside.push((e, format!("from a snapshot, built with {why}")));
                 continue;
             }
-            let mut detector = self
-                .plugin
-                .create(&self.config.detector_options)
-                .map_err(|err| format!("cannot create detector for field {}: {err}", e.field))?;
-            detector.load(&e.state).map_err(|err| {
-                format!("state of field {} group {:?} does not load: {err}", e.field, e.group)
-            })?;
-            next.insert(
-                FieldKey { group: e.group, field: e.field },
-                Tracked { detector, last_time: e.last_time },
+            let key = FieldKey { group: e.group.clone(), field: e.field.clone() };
+            if let Some(cur) = self.tracked.get(&key)
+                && cur.last_time >= e.last_time
+            {
+                tracing::info!(
+                    "{}: restore: field {} group {:?}: kept the persisted state (last batch at \
+                     {}) over the snapshot's (last batch at {})",
+                    self.label,
+                    e.field,
+                    e.group,
+                    cur.last_time,
+                    e.last_time
+                );
+                continue;
+            }
+            let detector = self.load_state(&e)?;
+            tracing::info!(
+                "{}: restore: field {} group {:?}: using the snapshot's state (last batch at {})",
+                self.label,
+                e.field,
+                e.group,
+                e.last_time
             );
+            applied.push((e, detector));
         }
-        let n = next.len();
-        self.tracked = next;
+        if let Some(store) = self.store.as_mut() {
+            let states: Vec<FieldState> = applied.iter().map(|(e, _)| e.clone()).collect();
+            store.commit(&states).map_err(|e| format!("cannot persist the restored state: {e}"))?;
+            for (e, why) in &aside {
+                store.keep_aside(e, why).map_err(|e| e.to_string())?;
+            }
+        }
+        let n = applied.len();
+        for (e, detector) in applied {
+            let key = FieldKey { group: e.group, field: e.field };
+            self.tracked.insert(key, Tracked { detector, last_time: e.last_time });
+        }
         Ok(n)
     }
 }

@@ -27,8 +27,8 @@ pub struct NodeConfig {
     pub field_tag: String,
     /// The detector's options, defaults filled in.
     pub detector_options: Options,
-    /// Canonical text of the detector options (`alpha=0.001,size=3600`),
-    /// stored beside state so state built under other options is not reused.
+    /// Canonical text of the detector options (see [`fingerprint`]), stored
+    /// beside state so state built under other options is not reused.
     pub fingerprint: String,
 }
 
@@ -140,14 +140,52 @@ pub fn validate(
             None => return Err(format!("option {} is required: {}", spec.name, spec.help)),
         }
     }
-    let mut canon: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
-    canon.sort();
+    let detector_options = Options::new(pairs);
     Ok(NodeConfig {
         fields,
         field_tag,
-        detector_options: Options::new(pairs),
-        fingerprint: canon.join(","),
+        fingerprint: fingerprint(&detector_options),
+        detector_options,
     })
+}
+
+/// Canonical text of detector options: a JSON object with sorted keys
+/// (`{"alpha":0.001,"size":3600}`). Stored beside state; readable, and
+/// parseable back into options with [`options_from_fingerprint`].
+pub fn fingerprint(options: &Options) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = options
+        .iter()
+        .map(|(n, v)| {
+            let j = match v {
+                Value::Bool(b) => serde_json::Value::from(*b),
+                Value::Int(i) | Value::Duration(i) => serde_json::Value::from(*i),
+                Value::Double(d) => serde_json::Value::from(*d),
+                Value::String(s) => serde_json::Value::from(s.as_str()),
+            };
+            (n.to_string(), j)
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Options back from a [`fingerprint`], typed by the detector's specs.
+pub fn options_from_fingerprint(fp: &str, specs: &[OptionSpec]) -> Result<Options, String> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(fp)
+        .map_err(|e| format!("options {fp:?} are not a JSON object: {e}"))?;
+    let mut pairs = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let Some(j) = map.get(&spec.name) else { continue };
+        let bad = || format!("option {} in {fp:?} is not a {}", spec.name, spec.kind);
+        let v = match spec.kind {
+            ValueKind::Bool => Value::Bool(j.as_bool().ok_or_else(bad)?),
+            ValueKind::Int => Value::Int(j.as_i64().ok_or_else(bad)?),
+            ValueKind::Duration => Value::Duration(j.as_i64().ok_or_else(bad)?),
+            ValueKind::Double => Value::Double(j.as_f64().ok_or_else(bad)?),
+            ValueKind::String => Value::String(j.as_str().ok_or_else(bad)?.to_string()),
+        };
+        pairs.push((spec.name.clone(), v));
+    }
+    Ok(Options::new(pairs))
 }
 
 #[cfg(test)]
@@ -197,7 +235,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.fields, ["a", "b", "c"]);
         assert_eq!(c.field_tag, "field");
-        assert_eq!(c.fingerprint, "alpha=0.001,size=3600");
+        assert_eq!(c.fingerprint, r#"{"alpha":0.001,"size":3600}"#);
+        assert_eq!(options_from_fingerprint(&c.fingerprint, &specs()).unwrap(), c.detector_options);
     }
 
     #[test]

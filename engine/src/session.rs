@@ -16,13 +16,15 @@
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
 use tickwatch_proto::{FrameError, read_message, write_message};
-use tickwatch_state::Snapshot;
+use tickwatch_state::{NodeMeta, Snapshot, StateStore, StoreOptions, layout};
 
 use crate::node::{Batch, Node};
 use crate::options;
@@ -35,6 +37,21 @@ pub struct SessionConfig {
     pub plugin: Arc<Plugin>,
     /// Number of STRING arguments `field` declares.
     pub field_arity: usize,
+    /// Where node state persists; `None` keeps it only in Kapacitor's snapshots.
+    pub state: Option<StateSettings>,
+}
+
+/// Persistence settings.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// How long Init waits for another process to release a node's database
+    /// (Kapacitor restarting a task while the old process still exits).
+    pub wait: Duration,
+    /// Group commit: flush at most this many ms after a batch instead of
+    /// before its points are written (see `StoreOptions`).
+    pub group_commit_ms: Option<u64>,
 }
 
 /// Largest capacity reserved up front for a batch, whatever its BeginBatch
@@ -277,6 +294,7 @@ impl Worker<'_> {
             self.ids = format!("task {} node {}", req.task_id, req.node_id);
             options::validate(&req.options, self.config.field_arity, self.config.plugin.options())
                 .and_then(|cfg| Node::new(Arc::clone(&self.config.plugin), cfg, &self.ids))
+                .and_then(|node| self.persist(node, &req.task_id, &req.node_id))
         };
         let (success, error) = match result {
             Ok(node) => {
@@ -299,6 +317,31 @@ impl Worker<'_> {
             }
         };
         send(self.out, response::Message::Init(agent::InitResponse { success, error }));
+    }
+
+    /// Opens the node's database (opened here, never for Info), picks up
+    /// its persisted state and starts the control socket.
+    fn persist(&self, mut node: Node, task: &str, node_id: &str) -> Result<Node, String> {
+        let Some(st) = &self.config.state else {
+            tracing::warn!(
+                "{}: no state directory (--state-dir / TICKWATCH_STATE_DIR): state lives only in \
+                 Kapacitor's snapshots",
+                self.ids
+            );
+            return Ok(node);
+        };
+        let meta = NodeMeta {
+            task: task.to_string(),
+            node: node_id.to_string(),
+            detector: self.config.plugin.name().to_string(),
+        };
+        let opts = StoreOptions { wait: st.wait, group_commit_ms: st.group_commit_ms };
+        let store = StateStore::open(&st.dir, &meta, opts).map_err(|e| e.to_string())?;
+        let dir = store.dir().display().to_string();
+        let n = node.attach_store(store)?;
+        tracing::info!("{}: state in {dir}; picked up {n} persisted field state(s)", self.ids);
+        node.start_control(&layout::control_socket(&st.dir, task, node_id), task, node_id);
+        Ok(node)
     }
 
     fn restore(&mut self, req: agent::RestoreRequest) {

@@ -102,11 +102,12 @@ pub fn write_meta(node_dir: &Path, meta: &NodeMeta) -> Result<(), StateError> {
     std::fs::rename(&tmp, &path).map_err(|e| StateError::Io { path, source: e })
 }
 
+/// A node directory and its metadata, or why the metadata is unreadable.
+pub type ListedNode = (PathBuf, Result<NodeMeta, StateError>);
+
 /// Every node directory under `state_dir` with its metadata (or the reason
 /// it could not be read), sorted by directory name.
-pub fn list_nodes(
-    state_dir: &Path,
-) -> Result<Vec<(PathBuf, Result<NodeMeta, StateError>)>, StateError> {
+pub fn list_nodes(state_dir: &Path) -> Result<Vec<ListedNode>, StateError> {
     let nodes = state_dir.join(NODES);
     let entries = match std::fs::read_dir(&nodes) {
         Ok(e) => e,

@@ -320,23 +320,50 @@ impl StateStore {
         Ok(batch)
     }
 
-    /// Moves a field's state into the `aside` tree with a reason.
-    pub fn put_aside(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
-        let fk = field_key(&state.group, &state.field);
-        let record =
-            AsideRecord { state: state.clone(), reason: reason.to_string(), at_ms: now_ms() };
-        let mut key = fk.clone();
+    /// Copies `state` into the `aside` tree with a reason (the field's
+    /// current record, if any, is untouched).
+    pub fn keep_aside(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
+        let mut key = field_key(&state.group, &state.field);
         let nanos =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         key.extend_from_slice(&nanos.to_be_bytes());
+        let record =
+            AsideRecord { state: state.clone(), reason: reason.to_string(), at_ms: now_ms() };
         let bytes = codec::encode(&record).map_err(|e| corrupt(&self.dir, e))?;
         self.aside.insert(key, bytes).map_err(|e| corrupt(&self.dir, e))?;
+        self.flush()
+    }
+
+    /// Moves a field's stored state into the `aside` tree with a reason; the
+    /// field then has no state.
+    pub fn put_aside(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
+        self.keep_aside(state, reason)?;
+        let fk = field_key(&state.group, &state.field);
         let batch = self.remove_batch(&fk)?;
         self.fields.apply_batch(batch).map_err(|e| corrupt(&self.dir, e))?;
         self.written.remove(&fk);
-        self.db.flush().map_err(|e| corrupt(&self.dir, e))?;
-        Ok(())
+        self.flush()
     }
+}
+
+/// Moves a whole node directory (even one whose database is corrupt) to
+/// `<state-dir>/aside/<name>.<unix seconds>`, nothing deleted. Fails if a
+/// process holds the node.
+pub fn move_aside(state_dir: &Path, dir: &Path) -> Result<PathBuf, StateError> {
+    let lock = lock(dir, Duration::ZERO)?;
+    let aside = state_dir.join("aside");
+    std::fs::create_dir_all(&aside).map_err(io(&aside))?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut target = aside.join(format!("{name}.{secs}"));
+    let mut n = 1;
+    while target.exists() {
+        target = aside.join(format!("{name}.{secs}.{n}"));
+        n += 1;
+    }
+    std::fs::rename(dir, &target).map_err(io(dir))?;
+    drop(lock);
+    Ok(target)
 }
 
 /// Read access to a store, shareable with another thread of the process

@@ -1,12 +1,12 @@
 //! Plugin discovery: unknown detectors are named with the list found; files
 //! that fail to load are reported and never stop good ones.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::support;
 
 fn serve_output(detector: &str, plugin_dir: &std::path::Path) -> std::process::Output {
-    Command::new(support::bin())
+    support::tickwatch()
         .args(["serve", "--detector", detector, "--plugin-dir"])
         .arg(plugin_dir)
         .stdin(Stdio::null())
@@ -55,19 +55,14 @@ fn broken_files_are_reported_and_good_plugins_still_load() {
     }
 
     // The good plugin serves normally from the same directory.
-    let mut udf = tickwatch_engine::host::UdfClient::spawn(
-        &support::bin(),
-        &["serve", "--detector", "ttest", "--plugin-dir", dir.path().to_str().unwrap()],
-        &[],
-    )
-    .unwrap();
+    let mut udf = support::spawn_detector("ttest", dir.path(), &support::fresh_state_dir(), &[]);
     assert_eq!(udf.info().unwrap().options.len(), 4);
     assert!(udf.close().unwrap().status.unwrap().success());
 }
 
 #[test]
 fn plugin_dir_comes_from_the_environment() {
-    let out = Command::new(support::bin())
+    let out = support::tickwatch()
         .args(["serve", "--detector", "nope"])
         .env("TICKWATCH_PLUGIN_DIR", support::plugin_dir())
         .stdin(Stdio::null())
@@ -77,13 +72,12 @@ fn plugin_dir_comes_from_the_environment() {
 }
 
 fn faulty(mode: &str) -> tickwatch_engine::host::UdfClient {
-    let dir = support::test_plugin_dir();
-    let mut udf = tickwatch_engine::host::UdfClient::spawn(
-        &support::bin(),
-        &["serve", "--detector", "faulty", "--log", "warn", "--plugin-dir", dir.to_str().unwrap()],
+    let mut udf = support::spawn_detector(
+        "faulty",
+        &support::test_plugin_dir(),
+        &support::fresh_state_dir(),
         &[],
-    )
-    .unwrap();
+    );
     udf.info().unwrap();
     let mut opts = support::field_calls(&["hotend"]);
     opts.push(support::o::call("mode", vec![support::o::s(mode)]));

@@ -1,6 +1,6 @@
 //! Info, Init option rules, framing and protocol errors, keepalives.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use tickwatch_engine::host::HostError;
@@ -255,7 +255,7 @@ fn keepalive_is_answered_behind_a_huge_batch() {
 
 #[test]
 fn exits_cleanly_when_stdin_closes_right_away() {
-    let st = Command::new(support::bin())
+    let st = support::tickwatch()
         .args(["serve", "--detector", "ttest", "--plugin-dir"])
         .arg(support::plugin_dir())
         .stdin(Stdio::null())

@@ -22,7 +22,7 @@ fn serve_cmd(path: &Path) -> Command {
 }
 
 fn serve_cmd_with(path: &Path, detector: &str, plugin_dir: &Path) -> Command {
-    let mut cmd = Command::new(support::bin());
+    let mut cmd = support::tickwatch();
     cmd.args(["serve", "--detector", detector, "--log", "warn", "--plugin-dir"])
         .arg(plugin_dir)
         .arg("--socket")
@@ -80,7 +80,9 @@ fn run_on_socket(
     };
     let mut c = server.connect();
     c.set_info(info);
-    let r = c.init("t", "n", support::ttest_options(fields, 3600, 0.001)).unwrap();
+    // Every node of every task is its own connection with its own ids.
+    let node = format!("tTest-{}", fields.join("-"));
+    let r = c.init("t", &node, support::ttest_options(fields, 3600, 0.001)).unwrap();
     assert!(r.success, "{}", r.error);
     verdicts(&support::run_all(c, &support::day_batches(printers)))
 }

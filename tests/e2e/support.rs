@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tickwatch_engine::host::UdfClient;
 use tickwatch_engine::host::client::opt;
@@ -76,12 +77,59 @@ pub fn plugin_dir() -> PathBuf {
     target_dir()
 }
 
-/// Spawns `tickwatch serve --detector ttest` with extra arguments.
+static STATE_ROOT: Once = Once::new();
+static NEXT_STATE: AtomicUsize = AtomicUsize::new(0);
+
+/// A new, empty state directory under target/tmp (the whole tree is
+/// cleared at the start of each test run).
+pub fn fresh_state_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-state");
+    STATE_ROOT.call_once(|| {
+        let _ = std::fs::remove_dir_all(&root);
+    });
+    let dir = root.join(NEXT_STATE.fetch_add(1, Ordering::SeqCst).to_string());
+    std::fs::create_dir_all(&dir).expect("create state dir");
+    dir
+}
+
+/// `tickwatch` as a command, with a fresh state directory in its env.
+pub fn tickwatch() -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.env("TICKWATCH_STATE_DIR", fresh_state_dir());
+    cmd
+}
+
+/// Spawns `tickwatch serve --detector ttest` with a fresh state directory.
 pub fn spawn(extra: &[&str]) -> UdfClient {
+    spawn_in(&fresh_state_dir(), extra)
+}
+
+/// Spawns `tickwatch serve --detector ttest` on `state_dir`.
+pub fn spawn_in(state_dir: &Path, extra: &[&str]) -> UdfClient {
+    spawn_detector("ttest", &plugin_dir(), state_dir, extra)
+}
+
+/// Spawns `tickwatch serve --detector NAME` from `plugins` on `state_dir`.
+pub fn spawn_detector(
+    detector: &str,
+    plugins: &Path,
+    state_dir: &Path,
+    extra: &[&str],
+) -> UdfClient {
     let bin = bin();
-    let dir = plugin_dir();
-    let dir = dir.to_str().expect("utf-8 path");
-    let mut args = vec!["serve", "--detector", "ttest", "--plugin-dir", dir, "--log", "warn"];
+    let plugins = plugins.to_str().expect("utf-8 path");
+    let state = state_dir.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "serve",
+        "--detector",
+        detector,
+        "--plugin-dir",
+        plugins,
+        "--state-dir",
+        state,
+        "--log",
+        "warn",
+    ];
     args.extend_from_slice(extra);
     UdfClient::spawn(&bin, &args, &[]).expect("spawn tickwatch serve")
 }
@@ -116,9 +164,14 @@ pub fn init(udf: &mut UdfClient, fields: &[&str], size: i64, alpha: f64) {
     assert!(r.success, "init refused: {}", r.error);
 }
 
-/// A started process node for `fields`.
+/// A started process node for `fields`, with a fresh state directory.
 pub fn node(fields: &[&str], size: i64, alpha: f64) -> UdfClient {
-    let mut udf = spawn(&[]);
+    node_in(&fresh_state_dir(), fields, size, alpha)
+}
+
+/// A started process node for `fields` on `state_dir`.
+pub fn node_in(state_dir: &Path, fields: &[&str], size: i64, alpha: f64) -> UdfClient {
+    let mut udf = spawn_in(state_dir, &[]);
     init(&mut udf, fields, size, alpha);
     udf
 }

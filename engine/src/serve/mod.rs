@@ -11,7 +11,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use crate::plugin::{Plugin, Registry};
-use crate::session::SessionConfig;
+use crate::session::{SessionConfig, StateSettings};
+
+/// How long Init waits for another process to release a node's database:
+/// well inside Kapacitor's usual 10 s UDF timeout.
+pub const STATE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Validated `serve` configuration.
 #[derive(Debug, Clone)]
@@ -24,8 +28,10 @@ pub struct ServeConfig {
     pub socket: Option<PathBuf>,
     /// STRING arguments of `field`.
     pub field_arity: usize,
-    /// State directory (used by persistence; accepted now).
+    /// State directory; `None` keeps state only in Kapacitor's snapshots.
     pub state_dir: Option<PathBuf>,
+    /// Group commit interval (ms); `None` flushes every batch before its points.
+    pub group_commit_ms: Option<u64>,
 }
 
 /// Finds the detector, failing with the list of those found.
@@ -61,7 +67,12 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         plugin.version(),
         plugin.path().display()
     );
-    let session = SessionConfig { plugin, field_arity: cfg.field_arity };
+    let state = cfg.state_dir.as_ref().map(|dir| StateSettings {
+        dir: dir.clone(),
+        wait: STATE_LOCK_WAIT,
+        group_commit_ms: cfg.group_commit_ms,
+    });
+    let session = SessionConfig { plugin, field_arity: cfg.field_arity, state };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),
         Some(path) => socket::serve(path, &session)
