@@ -13,5 +13,9 @@ mod printer;
 mod values;
 // Socket mode: concurrent nodes, refusals, permissions, signals.
 pub mod socket;
+// Persistence: restarts, SIGKILL, restore merging, locking, hostile ids, corruption.
+mod persistence;
+// `tickwatch state`: inspection of stopped and live nodes, export/import, reset.
+mod state_cmd;
 // Plugin discovery: unknown detectors, broken files beside good ones.
 mod plugins;

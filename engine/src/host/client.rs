@@ -324,6 +324,36 @@ impl UdfClient {
         std::mem::take(&mut self.pending)
     }
 
+    /// Waits until at least `n` points are pending (an ErrorResponse or the
+    /// end of the stream is an error).
+    pub fn wait_points(&mut self, n: usize) -> Result<(), HostError> {
+        while self.pending.len() < n {
+            match self.recv()? {
+                response::Message::Point(p) => self.pending.push(p),
+                response::Message::Error(e) => return Err(HostError::Udf(e.error)),
+                other => return Err(HostError::Unexpected(format!("{other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The UDF process's id (process mode).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.conn {
+            Conn::Process { child, .. } => Some(child.id()),
+            Conn::Socket(_) => None,
+        }
+    }
+
+    /// Kills the UDF process at once (SIGKILL) and reaps it.
+    pub fn kill(mut self) -> std::io::Result<()> {
+        if let Conn::Process { child, .. } = &mut self.conn {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
     /// Closes the input (as Kapacitor does on task stop), reads everything
     /// the UDF still writes, and waits for it to exit. Returns all points not
     /// yet taken, any ErrorResponse text, and the exit status (process mode).

@@ -1,0 +1,183 @@
+//! `tickwatch state`: list/show on stopped and live nodes, export/import
+//! round trip, reset, and refusals while a node runs.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support;
+
+fn state(dir: &Path, args: &[&str]) -> Output {
+    support::tickwatch()
+        .arg("state")
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir)
+        .arg("--plugin-dir")
+        .arg(support::plugin_dir())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(state(dir, args))).unwrap()
+}
+
+/// A state dir with one stopped node (two printers, hotend and bed, 40
+/// windows each).
+fn stopped_node() -> std::path::PathBuf {
+    let dir = support::fresh_state_dir();
+    let batches = support::day_batches(&[("a", 81), ("b", 82)]);
+    support::run_all(support::node_in(&dir, &["hotend", "bed"], 3600, 0.001), &batches[..80]);
+    dir
+}
+
+fn check_show(rows: &Value, tmax: i64) {
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4, "2 printers × 2 fields");
+    for r in rows {
+        for key in ["task", "node", "group", "field", "detector", "last_time", "summary"] {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+        assert_eq!(r["task"], "print_temps");
+        assert_eq!(r["node"], "tTest2");
+        assert_eq!(r["detector"], "ttest");
+        assert_eq!(r["last_time_ns"], tmax);
+        let s = &r["summary"];
+        assert_eq!(s["size"], 3600);
+        assert_eq!(s["n"], 3600, "40 windows of 300 values fill the history");
+        let (mean, sd) = (s["mean"].as_f64().unwrap(), s["stddev"].as_f64().unwrap());
+        match r["field"].as_str().unwrap() {
+            "hotend" => assert!((mean - 220.0).abs() < 0.1 && (sd - 0.5).abs() < 0.05, "{s}"),
+            "bed" => assert!((mean - 90.0).abs() < 0.2 && (sd - 1.0).abs() < 0.1, "{s}"),
+            f => panic!("unexpected field {f}"),
+        }
+    }
+}
+
+#[test]
+fn list_and_show_a_stopped_node() {
+    let dir = stopped_node();
+    let tmax = support::day_batches(&[("a", 81), ("b", 82)])[79].end.tmax;
+    let listed = json(&dir, &["list", "--json"]);
+    let node = &listed.as_array().unwrap()[0];
+    assert_eq!(
+        (node["task"].as_str(), node["node"].as_str()),
+        (Some("print_temps"), Some("tTest2"))
+    );
+    assert_eq!(node["running"], false);
+    assert_eq!(node["fields"].as_array().unwrap().len(), 4);
+    check_show(&json(&dir, &["show", "--task", "print_temps", "--node", "tTest2", "--json"]), tmax);
+    let one = json(
+        &dir,
+        &[
+            "show",
+            "--task",
+            "print_temps",
+            "--node",
+            "tTest2",
+            "--field",
+            "bed",
+            "--group",
+            "printer=b",
+            "--json",
+        ],
+    );
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    let human = ok(state(&dir, &["show", "--task", "print_temps", "--node", "tTest2"]));
+    assert!(
+        human.contains("GROUP") && human.contains("printer=a") && human.contains("n=3600"),
+        "{human}"
+    );
+    let human = ok(state(&dir, &["list"]));
+    assert!(human.contains("stopped") && human.contains("hotend"), "{human}");
+}
+
+#[test]
+fn list_and_show_a_live_node_through_its_control_socket() {
+    let dir = support::fresh_state_dir();
+    let batches = support::day_batches(&[("a", 81), ("b", 82)]);
+    let mut live = support::node_in(&dir, &["hotend", "bed"], 3600, 0.001);
+    for b in &batches[..80] {
+        live.send_batch(b).unwrap();
+    }
+    live.snapshot().unwrap(); // all 80 batches processed and committed
+    assert_eq!(live.take_points().len(), 2 * 39 * 2, "2 printers × 39 scored windows × 2 fields");
+    let listed = json(&dir, &["list", "--json"]);
+    assert_eq!(listed[0]["running"], true);
+    check_show(
+        &json(&dir, &["show", "--task", "print_temps", "--node", "tTest2", "--json"]),
+        batches[79].end.tmax,
+    );
+    // Changes are refused while it runs, and it keeps working.
+    let out = state(&dir, &["reset", "--task", "print_temps", "--node", "tTest2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop its task first"));
+    live.send_batch(&batches[80]).unwrap();
+    let closed = live.close().unwrap();
+    assert_eq!(closed.points.len(), 2, "one printer's window, two fields");
+}
+
+#[test]
+fn export_reset_import_round_trips_exactly() {
+    let dir = stopped_node();
+    let exported = ok(state(&dir, &["export", "--task", "print_temps", "--node", "tTest2"]));
+    let file = dir.join("export.json");
+    std::fs::write(&file, &exported).unwrap();
+    ok(state(
+        &dir,
+        &[
+            "reset",
+            "--task",
+            "print_temps",
+            "--node",
+            "tTest2",
+            "--field",
+            "hotend",
+            "--group",
+            "printer=a",
+        ],
+    ));
+    let after_reset = json(&dir, &["show", "--task", "print_temps", "--node", "tTest2", "--json"]);
+    assert_eq!(after_reset.as_array().unwrap().len(), 3);
+    ok(state(&dir, &["reset", "--task", "print_temps", "--node", "tTest2"]));
+    assert!(json(&dir, &["list", "--json"]).as_array().unwrap().is_empty());
+    ok(state(&dir, &["import", file.to_str().unwrap()]));
+    let again = ok(state(&dir, &["export", "--task", "print_temps", "--node", "tTest2"]));
+    assert_eq!(again, exported);
+    // The imported state drives the node exactly as before.
+    let batches = support::day_batches(&[("a", 81), ("b", 82)]);
+    let want = support::verdicts(&support::run_all(
+        support::node(&["hotend", "bed"], 3600, 0.001),
+        &batches[..100],
+    ));
+    let got = support::verdicts(&support::run_all(
+        support::node_in(&dir, &["hotend", "bed"], 3600, 0.001),
+        &batches[80..100],
+    ));
+    assert_eq!(got, want[want.len() - got.len()..]);
+    assert_eq!(got.len(), 20 * 2, "20 windows (10 per printer), 2 fields");
+}
+
+#[test]
+fn missing_nodes_and_bad_imports_are_clear_errors() {
+    let dir = support::fresh_state_dir();
+    let out = state(&dir, &["show", "--task", "nope", "--node", "n"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no state for task \"nope\""));
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"format":"something-else","version":1,"task":"t","node":"n","fields":[]}"#,
+    )
+    .unwrap();
+    let out = state(&dir, &["import", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a tickwatch state export"));
+}
