@@ -29,6 +29,11 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Inspect, export, import or reset persisted node state.
     State(crate::state_cli::StateArgs),
+    /// List the detector plugins found, with their options.
+    Plugins(crate::plugins_cli::PluginsArgs),
+    /// How to use one detector: its TICKscript options, a kapacitor.conf
+    /// section and a TICKscript to paste.
+    Info(crate::plugins_cli::InfoArgs),
 }
 
 /// Where state lives: flag/env, else `$XDG_STATE_HOME/tickwatch`, else
@@ -117,5 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Demo(a) => crate::demo::run(&a),
         Command::State(a) => crate::state_cli::run(&a),
+        Command::Plugins(a) => crate::plugins_cli::plugins(&a),
+        Command::Info(a) => crate::plugins_cli::info(&a),
     }
 }

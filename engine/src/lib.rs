@@ -20,6 +20,7 @@ pub mod logging;
 pub mod node;
 pub mod options;
 pub mod plugin;
+pub mod plugins_cli;
 pub mod scenario;
 pub mod serve;
 pub mod session;

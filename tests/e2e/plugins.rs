@@ -20,7 +20,7 @@ fn unknown_detector_exits_non_zero_listing_those_found() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown detector \"nope\""), "{stderr}");
-    assert!(stderr.contains("detectors found: ttest"), "{stderr}");
+    assert!(stderr.contains("detectors found: ") && stderr.contains("ttest"), "{stderr}");
 }
 
 #[test]
@@ -68,7 +68,8 @@ fn plugin_dir_comes_from_the_environment() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("detectors found: ttest"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("detectors found: ") && stderr.contains("ttest"), "{stderr}");
 }
 
 fn faulty(mode: &str) -> tickwatch_engine::host::UdfClient {
@@ -138,4 +139,100 @@ fn a_plugin_for_another_abi_is_refused_by_name() {
     assert!(stderr.contains("libtickwatch_test_badabi"), "{stderr}");
     assert!(stderr.contains("speaks plugin ABI 999, this tickwatch speaks 1"), "{stderr}");
     assert!(stderr.contains("detectors found: faulty"), "{stderr}");
+}
+
+fn ttest_so() -> String {
+    format!("libtickwatch_ttest{}", std::env::consts::DLL_SUFFIX)
+}
+
+fn dir_with_ttest() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::plugin_dir().join(ttest_so()), dir.path().join(ttest_so())).unwrap();
+    dir
+}
+
+#[test]
+fn plugins_writable_by_other_users_are_refused_before_loading() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dir_with_ttest();
+    let file = dir.path().join(ttest_so());
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = serve_output("ttest", dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is writable by other users; refusing to load it"), "{stderr}");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = serve_output("ttest", dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("directory"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn two_files_providing_one_detector_are_a_clear_error_naming_both() {
+    let dir = dir_with_ttest();
+    let copy = dir.path().join(format!("libttest_copy{}", std::env::consts::DLL_SUFFIX));
+    std::fs::copy(dir.path().join(ttest_so()), &copy).unwrap();
+    let out = serve_output("ttest", dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("provided by both") && stderr.contains("libttest_copy"), "{stderr}");
+    assert!(stderr.contains(&ttest_so()), "{stderr}");
+}
+
+#[test]
+fn plugins_command_lists_detectors_options_and_broken_files() {
+    let dir = dir_with_ttest();
+    std::fs::write(dir.path().join(format!("libjunk{}", std::env::consts::DLL_SUFFIX)), "junk")
+        .unwrap();
+    let out = support::tickwatch()
+        .args(["plugins", "--json", "--plugin-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let t = items.iter().find(|i| i["name"] == "ttest").unwrap();
+    assert_eq!(t["abi"], 1);
+    assert!(t["path"].as_str().unwrap().ends_with(&ttest_so()));
+    assert_eq!(t["options"]["size"]["types"], serde_json::json!(["INT"]));
+    assert_eq!(t["options"]["alpha"]["default"], serde_json::Value::Null);
+    assert!(t["error"].is_null());
+    let junk = items.iter().find(|i| i["error"].is_string()).unwrap();
+    assert!(junk["path"].as_str().unwrap().contains("libjunk"));
+    let human =
+        support::tickwatch().args(["plugins", "--plugin-dir"]).arg(dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("ttest") && text.contains("alpha") && text.contains("not loaded"),
+        "{text}"
+    );
+}
+
+#[test]
+fn info_prints_options_a_conf_section_and_a_script_that_the_udf_accepts() {
+    let out = support::tickwatch()
+        .args(["info", "--detector", "ttest", "--plugin-dir"])
+        .arg(support::plugin_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("[udf.functions.ttest]")
+            && text.contains("args = [\"serve\", \"--detector\", \"ttest\"]"),
+        "{text}"
+    );
+    let chain = text.lines().find(|l| l.trim_start().starts_with("@ttest()")).unwrap().trim();
+    assert_eq!(chain, "@ttest().field('hotend','bed','air').size(3600).alpha(0.001)");
+    // The snippet's options pass Kapacitor's rules and the UDF's Init.
+    let mut udf = support::spawn(&[]);
+    udf.info().unwrap();
+    let r =
+        udf.init("t", "n", support::ttest_options(&["hotend", "bed", "air"], 3600, 0.001)).unwrap();
+    assert!(r.success, "{}", r.error);
 }

@@ -15,6 +15,8 @@ use super::loader::Plugin;
 pub struct Registry {
     plugins: Vec<Arc<Plugin>>,
     failures: Vec<(PathBuf, String)>,
+    /// Detector names provided by more than one file, with the reason.
+    conflicts: Vec<(String, String)>,
 }
 
 /// The default plugin directories: the binary's own directory, then
@@ -62,6 +64,38 @@ fn is_library(path: &Path) -> bool {
     !in_cargo_deps || name.starts_with(WORKSPACE_PLUGIN_PREFIX)
 }
 
+/// Refuses a plugin file, or a directory holding it, that users other than
+/// its owner and group may write: anyone could swap the code we would run.
+fn check_permissions(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).ok();
+    if mode(path).is_some_and(|m| m & 0o002 != 0) {
+        return Err(format!(
+            "{} is writable by other users; refusing to load it (chmod o-w it)",
+            path.display()
+        ));
+    }
+    if let Some(dir) = path.parent()
+        && mode(dir).is_some_and(|m| m & 0o002 != 0)
+    {
+        return Err(format!(
+            "its directory {} is writable by other users; refusing to load plugins from it",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `copy` is Cargo's copy, next to the binary, of `original` in the
+/// profile's deps/ directory.
+fn is_cargo_uplift_of(copy: &Path, original: &Path) -> bool {
+    let (Some(dir), Some(odir)) = (copy.parent(), original.parent()) else { return false };
+    copy.file_name() == original.file_name()
+        && odir.file_name().is_some_and(|n| n == CARGO_DEPS)
+        && odir.parent() == Some(dir)
+        && is_cargo_profile_dir(dir)
+}
+
 /// Device and inode: Cargo hard-links a plugin from `deps/` next to the
 /// binary, so one file can appear under two names.
 fn file_id(path: &Path) -> Option<(u64, u64)> {
@@ -83,6 +117,11 @@ impl Registry {
                 .collect();
             files.sort();
             for path in files {
+                // Checked before dlopen: loading a library runs its code.
+                if let Err(reason) = check_permissions(&path) {
+                    reg.failures.push((path, reason));
+                    continue;
+                }
                 match Plugin::load(&path) {
                     Ok(p) => reg.add(p),
                     Err(e) => {
@@ -102,15 +141,32 @@ impl Registry {
             return;
         }
         if let Some(first) = self.plugins.iter().find(|p| p.name() == plugin.name()) {
+            if is_cargo_uplift_of(plugin.path(), first.path()) {
+                // `cargo build` copies a plugin from deps/ next to the binary;
+                // deps/ is searched first and holds the fresher build.
+                tracing::debug!(
+                    "using {} over its older copy {}",
+                    first.path().display(),
+                    plugin.path().display()
+                );
+                return;
+            }
             let reason = format!(
-                "detector {} is also provided by {}; remove one of the two files",
+                "detector {} is provided by both {} and {}; remove one of the two files",
                 plugin.name(),
-                first.path().display()
+                first.path().display(),
+                plugin.path().display()
             );
-            self.failures.push((plugin.path().to_path_buf(), reason));
+            self.failures.push((plugin.path().to_path_buf(), reason.clone()));
+            self.conflicts.push((plugin.name().to_string(), reason));
             return;
         }
         self.plugins.push(plugin);
+    }
+
+    /// Why `name` cannot be used, if two files provide it.
+    pub fn conflict(&self, name: &str) -> Option<&str> {
+        self.conflicts.iter().find(|(n, _)| n == name).map(|(_, r)| r.as_str())
     }
 
     /// The detector called `name`.

@@ -37,6 +37,9 @@ pub struct ServeConfig {
 /// Finds the detector, failing with the list of those found.
 pub fn find_plugin(detector: &str, dirs: &[PathBuf]) -> anyhow::Result<Arc<Plugin>> {
     let registry = Registry::discover(dirs);
+    if let Some(reason) = registry.conflict(detector) {
+        bail!("cannot serve detector {detector:?}: {reason}");
+    }
     if let Some(p) = registry.get(detector) {
         for (path, reason) in registry.failures() {
             tracing::warn!("plugin file {} not loaded: {reason}", path.display());

@@ -1,0 +1,266 @@
+//! `tickwatch plugins` (what is installed) and `tickwatch info` (how to use
+//! one detector from a TICKscript and kapacitor.conf).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tickwatch_plugin_api::abi::ABI_VERSION;
+use tickwatch_plugin_api::{OptionSpec, Value, ValueKind};
+
+use crate::cli::PluginDirArg;
+use crate::options::{DEFAULT_FIELD_TAG, FIELD_OPTION, FIELD_TAG_OPTION};
+use crate::plugin::Registry;
+
+/// `tickwatch plugins` flags.
+#[derive(Debug, clap::Args)]
+pub struct PluginsArgs {
+    #[command(flatten)]
+    plugins: PluginDirArg,
+    /// JSON for scripts: an array of objects with name, version, abi, path,
+    /// options, and error for files that failed to load.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tickwatch info` flags.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// The detector to describe.
+    #[arg(long)]
+    detector: String,
+    /// The `--field-arity` you will serve with.
+    #[arg(long, default_value_t = 3)]
+    field_arity: usize,
+    #[command(flatten)]
+    plugins: PluginDirArg,
+}
+
+#[derive(Debug, Serialize)]
+struct OptionOut {
+    types: Vec<&'static str>,
+    default: Option<serde_json::Value>,
+    help: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PluginOut {
+    name: Option<String>,
+    version: Option<String>,
+    abi: Option<u32>,
+    path: PathBuf,
+    options: Option<serde_json::Map<String, serde_json::Value>>,
+    error: Option<String>,
+}
+
+fn kind_name(k: ValueKind) -> &'static str {
+    match k {
+        ValueKind::Bool => "BOOL",
+        ValueKind::Int => "INT",
+        ValueKind::Double => "DOUBLE",
+        ValueKind::String => "STRING",
+        ValueKind::Duration => "DURATION",
+    }
+}
+
+fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) | Value::Duration(i) => (*i).into(),
+        Value::Double(d) => (*d).into(),
+        Value::String(s) => s.as_str().into(),
+    }
+}
+
+/// TICKscript literal for a value.
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Duration(ns) if *ns % 60_000_000_000 == 0 => format!("{}m", ns / 60_000_000_000),
+        Value::Duration(ns) if *ns % 1_000_000_000 == 0 => format!("{}s", ns / 1_000_000_000),
+        Value::Duration(ns) if *ns % 1_000_000 == 0 => format!("{}ms", ns / 1_000_000),
+        Value::Duration(ns) => format!("{}u", ns / 1_000),
+        other => other.to_string(),
+    }
+}
+
+/// A value to show in a ready-to-paste snippet: the default, else a
+/// plausible one for the printer scenario.
+fn example(spec: &OptionSpec) -> String {
+    if let Some(d) = &spec.default {
+        return literal(d);
+    }
+    match (spec.kind, spec.name.as_str()) {
+        (ValueKind::Int, "size") => "3600".into(),
+        (ValueKind::Int, _) => "10".into(),
+        (ValueKind::Double, "alpha") => "0.001".into(),
+        (ValueKind::Double, _) => "1.0".into(),
+        (ValueKind::Bool, _) => "TRUE".into(),
+        (ValueKind::String, _) => "'value'".into(),
+        (ValueKind::Duration, _) => "5m".into(),
+    }
+}
+
+/// Runs `tickwatch plugins`.
+pub fn plugins(args: &PluginsArgs) -> anyhow::Result<()> {
+    let dirs = args.plugins.resolve();
+    let reg = Registry::discover(&dirs);
+    let mut out: Vec<PluginOut> = reg
+        .plugins()
+        .iter()
+        .map(|p| PluginOut {
+            name: Some(p.name().into()),
+            version: Some(p.version().into()),
+            abi: Some(ABI_VERSION),
+            path: p.path().to_path_buf(),
+            options: Some(
+                p.options()
+                    .iter()
+                    .map(|o| {
+                        let v = OptionOut {
+                            types: vec![kind_name(o.kind)],
+                            default: o.default.as_ref().map(value_json),
+                            help: o.help.clone(),
+                        };
+                        (o.name.clone(), serde_json::to_value(v).unwrap_or_default())
+                    })
+                    .collect(),
+            ),
+            error: None,
+        })
+        .collect();
+    out.extend(reg.failures().iter().map(|(path, e)| PluginOut {
+        name: None,
+        version: None,
+        abi: None,
+        path: path.clone(),
+        options: None,
+        error: Some(e.clone()),
+    }));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if reg.plugins().is_empty() {
+        let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        println!("no detector plugins found (searched {})", dirs.join(", "));
+    }
+    for p in reg.plugins() {
+        println!("{} {} (ABI {ABI_VERSION})  {}", p.name(), p.version(), p.path().display());
+        for o in p.options() {
+            let default = o
+                .default
+                .as_ref()
+                .map_or("required".to_string(), |d| format!("default {}", literal(d)));
+            println!("    {:<12} {:<9} {:<16} {}", o.name, kind_name(o.kind), default, o.help);
+        }
+    }
+    for (path, e) in reg.failures() {
+        println!("not loaded: {}: {e}", path.display());
+    }
+    Ok(())
+}
+
+/// The text of `tickwatch info`.
+pub fn info_text(
+    name: &str,
+    version: &str,
+    path: &std::path::Path,
+    specs: &[OptionSpec],
+    field_arity: usize,
+    exe: &str,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "detector {name} {version} ({})\n", path.display());
+    let _ = writeln!(s, "Options a TICKscript can use on @{name}():");
+    let fields: Vec<String> = ["'hotend'", "'bed'", "'air'"]
+        .iter()
+        .map(|f| f.to_string())
+        .chain(std::iter::repeat("''".to_string()))
+        .take(field_arity)
+        .collect();
+    let field_call = format!(".{FIELD_OPTION}({})", fields.join(","));
+    let mut rows = vec![
+        (
+            field_call.clone(),
+            format!("STRING × {field_arity}"),
+            "fields to track; exactly this many per call: pad with '' and call again for more"
+                .to_string(),
+        ),
+        (
+            format!(".{FIELD_TAG_OPTION}('{DEFAULT_FIELD_TAG}')"),
+            "STRING".into(),
+            format!(
+                "tag that carries the field name on emitted points (default '{DEFAULT_FIELD_TAG}')"
+            ),
+        ),
+    ];
+    for o in specs {
+        let req = if o.default.is_some() { "" } else { ", required" };
+        rows.push((
+            format!(".{}({})", o.name, example(o)),
+            format!("{}{req}", kind_name(o.kind)),
+            o.help.clone(),
+        ));
+    }
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    for (a, b, c) in &rows {
+        let _ = writeln!(s, "  {a:<w0$}  {b:<w1$}  {c}");
+    }
+    let chain: String = std::iter::once(field_call)
+        .chain(specs.iter().map(|o| format!(".{}({})", o.name, example(o))))
+        .collect();
+    let arity_arg = if field_arity == 3 {
+        String::new()
+    } else {
+        format!(", \"--field-arity\", \"{field_arity}\"")
+    };
+    let _ = writeln!(
+        s,
+        "\nkapacitor.conf:\n\
+         [udf.functions.{name}]\n  \
+           prog = \"{exe}\"\n  \
+           args = [\"serve\", \"--detector\", \"{name}\"{arity_arg}]\n  \
+           timeout = \"10s\"\n  \
+           [udf.functions.{name}.env]\n    \
+             TICKWATCH_STATE_DIR = \"/var/lib/tickwatch\"\n"
+    );
+    let _ = writeln!(
+        s,
+        "TICKscript:\n\
+         dbrp \"printer\".\"autogen\"\n\n\
+         stream\n    \
+           |from()\n        .measurement('temperatures')\n    \
+           |window()\n        .period(5m)\n        .every(5m)\n    \
+           @{name}(){chain}\n    \
+           |alert()\n        \
+             .id('{{{{ index .Tags \"{DEFAULT_FIELD_TAG}\" }}}}')\n        \
+             .message('{{{{ .ID }}}} p={{{{ index .Fields \"pvalue\" }}}}')\n        \
+             .crit(lambda: \"anomalous\" == TRUE)\n        \
+             .log('/var/log/kapacitor/{name}.log')"
+    );
+    s
+}
+
+/// Runs `tickwatch info`.
+pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
+    if args.field_arity == 0 {
+        bail!("--field-arity must be at least 1");
+    }
+    let plugin = crate::serve::find_plugin(&args.detector, &args.plugins.resolve())?;
+    let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    print!(
+        "{}",
+        info_text(
+            plugin.name(),
+            plugin.version(),
+            plugin.path(),
+            plugin.options(),
+            args.field_arity,
+            &exe.display().to_string()
+        )
+    );
+    Ok(())
+}
