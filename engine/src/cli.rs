@@ -29,6 +29,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Inspect, export, import or reset persisted node state.
     State(crate::state_cli::StateArgs),
+    /// Replay recorded line protocol through a node, as Kapacitor would.
+    Replay(crate::replay::ReplayArgs),
     /// List the detector plugins found, with their options.
     Plugins(crate::plugins_cli::PluginsArgs),
     /// How to use one detector: its TICKscript options, a kapacitor.conf
@@ -123,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => crate::demo::run(&a),
         Command::State(a) => crate::state_cli::run(&a),
         Command::Plugins(a) => crate::plugins_cli::plugins(&a),
+        Command::Replay(a) => crate::replay::replay(&a),
         Command::Info(a) => crate::plugins_cli::info(&a),
     }
 }

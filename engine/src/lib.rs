@@ -21,6 +21,7 @@ pub mod node;
 pub mod options;
 pub mod plugin;
 pub mod plugins_cli;
+pub mod replay;
 pub mod scenario;
 pub mod serve;
 pub mod session;

@@ -107,6 +107,23 @@ impl Reading {
         }
     }
 
+    /// One line of InfluxDB line protocol (`temperatures[,tags] hotend=…,bed=…,air=… <s>`),
+    /// timestamp in seconds as the guide writes it. `int_fields` are written as
+    /// integers (`220i`), rounded, as a printer reporting whole degrees would.
+    pub fn line_protocol(&self, tags: &str, int_fields: &[&str]) -> String {
+        let value = |name: &str, v: f64| {
+            if int_fields.contains(&name) { format!("{name}={}i", v.round() as i64) } else { format!("{name}={v}") }
+        };
+        let sep = if tags.is_empty() { "" } else { "," };
+        format!(
+            "{MEASUREMENT}{sep}{tags} {},{},{} {}",
+            value("hotend", self.hotend),
+            value("bed", self.bed),
+            value("air", self.air),
+            START_NS / 1_000_000_000 + self.second
+        )
+    }
+
     /// The reading of `field`.
     pub fn get(&self, field: &str) -> Option<f64> {
         match field {
