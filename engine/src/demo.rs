@@ -73,8 +73,14 @@ pub fn report(seed: u64, out: &Outcome) -> String {
         let caught = hits.iter().filter(|p| in_fault(p)).count();
         match fault {
             Some(x) => {
-                let verdict = if caught > 0 { format!("CAUGHT ({caught} windows)") } else { "MISSED".into() };
-                let _ = writeln!(s, "{field:<7} fault injected {}–{}: {verdict}", hhmm(x.start_s), hhmm(x.end_s));
+                let verdict =
+                    if caught > 0 { format!("CAUGHT ({caught} windows)") } else { "MISSED".into() };
+                let _ = writeln!(
+                    s,
+                    "{field:<7} fault injected {}–{}: {verdict}",
+                    hhmm(x.start_s),
+                    hhmm(x.end_s)
+                );
             }
             None => {
                 let _ = writeln!(s, "{field:<7} no fault injected");

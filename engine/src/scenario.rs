@@ -112,7 +112,11 @@ impl Reading {
     /// integers (`220i`), rounded, as a printer reporting whole degrees would.
     pub fn line_protocol(&self, tags: &str, int_fields: &[&str]) -> String {
         let value = |name: &str, v: f64| {
-            if int_fields.contains(&name) { format!("{name}={}i", v.round() as i64) } else { format!("{name}={v}") }
+            if int_fields.contains(&name) {
+                format!("{name}={}i", v.round() as i64)
+            } else {
+                format!("{name}={v}")
+            }
         };
         let sep = if tags.is_empty() { "" } else { "," };
         format!(

@@ -17,5 +17,7 @@ pub mod socket;
 mod persistence;
 // `tickwatch state`: inspection of stopped and live nodes, export/import, reset.
 mod state_cmd;
+// `demo` and `replay`: line protocol end to end, reports, JSON, plots, errors.
+mod replay;
 // Plugin discovery: unknown detectors, broken files beside good ones.
 mod plugins;

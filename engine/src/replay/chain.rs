@@ -202,7 +202,9 @@ impl Parser<'_> {
                     "FALSE" => Ok(opt::b(false)),
                     _ => {
                         self.pos = start;
-                        self.err(format!("expected a literal, found '{word}' (booleans are TRUE and FALSE)"))
+                        self.err(format!(
+                            "expected a literal, found '{word}' (booleans are TRUE and FALSE)"
+                        ))
                     }
                 }
             }

@@ -59,7 +59,8 @@ fn open(path: &Path) -> anyhow::Result<Vec<u8>> {
         std::io::stdin().read_to_end(&mut bytes).context("reading stdin")?;
         return Ok(bytes);
     }
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "gz") {
         flate2::read::MultiGzDecoder::new(file)
             .read_to_end(&mut bytes)
@@ -106,7 +107,12 @@ pub fn read(
                         Some(t) => match t.checked_mul(precision.to_ns()) {
                             Some(ns) => ns,
                             None => {
-                                report(&mut input, &name, line_no, "timestamp out of range for the precision");
+                                report(
+                                    &mut input,
+                                    &name,
+                                    line_no,
+                                    "timestamp out of range for the precision",
+                                );
                                 continue;
                             }
                         },
@@ -121,7 +127,10 @@ pub fn read(
     }
     input.points.sort_by_key(|p| p.time);
     if input.malformed > REPORT_LIMIT {
-        tracing::warn!("{} malformed lines in all (the first {REPORT_LIMIT} are shown)", input.malformed);
+        tracing::warn!(
+            "{} malformed lines in all (the first {REPORT_LIMIT} are shown)",
+            input.malformed
+        );
     }
     Ok(input)
 }
@@ -213,12 +222,17 @@ mod tests {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("in.lp.gz");
-        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&f).unwrap(), flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&f).unwrap(),
+            flate2::Compression::fast(),
+        );
         gz.write_all(b"m v=1 5\nm v=2 3\n").unwrap();
         gz.finish().unwrap();
         let input = read(&[f], Precision::Ns, None, 0).unwrap();
         assert_eq!(input.points.iter().map(|p| p.time).collect::<Vec<_>>(), [3, 5]);
         let err = read(&[dir.path().join("missing.lp")], Precision::Ns, None, 0).unwrap_err();
-        assert!(format!("{err:#}").contains("cannot open") && format!("{err:#}").contains("missing.lp"));
+        assert!(
+            format!("{err:#}").contains("cannot open") && format!("{err:#}").contains("missing.lp")
+        );
     }
 }

@@ -130,7 +130,17 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     let state_dir = state.path().to_str().context("temporary directory path is not UTF-8")?;
     let plugin_dirs = std::env::join_paths(&plan.plugin_dirs).context("plugin directory list")?;
     let arity = plan.field_arity.to_string();
-    let args = ["serve", "--detector", &plan.detector, "--field-arity", &arity, "--state-dir", state_dir, "--log", "warn"];
+    let args = [
+        "serve",
+        "--detector",
+        &plan.detector,
+        "--field-arity",
+        &arity,
+        "--state-dir",
+        state_dir,
+        "--log",
+        "warn",
+    ];
     let plugin_env = plugin_dirs.to_string_lossy().into_owned();
     let mut udf = UdfClient::spawn(&exe, &args, &[("TICKWATCH_PLUGIN_DIR", &plugin_env)])
         .context("cannot start tickwatch serve")?;
@@ -196,7 +206,10 @@ pub fn json_line(p: &agent::Point, field_tag: &str) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
     obj.insert("time".into(), rfc3339(p.time).into());
     obj.insert("name".into(), p.name.clone().into());
-    obj.insert("tags".into(), serde_json::to_value(tags.into_iter().collect::<BTreeMap<_, _>>()).unwrap_or_default());
+    obj.insert(
+        "tags".into(),
+        serde_json::to_value(tags.into_iter().collect::<BTreeMap<_, _>>()).unwrap_or_default(),
+    );
     obj.insert("field".into(), field.into());
     let mut stats: Vec<(&String, &f64)> = p.fields_double.iter().collect();
     stats.sort_by(|a, b| a.0.cmp(b.0));
@@ -210,7 +223,8 @@ pub fn json_line(p: &agent::Point, field_tag: &str) -> serde_json::Value {
 }
 
 fn group_of(p: &agent::Point, field_tag: &str) -> String {
-    let mut tags: Vec<(&String, &String)> = p.tags.iter().filter(|(k, _)| *k != field_tag).collect();
+    let mut tags: Vec<(&String, &String)> =
+        p.tags.iter().filter(|(k, _)| *k != field_tag).collect();
     tags.sort();
     let text: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if text.is_empty() { "(ungrouped)".into() } else { text.join(",") }
@@ -292,7 +306,9 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     if input.points.is_empty() {
         bail!("no points to replay ({} lines read, {} malformed)", input.lines, input.malformed);
     }
-    let values = args.plot.as_ref().map(|_| plot::Series::from_points(&input.points, &chain::fields(&plan.options), &plan.group_by));
+    let values = args.plot.as_ref().map(|_| {
+        plot::Series::from_points(&input.points, &chain::fields(&plan.options), &plan.group_by)
+    });
     let malformed = input.malformed;
     let out = run(&plan, input.points)?;
     emit(&out, plan.period, malformed, args.json)?;
@@ -322,7 +338,8 @@ pub fn emit(out: &Outcome, period: i64, malformed: u64, json: bool) -> anyhow::R
 /// Writes `points` as line protocol (nanosecond timestamps).
 pub fn write_line_protocol(path: &Path, lines: impl Iterator<Item = String>) -> anyhow::Result<()> {
     use std::io::Write;
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
     for l in lines {
         writeln!(w, "{l}")?;

@@ -22,7 +22,8 @@ pub struct Series {
 }
 
 fn label(tags: &std::collections::HashMap<String, String>, group_by: &[String]) -> String {
-    let parts: Vec<String> = group_by.iter().filter_map(|k| tags.get(k).map(|v| format!("{k}={v}"))).collect();
+    let parts: Vec<String> =
+        group_by.iter().filter_map(|k| tags.get(k).map(|v| format!("{k}={v}"))).collect();
     if parts.is_empty() { "all".into() } else { parts.join(",") }
 }
 
@@ -34,9 +35,16 @@ impl Series {
         s.end = points.last().map_or(0, |p| p.time);
         for p in points {
             for f in fields {
-                let v = p.fields_double.get(f).copied().or_else(|| p.fields_int.get(f).map(|i| *i as f64));
+                let v = p
+                    .fields_double
+                    .get(f)
+                    .copied()
+                    .or_else(|| p.fields_int.get(f).map(|i| *i as f64));
                 if let Some(v) = v.filter(|v| v.is_finite()) {
-                    s.values.entry((label(&p.tags, group_by), f.clone())).or_default().push((p.time, v));
+                    s.values
+                        .entry((label(&p.tags, group_by), f.clone()))
+                        .or_default()
+                        .push((p.time, v));
                 }
             }
         }
@@ -93,16 +101,24 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
         g
     };
     for (fi, field) in series.fields.iter().enumerate() {
-        let verdicts: Vec<&agent::Point> = out
-            .emitted
-            .iter()
-            .filter(|p| p.tags.get(&out.field_tag) == Some(field))
-            .collect();
+        let verdicts: Vec<&agent::Point> =
+            out.emitted.iter().filter(|p| p.tags.get(&out.field_tag) == Some(field)).collect();
         // Values panel.
-        let data: Vec<(&String, &Vec<(i64, f64)>)> =
-            series.values.iter().filter(|((_, f), _)| f == field).map(|((g, _), v)| (g, v)).collect();
-        let (lo, hi) = data.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-        let (lo, hi) = if lo <= hi { (lo - 0.05 * (hi - lo + 1.0), hi + 0.05 * (hi - lo + 1.0)) } else { (0.0, 1.0) };
+        let data: Vec<(&String, &Vec<(i64, f64)>)> = series
+            .values
+            .iter()
+            .filter(|((_, f), _)| f == field)
+            .map(|((g, _), v)| (g, v))
+            .collect();
+        let (lo, hi) = data
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|p| p.1))
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = if lo <= hi {
+            (lo - 0.05 * (hi - lo + 1.0), hi + 0.05 * (hi - lo + 1.0))
+        } else {
+            (0.0, 1.0)
+        };
         let mut chart = ChartBuilder::on(&panels[fi * 2])
             .caption(format!("{field}"), ("sans-serif", 18))
             .margin(8)
@@ -110,7 +126,12 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..hours, lo..hi)
             .map_err(|e| err(&e))?;
-        chart.configure_mesh().x_desc("hours").y_desc(field.as_str()).draw().map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("hours")
+            .y_desc(field.as_str())
+            .draw()
+            .map_err(|e| err(&e))?;
         let shade = RGBColor(230, 60, 60).mix(0.25).filled();
         chart
             .draw_series(
@@ -123,13 +144,21 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
         for (gi, (group, values)) in data.iter().enumerate() {
             let color = color_of(gi);
             chart
-                .draw_series(LineSeries::new(envelope(values, series.start, series.end, 1500), color))
+                .draw_series(LineSeries::new(
+                    envelope(values, series.start, series.end, 1500),
+                    color,
+                ))
                 .map_err(|e| err(&e))?
                 .label(group.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
         }
         if groups.len() > 1 {
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(&e))?;
         }
         // p-value panel, log scale.
         let floor = verdicts
@@ -166,7 +195,11 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
                 verdicts
                     .iter()
                     .filter(|p| p.fields_bool.get("anomalous") == Some(&true))
-                    .filter_map(|p| p.fields_double.get("pvalue").map(|v| Circle::new((x(p.time), v.max(floor)), 3, RED.filled()))),
+                    .filter_map(|p| {
+                        p.fields_double
+                            .get("pvalue")
+                            .map(|v| Circle::new((x(p.time), v.max(floor)), 3, RED.filled()))
+                    }),
             )
             .map_err(|e| err(&e))?;
     }

@@ -1,0 +1,197 @@
+//! `tickwatch demo` and `tickwatch replay`: faults found end to end from
+//! line protocol, grouped and with integer fields; clear errors; plots.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use tickwatch_engine::scenario::{self, FAULTS};
+
+use crate::support;
+
+fn run(args: &[&str]) -> Output {
+    support::tickwatch().args(args).arg("--plugin-dir").arg(support::plugin_dir()).output().unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Seconds from the start of the day for an RFC 3339 time.
+fn second(v: &Value) -> i64 {
+    let t = humantime::parse_rfc3339(v["time"].as_str().unwrap()).unwrap();
+    let ns = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    (ns - scenario::START_NS) / 1_000_000_000
+}
+
+/// Asserts each injected fault is flagged in `rows` (for one group).
+fn assert_faults_flagged(rows: &[&Value], what: &str) {
+    for f in FAULTS {
+        let hit = rows.iter().any(|r| {
+            r["field"] == f.field
+                && r["anomalous"] == true
+                && second(r) > f.start_s
+                && second(r) - 300 < f.end_s
+        });
+        assert!(hit, "{what}: fault in {} at {}s not flagged", f.field, f.start_s);
+    }
+}
+
+#[test]
+fn demo_json_flags_each_fault() {
+    let rows = json_lines(&run(&["demo", "--json"]));
+    assert_eq!(rows.len(), 3 * 287);
+    for r in &rows {
+        for key in ["time", "tags", "field", "pvalue", "anomalous", "t"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+    }
+    assert_faults_flagged(&rows.iter().collect::<Vec<_>>(), "demo");
+}
+
+#[test]
+fn demo_report_names_where_faults_were_found() {
+    let out = run(&["demo"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "hotend  fault injected 01:00–01:05: CAUGHT",
+        "bed     fault injected 08:00–08:15: CAUGHT",
+        "air     fault injected 12:00–12:30: CAUGHT",
+    ] {
+        assert!(text.contains(line), "{text}");
+    }
+}
+
+fn write_two_printers(path: &Path) {
+    let a = scenario::printer_day(91);
+    let b = scenario::printer_day(92);
+    let mut text = String::new();
+    for (ra, rb) in a.iter().zip(&b) {
+        text.push_str(&ra.line_protocol("printer=a", &[]));
+        text.push('\n');
+        // Printer b reports its hot end in whole degrees, as integers.
+        text.push_str(&rb.line_protocol("printer=b", &["hotend"]));
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn replay_two_printers_grouped_flags_the_faults_per_printer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("printers.lp");
+    write_two_printers(&file);
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--precision",
+        "s",
+        "--group-by",
+        "printer",
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('hotend','bed','air').size(3600).alpha(0.001)",
+        "--json",
+    ]);
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 2 * 3 * 287);
+    for printer in ["a", "b"] {
+        let mine: Vec<&Value> = rows.iter().filter(|r| r["tags"]["printer"] == printer).collect();
+        assert_eq!(mine.len(), 3 * 287);
+        assert_faults_flagged(&mine, printer);
+    }
+}
+
+#[test]
+fn replay_report_lists_anomalies_and_a_summary_with_malformed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.lp");
+    let mut lines: Vec<String> =
+        scenario::printer_day(93).iter().map(|r| r.line_protocol("", &[])).collect();
+    lines.insert(2, "temperatures hotend=oops 1451606402".into());
+    lines.insert(5, "temperatures hotend=\"a string\",bed=90,air=70 1451606404".into());
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--precision",
+        "s",
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('hotend','bed','air').size(3600).alpha(0.001)",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("day.lp:3: malformed line skipped"), "{stderr}");
+    assert!(
+        stdout.contains("(ungrouped) hotend:")
+            && stdout.contains("CRITICAL  window 2016-01-01T01:00:00"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("malformed lines: 1") && stdout.contains("skipped values: 1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn replay_errors_are_clear() {
+    let missing = run(&[
+        "replay",
+        "/nonexistent/day.lp",
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('a','','').size(10).alpha(0.1)",
+    ]);
+    assert!(!missing.status.success());
+    let e = String::from_utf8_lossy(&missing.stderr);
+    assert!(e.contains("cannot open /nonexistent/day.lp"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.lp");
+    std::fs::write(&file, "m a=1 1\nm a=2 400000000000\n").unwrap();
+    let f = file.to_str().unwrap();
+    let syntax =
+        run(&["replay", f, "--detector", "ttest", "--udf", ".field('a','','').size(10 0)"]);
+    assert!(!syntax.status.success());
+    assert!(
+        String::from_utf8_lossy(&syntax.stderr)
+            .contains("--udf: column 27: expected ',' or ')', found '0'"),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let arity =
+        run(&["replay", f, "--detector", "ttest", "--udf", ".field('a').size(10).alpha(0.1)"]);
+    assert!(!arity.status.success());
+    assert!(
+        String::from_utf8_lossy(&arity.stderr)
+            .contains("unexpected number of args to field, got 1 expected 3")
+    );
+    let refused =
+        run(&["replay", f, "--detector", "ttest", "--udf", ".field('a','','').size(1).alpha(0.1)"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("option size must be > 1, got 1"));
+}
+
+#[test]
+fn plot_writes_a_valid_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("day.svg");
+    let out = run(&["demo", "--plot", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    for field in ["hotend", "bed", "air", "p-value"] {
+        assert!(text.contains(&format!("\n{field}\n")), "no label {field}");
+    }
+    // Well-formed: every element opened is closed.
+    let opens = text.matches("<text").count();
+    assert_eq!(opens, text.matches("</text>").count());
+    assert!(text.matches("<polyline").count() >= 6, "value and p-value lines per field");
+}
