@@ -401,8 +401,8 @@ impl Node {
         for e in snapshot.fields {
             if let Some(why) = self.mismatch(&e) {
                 tracing::info!(
-                    "{}: restore: not applying state of field {} group {:?}: it was built with \
-                     {why}; the field starts fresh",
+                    "{}: restore: not applying the snapshot's state of field {} group {:?}: it \
+                     was built with {why}; the field keeps the node's own state, if any",
                     self.label,
                     e.field,
                     e.group
@@ -436,11 +436,13 @@ impl Node {
             applied.push((e, detector));
         }
         if let Some(store) = self.store.as_mut() {
-            let states: Vec<FieldState> = applied.iter().map(|(e, _)| e.clone()).collect();
-            store.commit(&states).map_err(|e| format!("cannot persist the restored state: {e}"))?;
+            // Aside copies first: if the commit then fails, nothing the node
+            // uses has changed, on disk or in memory.
             for (e, why) in &aside {
                 store.keep_aside(e, why).map_err(|e| e.to_string())?;
             }
+            let states: Vec<FieldState> = applied.iter().map(|(e, _)| e.clone()).collect();
+            store.commit(&states).map_err(|e| format!("cannot persist the restored state: {e}"))?;
         }
         let n = applied.len();
         for (e, detector) in applied {

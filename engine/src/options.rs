@@ -144,17 +144,23 @@ pub fn validate(
     Ok(NodeConfig {
         fields,
         field_tag,
-        fingerprint: fingerprint(&detector_options),
+        fingerprint: fingerprint(&detector_options, detector),
         detector_options,
     })
 }
 
-/// Canonical text of detector options: a JSON object with sorted keys
-/// (`{"alpha":0.001,"size":3600}`). Stored beside state; readable, and
-/// parseable back into options with [`options_from_fingerprint`].
-pub fn fingerprint(options: &Options) -> String {
+/// Canonical text of detector options: a JSON object with sorted keys of the
+/// options that differ from their defaults (`{"alpha":0.001,"size":3600}`).
+/// Stored beside state; readable, and parseable back into options with
+/// [`options_from_fingerprint`]. Leaving defaults out means a detector
+/// release that adds an option (whose default keeps the old behaviour) does
+/// not orphan the state built before it.
+pub fn fingerprint(options: &Options, specs: &[OptionSpec]) -> String {
+    let is_default =
+        |n: &str, v: &Value| specs.iter().any(|s| s.name == n && s.default.as_ref() == Some(v));
     let map: serde_json::Map<String, serde_json::Value> = options
         .iter()
+        .filter(|(n, v)| !is_default(n, v))
         .map(|(n, v)| {
             let j = match v {
                 Value::Bool(b) => serde_json::Value::from(*b),
@@ -174,7 +180,12 @@ pub fn options_from_fingerprint(fp: &str, specs: &[OptionSpec]) -> Result<Option
         .map_err(|e| format!("options {fp:?} are not a JSON object: {e}"))?;
     let mut pairs = Vec::with_capacity(specs.len());
     for spec in specs {
-        let Some(j) = map.get(&spec.name) else { continue };
+        let Some(j) = map.get(&spec.name) else {
+            if let Some(d) = &spec.default {
+                pairs.push((spec.name.clone(), d.clone()));
+            }
+            continue;
+        };
         let bad = || format!("option {} in {fp:?} is not a {}", spec.name, spec.kind);
         let v = match spec.kind {
             ValueKind::Bool => Value::Bool(j.as_bool().ok_or_else(bad)?),
@@ -237,6 +248,21 @@ mod tests {
         assert_eq!(c.field_tag, "field");
         assert_eq!(c.fingerprint, r#"{"alpha":0.001,"size":3600}"#);
         assert_eq!(options_from_fingerprint(&c.fingerprint, &specs()).unwrap(), c.detector_options);
+        // Options at their defaults stay out of the fingerprint.
+        let mut with_default = specs();
+        with_default.push(OptionSpec::with_default("rebaseline", Value::Int(0), "off"));
+        let d = validate(
+            &[
+                opt("field", vec![s("a"), s(""), s("")]),
+                opt("size", vec![i(3600)]),
+                opt("alpha", vec![d(0.001)]),
+            ],
+            3,
+            &with_default,
+        )
+        .unwrap();
+        assert_eq!(d.fingerprint, c.fingerprint);
+        assert_eq!(options_from_fingerprint(&d.fingerprint, &with_default).unwrap(), d.detector_options);
     }
 
     #[test]

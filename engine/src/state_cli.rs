@@ -227,9 +227,10 @@ fn list(state_dir: &Path, json: bool) -> anyhow::Result<()> {
                 error: None,
             })
         });
+        let ids = layout::read_meta(&dir).ok();
         nodes.push(listed.unwrap_or_else(|e| ListedNode {
-            task: String::new(),
-            node: dir.display().to_string(),
+            task: ids.as_ref().map(|m| m.task.clone()).unwrap_or_default(),
+            node: ids.as_ref().map_or_else(|| dir.display().to_string(), |m| m.node.clone()),
             running: false,
             detector: String::new(),
             fields: Vec::new(),

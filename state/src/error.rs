@@ -66,6 +66,15 @@ pub enum StateError {
         /// What is wrong.
         reason: String,
     },
+    /// State could not be written (disk full, I/O error); what is stored is
+    /// not known to be damaged.
+    #[error("cannot write state at {}: {reason}", path.display())]
+    Write {
+        /// The node directory.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
     /// Another process holds the node's database.
     #[error("state at {} is in use by {holder} (waited {waited_ms} ms)", path.display())]
     Locked {

@@ -7,6 +7,7 @@
 //!     LOCK                    database, so nodes never share a database
 //!     db/                     the sled database (see crate::store)
 //!   control/<hash>.sock       the serving process's read-only query socket
+//!   aside/<task>~<node>.<secs> node directories moved aside by `state reset`
 //! ```
 //!
 //! Task and node ids are user-chosen, so each is percent-encoded (everything

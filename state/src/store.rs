@@ -2,7 +2,8 @@
 //!
 //! # Key layout
 //! Tree `fields`, where `fk` = u32 big-endian length of the group id, the
-//! group id bytes, then the field name bytes (so keys sort by group, field):
+//! group id bytes, then the field name bytes (unambiguous for any names;
+//! keys sort by group length, then group, then field):
 //!
 //! | key | value |
 //! |---|---|
@@ -182,6 +183,10 @@ fn lock(dir: &Path, wait: Duration) -> Result<File, StateError> {
     Ok(file)
 }
 
+fn write_err(dir: &Path, reason: impl std::fmt::Display) -> StateError {
+    StateError::Write { path: dir.to_path_buf(), reason: reason.to_string() }
+}
+
 fn corrupt(dir: &Path, reason: impl std::fmt::Display) -> StateError {
     StateError::Corrupt { path: dir.to_path_buf(), reason: reason.to_string() }
 }
@@ -291,7 +296,7 @@ impl StateStore {
                 batch.remove(chunk_key(&fk, i as u32));
             }
         }
-        self.fields.apply_batch(batch).map_err(|e| corrupt(&self.dir, e))?;
+        self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.flush()?;
         for u in updates {
             self.written.insert(field_key(&u.group, &u.field), u.state.clone());
@@ -301,7 +306,7 @@ impl StateStore {
 
     fn flush(&self) -> Result<(), StateError> {
         if !self.group_commit {
-            self.db.flush().map_err(|e| corrupt(&self.dir, format!("flush failed: {e}")))?;
+            self.db.flush().map_err(|e| write_err(&self.dir, format!("flush failed: {e}")))?;
         }
         Ok(())
     }
@@ -330,7 +335,7 @@ impl StateStore {
         let record =
             AsideRecord { state: state.clone(), reason: reason.to_string(), at_ms: now_ms() };
         let bytes = codec::encode(&record).map_err(|e| corrupt(&self.dir, e))?;
-        self.aside.insert(key, bytes).map_err(|e| corrupt(&self.dir, e))?;
+        self.aside.insert(key, bytes).map_err(|e| write_err(&self.dir, e))?;
         self.flush()
     }
 
@@ -340,7 +345,7 @@ impl StateStore {
         self.keep_aside(state, reason)?;
         let fk = field_key(&state.group, &state.field);
         let batch = self.remove_batch(&fk)?;
-        self.fields.apply_batch(batch).map_err(|e| corrupt(&self.dir, e))?;
+        self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.written.remove(&fk);
         self.flush()
     }
@@ -381,9 +386,27 @@ impl std::fmt::Debug for StoreReader {
     }
 }
 
+/// Reads that fail a checksum are retried this many times: a reader in
+/// another thread (the control socket) can see a field's meta record and
+/// chunks from two different commits. Damage on disk fails every time.
+const TORN_READ_RETRIES: u32 = 20;
+
 impl StoreReader {
     /// Every stored field, checksums verified.
     pub fn fields(&self) -> Result<Vec<FieldState>, StateError> {
+        let mut attempt = 0;
+        loop {
+            match self.fields_once() {
+                Err(StateError::Corrupt { .. }) if attempt < TORN_READ_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn fields_once(&self) -> Result<Vec<FieldState>, StateError> {
         let mut out = Vec::new();
         for item in self.fields.scan_prefix([b'm']) {
             let (k, v) = item.map_err(|e| corrupt(&self.dir, e))?;
