@@ -78,6 +78,8 @@
 
 pub mod abi;
 pub mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod options;
 pub mod verdict;
 
