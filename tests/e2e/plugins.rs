@@ -236,3 +236,26 @@ fn info_prints_options_a_conf_section_and_a_script_that_the_udf_accepts() {
         udf.init("t", "n", support::ttest_options(&["hotend", "bed", "air"], 3600, 0.001)).unwrap();
     assert!(r.success, "{}", r.error);
 }
+
+#[test]
+fn the_example_plugin_builds_out_of_tree_style_and_loads_from_plugin_dir() {
+    let st = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "tickwatch-example-mad"])
+        .args(if support::target_dir().ends_with("release") { &["--release"][..] } else { &[][..] })
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let so = format!("libtickwatch_example_mad{}", std::env::consts::DLL_SUFFIX);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(support::target_dir().join(&so), dir.path().join(&so)).unwrap();
+    let mut udf = support::spawn_detector("mad", dir.path(), &support::fresh_state_dir(), &[]);
+    udf.info().unwrap();
+    let r = udf.init("t", "n", support::field_calls(&["hotend"])).unwrap();
+    assert!(r.success, "{}", r.error);
+    let batches = support::day_batches(&[("", 5)]);
+    let v = support::verdicts_with(&support::run_all(udf, &batches[..20]), "z");
+    let flagged: Vec<i64> =
+        v.iter().filter(|v| v.anomalous).map(|v| support::second(v.time)).collect();
+    assert_eq!(flagged, [3900], "the hotend fault window, and only it");
+}

@@ -229,6 +229,11 @@ pub struct Verdict {
 }
 
 pub fn verdicts(points: &[agent::Point]) -> Vec<Verdict> {
+    verdicts_with(points, "t")
+}
+
+/// Verdicts whose main statistic is called `stat` (kept in `Verdict::t`).
+pub fn verdicts_with(points: &[agent::Point], stat: &str) -> Vec<Verdict> {
     points
         .iter()
         .map(|p| Verdict {
@@ -236,7 +241,7 @@ pub fn verdicts(points: &[agent::Point]) -> Vec<Verdict> {
             field: p.tags.get("field").cloned().expect("field tag"),
             time: p.time,
             pvalue: p.fields_double["pvalue"],
-            t: p.fields_double["t"],
+            t: p.fields_double[stat],
             anomalous: p.fields_bool["anomalous"],
         })
         .collect()
