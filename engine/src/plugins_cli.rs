@@ -208,8 +208,14 @@ pub fn info_text(
     for (a, b, c) in &rows {
         let _ = writeln!(s, "  {a:<w0$}  {b:<w1$}  {c}");
     }
+    // The snippet sets the required options; the table above lists the rest.
     let chain: String = std::iter::once(field_call)
-        .chain(specs.iter().map(|o| format!(".{}({})", o.name, example(o))))
+        .chain(
+            specs
+                .iter()
+                .filter(|o| o.default.is_none())
+                .map(|o| format!(".{}({})", o.name, example(o))),
+        )
         .collect();
     let arity_arg = if field_arity == 3 {
         String::new()

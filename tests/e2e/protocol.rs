@@ -21,7 +21,13 @@ fn info_declares_batch_in_stream_out_and_all_options() {
     assert_eq!(types("fieldTag"), Some(vec![s]));
     assert_eq!(types("size"), Some(vec![agent::ValueType::Int as i32]));
     assert_eq!(types("alpha"), Some(vec![agent::ValueType::Double as i32]));
-    assert_eq!(info.options.len(), 4);
+    // tickwatch's two options plus the detector's own (size, alpha, and any
+    // optional ones with defaults).
+    let ttest = tickwatch_engine::plugin::Plugin::load(
+        &support::plugin_dir().join(format!("libtickwatch_ttest{}", std::env::consts::DLL_SUFFIX)),
+    )
+    .unwrap();
+    assert_eq!(info.options.len(), 2 + ttest.options().len());
     // Kapacitor closes stdin after Info; the process must exit promptly and cleanly.
     let closed = udf.close().unwrap();
     assert!(closed.status.unwrap().success());
