@@ -169,6 +169,7 @@ pub fn info_text(
     specs: &[OptionSpec],
     field_arity: usize,
     exe: &str,
+    plugin_dirs: Option<&str>,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "detector {name} {version} ({})\n", path.display());
@@ -217,6 +218,8 @@ pub fn info_text(
                 .map(|o| format!(".{}({})", o.name, example(o))),
         )
         .collect();
+    let plugin_env =
+        plugin_dirs.map(|d| format!("\n    TICKWATCH_PLUGIN_DIR = \"{d}\"")).unwrap_or_default();
     let arity_arg = if field_arity == 3 {
         String::new()
     } else {
@@ -230,7 +233,7 @@ pub fn info_text(
            args = [\"serve\", \"--detector\", \"{name}\"{arity_arg}]\n  \
            timeout = \"10s\"\n  \
            [udf.functions.{name}.env]\n    \
-             TICKWATCH_STATE_DIR = \"/var/lib/tickwatch\"\n"
+             TICKWATCH_STATE_DIR = \"/var/lib/tickwatch\"{plugin_env}\n"
     );
     let _ = writeln!(
         s,
@@ -257,6 +260,16 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
     let plugin = crate::serve::find_plugin(&args.detector, &args.plugins.resolve())?;
     let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
     let exe = exe.canonicalize().unwrap_or(exe);
+    // Plugin directories the user named must reach the served process too.
+    let given_dirs = (!args.plugins.plugin_dirs.is_empty()).then(|| {
+        let abs: Vec<String> = args
+            .plugins
+            .plugin_dirs
+            .iter()
+            .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()).display().to_string())
+            .collect();
+        abs.join(":")
+    });
     print!(
         "{}",
         info_text(
@@ -265,7 +278,8 @@ pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
             plugin.path(),
             plugin.options(),
             args.field_arity,
-            &exe.display().to_string()
+            &exe.display().to_string(),
+            given_dirs.as_deref(),
         )
     );
     Ok(())

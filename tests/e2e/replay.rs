@@ -180,6 +180,31 @@ fn replay_errors_are_clear() {
 }
 
 #[test]
+fn a_node_failing_mid_replay_is_reported_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.lp");
+    let lines: Vec<String> = (0..2000).map(|i| format!("m,field=x a={} {}", i % 7, i)).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--precision",
+        "s",
+        "--window",
+        "60s",
+        "--group-by",
+        "field",
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('a','','').size(10).alpha(0.1)",
+    ]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("the node failed: the data is grouped by a tag named \"field\""), "{e}");
+}
+
+#[test]
 fn plot_writes_a_valid_svg() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("day.svg");

@@ -165,7 +165,11 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
             .count() as u64;
         if let Some(batch) = windows.push(p) {
             out.windows += 1;
-            udf.send_batch(&batch).context("sending a window to the node")?;
+            if let Err(e) = udf.send_batch(&batch) {
+                // The node ended its stream: its ErrorResponse says why.
+                tracing::debug!("sending a window failed: {e}");
+                break;
+            }
         }
         if i % 4096 == 0 {
             bar.set_position(i as u64);
@@ -181,6 +185,13 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     }
     out.emitted = closed.points;
     drop(state);
+    if out.windows == 0 {
+        tracing::warn!(
+            "no window closed: the data spans less than one --every ({} s), or --precision does \
+             not match the timestamps",
+            plan.every / 1_000_000_000
+        );
+    }
     Ok(out)
 }
 
@@ -319,20 +330,27 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints JSON lines or the report.
+/// Prints JSON lines or the report. A closed stdout (`| head`) ends output
+/// quietly.
 pub fn emit(out: &Outcome, period: i64, malformed: u64, json: bool) -> anyhow::Result<()> {
+    match emit_inner(out, period, malformed, json) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn emit_inner(out: &Outcome, period: i64, malformed: u64, json: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
     if json {
-        use std::io::Write;
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
         for p in &out.emitted {
             writeln!(w, "{}", json_line(p, &out.field_tag))?;
         }
-        w.flush()?;
     } else {
-        print!("{}", report(out, period, malformed));
+        w.write_all(report(out, period, malformed).as_bytes())?;
     }
-    Ok(())
+    w.flush()
 }
 
 /// Writes `points` as line protocol (nanosecond timestamps).

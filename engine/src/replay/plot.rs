@@ -21,10 +21,15 @@ pub struct Series {
     end: i64,
 }
 
+/// `k=v,…` over the sorted group-by tags (as Kapacitor's group ids, and as
+/// the report names groups).
 fn label(tags: &std::collections::HashMap<String, String>, group_by: &[String]) -> String {
+    let mut keys: Vec<&String> = group_by.iter().collect();
+    keys.sort();
+    keys.dedup();
     let parts: Vec<String> =
-        group_by.iter().filter_map(|k| tags.get(k).map(|v| format!("{k}={v}"))).collect();
-    if parts.is_empty() { "all".into() } else { parts.join(",") }
+        keys.iter().filter_map(|k| tags.get(*k).map(|v| format!("{k}={v}"))).collect();
+    if parts.is_empty() { "(ungrouped)".into() } else { parts.join(",") }
 }
 
 impl Series {

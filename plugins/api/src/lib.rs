@@ -38,11 +38,14 @@
 //!     }
 //!
 //!     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-//!         if window.is_empty() {
+//!         // The host sends finite values only; staying total anyway keeps
+//!         // the conformance suite (and direct callers) happy.
+//!         let finite: Vec<f64> = window.iter().copied().filter(|x| x.is_finite()).collect();
+//!         let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+//!         if finite.is_empty() || !mean.is_finite() {
 //!             return None;
 //!         }
 //!         self.windows += 1;
-//!         let mean = window.iter().sum::<f64>() / window.len() as f64;
 //!         let anomalous = mean > self.limit;
 //!         Some(Verdict {
 //!             pvalue: if anomalous { 0.0 } else { 1.0 },
@@ -121,7 +124,8 @@ pub trait Detector: Sized + Send + 'static {
     fn save(&self) -> Vec<u8>;
 
     /// Replaces the state with bytes from [`Detector::save`] of the same
-    /// detector version. Refuse malformed bytes with a reason.
+    /// [`Detector::STATE_VERSION`] (the host never hands over others).
+    /// Refuse malformed bytes with a reason.
     fn load(&mut self, state: &[u8]) -> Result<(), String>;
 
     /// The state in a few named numbers, shown to users inspecting node state.
