@@ -8,6 +8,15 @@
 //!   `pvalue < alpha`) and the window's values join the history only if
 //!   `pvalue > alpha`.
 //!
+//! With `rebaseline = k > 0` (default 0: off, the guide's behaviour), after
+//! `k` consecutive anomalous windows the detector accepts the new level: the
+//! history is replaced by the values of those `k` windows (the most recent
+//! `size` of them), and that window's verdict carries `rebaselined = 1`
+//! (0 on every other verdict). A window that is not anomalous ends the run.
+//! The values of the current run are kept in a second ring of at most `size`
+//! values. With the option off, nothing changes: no `rebaselined` statistic,
+//! and the state bytes are format 1 as before.
+//!
 //! Zero standard error (both history and window constant): the guide's
 //! Python produces NaN there. We define it instead: equal means give
 //! `t = 0, pvalue = 1` (no evidence of change); different means give
@@ -18,7 +27,7 @@ mod welch;
 mod window;
 
 use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, ValueKind, Verdict,
+    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, ValueKind, Verdict,
     export_detector,
 };
 
@@ -35,6 +44,41 @@ pub struct TTest {
     history: MovingWindow,
     windows_seen: u64,
     windows_anomalous: u64,
+    /// Consecutive anomalous windows that make a new baseline; 0 = never.
+    rebaseline: u64,
+    /// The values of the current run of anomalous windows (only filled when
+    /// `rebaseline > 0`).
+    candidate: MovingWindow,
+    /// Length of the current run of anomalous windows.
+    streak: u64,
+    rebaselines: u64,
+}
+
+impl TTest {
+    /// Follows an anomalous window's run; true if it rebaselined.
+    fn extend_run(&mut self, window: &[f64]) -> bool {
+        if self.rebaseline == 0 {
+            return false;
+        }
+        self.streak += 1;
+        window.iter().for_each(|&x| self.candidate.push(x));
+        if self.streak < self.rebaseline {
+            return false;
+        }
+        let fresh = MovingWindow::new(self.history.cap());
+        self.history = std::mem::replace(&mut self.candidate, fresh);
+        self.streak = 0;
+        self.rebaselines += 1;
+        true
+    }
+
+    /// Ends the current run of anomalous windows, if any.
+    fn end_run(&mut self) {
+        self.streak = 0;
+        if !self.candidate.is_empty() {
+            self.candidate = MovingWindow::new(self.history.cap());
+        }
+    }
 }
 
 impl Detector for TTest {
@@ -56,6 +100,12 @@ impl Detector for TTest {
                 "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
                  with pvalue > alpha join the history",
             ),
+            OptionSpec::with_default(
+                "rebaseline",
+                Value::Int(0),
+                "after this many consecutive anomalous windows, accept the new level (the \
+                 history restarts from those windows); 0 = never (the guide's behaviour); >= 0",
+            ),
         ]
     }
 
@@ -69,7 +119,19 @@ impl Detector for TTest {
         if !(alpha > 0.0 && alpha < 1.0) {
             return Err(format!("option alpha must be in (0, 1), got {alpha}"));
         }
-        Ok(Self { alpha, history: MovingWindow::new(size), windows_seen: 0, windows_anomalous: 0 })
+        let rebaseline = options.int("rebaseline")?;
+        let rebaseline = u64::try_from(rebaseline)
+            .map_err(|_| format!("option rebaseline must be >= 0, got {rebaseline}"))?;
+        Ok(Self {
+            alpha,
+            history: MovingWindow::new(size),
+            windows_seen: 0,
+            windows_anomalous: 0,
+            rebaseline,
+            candidate: MovingWindow::new(size),
+            streak: 0,
+            rebaselines: 0,
+        })
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
@@ -91,19 +153,36 @@ impl Detector for TTest {
         );
         self.windows_seen += 1;
         let anomalous = r.pvalue < self.alpha;
+        let mut rebaselined = false;
         if anomalous {
             self.windows_anomalous += 1;
+            rebaselined = self.extend_run(window);
+        } else {
+            self.end_run();
         }
         if r.pvalue > self.alpha {
             window.iter().for_each(|&x| self.history.push(x));
         }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats: vec![("t".into(), r.t)] })
+        let mut stats = vec![("t".to_string(), r.t)];
+        if self.rebaseline > 0 {
+            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
+        }
+        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
     }
 
+    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history ring;
+    /// with `rebaseline > 0` only, then `u64` rebaselines and run length and
+    /// the candidate ring. The options decide which (a snapshot entry is only
+    /// loaded under the options it was saved with), so state saved with the
+    /// option off is byte for byte what this detector saved before it had one.
     fn save(&self) -> Vec<u8> {
         let mut w = ByteWriter::new();
         w.u8(STATE_FORMAT).u64(self.windows_seen).u64(self.windows_anomalous);
         self.history.write(&mut w);
+        if self.rebaseline > 0 {
+            w.u64(self.rebaselines).u64(self.streak);
+            self.candidate.write(&mut w);
+        }
         w.finish()
     }
 
@@ -118,17 +197,33 @@ impl Detector for TTest {
         let windows_seen = r.u64()?;
         let windows_anomalous = r.u64()?;
         let history = MovingWindow::read(&mut r)?;
+        let (rebaselines, streak, candidate) = if self.rebaseline > 0 {
+            (r.u64()?, r.u64()?, MovingWindow::read(&mut r)?)
+        } else {
+            (0, 0, MovingWindow::new(self.history.cap()))
+        };
         r.finish()?;
-        if history.cap() != self.history.cap() {
+        if history.cap() != self.history.cap() || candidate.cap() != self.history.cap() {
             return Err(format!(
                 "state was saved with size {}, this detector has size {}",
                 history.cap(),
                 self.history.cap()
             ));
         }
+        if streak >= self.rebaseline.max(1) || (streak == 0) != candidate.is_empty() {
+            return Err(format!(
+                "state has a run of {streak} anomalous windows holding {} values, which \
+                 rebaseline {} cannot produce",
+                candidate.len(),
+                self.rebaseline
+            ));
+        }
         self.history = history;
         self.windows_seen = windows_seen;
         self.windows_anomalous = windows_anomalous;
+        self.candidate = candidate;
+        self.streak = streak;
+        self.rebaselines = rebaselines;
         Ok(())
     }
 
@@ -141,6 +236,9 @@ impl Detector for TTest {
             .num("alpha", self.alpha)
             .int("windows_seen", self.windows_seen as i64)
             .int("windows_anomalous", self.windows_anomalous as i64)
+            .int("rebaseline", self.rebaseline as i64)
+            .int("anomalous_run", self.streak as i64)
+            .int("rebaselines", self.rebaselines as i64)
     }
 }
 
@@ -148,14 +246,17 @@ export_detector!(TTest);
 
 #[cfg(test)]
 mod tests {
-    use tickwatch_plugin_api::Value;
-
     use super::*;
 
     fn ttest(size: i64, alpha: f64) -> Result<TTest, String> {
+        ttest_rebaseline(size, alpha, 0)
+    }
+
+    fn ttest_rebaseline(size: i64, alpha: f64, rebaseline: i64) -> Result<TTest, String> {
         TTest::new(&Options::new(vec![
             ("size".into(), Value::Int(size)),
             ("alpha".into(), Value::Double(alpha)),
+            ("rebaseline".into(), Value::Int(rebaseline)),
         ]))
     }
 
@@ -216,6 +317,124 @@ mod tests {
         assert_eq!(d.score(&[1.0, 3.0]), e.score(&[1.0, 3.0]));
         assert!(e.load(&[9]).unwrap_err().contains("unknown ttest state format 9"));
         assert!(e.load(&d.save()[..10]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod rebaseline_tests {
+    use super::*;
+
+    fn ttest(size: i64, alpha: f64, rebaseline: i64) -> Result<TTest, String> {
+        TTest::new(&Options::new(vec![
+            ("size".into(), Value::Int(size)),
+            ("alpha".into(), Value::Double(alpha)),
+            ("rebaseline".into(), Value::Int(rebaseline)),
+        ]))
+    }
+
+    /// Deterministic values around `mean`, spread about ±1.
+    fn window(seed: u64, n: usize, mean: f64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                mean + ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 3.4
+            })
+            .collect()
+    }
+
+    fn rebaselined(v: &Verdict) -> Option<f64> {
+        v.stats.iter().find(|(n, _)| n == "rebaselined").map(|(_, x)| *x)
+    }
+
+    #[test]
+    fn the_option_defaults_to_off_and_the_guide_options_stay_required() {
+        let specs = TTest::options();
+        let names: Vec<(&str, Option<&Value>)> =
+            specs.iter().map(|s| (s.name.as_str(), s.default.as_ref())).collect();
+        assert_eq!(names, [("size", None), ("alpha", None), ("rebaseline", Some(&Value::Int(0)))]);
+        assert_eq!(ttest(10, 0.01, -2).unwrap_err(), "option rebaseline must be >= 0, got -2");
+    }
+
+    #[test]
+    fn off_emits_no_rebaselined_stat_and_saves_the_old_format() {
+        let mut d = ttest(5, 0.05, 0).unwrap();
+        for (i, w) in [[1.0, 2.0, 3.0], [2.0, 2.5, 1.0], [9.0, 9.5, 9.2]].iter().enumerate() {
+            if let Some(v) = d.score(w) {
+                assert_eq!(v.stats.len(), 1, "window {i}: {v:?}");
+            }
+        }
+        // Format 1 as before the option existed: header, counters, the ring.
+        let bytes = d.save();
+        let mut want = ByteWriter::new();
+        want.u8(1).u64(2).u64(1);
+        d.history.write(&mut want);
+        assert_eq!(bytes, want.finish());
+    }
+
+    #[test]
+    fn a_sustained_level_shift_is_accepted_after_k_windows() {
+        let mut d = ttest(3600, 0.001, 3).unwrap();
+        for i in 0..12 {
+            d.score(&window(i, 300, 90.0));
+        }
+        let flags: Vec<(bool, Option<f64>)> = (0..6)
+            .map(|i| {
+                let v = d.score(&window(100 + i, 300, 92.0)).unwrap();
+                (v.anomalous, rebaselined(&v))
+            })
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                (true, Some(0.0)),
+                (true, Some(0.0)),
+                (true, Some(1.0)),
+                (false, Some(0.0)),
+                (false, Some(0.0)),
+                (false, Some(0.0))
+            ]
+        );
+        assert_eq!((d.rebaselines, d.history.len()), (1, 1800));
+        assert!((d.history.mean() - 92.0).abs() < 0.1);
+
+        // A normal window ends a run.
+        let mut d = ttest(3600, 0.001, 2).unwrap();
+        for i in 0..6 {
+            d.score(&window(i, 300, 0.0));
+        }
+        assert!(d.score(&window(50, 300, 2.0)).unwrap().anomalous);
+        assert_eq!((d.streak, d.candidate.len()), (1, 300));
+        assert!(!d.score(&window(51, 300, 0.0)).unwrap().anomalous);
+        assert_eq!((d.streak, d.candidate.len()), (0, 0));
+    }
+
+    #[test]
+    fn on_round_trips_exactly_and_refuses_state_of_the_other_setting() {
+        let mut d = ttest(1000, 0.001, 3).unwrap();
+        for i in 0..10 {
+            d.score(&window(i, 300, if i < 8 { 0.0 } else { 3.0 }));
+        }
+        assert_eq!(d.streak, 2);
+        let bytes = d.save();
+        let mut e = ttest(1000, 0.001, 3).unwrap();
+        e.load(&bytes).unwrap();
+        assert_eq!(e, d);
+        assert_eq!(e.save(), bytes);
+        let w = window(77, 300, 3.0);
+        assert_eq!(d.score(&w), e.score(&w));
+        assert_eq!(d.save(), e.save());
+        let mut off = ttest(1000, 0.001, 0).unwrap();
+        assert!(off.load(&bytes).unwrap_err().contains("trailing bytes"));
+        let mut short = ttest(1000, 0.001, 2).unwrap();
+        short.load(&d.save()).unwrap();
+        let mut d = ttest(1000, 0.001, 3).unwrap();
+        d.score(&window(1, 300, 0.0));
+        d.score(&window(2, 300, 0.0));
+        d.score(&window(3, 300, 5.0));
+        d.score(&window(4, 300, 5.0));
+        assert_eq!(d.streak, 2);
+        assert!(short.load(&d.save()).unwrap_err().contains("rebaseline 2"));
     }
 }
 

@@ -1,0 +1,569 @@
+//! The `levelspread` detector plugin: has a window's level *or* its spread
+//! changed?
+//!
+//! Per (group, field) it keeps a moving history of the last `size` values
+//! (a ring, as the `ttest` detector does). For each window with data:
+//! - if the history is empty, the window seeds it and nothing is emitted;
+//! - otherwise two tests of history vs window:
+//!   - **level**: Welch's two-sided t-test, exactly as the `ttest` detector
+//!     (statistic `t` = history mean minus window mean, in standard errors;
+//!     p-value `p_level`);
+//!   - **spread**: the two-sided F-test of equal variances (statistic
+//!     `f` = window variance / history variance; p-value `p_spread`);
+//!
+//!   combined by Bonferroni: `pvalue = min(1, 2·min(p_level, p_spread))`.
+//!   A verdict is emitted (anomalous when `pvalue < alpha`, that is when
+//!   either test is below `alpha/2`) and the window's values join the
+//!   history only if it is not anomalous.
+//!
+//! # Why these tests
+//! The guide's faults change both level and spread, and its air temperature
+//! also fluctuates more from 03:00 (stddev 3 → 5) at the same mean, which a
+//! t-test cannot see. For normal noise, the F-test is the most powerful test
+//! of a spread change: a 300-value window with stddev 5 against a 3600-value
+//! history with stddev 3 gives `f ≈ 2.8`, p around 1e-43. A two-sample
+//! Kolmogorov–Smirnov test sees any change of distribution, but it is much
+//! weaker on both: at `alpha = 0.001`, 300 values against 3600, a spread
+//! change 3 → 4 is flagged in 17 % of windows by KS and in 99.8 % by this
+//! test (3 → 3.5: 1 % against 61 %), a level shift of 0.3 σ in 84 % against
+//! 92 % (tests/fixtures/power_vs_ks.py). KS would see a change of shape at
+//! equal mean and spread, which this test does not. Welch's t stays the
+//! level test because it uses the window's own spread: a noisier window does
+//! not inflate it (the z-test's weak spot).
+//!
+//! Bonferroni rather than Fisher's `−2 Σ ln p`: `t` and `f` share the window
+//! variance, so they are not independent, which Fisher's method assumes;
+//! Bonferroni keeps the false-alarm rate at or below `alpha` under any
+//! dependence, and `p_level` / `p_spread` tell which part fired.
+//!
+//! The F-test assumes roughly normal noise. Heavy-tailed data (spikes)
+//! makes windows look more spread out than the history more often than
+//! `alpha` says; such spikes are changes in spread, but if they are normal
+//! for a series, use the `ttest` detector.
+//!
+//! # Zero variance
+//! Level, as the `ttest` detector: both samples constant with equal means
+//! give `t = 0, p_level = 1`; different means give `p_level = 0`,
+//! `t = ±f64::MAX`. Spread: both variances zero, or a window of one value,
+//! say nothing (`f = 1, p_spread = 1`); a constant history under a window
+//! that varies gives `f = f64::MAX, p_spread = 0`; a constant window of
+//! two or more values under a history that varies gives `f = 0,
+//! p_spread = 0` (a stuck sensor). Means of constant data are exact, so
+//! rounding cannot fake a change. Every statistic is finite.
+//!
+//! # Rebaseline
+//! With `rebaseline = k > 0`, after `k` consecutive anomalous windows the
+//! detector accepts the new level and spread: the history is replaced by
+//! the values of those `k` windows (the most recent `size` of them), and
+//! that window's verdict carries `rebaselined = 1` (0 on every other
+//! verdict; emitted only when `rebaseline > 0`). A non-anomalous window ends
+//! the run. The values of the current run are kept in a second ring of at
+//! most `size` values.
+
+mod ftest;
+mod welch;
+mod window;
+
+use tickwatch_plugin_api::{
+    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
+};
+
+pub use ftest::{FResult, f_test};
+pub use welch::{WelchResult, welch_from_stats};
+use window::{MovingWindow, mean_var};
+
+/// State bytes format version (first byte of [`Detector::save`]).
+const STATE_FORMAT: u8 = 1;
+
+/// Both tests and their combination.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LevelSpread {
+    /// Welch's t-test (history vs window).
+    pub level: WelchResult,
+    /// The F-test (window variance / history variance).
+    pub spread: FResult,
+    /// `min(1, 2·min(p_level, p_spread))`.
+    pub pvalue: f64,
+}
+
+/// Tests a window (mean, sample variance, count) against a history.
+pub fn level_spread(
+    (hist_mean, hist_var, hist_n): (f64, f64, f64),
+    (win_mean, win_var, win_n): (f64, f64, f64),
+) -> LevelSpread {
+    let level = welch_from_stats(hist_mean, hist_var, hist_n, win_mean, win_var, win_n);
+    let spread = f_test(hist_var, hist_n, win_var, win_n);
+    let pvalue = (2.0 * level.pvalue.min(spread.pvalue)).clamp(0.0, 1.0);
+    LevelSpread { level, spread, pvalue }
+}
+
+/// The level-and-spread detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelSpreadDetector {
+    alpha: f64,
+    /// Consecutive anomalous windows that make a new baseline; 0 = never.
+    rebaseline: u64,
+    history: MovingWindow,
+    /// The values of the current run of anomalous windows (only filled when
+    /// `rebaseline > 0`).
+    candidate: MovingWindow,
+    /// Length of the current run of anomalous windows.
+    streak: u64,
+    windows_seen: u64,
+    windows_anomalous: u64,
+    rebaselines: u64,
+}
+
+impl LevelSpreadDetector {
+    /// Takes a scored window into the state; true if it rebaselined.
+    fn absorb(&mut self, window: &[f64], anomalous: bool) -> bool {
+        if !anomalous {
+            self.history.extend(window);
+            self.streak = 0;
+            if !self.candidate.is_empty() {
+                self.candidate.clear();
+            }
+            return false;
+        }
+        self.windows_anomalous += 1;
+        if self.rebaseline == 0 {
+            return false;
+        }
+        self.streak += 1;
+        self.candidate.extend(window);
+        if self.streak < self.rebaseline {
+            return false;
+        }
+        let fresh = MovingWindow::new(self.history.cap());
+        self.history = std::mem::replace(&mut self.candidate, fresh);
+        self.streak = 0;
+        self.rebaselines += 1;
+        true
+    }
+}
+
+impl Detector for LevelSpreadDetector {
+    const NAME: &'static str = "levelspread";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    /// Format 1: see `save`. Bump when a format change would misread old state.
+    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+
+    fn options() -> Vec<OptionSpec> {
+        vec![
+            OptionSpec::with_default(
+                "size",
+                Value::Int(3600),
+                "history length in values (a moving window of the last `size` values); > 1",
+            ),
+            OptionSpec::with_default(
+                "alpha",
+                Value::Double(0.001),
+                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
+                 that are not anomalous join the history",
+            ),
+            OptionSpec::with_default(
+                "rebaseline",
+                Value::Int(0),
+                "after this many consecutive anomalous windows, accept the new level and spread \
+                 (the history restarts from those windows); 0 = never; >= 0",
+            ),
+        ]
+    }
+
+    fn new(options: &Options) -> Result<Self, String> {
+        let size = options.int("size")?;
+        if size <= 1 {
+            return Err(format!("option size must be > 1, got {size}"));
+        }
+        let size = usize::try_from(size).map_err(|_| format!("option size {size} is too large"))?;
+        let alpha = options.double("alpha")?;
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(format!("option alpha must be in (0, 1), got {alpha}"));
+        }
+        let rebaseline = options.int("rebaseline")?;
+        let rebaseline = u64::try_from(rebaseline)
+            .map_err(|_| format!("option rebaseline must be >= 0, got {rebaseline}"))?;
+        Ok(Self {
+            alpha,
+            rebaseline,
+            history: MovingWindow::new(size),
+            candidate: MovingWindow::new(size),
+            streak: 0,
+            windows_seen: 0,
+            windows_anomalous: 0,
+            rebaselines: 0,
+        })
+    }
+
+    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+        // The host passes finite values only; a direct caller might not.
+        let finite: Vec<f64>;
+        let window = if window.iter().all(|x| x.is_finite()) {
+            window
+        } else {
+            finite = window.iter().copied().filter(|x| x.is_finite()).collect();
+            &finite
+        };
+        if window.is_empty() {
+            return None;
+        }
+        if self.history.is_empty() {
+            self.history.extend(window);
+            return None;
+        }
+        let (mean, var) = mean_var(window);
+        let r = level_spread(
+            (self.history.mean(), self.history.variance(), self.history.len() as f64),
+            (mean, var, window.len() as f64),
+        );
+        self.windows_seen += 1;
+        let anomalous = r.pvalue < self.alpha;
+        let rebaselined = self.absorb(window, anomalous);
+        let mut stats = vec![
+            ("t".to_string(), r.level.t),
+            ("f".to_string(), r.spread.f),
+            ("p_level".to_string(), r.level.pvalue),
+            ("p_spread".to_string(), r.spread.pvalue),
+        ];
+        if self.rebaseline > 0 {
+            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
+        }
+        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
+    }
+
+    /// Format 1: `u8` 1, `u64` windows seen, anomalous, rebaselines, streak;
+    /// the history ring; the candidate ring. Fixed-size fields first, so a
+    /// window that joins the history changes only its slots and the headers.
+    fn save(&self) -> Vec<u8> {
+        let mut w = ByteWriter::new();
+        w.u8(STATE_FORMAT)
+            .u64(self.windows_seen)
+            .u64(self.windows_anomalous)
+            .u64(self.rebaselines)
+            .u64(self.streak);
+        self.history.write(&mut w);
+        self.candidate.write(&mut w);
+        w.finish()
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<(), String> {
+        let mut r = ByteReader::new(state);
+        let format = r.u8()?;
+        if format != STATE_FORMAT {
+            return Err(format!(
+                "unknown levelspread state format {format} (this build reads {STATE_FORMAT})"
+            ));
+        }
+        let windows_seen = r.u64()?;
+        let windows_anomalous = r.u64()?;
+        let rebaselines = r.u64()?;
+        let streak = r.u64()?;
+        let history = MovingWindow::read(&mut r)?;
+        let candidate = MovingWindow::read(&mut r)?;
+        r.finish()?;
+        let size = self.history.cap();
+        if history.cap() != size || candidate.cap() != size {
+            return Err(format!(
+                "state was saved with size {}, this detector has size {size}",
+                history.cap()
+            ));
+        }
+        let streak_ok = if self.rebaseline == 0 { streak == 0 } else { streak < self.rebaseline };
+        if !streak_ok || (streak == 0) != candidate.is_empty() {
+            return Err(format!(
+                "state has a run of {streak} anomalous windows holding {} values, which \
+                 rebaseline {} cannot produce",
+                candidate.len(),
+                self.rebaseline
+            ));
+        }
+        self.history = history;
+        self.candidate = candidate;
+        self.streak = streak;
+        self.windows_seen = windows_seen;
+        self.windows_anomalous = windows_anomalous;
+        self.rebaselines = rebaselines;
+        Ok(())
+    }
+
+    fn describe(&self) -> Summary {
+        Summary::new()
+            .int("n", self.history.len() as i64)
+            .num("mean", self.history.mean())
+            .num("stddev", self.history.variance().sqrt())
+            .int("size", self.history.cap() as i64)
+            .num("alpha", self.alpha)
+            .int("rebaseline", self.rebaseline as i64)
+            .int("anomalous_run", self.streak as i64)
+            .int("rebaselines", self.rebaselines as i64)
+            .int("windows_seen", self.windows_seen as i64)
+            .int("windows_anomalous", self.windows_anomalous as i64)
+    }
+}
+
+export_detector!(LevelSpreadDetector);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic normal samples (splitmix64 + Box–Muller).
+    struct Gauss(u64);
+
+    impl Gauss {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+        fn window(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    let (u, v) = (self.uniform(), self.uniform());
+                    mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+                })
+                .collect()
+        }
+    }
+
+    fn detector(size: i64, alpha: f64, rebaseline: i64) -> Result<LevelSpreadDetector, String> {
+        LevelSpreadDetector::new(&Options::new(vec![
+            ("size".into(), Value::Int(size)),
+            ("alpha".into(), Value::Double(alpha)),
+            ("rebaseline".into(), Value::Int(rebaseline)),
+        ]))
+    }
+
+    fn stat(v: &Verdict, name: &str) -> Option<f64> {
+        v.stats.iter().find(|(n, _)| n == name).map(|(_, x)| *x)
+    }
+
+    #[test]
+    fn declares_defaults_and_builds_from_them() {
+        let defaults: Vec<(String, Value)> = LevelSpreadDetector::options()
+            .iter()
+            .map(|s| (s.name.clone(), s.default.clone().expect("every option has a default")))
+            .collect();
+        assert_eq!(
+            defaults,
+            [
+                ("size".to_string(), Value::Int(3600)),
+                ("alpha".to_string(), Value::Double(0.001)),
+                ("rebaseline".to_string(), Value::Int(0)),
+            ]
+        );
+        let d = LevelSpreadDetector::new(&Options::new(defaults)).unwrap();
+        assert_eq!((d.history.cap(), d.alpha, d.rebaseline), (3600, 0.001, 0));
+    }
+
+    #[test]
+    fn refuses_out_of_range_options_naming_them() {
+        assert_eq!(detector(1, 0.01, 0).unwrap_err(), "option size must be > 1, got 1");
+        assert_eq!(detector(10, 0.0, 0).unwrap_err(), "option alpha must be in (0, 1), got 0");
+        assert!(detector(10, 1.0, 0).unwrap_err().starts_with("option alpha must be in (0, 1)"));
+        assert!(detector(10, f64::NAN, 0).unwrap_err().starts_with("option alpha"));
+        assert_eq!(detector(10, 0.01, -1).unwrap_err(), "option rebaseline must be >= 0, got -1");
+        let missing = LevelSpreadDetector::new(&Options::new(vec![("size".into(), Value::Int(5))]));
+        assert_eq!(missing.unwrap_err(), "option alpha is required");
+    }
+
+    #[test]
+    fn first_window_seeds_then_anomalies_stay_out_of_history() {
+        let mut g = Gauss(1);
+        let mut d = detector(3600, 0.001, 0).unwrap();
+        assert_eq!(d.score(&[]), None);
+        assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
+        assert_eq!(d.history.len(), 300);
+        let normal = d.score(&g.window(300, 220.0, 0.5)).unwrap();
+        assert!(!normal.anomalous, "{normal:?}");
+        let names: Vec<&str> = normal.stats.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["t", "f", "p_level", "p_spread"]);
+        assert_eq!(d.history.len(), 600);
+        let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
+        assert!(fault.anomalous && fault.pvalue < 1e-100, "{fault:?}");
+        assert!(stat(&fault, "t").unwrap() > 5.0, "t is history minus window, as ttest");
+        assert!(stat(&fault, "f").unwrap() > 20.0);
+        assert_eq!(d.history.len(), 600, "an anomalous window must not join the history");
+    }
+
+    #[test]
+    fn sees_a_spread_change_at_the_same_mean_that_welch_misses() {
+        // The guide's air from 03:00: stddev 3 → 5, mean unchanged.
+        let mut g = Gauss(2);
+        let mut d = detector(3600, 0.001, 0).unwrap();
+        for _ in 0..12 {
+            d.score(&g.window(300, 70.0, 3.0));
+        }
+        for _ in 0..5 {
+            let v = d.score(&g.window(300, 70.0, 5.0)).unwrap();
+            assert!(v.anomalous, "{v:?}");
+            assert!(stat(&v, "p_spread").unwrap() < 1e-20);
+            assert!(stat(&v, "p_level").unwrap() > 0.001, "the level test is blind to it");
+            assert!((stat(&v, "f").unwrap() - 25.0 / 9.0).abs() < 0.6);
+        }
+        // A calmer window (a stuck or smoothed sensor) is a change too.
+        let v = d.score(&g.window(300, 70.0, 1.0)).unwrap();
+        assert!(v.anomalous && stat(&v, "f").unwrap() < 0.2);
+    }
+
+    #[test]
+    fn false_alarm_rate_is_at_most_alpha_under_no_change() {
+        let mut g = Gauss(3);
+        let mut d = detector(600, 0.01, 0).unwrap();
+        d.score(&g.window(600, 5.0, 2.0));
+        let n = 20_000;
+        let alarms = (0..n).filter(|_| d.score(&g.window(60, 5.0, 2.0)).unwrap().anomalous).count();
+        // Bonferroni of two tests at alpha/2: expected just under 200.
+        assert!((137..=263).contains(&alarms), "{alarms} alarms in {n} windows at alpha 0.01");
+    }
+
+    #[test]
+    fn zero_variance_is_no_evidence_or_a_certain_change() {
+        let mut d = detector(10, 0.01, 0).unwrap();
+        d.score(&[5.0, 5.0]);
+        let same = d.score(&[5.0, 5.0, 5.0]).unwrap();
+        assert_eq!(same.pvalue, 1.0);
+        assert_eq!((stat(&same, "t"), stat(&same, "f")), (Some(0.0), Some(1.0)));
+        let spread = d.score(&[4.0, 6.0]).unwrap();
+        assert_eq!((spread.pvalue, stat(&spread, "f")), (0.0, Some(f64::MAX)));
+        assert_eq!(stat(&spread, "p_level"), Some(1.0));
+        let level = d.score(&[6.0, 6.0]).unwrap();
+        assert_eq!((level.pvalue, stat(&level, "t")), (0.0, Some(-f64::MAX)));
+        // A stuck sensor under a varying history.
+        let mut g = Gauss(4);
+        let mut d = detector(3600, 0.001, 0).unwrap();
+        d.score(&g.window(600, 20.0, 1.0));
+        let stuck = d.score(&[20.0; 300]).unwrap();
+        assert!(stuck.anomalous);
+        assert_eq!((stat(&stuck, "f"), stat(&stuck, "p_spread")), (Some(0.0), Some(0.0)));
+        // 300 × 0.1 is not 30 when summed: still no change.
+        let mut d = detector(3600, 0.001, 0).unwrap();
+        d.score(&[0.1; 300]);
+        let v = d.score(&[0.1; 300]).unwrap();
+        assert_eq!((v.pvalue, v.anomalous), (1.0, false));
+    }
+
+    #[test]
+    fn non_finite_values_are_skipped() {
+        let mut a = detector(10, 0.01, 0).unwrap();
+        let mut b = detector(10, 0.01, 0).unwrap();
+        for w in [vec![1.0, 2.0, 3.0], vec![2.0, 2.5, 1.0], vec![1.5, 9.0], vec![0.5, 1.5, 2.0]] {
+            let mut dirty = w.clone();
+            dirty.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+            assert_eq!(a.score(&w), b.score(&dirty));
+        }
+        assert_eq!(b.score(&[f64::NAN; 50]), None);
+        assert_eq!(a.save(), b.save());
+    }
+
+    #[test]
+    fn output_is_finite_for_one_value_and_huge_windows() {
+        let mut d = detector(10, 0.01, 2).unwrap();
+        d.score(&[1e308, -1e308, 1e308]);
+        for w in [vec![1e308; 3], vec![-1e308], vec![0.0], vec![f64::MAX, f64::MAX]] {
+            let v = d.score(&w).unwrap();
+            assert!((0.0..=1.0).contains(&v.pvalue), "{v:?}");
+            assert!(v.stats.iter().all(|(_, x)| x.is_finite()), "{v:?}");
+        }
+        let mut d = detector(3600, 0.001, 0).unwrap();
+        d.score(&[1.0, 2.0, 3.0, 4.0]);
+        let one = d.score(&[2.5]).unwrap();
+        assert_eq!(
+            (one.pvalue, stat(&one, "f"), stat(&one, "p_spread")),
+            (1.0, Some(1.0), Some(1.0))
+        );
+        let mut g = Gauss(5);
+        let big = g.window(1_000_000, 2.5, 1.2);
+        assert!(!d.score(&big).unwrap().anomalous);
+    }
+
+    #[test]
+    fn rebaseline_accepts_a_sustained_change() {
+        let mut g = Gauss(6);
+        let mut d = detector(3600, 0.001, 3).unwrap();
+        for _ in 0..12 {
+            d.score(&g.window(300, 70.0, 3.0));
+        }
+        let flags: Vec<(bool, f64)> = (0..6)
+            .map(|_| {
+                let v = d.score(&g.window(300, 70.0, 5.0)).unwrap();
+                (v.anomalous, stat(&v, "rebaselined").unwrap())
+            })
+            .collect();
+        assert_eq!(
+            flags,
+            [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
+        );
+        assert_eq!((d.rebaselines, d.history.len()), (1, 1800));
+        // The old spread is now the change.
+        assert!(d.score(&g.window(300, 70.0, 3.0)).unwrap().anomalous);
+
+        let mut off = detector(3600, 0.001, 0).unwrap();
+        for _ in 0..12 {
+            off.score(&g.window(300, 90.0, 1.0));
+        }
+        for _ in 0..10 {
+            let v = off.score(&g.window(300, 95.0, 1.0)).unwrap();
+            assert!(v.anomalous && stat(&v, "rebaselined").is_none());
+        }
+    }
+
+    #[test]
+    fn a_normal_window_breaks_the_anomalous_run() {
+        let mut g = Gauss(7);
+        let mut d = detector(3600, 0.001, 2).unwrap();
+        for _ in 0..6 {
+            d.score(&g.window(300, 0.0, 1.0));
+        }
+        assert!(d.score(&g.window(300, 0.0, 3.0)).unwrap().anomalous);
+        assert_eq!((d.streak, d.candidate.len()), (1, 300));
+        assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
+        assert_eq!((d.streak, d.candidate.len()), (0, 0));
+        let v = d.score(&g.window(300, 0.0, 3.0)).unwrap();
+        assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
+    }
+
+    #[test]
+    fn save_load_round_trips_exactly() {
+        let mut g = Gauss(8);
+        let mut d = detector(1000, 0.001, 3).unwrap();
+        for i in 0..10 {
+            d.score(&g.window(300, 0.0, if i < 8 { 1.0 } else { 2.0 }));
+        }
+        assert_eq!(d.streak, 2);
+        let bytes = d.save();
+        let mut e = detector(1000, 0.001, 3).unwrap();
+        e.load(&bytes).unwrap();
+        assert_eq!(e, d);
+        assert_eq!(e.save(), bytes, "bit-for-bit");
+        let w = g.window(300, 0.0, 2.0);
+        assert_eq!(d.score(&w), e.score(&w));
+        assert_eq!(d.save(), e.save());
+
+        assert!(e.load(&[2]).unwrap_err().contains("unknown levelspread state format 2"));
+        assert!(e.load(&bytes[..40]).unwrap_err().contains("malformed bytes at offset"));
+        let mut other = detector(999, 0.001, 3).unwrap();
+        assert!(other.load(&bytes).unwrap_err().contains("size 1000"));
+        let mut off = detector(1000, 0.001, 0).unwrap();
+        assert!(off.load(&bytes).unwrap_err().contains("rebaseline 0"));
+        assert_eq!(off, detector(1000, 0.001, 0).unwrap(), "a refused load changes nothing");
+    }
+
+    #[test]
+    fn a_new_window_changes_few_bytes_of_the_state() {
+        let mut g = Gauss(9);
+        let mut d = detector(3600, 0.001, 0).unwrap();
+        for _ in 0..20 {
+            d.score(&g.window(300, 0.0, 1.0));
+        }
+        let before = d.save();
+        assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
+        let after = d.save();
+        assert_eq!(before.len(), after.len());
+        let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        assert!(changed <= 300 * 8 + 64, "{changed} of {} bytes changed", after.len());
+    }
+}

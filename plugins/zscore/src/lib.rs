@@ -1,0 +1,636 @@
+//! The `zscore` detector plugin: a z-test of each window's mean against a
+//! moving history.
+//!
+//! Per (group, field) it keeps a moving history of the last `size` values
+//! (a ring, as the `ttest` detector does). For each window with data:
+//! - if the history is empty, the window seeds it and nothing is emitted;
+//! - otherwise `z = (window mean − history mean) / se` with
+//!   `se = history stddev · √(1/n + 1/N)` (`n` values in the window, `N` in
+//!   the history), and its two-sided p-value (below). A verdict is emitted
+//!   (anomalous when `pvalue < alpha`) and the window's values join the
+//!   history only if it is not anomalous.
+//!
+//! Unlike the t-test, the spread comes from the history alone, which is
+//! estimated from many more values than one window, and a window that is
+//! noisier than the history counts as extra evidence: on the guide's faults
+//! (which raise the spread too) `|z|` is 10 to 50 where Welch's `|t|` is 4
+//! to 9, so the detector keeps catching them at a far smaller `alpha`. The
+//! other side of the same coin: it assumes the window's spread equals the
+//! history's, so a lasting rise in noise alone also inflates `|z|` until
+//! the history has caught up (use the `ttest` or `levelspread` detector
+//! where the spread changes).
+//!
+//! # Why `√(1/n + 1/N)` and not `1/√n`, and the p-value
+//! The history mean is itself an estimate. With `1/√n` alone, `z` is too
+//! large by `√(1 + n/N)` (4 % for a 300-value window against 3600 values),
+//! which at `alpha = 0.001` raises the false-alarm rate by about 60 %. With
+//! both terms, `z` follows Student's t with `N − 1` degrees of freedom under
+//! "nothing changed" (independent normal values), so that is the reference
+//! distribution of the p-value. For a full default history (3600 values) it
+//! is the two-sided normal p-value `erfc(|z|/√2)` to within 1 % at
+//! `alpha = 0.001` (and computed exactly that way beyond 100 000 values);
+//! for a short history the normal p-value would be far too small (ten
+//! values: 0.001 where the truth is 0.0094).
+//!
+//! # Zero variance
+//! A constant history has `se = 0`: a window with the same mean gives
+//! `z = 0, pvalue = 1` (no evidence of change); any other mean gives
+//! `pvalue = 0` and `z = ±f64::MAX` (a certain change, kept finite because
+//! InfluxDB refuses infinite fields). Means of constant data are exact (a
+//! window of 300 × `0.1` has mean `0.1`), so rounding cannot fake a change.
+//! Sums that overflow `f64` (values near `1e308`) give `z = 0, pvalue = 1`.
+//!
+//! # Rebaseline
+//! With `rebaseline = k > 0`, after `k` consecutive anomalous windows the
+//! detector accepts the new level: the history is replaced by the values of
+//! those `k` windows (the most recent `size` of them), and that window's
+//! verdict carries `rebaselined = 1` (0 on every other verdict; the
+//! statistic is emitted only when `rebaseline > 0`). A non-anomalous window
+//! ends the run. The values of the current run are kept in a second ring of
+//! at most `size` values, so memory at most doubles while a run lasts.
+
+mod window;
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+use statrs::function::erf::erfc;
+use tickwatch_plugin_api::{
+    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
+};
+
+use window::{MovingWindow, mean_var};
+
+/// State bytes format version (first byte of [`Detector::save`]).
+const STATE_FORMAT: u8 = 1;
+
+/// `z` and its two-sided p-value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZResult {
+    /// Window mean minus history mean, in standard errors; finite.
+    pub z: f64,
+    /// Two-sided p-value, finite, in `[0, 1]`.
+    pub pvalue: f64,
+}
+
+/// The z-test of a window (mean, `win_n` values) against a history (mean,
+/// sample variance, `hist_n` values); counts are at least 1.
+pub fn z_test(hist_mean: f64, hist_var: f64, hist_n: f64, win_mean: f64, win_n: f64) -> ZResult {
+    let d = win_mean - hist_mean;
+    let se2 = hist_var * (1.0 / win_n + 1.0 / hist_n);
+    if d.is_nan() || se2.is_nan() {
+        return ZResult { z: 0.0, pvalue: 1.0 };
+    }
+    if se2 == 0.0 {
+        // Documented in the crate docs: a constant history gives a definite answer.
+        return if d == 0.0 {
+            ZResult { z: 0.0, pvalue: 1.0 }
+        } else {
+            ZResult { z: f64::MAX.copysign(d), pvalue: 0.0 }
+        };
+    }
+    let z = d / se2.sqrt();
+    if z.is_nan() {
+        return ZResult { z: 0.0, pvalue: 1.0 };
+    }
+    let z = z.clamp(-f64::MAX, f64::MAX);
+    ZResult { z, pvalue: two_sided_t(z, hist_n - 1.0) }
+}
+
+/// `P(|T| ≥ |z|)` for Student's t with `df` degrees of freedom; the normal
+/// limit beyond 100 000 degrees of freedom (where the two agree to 1e-4
+/// relative in the tails that matter), and for an undefined `df`.
+pub fn two_sided_t(z: f64, df: f64) -> f64 {
+    if z == 0.0 {
+        return 1.0;
+    }
+    if !(df > 0.0 && df <= 1e5) {
+        return two_sided_normal(z);
+    }
+    match StudentsT::new(0.0, 1.0, df) {
+        Ok(t) => (2.0 * t.sf(z.abs())).clamp(0.0, 1.0),
+        Err(_) => two_sided_normal(z),
+    }
+}
+
+/// `P(|Z| ≥ |z|)` for a standard normal `Z`, accurate in the far tail
+/// (relative error below 1e-9 down to the smallest positive f64).
+pub fn two_sided_normal(z: f64) -> f64 {
+    erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
+}
+
+/// The z-score detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZScore {
+    alpha: f64,
+    /// Consecutive anomalous windows that make a new baseline; 0 = never.
+    rebaseline: u64,
+    history: MovingWindow,
+    /// The values of the current run of anomalous windows (only filled when
+    /// `rebaseline > 0`).
+    candidate: MovingWindow,
+    /// Length of the current run of anomalous windows.
+    streak: u64,
+    windows_seen: u64,
+    windows_anomalous: u64,
+    rebaselines: u64,
+}
+
+impl ZScore {
+    /// Takes a scored window into the state; true if it rebaselined.
+    fn absorb(&mut self, window: &[f64], anomalous: bool) -> bool {
+        if !anomalous {
+            self.history.extend(window);
+            self.streak = 0;
+            if !self.candidate.is_empty() {
+                self.candidate.clear();
+            }
+            return false;
+        }
+        self.windows_anomalous += 1;
+        if self.rebaseline == 0 {
+            return false;
+        }
+        self.streak += 1;
+        self.candidate.extend(window);
+        if self.streak < self.rebaseline {
+            return false;
+        }
+        let fresh = MovingWindow::new(self.history.cap());
+        self.history = std::mem::replace(&mut self.candidate, fresh);
+        self.streak = 0;
+        self.rebaselines += 1;
+        true
+    }
+}
+
+impl Detector for ZScore {
+    const NAME: &'static str = "zscore";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    /// Format 1: see `save`. Bump when a format change would misread old state.
+    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+
+    fn options() -> Vec<OptionSpec> {
+        vec![
+            OptionSpec::with_default(
+                "size",
+                Value::Int(3600),
+                "history length in values (a moving window of the last `size` values); > 1",
+            ),
+            OptionSpec::with_default(
+                "alpha",
+                Value::Double(0.001),
+                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
+                 that are not anomalous join the history",
+            ),
+            OptionSpec::with_default(
+                "rebaseline",
+                Value::Int(0),
+                "after this many consecutive anomalous windows, accept the new level (the \
+                 history restarts from those windows); 0 = never; >= 0",
+            ),
+        ]
+    }
+
+    fn new(options: &Options) -> Result<Self, String> {
+        let size = options.int("size")?;
+        if size <= 1 {
+            return Err(format!("option size must be > 1, got {size}"));
+        }
+        let size = usize::try_from(size).map_err(|_| format!("option size {size} is too large"))?;
+        let alpha = options.double("alpha")?;
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(format!("option alpha must be in (0, 1), got {alpha}"));
+        }
+        let rebaseline = options.int("rebaseline")?;
+        let rebaseline = u64::try_from(rebaseline)
+            .map_err(|_| format!("option rebaseline must be >= 0, got {rebaseline}"))?;
+        Ok(Self {
+            alpha,
+            rebaseline,
+            history: MovingWindow::new(size),
+            candidate: MovingWindow::new(size),
+            streak: 0,
+            windows_seen: 0,
+            windows_anomalous: 0,
+            rebaselines: 0,
+        })
+    }
+
+    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+        // The host passes finite values only; a direct caller might not.
+        let finite: Vec<f64>;
+        let window = if window.iter().all(|x| x.is_finite()) {
+            window
+        } else {
+            finite = window.iter().copied().filter(|x| x.is_finite()).collect();
+            &finite
+        };
+        if window.is_empty() {
+            return None;
+        }
+        if self.history.is_empty() {
+            self.history.extend(window);
+            return None;
+        }
+        let (mean, _) = mean_var(window);
+        let r = z_test(
+            self.history.mean(),
+            self.history.variance(),
+            self.history.len() as f64,
+            mean,
+            window.len() as f64,
+        );
+        self.windows_seen += 1;
+        let anomalous = r.pvalue < self.alpha;
+        let rebaselined = self.absorb(window, anomalous);
+        let mut stats = vec![("z".to_string(), r.z)];
+        if self.rebaseline > 0 {
+            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
+        }
+        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
+    }
+
+    /// Format 1: `u8` 1, `u64` windows seen, anomalous, rebaselines, streak;
+    /// the history ring; the candidate ring. Fixed-size fields first, so a
+    /// window that joins the history changes only its slots and the headers.
+    fn save(&self) -> Vec<u8> {
+        let mut w = ByteWriter::new();
+        w.u8(STATE_FORMAT)
+            .u64(self.windows_seen)
+            .u64(self.windows_anomalous)
+            .u64(self.rebaselines)
+            .u64(self.streak);
+        self.history.write(&mut w);
+        self.candidate.write(&mut w);
+        w.finish()
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<(), String> {
+        let mut r = ByteReader::new(state);
+        let format = r.u8()?;
+        if format != STATE_FORMAT {
+            return Err(format!(
+                "unknown zscore state format {format} (this build reads {STATE_FORMAT})"
+            ));
+        }
+        let windows_seen = r.u64()?;
+        let windows_anomalous = r.u64()?;
+        let rebaselines = r.u64()?;
+        let streak = r.u64()?;
+        let history = MovingWindow::read(&mut r)?;
+        let candidate = MovingWindow::read(&mut r)?;
+        r.finish()?;
+        let size = self.history.cap();
+        if history.cap() != size || candidate.cap() != size {
+            return Err(format!(
+                "state was saved with size {}, this detector has size {size}",
+                history.cap()
+            ));
+        }
+        let streak_ok = if self.rebaseline == 0 { streak == 0 } else { streak < self.rebaseline };
+        if !streak_ok || (streak == 0) != candidate.is_empty() {
+            return Err(format!(
+                "state has a run of {streak} anomalous windows holding {} values, which \
+                 rebaseline {} cannot produce",
+                candidate.len(),
+                self.rebaseline
+            ));
+        }
+        self.history = history;
+        self.candidate = candidate;
+        self.streak = streak;
+        self.windows_seen = windows_seen;
+        self.windows_anomalous = windows_anomalous;
+        self.rebaselines = rebaselines;
+        Ok(())
+    }
+
+    fn describe(&self) -> Summary {
+        Summary::new()
+            .int("n", self.history.len() as i64)
+            .num("mean", self.history.mean())
+            .num("stddev", self.history.variance().sqrt())
+            .int("size", self.history.cap() as i64)
+            .num("alpha", self.alpha)
+            .int("rebaseline", self.rebaseline as i64)
+            .int("anomalous_run", self.streak as i64)
+            .int("rebaselines", self.rebaselines as i64)
+            .int("windows_seen", self.windows_seen as i64)
+            .int("windows_anomalous", self.windows_anomalous as i64)
+    }
+}
+
+export_detector!(ZScore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic normal samples (splitmix64 + Box–Muller).
+    struct Gauss(u64);
+
+    impl Gauss {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+        fn window(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    let (u, v) = (self.uniform(), self.uniform());
+                    mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+                })
+                .collect()
+        }
+    }
+
+    fn zscore(size: i64, alpha: f64, rebaseline: i64) -> Result<ZScore, String> {
+        ZScore::new(&Options::new(vec![
+            ("size".into(), Value::Int(size)),
+            ("alpha".into(), Value::Double(alpha)),
+            ("rebaseline".into(), Value::Int(rebaseline)),
+        ]))
+    }
+
+    fn stat(v: &Verdict, name: &str) -> Option<f64> {
+        v.stats.iter().find(|(n, _)| n == name).map(|(_, x)| *x)
+    }
+
+    #[test]
+    fn declares_defaults_and_builds_from_them() {
+        let specs = ZScore::options();
+        let defaults: Vec<(String, Value)> = specs
+            .iter()
+            .map(|s| (s.name.clone(), s.default.clone().expect("every option has a default")))
+            .collect();
+        assert_eq!(
+            defaults,
+            [
+                ("size".to_string(), Value::Int(3600)),
+                ("alpha".to_string(), Value::Double(0.001)),
+                ("rebaseline".to_string(), Value::Int(0)),
+            ]
+        );
+        let d = ZScore::new(&Options::new(defaults)).unwrap();
+        assert_eq!((d.history.cap(), d.alpha, d.rebaseline), (3600, 0.001, 0));
+    }
+
+    #[test]
+    fn refuses_out_of_range_options_naming_them() {
+        assert_eq!(zscore(1, 0.01, 0).unwrap_err(), "option size must be > 1, got 1");
+        assert_eq!(zscore(-5, 0.01, 0).unwrap_err(), "option size must be > 1, got -5");
+        assert_eq!(zscore(10, 0.0, 0).unwrap_err(), "option alpha must be in (0, 1), got 0");
+        assert!(zscore(10, 1.0, 0).unwrap_err().starts_with("option alpha must be in (0, 1)"));
+        assert!(zscore(10, f64::NAN, 0).unwrap_err().starts_with("option alpha"));
+        assert_eq!(zscore(10, 0.01, -1).unwrap_err(), "option rebaseline must be >= 0, got -1");
+        let missing = ZScore::new(&Options::new(vec![("size".into(), Value::Int(5))]));
+        assert_eq!(missing.unwrap_err(), "option alpha is required");
+    }
+
+    #[test]
+    fn first_window_seeds_then_anomalies_stay_out_of_history() {
+        let mut g = Gauss(1);
+        let mut d = zscore(3600, 0.001, 0).unwrap();
+        assert_eq!(d.score(&[]), None);
+        assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
+        assert_eq!(d.history.len(), 300);
+        let normal = d.score(&g.window(300, 220.0, 0.5)).unwrap();
+        assert!(!normal.anomalous && normal.pvalue > 0.001, "{normal:?}");
+        assert_eq!(d.history.len(), 600);
+        assert_eq!(normal.stats.len(), 1, "no rebaselined stat when rebaseline is off");
+        // The guide's hotend fault: mean −1.5, stddev 3.
+        let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
+        assert!(fault.anomalous && fault.pvalue < 1e-100, "{fault:?}");
+        assert!(stat(&fault, "z").unwrap() < -20.0);
+        assert_eq!(d.history.len(), 600, "an anomalous window must not join the history");
+        assert_eq!((d.windows_seen, d.windows_anomalous), (2, 1));
+    }
+
+    #[test]
+    fn sees_a_small_level_shift_that_keeps_the_spread() {
+        let mut g = Gauss(2);
+        let mut d = zscore(3600, 0.001, 0).unwrap();
+        for _ in 0..12 {
+            d.score(&g.window(300, 0.0, 1.0));
+        }
+        let v = d.score(&g.window(300, 0.4, 1.0)).unwrap();
+        assert!(v.anomalous, "{v:?}");
+        assert!(stat(&v, "z").unwrap() > 3.3);
+    }
+
+    #[test]
+    fn false_alarm_rate_matches_alpha_under_no_change() {
+        let mut g = Gauss(3);
+        let mut d = zscore(600, 0.01, 0).unwrap();
+        d.score(&g.window(600, 5.0, 2.0));
+        let n = 20_000;
+        let alarms = (0..n).filter(|_| d.score(&g.window(60, 5.0, 2.0)).unwrap().anomalous).count();
+        // Expected 200; ± 4.5 sd of a binomial(20000, 0.01) is ± 63.
+        assert!((137..=263).contains(&alarms), "{alarms} alarms in {n} windows at alpha 0.01");
+    }
+
+    #[test]
+    fn zero_variance_is_no_evidence_or_a_certain_change() {
+        let mut d = zscore(10, 0.01, 0).unwrap();
+        d.score(&[5.0, 5.0]);
+        let same = d.score(&[5.0, 5.0, 5.0]).unwrap();
+        assert_eq!((same.pvalue, stat(&same, "z")), (1.0, Some(0.0)));
+        assert!(!same.anomalous);
+        let up = d.score(&[6.0, 6.0]).unwrap();
+        assert_eq!((up.pvalue, stat(&up, "z")), (0.0, Some(f64::MAX)));
+        assert!(up.anomalous);
+        let down = d.score(&[4.0]).unwrap();
+        assert_eq!(stat(&down, "z"), Some(-f64::MAX));
+        // Spread alone, same mean: the z-test does not see it.
+        let spread = d.score(&[4.0, 6.0]).unwrap();
+        assert_eq!(spread.pvalue, 1.0);
+    }
+
+    #[test]
+    fn constant_non_representable_values_are_not_a_change() {
+        // 300 × 0.1 summed is not 30: a naive mean would differ from the
+        // history's by an ulp and look like a certain change.
+        let mut d = zscore(3600, 0.001, 0).unwrap();
+        d.score(&[0.1; 300]);
+        for _ in 0..20 {
+            let v = d.score(&[0.1; 300]).unwrap();
+            assert_eq!((v.pvalue, stat(&v, "z")), (1.0, Some(0.0)));
+        }
+    }
+
+    #[test]
+    fn non_finite_values_are_skipped() {
+        let mut a = zscore(10, 0.01, 0).unwrap();
+        let mut b = zscore(10, 0.01, 0).unwrap();
+        for w in [vec![1.0, 2.0, 3.0], vec![2.0, 2.5, 1.0], vec![1.5, 9.0], vec![0.5, 1.5, 2.0]] {
+            let mut dirty = w.clone();
+            dirty.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+            assert_eq!(a.score(&w), b.score(&dirty));
+        }
+        assert_eq!(b.score(&[f64::NAN; 50]), None);
+        assert_eq!(a.save(), b.save());
+    }
+
+    #[test]
+    fn output_is_finite_for_one_value_and_huge_windows() {
+        let mut d = zscore(10, 0.01, 2).unwrap();
+        d.score(&[1e308, -1e308, 1e308]);
+        for w in [vec![1e308; 3], vec![-1e308], vec![0.0], vec![f64::MAX, f64::MAX]] {
+            let v = d.score(&w).unwrap();
+            assert!((0.0..=1.0).contains(&v.pvalue), "{v:?}");
+            assert!(v.stats.iter().all(|(_, x)| x.is_finite()), "{v:?}");
+        }
+        let mut d = zscore(3600, 0.001, 0).unwrap();
+        d.score(&[1.0, 2.0]);
+        let one = d.score(&[1.5]).unwrap();
+        assert_eq!((one.pvalue, stat(&one, "z")), (1.0, Some(0.0)));
+        // z ≈ 5.2, but three values of history say little: t with 2 df.
+        let big = d.score(&vec![3.0; 1_000_000]).unwrap();
+        assert!(!big.anomalous && (0.03..0.04).contains(&big.pvalue), "{big:?}");
+    }
+
+    #[test]
+    fn rebaseline_accepts_a_sustained_level_shift() {
+        let mut g = Gauss(4);
+        let mut d = zscore(3600, 0.001, 3).unwrap();
+        for _ in 0..12 {
+            d.score(&g.window(300, 90.0, 1.0));
+        }
+        let flags: Vec<(bool, f64)> = (0..6)
+            .map(|_| {
+                let v = d.score(&g.window(300, 95.0, 1.0)).unwrap();
+                (v.anomalous, stat(&v, "rebaselined").unwrap())
+            })
+            .collect();
+        assert_eq!(
+            flags,
+            [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
+        );
+        assert_eq!(d.rebaselines, 1);
+        // The new history is the run's 900 values, then the accepted windows.
+        assert_eq!(d.history.len(), 900 + 3 * 300);
+        assert!((d.history.mean() - 95.0).abs() < 0.2);
+        // Back to the old level is now the change.
+        assert!(d.score(&g.window(300, 90.0, 1.0)).unwrap().anomalous);
+
+        // Off: the shift stays anomalous and the history keeps the old level.
+        let mut off = zscore(3600, 0.001, 0).unwrap();
+        for _ in 0..12 {
+            off.score(&g.window(300, 90.0, 1.0));
+        }
+        for _ in 0..10 {
+            let v = off.score(&g.window(300, 95.0, 1.0)).unwrap();
+            assert!(v.anomalous && stat(&v, "rebaselined").is_none());
+        }
+        assert!((off.history.mean() - 90.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn a_normal_window_breaks_the_anomalous_run() {
+        let mut g = Gauss(5);
+        let mut d = zscore(3600, 0.001, 2).unwrap();
+        for _ in 0..6 {
+            d.score(&g.window(300, 0.0, 1.0));
+        }
+        assert!(d.score(&g.window(300, 3.0, 1.0)).unwrap().anomalous);
+        assert_eq!((d.streak, d.candidate.len()), (1, 300));
+        assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
+        assert_eq!((d.streak, d.candidate.len()), (0, 0));
+        let v = d.score(&g.window(300, 3.0, 1.0)).unwrap();
+        assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
+    }
+
+    #[test]
+    fn save_load_round_trips_exactly() {
+        let mut g = Gauss(6);
+        let mut d = zscore(1000, 0.001, 3).unwrap();
+        for i in 0..10 {
+            d.score(&g.window(300, if i < 8 { 0.0 } else { 4.0 }, 1.0));
+        }
+        assert_eq!(d.streak, 2);
+        let bytes = d.save();
+        let mut e = zscore(1000, 0.001, 3).unwrap();
+        e.load(&bytes).unwrap();
+        assert_eq!(e, d);
+        assert_eq!(e.save(), bytes, "bit-for-bit");
+        let w = g.window(300, 4.0, 1.0);
+        assert_eq!(d.score(&w), e.score(&w));
+        assert_eq!(d.save(), e.save());
+
+        assert!(e.load(&[9]).unwrap_err().contains("unknown zscore state format 9"));
+        assert!(e.load(&bytes[..40]).unwrap_err().contains("malformed bytes at offset"));
+        let mut other = zscore(999, 0.001, 3).unwrap();
+        assert!(other.load(&bytes).unwrap_err().contains("size 1000"));
+        let mut off = zscore(1000, 0.001, 0).unwrap();
+        assert!(off.load(&bytes).unwrap_err().contains("rebaseline 0"));
+        assert_eq!(off, zscore(1000, 0.001, 0).unwrap(), "a refused load changes nothing");
+    }
+
+    #[test]
+    fn a_new_window_changes_few_bytes_of_the_state() {
+        let mut g = Gauss(7);
+        let mut d = zscore(3600, 0.001, 0).unwrap();
+        for _ in 0..20 {
+            d.score(&g.window(300, 0.0, 1.0));
+        }
+        let before = d.save();
+        assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
+        let after = d.save();
+        assert_eq!(before.len(), after.len());
+        let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        assert!(changed <= 300 * 8 + 64, "{changed} of {} bytes changed", after.len());
+    }
+
+    #[test]
+    fn t_tail_matches_scipy() {
+        // Reference values: 2 * scipy.stats.t.sf(z, df).
+        for (z, df, p) in [
+            (3.2905267314918945, 9.0, 0.00937046679092597),
+            (3.2905267314918945, 299.0, 0.0011196737409859445),
+            (3.2905267314918945, 3599.0, 0.001009636677150316),
+            (10.0, 3599.0, 3.0556446407228576e-23),
+            (30.0, 3599.0, 1.0959181313120517e-176),
+            (5.0, 37.0, 1.4106054575085142e-05),
+            (2.0, 1.0, 0.2951672353008665),
+            (4.0, 99999.0, 6.338799801245494e-05),
+        ] {
+            let got = two_sided_t(z, df);
+            assert!(((got - p) / p).abs() < 1e-9, "z={z} df={df}: {got} vs {p}");
+            assert_eq!(two_sided_t(-z, df), got);
+        }
+        assert_eq!(two_sided_t(0.0, 5.0), 1.0);
+        assert_eq!(two_sided_t(f64::MAX, 3599.0), 0.0);
+        assert_eq!(two_sided_t(4.0, 1e9), two_sided_normal(4.0));
+    }
+
+    #[test]
+    fn false_alarm_rate_matches_alpha_with_a_short_history() {
+        // Ten values of history: the normal p-value would flag ~9x alpha.
+        let mut g = Gauss(8);
+        let mut d = zscore(10, 0.01, 0).unwrap();
+        d.score(&g.window(10, 0.0, 1.0));
+        let n = 20_000;
+        let alarms = (0..n).filter(|_| d.score(&g.window(10, 0.0, 1.0)).unwrap().anomalous).count();
+        assert!((137..=263).contains(&alarms), "{alarms} alarms in {n} windows at alpha 0.01");
+    }
+
+    #[test]
+    fn normal_tail_is_accurate() {
+        // Reference values: scipy.stats.norm.sf(z) * 2.
+        for (z, p) in [
+            (0.0, 1.0),
+            (1.959963984540054, 0.05),
+            (3.2905267314918945, 0.0009999999999999996),
+            (10.0, 1.523970604832094e-23),
+            (30.0, 9.813427854295816e-198),
+        ] {
+            let got = two_sided_normal(z);
+            assert!(((got - p) / p).abs() < 1e-9, "z={z}: {got} vs {p}");
+            assert_eq!(two_sided_normal(-z), got);
+        }
+        assert_eq!(two_sided_normal(f64::MAX), 0.0);
+    }
+}
