@@ -262,7 +262,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.fingerprint, c.fingerprint);
-        assert_eq!(options_from_fingerprint(&d.fingerprint, &with_default).unwrap(), d.detector_options);
+        assert_eq!(
+            options_from_fingerprint(&d.fingerprint, &with_default).unwrap(),
+            d.detector_options
+        );
     }
 
     #[test]

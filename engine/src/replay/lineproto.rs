@@ -200,7 +200,7 @@ mod tests {
              other x=1 1451606402\n",
         )
         .unwrap();
-        let input = read(&[f.clone()], Precision::S, None, 0).unwrap();
+        let input = read(std::slice::from_ref(&f), Precision::S, None, 0).unwrap();
         assert_eq!((input.lines, input.malformed), (4, 1));
         let p = &input.points[0];
         assert_eq!(p.name, "temp eratures");

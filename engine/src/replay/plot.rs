@@ -125,7 +125,7 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
             (0.0, 1.0)
         };
         let mut chart = ChartBuilder::on(&panels[fi * 2])
-            .caption(format!("{field}"), ("sans-serif", 18))
+            .caption(field.as_str(), ("sans-serif", 18))
             .margin(8)
             .x_label_area_size(24)
             .y_label_area_size(60)

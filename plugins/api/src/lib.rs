@@ -85,6 +85,7 @@ pub mod codec;
 pub mod conformance;
 pub mod options;
 pub mod verdict;
+pub mod window;
 
 pub use codec::{ByteReader, ByteWriter, CodecError};
 pub use options::{OptionSpec, Options, Value, ValueKind};

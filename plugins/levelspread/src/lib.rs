@@ -62,15 +62,14 @@
 
 mod ftest;
 mod welch;
-mod window;
 
 use tickwatch_plugin_api::{
     ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
 };
 
 pub use ftest::{FResult, f_test};
+use tickwatch_plugin_api::window::{MovingWindow, mean_var};
 pub use welch::{WelchResult, welch_from_stats};
-use window::{MovingWindow, mean_var};
 
 /// State bytes format version (first byte of [`Detector::save`]).
 const STATE_FORMAT: u8 = 1;

@@ -24,15 +24,14 @@
 //! InfluxDB refuses infinite fields).
 
 mod welch;
-mod window;
 
 use tickwatch_plugin_api::{
     ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, ValueKind, Verdict,
     export_detector,
 };
 
+use tickwatch_plugin_api::window::{MovingWindow, mean_var};
 pub use welch::{WelchResult, welch_from_stats};
-use window::{MovingWindow, mean_var};
 
 /// State bytes format version (first byte of [`Detector::save`]).
 const STATE_FORMAT: u8 = 1;
@@ -135,6 +134,14 @@ impl Detector for TTest {
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+        // The host passes finite values only; a direct caller might not.
+        let finite: Vec<f64>;
+        let window = if window.iter().all(|x| x.is_finite()) {
+            window
+        } else {
+            finite = window.iter().copied().filter(|x| x.is_finite()).collect();
+            &finite
+        };
         if window.is_empty() {
             return None;
         }
@@ -449,5 +456,30 @@ mod extreme_tests {
         let r = welch_from_stats(1.0, f64::INFINITY, 10.0, 2.0, 1.0, 10.0);
         assert!(r.pvalue.is_finite() && r.t.is_finite());
         assert!(r.pvalue > 0.99);
+    }
+}
+
+#[cfg(test)]
+mod regressions {
+    use tickwatch_plugin_api::Value;
+
+    use super::*;
+
+    /// `sum / n` of 300 copies of 0.1 is not 0.1: the window mean differed
+    /// from the history mean by one rounding step and every window of a
+    /// constant 0.1 series came out "certainly changed" (p ≈ 6e-47).
+    #[test]
+    fn constant_series_of_an_inexact_value_is_not_flagged() {
+        let mut d = TTest::new(&Options::new(vec![
+            ("size".into(), Value::Int(3600)),
+            ("alpha".into(), Value::Double(0.001)),
+            ("rebaseline".into(), Value::Int(0)),
+        ]))
+        .unwrap();
+        assert_eq!(d.score(&[0.1; 300]), None);
+        for _ in 0..20 {
+            let v = d.score(&[0.1; 300]).unwrap();
+            assert!(!v.anomalous && v.pvalue == 1.0, "{v:?}");
+        }
     }
 }

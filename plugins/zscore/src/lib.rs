@@ -49,15 +49,13 @@
 //! ends the run. The values of the current run are kept in a second ring of
 //! at most `size` values, so memory at most doubles while a run lasts.
 
-mod window;
-
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::erf::erfc;
 use tickwatch_plugin_api::{
     ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
 };
 
-use window::{MovingWindow, mean_var};
+use tickwatch_plugin_api::window::{MovingWindow, mean_var};
 
 /// State bytes format version (first byte of [`Detector::save`]).
 const STATE_FORMAT: u8 = 1;

@@ -1,18 +1,25 @@
-//! A moving window of the last `cap` values with O(1) mean and variance.
+//! `MovingWindow`: the last `cap` values with O(1) mean and variance, for
+//! detectors that keep a history (the t-test, z-score and level/spread
+//! detectors use it; plugin authors may too).
 //!
-//! Adds and removes use Welford's updates (as the guide's `MovingStats`), but
-//! every `cap` removals the mean and sum of squares are recomputed exactly
-//! with a two-pass sum over the window, so rounding error cannot accumulate
-//! over a long stream. The recomputation costs O(cap) once per `cap`
-//! removals: amortized O(1) per value.
+//! Adds and removes use Welford's updates (as the Kapacitor guide's
+//! `MovingStats`), but every `cap` removals the mean and sum of squares are
+//! recomputed exactly with a two-pass sum over the window, so rounding error
+//! cannot accumulate over a long stream. The recomputation costs O(cap) once
+//! per `cap` removals: amortized O(1) per value.
 //!
-//! Values live in a fixed ring of slots and are saved in slot order, so
-//! adding k values changes only k slots of the saved bytes (plus the small
-//! header): the host's changed-chunk persistence then writes in proportion to
-//! the new data, not to the whole history.
+//! Values live in a fixed ring of slots and [`MovingWindow::write`] saves
+//! them in slot order, so adding k values changes only k slots of the saved
+//! bytes (plus a 48-byte header): a host that persists only changed chunks
+//! of state (tickwatch does) then writes in proportion to the new data, not
+//! to the whole history.
 
-use tickwatch_plugin_api::{ByteReader, ByteWriter, CodecError};
+use crate::codec::{ByteReader, ByteWriter, CodecError};
 
+/// Bytes [`MovingWindow::write`] puts before the slots.
+pub const HEADER_BYTES: usize = 6 * 8;
+
+/// A moving window of the last `cap` values (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MovingWindow {
     cap: usize,
@@ -27,22 +34,27 @@ pub struct MovingWindow {
 }
 
 impl MovingWindow {
+    /// An empty window holding at most `cap` values.
     pub fn new(cap: usize) -> Self {
         Self { cap, slots: Vec::new(), head: 0, mean: 0.0, m2: 0.0, removals_since_exact: 0 }
     }
 
+    /// Values held.
     pub fn len(&self) -> usize {
         self.slots.len()
     }
 
+    /// Whether no value is held.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
+    /// The most values held.
     pub fn cap(&self) -> usize {
         self.cap
     }
 
+    /// Mean of the values held (0 when empty).
     pub fn mean(&self) -> f64 {
         self.mean
     }
@@ -52,6 +64,17 @@ impl MovingWindow {
         if self.slots.len() < 2 { 0.0 } else { self.m2 / (self.slots.len() - 1) as f64 }
     }
 
+    /// Empties the window (keeps its capacity).
+    pub fn clear(&mut self) {
+        *self = Self::new(self.cap);
+    }
+
+    /// Pushes every value of `xs`, in order.
+    pub fn extend(&mut self, xs: &[f64]) {
+        xs.iter().for_each(|&x| self.push(x));
+    }
+
+    /// Adds `x`, dropping the oldest value when full.
     pub fn push(&mut self, x: f64) {
         if self.slots.len() < self.cap {
             self.slots.push(x);
@@ -98,6 +121,7 @@ impl MovingWindow {
         self.m2 = var * (self.slots.len().saturating_sub(1)) as f64;
     }
 
+    /// Saves the window (header, then the slots in ring order).
     pub fn write(&self, w: &mut ByteWriter) {
         w.u64(self.cap as u64)
             .f64(self.mean)
@@ -110,6 +134,8 @@ impl MovingWindow {
         }
     }
 
+    /// Reads a window saved by [`MovingWindow::write`], refusing
+    /// inconsistent headers.
     pub fn read(r: &mut ByteReader<'_>) -> Result<Self, CodecError> {
         let cap = r.u64()? as usize;
         let mean = r.f64()?;
@@ -128,13 +154,29 @@ impl MovingWindow {
     }
 }
 
-/// Mean and sample variance of a slice, two-pass.
+/// Mean and sample variance (ddof 1; 0 for one value) of a slice (0, 0 when
+/// empty).
+///
+/// Constant data gives its value and exactly 0: a plain `sum / n` of 300
+/// copies of 0.1 is not 0.1, and a zero-variance baseline would then see a
+/// "certain change" in rounding noise. Otherwise two passes, the mean
+/// corrected by the mean residual (Chan, Golub & LeVeque's corrected
+/// two-pass algorithm).
 pub fn mean_var(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    if xs.len() < 2 {
-        return (mean, 0.0);
+    if xs.is_empty() {
+        return (0.0, 0.0);
     }
+    let (lo, hi) =
+        xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    if lo == hi {
+        return (lo, 0.0);
+    }
+    let n = xs.len() as f64;
+    let first = xs.iter().sum::<f64>() / n;
+    let residual: f64 = xs.iter().map(|x| x - first).sum();
+    let mean = first + residual / n;
+    // NaN in the data leaves lo > hi; clamp only a real range.
+    let mean = if lo <= hi { mean.clamp(lo, hi) } else { mean };
     let ss: f64 = xs.iter().map(|v| (v - mean) * (v - mean)).sum();
     (mean, ss / (n - 1.0))
 }
@@ -143,26 +185,35 @@ pub fn mean_var(xs: &[f64]) -> (f64, f64) {
 mod tests {
     use super::*;
 
-    fn exact(xs: &[f64]) -> (f64, f64) {
-        mean_var(xs)
+    fn naive(xs: &[f64]) -> (f64, f64) {
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        (m, xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0))
     }
 
     #[test]
     fn tracks_the_last_cap_values() {
         let mut w = MovingWindow::new(3);
-        for x in [1.0, 2.0, 3.0, 10.0, 20.0] {
-            w.push(x);
-        }
+        w.extend(&[1.0, 2.0, 3.0, 10.0, 20.0]);
         assert_eq!(w.len(), 3);
-        let (m, v) = exact(&[3.0, 10.0, 20.0]);
+        let (m, v) = naive(&[3.0, 10.0, 20.0]);
         assert!((w.mean() - m).abs() < 1e-12);
         assert!((w.variance() - v).abs() < 1e-9);
+        w.clear();
+        assert!(w.is_empty() && w.cap() == 3 && w.mean() == 0.0);
+    }
+
+    #[test]
+    fn constant_data_has_its_value_as_mean_and_zero_variance() {
+        assert_eq!(mean_var(&[0.1; 300]), (0.1, 0.0));
+        assert_eq!(mean_var(&[7.25]), (7.25, 0.0));
+        let mut w = MovingWindow::new(10);
+        w.extend(&[0.1; 35]); // several exact recomputations
+        assert_eq!((w.mean(), w.variance()), (0.1, 0.0));
     }
 
     #[test]
     fn stays_accurate_over_a_long_stream_with_a_large_offset() {
-        // Values near 1e6 with tiny spread: the case where a plain running
-        // Welford add/remove drifts. Compare with an exact two-pass result.
         let mut w = MovingWindow::new(500);
         let mut all = Vec::new();
         let mut s: u64 = 12345;
@@ -172,7 +223,7 @@ mod tests {
             w.push(x);
             all.push(x);
         }
-        let (m, v) = exact(&all[all.len() - 500..]);
+        let (m, v) = mean_var(&all[all.len() - 500..]);
         assert!(((w.mean() - m) / m).abs() < 1e-14);
         assert!(((w.variance() - v) / v).abs() < 1e-6, "{} vs {}", w.variance(), v);
     }
@@ -180,9 +231,7 @@ mod tests {
     #[test]
     fn save_load_is_bit_exact() {
         let mut w = MovingWindow::new(4);
-        for x in [0.1, 0.2, 0.3, 0.4, 0.5, 0.7] {
-            w.push(x);
-        }
+        w.extend(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.7]);
         let mut bw = ByteWriter::new();
         w.write(&mut bw);
         let bytes = bw.finish();
@@ -191,20 +240,14 @@ mod tests {
         r.finish().unwrap();
         assert_eq!(back, w);
     }
-}
-
-#[cfg(test)]
-mod ring_tests {
-    use super::*;
-
-    fn bytes(w: &MovingWindow) -> Vec<u8> {
-        let mut bw = ByteWriter::new();
-        w.write(&mut bw);
-        bw.finish()
-    }
 
     #[test]
     fn adding_k_values_changes_only_k_slots_of_the_saved_bytes() {
+        let bytes = |w: &MovingWindow| {
+            let mut bw = ByteWriter::new();
+            w.write(&mut bw);
+            bw.finish()
+        };
         let mut w = MovingWindow::new(3600);
         for i in 0..5000 {
             w.push(220.0 + (i % 17) as f64 * 0.1);
@@ -215,16 +258,14 @@ mod ring_tests {
         }
         let after = bytes(&w);
         assert_eq!(before.len(), after.len());
-        const HEADER: usize = 6 * 8;
-        let changed_slots: Vec<usize> = (0..3600)
+        let changed: Vec<usize> = (0..3600)
             .filter(|i| {
-                before[HEADER + i * 8..HEADER + i * 8 + 8]
-                    != after[HEADER + i * 8..HEADER + i * 8 + 8]
+                let s = HEADER_BYTES + i * 8;
+                before[s..s + 8] != after[s..s + 8]
             })
             .collect();
-        assert!(changed_slots.len() <= 300, "{} slots changed", changed_slots.len());
-        // Contiguous modulo the ring: slots 1400..1700 after 5000 pushes.
-        assert_eq!(changed_slots.first(), Some(&1400));
-        assert_eq!(changed_slots.last(), Some(&1699));
+        assert!(changed.len() <= 300, "{} slots changed", changed.len());
+        assert_eq!(changed.first(), Some(&1400));
+        assert_eq!(changed.last(), Some(&1699));
     }
 }
