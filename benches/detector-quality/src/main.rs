@@ -1,6 +1,7 @@
 //! Detector quality on the guide's printer (a benchmark, not a test).
 //!
-//! Runs each shipped detector, in process through the `Detector` trait, over
+//! Runs each shipped detector, loaded from its `.so` by tickwatch's own
+//! plugin loader (as `tickwatch serve` does, minus the protocol), over
 //! generated printer days (`tickwatch_engine::scenario::printer_day`, seeds
 //! 1..=20 by default) cut into 5-minute non-aligned windows as
 //! `|window().period(5m).every(5m)` does, at `alpha = 0.001`, and prints
@@ -16,13 +17,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use std::sync::{Arc, OnceLock};
+
 use tickwatch_engine::host::window::Windower;
+use tickwatch_engine::plugin::{DetectorInstance, Plugin, Registry, registry::default_dirs};
 use tickwatch_engine::scenario::{self, FAULTS, FIELDS, START_NS};
-use tickwatch_ewma::Ewma;
-use tickwatch_levelspread::LevelSpreadDetector;
-use tickwatch_plugin_api::{Detector, OptionSpec, Options, Value, Verdict};
-use tickwatch_ttest::TTest;
-use tickwatch_zscore::ZScore;
+use tickwatch_plugin_api::{OptionSpec, Options, Value, Verdict};
 
 const FIVE_MIN_NS: i64 = 300_000_000_000;
 const ALPHA: f64 = 0.001;
@@ -32,14 +32,25 @@ const AIR_SPREAD: (i64, i64) = (3 * 3600, 20 * 3600);
 /// Its first half hour: a detector that flags an air window here saw it.
 const AIR_SPREAD_ONSET: (i64, i64) = (3 * 3600, 3 * 3600 + 1800);
 
-/// A detector behind a trait object.
+/// A loaded detector; a plugin failure ends the benchmark with its reason.
 trait Scorer {
     fn score(&mut self, window: &[f64]) -> Option<Verdict>;
 }
 
-impl<D: Detector> Scorer for D {
+impl Scorer for DetectorInstance {
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        Detector::score(self, window)
+        DetectorInstance::score(self, window).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// The shipped plugins, found as `tickwatch` finds them (this binary lives
+/// in the same Cargo target directory; the engine dependency builds them).
+fn plugin(name: &str) -> Arc<Plugin> {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    let registry = REGISTRY.get_or_init(|| Registry::discover(&default_dirs()));
+    match registry.get(name) {
+        Some(p) => Arc::clone(p),
+        None => panic!("detector {name} not found (build the workspace: cargo build --release)"),
     }
 }
 
@@ -51,9 +62,10 @@ struct Config {
     make: Box<dyn Fn() -> Box<dyn Scorer>>,
 }
 
-fn config<D: Detector>(set: &[(&str, Value)]) -> Config {
+fn config(name: &str, set: &[(&str, Value)]) -> Config {
+    let plugin = plugin(name);
     let mut values: Vec<(String, Value)> = Vec::new();
-    for spec in D::options() {
+    for spec in plugin.options().iter().cloned() {
         let OptionSpec { name, default, .. } = spec;
         let v = set
             .iter()
@@ -66,20 +78,17 @@ fn config<D: Detector>(set: &[(&str, Value)]) -> Config {
         }
     }
     let shown: Vec<String> = set.iter().map(|(n, v)| format!("{n}={v}")).collect();
-    let label = if shown.is_empty() {
-        D::NAME.to_string()
-    } else {
-        format!("{} {}", D::NAME, shown.join(" "))
-    };
+    let label =
+        if shown.is_empty() { name.to_string() } else { format!("{name} {}", shown.join(" ")) };
     let options = Options::new(values);
-    if let Err(e) = D::new(&options) {
+    if let Err(e) = plugin.create(&options) {
         panic!("{label}: {e}");
     }
     let alpha = options.double("alpha").unwrap_or(ALPHA);
     Config {
         label,
         alpha,
-        make: Box::new(move || match D::new(&options) {
+        make: Box::new(move || match plugin.create(&options) {
             Ok(d) => Box::new(d),
             Err(e) => panic!("{e}"),
         }),
@@ -268,28 +277,25 @@ fn main() {
          5-minute windows, alpha = {ALPHA}\n"
     );
     let shipped = [
-        config::<TTest>(&[("size", Value::Int(3600))]),
-        config::<ZScore>(&[]),
-        config::<Ewma>(&[]),
-        config::<LevelSpreadDetector>(&[]),
+        config("ttest", &[("size", Value::Int(3600))]),
+        config("zscore", &[]),
+        config("ewma", &[]),
+        config("levelspread", &[]),
     ];
     print!("{}", table("Shipped defaults (ttest as in the guide)", &shipped, &days));
     let variants = [
-        config::<Ewma>(&[("lambda", Value::Double(0.05))]),
-        config::<Ewma>(&[("lambda", Value::Double(0.01))]),
-        config::<Ewma>(&[("lambda", Value::Double(0.002))]),
-        config::<Ewma>(&[("lambda", Value::Double(0.0005))]),
-        config::<ZScore>(&[("size", Value::Int(900))]),
-        config::<ZScore>(&[("size", Value::Int(14400))]),
-        config::<LevelSpreadDetector>(&[("rebaseline", Value::Int(7))]),
-        config::<LevelSpreadDetector>(&[("rebaseline", Value::Int(12))]),
-        config::<TTest>(&[("size", Value::Int(3600)), ("alpha", Value::Double(1e-6))]),
-        config::<ZScore>(&[("alpha", Value::Double(1e-6))]),
-        config::<Ewma>(&[("alpha", Value::Double(1e-6))]),
-        config::<LevelSpreadDetector>(&[
-            ("alpha", Value::Double(1e-6)),
-            ("rebaseline", Value::Int(7)),
-        ]),
+        config("ewma", &[("lambda", Value::Double(0.05))]),
+        config("ewma", &[("lambda", Value::Double(0.01))]),
+        config("ewma", &[("lambda", Value::Double(0.002))]),
+        config("ewma", &[("lambda", Value::Double(0.0005))]),
+        config("zscore", &[("size", Value::Int(900))]),
+        config("zscore", &[("size", Value::Int(14400))]),
+        config("levelspread", &[("rebaseline", Value::Int(7))]),
+        config("levelspread", &[("rebaseline", Value::Int(12))]),
+        config("ttest", &[("size", Value::Int(3600)), ("alpha", Value::Double(1e-6))]),
+        config("zscore", &[("alpha", Value::Double(1e-6))]),
+        config("ewma", &[("alpha", Value::Double(1e-6))]),
+        config("levelspread", &[("alpha", Value::Double(1e-6)), ("rebaseline", Value::Int(7))]),
     ];
     println!();
     print!("{}", table("Variants", &variants, &days));
