@@ -42,9 +42,9 @@ pub enum Command {
 /// `$HOME/.local/state/tickwatch`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateDirArg {
-    /// State directory (default: $XDG_STATE_HOME/tickwatch, else
-    /// $HOME/.local/state/tickwatch).
-    #[arg(long, env = "TICKWATCH_STATE_DIR", global = true)]
+    /// State directory [env: TICKWATCH_STATE_DIR] (default:
+    /// $XDG_STATE_HOME/tickwatch, else $HOME/.local/state/tickwatch).
+    #[arg(long, global = true)]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -54,30 +54,41 @@ impl StateDirArg {
         if let Some(d) = &self.state_dir {
             return Some(d.clone());
         }
-        let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        nonempty("XDG_STATE_HOME")
-            .map(|d| d.join("tickwatch"))
+        let nonempty = |k: &str| env_nonempty(k).map(PathBuf::from);
+        nonempty("TICKWATCH_STATE_DIR")
+            .or_else(|| nonempty("XDG_STATE_HOME").map(|d| d.join("tickwatch")))
             .or_else(|| nonempty("HOME").map(|h| h.join(".local/state/tickwatch")))
     }
+}
+
+/// An environment variable's value, or `None` when unset or empty.
+///
+/// Our env-backed flags are read here rather than by clap, because clap
+/// refuses an empty value and kapacitor.conf users write `VAR = ""` to mean
+/// "not set"; Kapacitor's Info process must not fail on that.
+pub fn env_nonempty(key: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(key).filter(|v| !v.is_empty())
 }
 
 /// Plugin directory flag shared by commands that load detectors.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PluginDirArg {
-    /// Plugin directories, searched in order (default: the binary's own
-    /// directory, then <exe dir>/plugins; run from a Cargo target dir,
-    /// <exe dir>/deps first). In the env: colon-separated.
-    #[arg(long = "plugin-dir", env = "TICKWATCH_PLUGIN_DIR", value_delimiter = ':', global = true)]
+    /// Plugin directories, searched in order [env: TICKWATCH_PLUGIN_DIR,
+    /// colon-separated] (default: the binary's own directory, then
+    /// <exe dir>/plugins; run from a Cargo target dir, <exe dir>/deps first).
+    #[arg(long = "plugin-dir", value_delimiter = ':', global = true)]
     pub plugin_dirs: Vec<PathBuf>,
 }
 
 impl PluginDirArg {
     /// The directories in effect.
     pub fn resolve(&self) -> Vec<PathBuf> {
-        if self.plugin_dirs.is_empty() {
-            crate::plugin::registry::default_dirs()
-        } else {
-            self.plugin_dirs.clone()
+        if !self.plugin_dirs.is_empty() {
+            return self.plugin_dirs.clone();
+        }
+        match env_nonempty("TICKWATCH_PLUGIN_DIR") {
+            Some(v) => std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect(),
+            None => crate::plugin::registry::default_dirs(),
         }
     }
 }
@@ -107,7 +118,8 @@ pub struct ServeArgs {
     /// Group commit: flush state at most this many milliseconds after a
     /// batch instead of before its points are written. Faster; a crash may
     /// lose up to this much state that Kapacitor already saw. Default: off.
-    #[arg(long, env = "TICKWATCH_GROUP_COMMIT_MS")]
+    /// [env: TICKWATCH_GROUP_COMMIT_MS]
+    #[arg(long)]
     pub group_commit_ms: Option<u64>,
 }
 
@@ -120,7 +132,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             detector: a.detector,
             socket: a.socket,
             field_arity: a.field_arity,
-            group_commit_ms: a.group_commit_ms,
+            group_commit_ms: match a.group_commit_ms {
+                Some(ms) => Some(ms),
+                None => env_nonempty("TICKWATCH_GROUP_COMMIT_MS")
+                    .map(|v| {
+                        v.to_string_lossy().trim().parse::<u64>().map_err(|e| {
+                            anyhow::anyhow!(
+                                "TICKWATCH_GROUP_COMMIT_MS={v:?} is not a number of ms: {e}"
+                            )
+                        })
+                    })
+                    .transpose()?,
+            },
         }),
         Command::Demo(a) => crate::demo::run(&a),
         Command::State(a) => crate::state_cli::run(&a),

@@ -5,6 +5,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the stderr logger with `filter` (a level or a tracing filter).
 pub fn init(filter: &str) {
+    // `TICKWATCH_LOG = ""` in kapacitor.conf means "not set".
+    let filter = if filter.trim().is_empty() { "info" } else { filter };
     let (filter, bad) = match EnvFilter::try_new(filter) {
         Ok(f) => (f, None),
         Err(e) => (

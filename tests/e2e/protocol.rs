@@ -270,3 +270,24 @@ fn exits_cleanly_when_stdin_closes_right_away() {
         .unwrap();
     assert!(st.success());
 }
+
+/// kapacitor.conf users write `VAR = ""` for "not set": Kapacitor's Info
+/// process must still start (clap used to refuse empty env values).
+#[test]
+fn empty_environment_values_mean_unset() {
+    let mut udf = tickwatch_engine::host::UdfClient::spawn(
+        &support::bin(),
+        &["serve", "--detector", "ttest"],
+        &[
+            ("TICKWATCH_STATE_DIR", ""),
+            ("TICKWATCH_PLUGIN_DIR", ""),
+            ("TICKWATCH_GROUP_COMMIT_MS", ""),
+            ("TICKWATCH_LOG", ""),
+            ("HOME", "/nonexistent-home-for-test"),
+            ("XDG_STATE_HOME", ""),
+        ],
+    )
+    .unwrap();
+    assert!(udf.info().unwrap().options.contains_key("size"));
+    assert!(udf.close().unwrap().status.unwrap().success());
+}
