@@ -83,11 +83,19 @@ fn answer(ctx: &Ctx, stream: UnixStream) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
     let resp = match serde_json::from_str::<ControlRequest>(&line) {
-        Err(e) => {
-            ControlResponse { error: Some(format!("bad request: {e}")), rows: None, export: None }
-        }
+        Err(e) => ControlResponse {
+            error: Some(format!("bad request: {e}")),
+            rows: None,
+            export: None,
+            aside: None,
+        },
         Ok(req) => match (req.op.as_str(), ctx.reader.fields()) {
-            (_, Err(e)) => ControlResponse { error: Some(e.to_string()), rows: None, export: None },
+            (_, Err(e)) => ControlResponse {
+                error: Some(e.to_string()),
+                rows: None,
+                export: None,
+                aside: None,
+            },
             ("show", Ok(fields)) => ControlResponse {
                 error: None,
                 rows: Some(
@@ -100,16 +108,33 @@ fn answer(ctx: &Ctx, stream: UnixStream) -> std::io::Result<()> {
                         .collect(),
                 ),
                 export: None,
+                aside: None,
             },
             ("export", Ok(fields)) => ControlResponse {
                 error: None,
                 rows: None,
                 export: Some(inspect::export(&ctx.task, &ctx.node, &fields)),
+                aside: None,
+            },
+            ("aside", Ok(_)) => match ctx.reader.aside() {
+                Ok(records) => ControlResponse {
+                    error: None,
+                    rows: None,
+                    export: None,
+                    aside: Some(inspect::aside_rows(&records)),
+                },
+                Err(e) => ControlResponse {
+                    error: Some(e.to_string()),
+                    rows: None,
+                    export: None,
+                    aside: None,
+                },
             },
             (op, Ok(_)) => ControlResponse {
                 error: Some(format!("unknown op {op:?}")),
                 rows: None,
                 export: None,
+                aside: None,
             },
         },
     };

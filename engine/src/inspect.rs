@@ -75,10 +75,53 @@ pub struct Export {
     pub fields: Vec<ExportedField>,
 }
 
+/// State kept aside (not applied, or reset), as `state aside` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsideRow {
+    /// Group id.
+    pub group: String,
+    /// Field.
+    pub field: String,
+    /// Detector that built it.
+    pub detector: String,
+    /// That detector's version.
+    pub detector_version: String,
+    /// Its state format version.
+    pub state_version: u32,
+    /// Options fingerprint it was built under.
+    pub options: String,
+    /// Its last batch, RFC 3339.
+    pub last_time: String,
+    /// Why it was set aside.
+    pub reason: String,
+    /// When, RFC 3339.
+    pub set_aside_at: String,
+}
+
+/// Rows for records set aside.
+pub fn aside_rows(records: &[tickwatch_state::store::AsideRecord]) -> Vec<AsideRow> {
+    records
+        .iter()
+        .map(|r| AsideRow {
+            group: r.state.group.clone(),
+            field: r.state.field.clone(),
+            detector: r.state.detector.clone(),
+            detector_version: r.state.detector_version.clone(),
+            state_version: r.state.state_version,
+            options: r.state.options.clone(),
+            last_time: rfc3339(r.state.last_time),
+            reason: r.reason.clone(),
+            set_aside_at: rfc3339(
+                i64::try_from(r.at_ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
+            ),
+        })
+        .collect()
+}
+
 /// A request on the control socket (one JSON line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ControlRequest {
-    /// `show` (rows with summaries) or `export` (exact state).
+    /// `show` (rows with summaries), `export` (exact state) or `aside`.
     pub op: String,
 }
 
@@ -91,6 +134,9 @@ pub struct ControlResponse {
     pub rows: Option<Vec<FieldRow>>,
     /// For `export`.
     pub export: Option<Export>,
+    /// For `aside`.
+    #[serde(default)]
+    pub aside: Option<Vec<AsideRow>>,
 }
 
 /// RFC 3339 text of a nanosecond timestamp.

@@ -72,6 +72,19 @@ enum StateCmd {
         #[arg(long)]
         json: bool,
     },
+    /// State kept aside for inspection: not applied (another detector, state
+    /// format or options) or reset by a user.
+    Aside {
+        /// Task id.
+        #[arg(long)]
+        task: String,
+        /// Node id.
+        #[arg(long)]
+        node: String,
+        /// JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// A node's exact state as JSON (stdout, or --output FILE).
     Export {
         /// Task id.
@@ -367,6 +380,44 @@ fn show(state_dir: &Path, plugin_dirs: &[PathBuf], sel: &Select, json: bool) -> 
     Ok(())
 }
 
+fn aside(state_dir: &Path, task: &str, node: &str, json: bool) -> anyhow::Result<()> {
+    let (dir, meta) = find_node(state_dir, task, node)?;
+    let rows = match access(state_dir, &dir, &meta)? {
+        Access::Live(path) => ask(&path, "aside")?.aside.unwrap_or_default(),
+        Access::Disk(store) => inspect::aside_rows(&store.reader().aside()?),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no state set aside for task {task:?} node {node:?}");
+        return Ok(());
+    }
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                group_text(&r.group),
+                r.field.clone(),
+                format!("{} {} (state {})", r.detector, r.detector_version, r.state_version),
+                r.options.clone(),
+                r.last_time.clone(),
+                r.set_aside_at.clone(),
+                r.reason.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["GROUP", "FIELD", "DETECTOR", "OPTIONS", "LAST BATCH", "SET ASIDE", "WHY"],
+            &table_rows
+        )
+    );
+    Ok(())
+}
+
 fn export(state_dir: &Path, task: &str, node: &str, output: Option<&Path>) -> anyhow::Result<()> {
     let (dir, meta) = find_node(state_dir, task, node)?;
     let export: Export = match access(state_dir, &dir, &meta)? {
@@ -450,6 +501,7 @@ pub fn run(args: &StateArgs) -> anyhow::Result<()> {
     match &args.cmd {
         StateCmd::List { json } => list(&state_dir, *json),
         StateCmd::Show { sel, json } => show(&state_dir, &args.plugins.resolve(), sel, *json),
+        StateCmd::Aside { task, node, json } => aside(&state_dir, task, node, *json),
         StateCmd::Export { task, node, output } => {
             export(&state_dir, task, node, output.as_deref())
         }

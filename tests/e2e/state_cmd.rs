@@ -181,3 +181,26 @@ fn missing_nodes_and_bad_imports_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a tickwatch state export"));
 }
+
+#[test]
+fn state_set_aside_is_listed_with_its_reason() {
+    let dir = stopped_node();
+    // Same task and node, new options: the old history is set aside.
+    support::run_all(support::node_in(&dir, &["hotend", "bed"], 600, 0.01), &[]);
+    let rows = json(&dir, &["aside", "--task", "print_temps", "--node", "tTest2", "--json"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4, "2 printers × 2 fields");
+    for r in rows {
+        assert_eq!(r["options"], r#"{"alpha":0.001,"size":3600}"#);
+        assert!(r["reason"].as_str().unwrap().contains("options"), "{r}");
+    }
+    let human = ok(state(&dir, &["aside", "--task", "print_temps", "--node", "tTest2"]));
+    assert!(human.contains("WHY") && human.contains("printer=a"), "{human}");
+    // The node itself starts fresh under its new options.
+    assert!(
+        json(&dir, &["show", "--task", "print_temps", "--node", "tTest2", "--json"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
