@@ -55,7 +55,7 @@ use tickwatch_plugin_api::{
     ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
 };
 
-use tickwatch_plugin_api::window::{MovingWindow, mean_var};
+use tickwatch_plugin_api::window::{Baseline, mean_var};
 
 /// State bytes format version (first byte of [`Detector::save`]).
 const STATE_FORMAT: u8 = 1;
@@ -119,45 +119,8 @@ pub fn two_sided_normal(z: f64) -> f64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZScore {
     alpha: f64,
-    /// Consecutive anomalous windows that make a new baseline; 0 = never.
-    rebaseline: u64,
-    history: MovingWindow,
-    /// The values of the current run of anomalous windows (only filled when
-    /// `rebaseline > 0`).
-    candidate: MovingWindow,
-    /// Length of the current run of anomalous windows.
-    streak: u64,
-    windows_seen: u64,
-    windows_anomalous: u64,
-    rebaselines: u64,
-}
-
-impl ZScore {
-    /// Takes a scored window into the state; true if it rebaselined.
-    fn absorb(&mut self, window: &[f64], anomalous: bool) -> bool {
-        if !anomalous {
-            self.history.extend(window);
-            self.streak = 0;
-            if !self.candidate.is_empty() {
-                self.candidate.clear();
-            }
-            return false;
-        }
-        self.windows_anomalous += 1;
-        if self.rebaseline == 0 {
-            return false;
-        }
-        self.streak += 1;
-        self.candidate.extend(window);
-        if self.streak < self.rebaseline {
-            return false;
-        }
-        let fresh = MovingWindow::new(self.history.cap());
-        self.history = std::mem::replace(&mut self.candidate, fresh);
-        self.streak = 0;
-        self.rebaselines += 1;
-        true
-    }
+    /// History, rebaseline run and counters.
+    baseline: Baseline,
 }
 
 impl Detector for ZScore {
@@ -201,16 +164,7 @@ impl Detector for ZScore {
         let rebaseline = options.int("rebaseline")?;
         let rebaseline = u64::try_from(rebaseline)
             .map_err(|_| format!("option rebaseline must be >= 0, got {rebaseline}"))?;
-        Ok(Self {
-            alpha,
-            rebaseline,
-            history: MovingWindow::new(size),
-            candidate: MovingWindow::new(size),
-            streak: 0,
-            windows_seen: 0,
-            windows_anomalous: 0,
-            rebaselines: 0,
-        })
+        Ok(Self { alpha, baseline: Baseline::new(size, rebaseline) })
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
@@ -225,23 +179,22 @@ impl Detector for ZScore {
         if window.is_empty() {
             return None;
         }
-        if self.history.is_empty() {
-            self.history.extend(window);
+        if self.baseline.history().is_empty() {
+            self.baseline.seed(window);
             return None;
         }
         let (mean, _) = mean_var(window);
         let r = z_test(
-            self.history.mean(),
-            self.history.variance(),
-            self.history.len() as f64,
+            self.baseline.history().mean(),
+            self.baseline.history().variance(),
+            self.baseline.history().len() as f64,
             mean,
             window.len() as f64,
         );
-        self.windows_seen += 1;
         let anomalous = r.pvalue < self.alpha;
-        let rebaselined = self.absorb(window, anomalous);
+        let rebaselined = self.baseline.absorb(window, anomalous);
         let mut stats = vec![("z".to_string(), r.z)];
-        if self.rebaseline > 0 {
+        if self.baseline.rebaseline() > 0 {
             stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
         }
         Some(Verdict { pvalue: r.pvalue, anomalous, stats })
@@ -252,13 +205,8 @@ impl Detector for ZScore {
     /// window that joins the history changes only its slots and the headers.
     fn save(&self) -> Vec<u8> {
         let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT)
-            .u64(self.windows_seen)
-            .u64(self.windows_anomalous)
-            .u64(self.rebaselines)
-            .u64(self.streak);
-        self.history.write(&mut w);
-        self.candidate.write(&mut w);
+        w.u8(STATE_FORMAT);
+        self.baseline.write(&mut w);
         w.finish()
     }
 
@@ -270,50 +218,15 @@ impl Detector for ZScore {
                 "unknown zscore state format {format} (this build reads {STATE_FORMAT})"
             ));
         }
-        let windows_seen = r.u64()?;
-        let windows_anomalous = r.u64()?;
-        let rebaselines = r.u64()?;
-        let streak = r.u64()?;
-        let history = MovingWindow::read(&mut r)?;
-        let candidate = MovingWindow::read(&mut r)?;
+        let mut baseline = self.baseline.clone();
+        baseline.read(&mut r)?;
         r.finish()?;
-        let size = self.history.cap();
-        if history.cap() != size || candidate.cap() != size {
-            return Err(format!(
-                "state was saved with size {}, this detector has size {size}",
-                history.cap()
-            ));
-        }
-        let streak_ok = if self.rebaseline == 0 { streak == 0 } else { streak < self.rebaseline };
-        if !streak_ok || (streak == 0) != candidate.is_empty() {
-            return Err(format!(
-                "state has a run of {streak} anomalous windows holding {} values, which \
-                 rebaseline {} cannot produce",
-                candidate.len(),
-                self.rebaseline
-            ));
-        }
-        self.history = history;
-        self.candidate = candidate;
-        self.streak = streak;
-        self.windows_seen = windows_seen;
-        self.windows_anomalous = windows_anomalous;
-        self.rebaselines = rebaselines;
+        self.baseline = baseline;
         Ok(())
     }
 
     fn describe(&self) -> Summary {
-        Summary::new()
-            .int("n", self.history.len() as i64)
-            .num("mean", self.history.mean())
-            .num("stddev", self.history.variance().sqrt())
-            .int("size", self.history.cap() as i64)
-            .num("alpha", self.alpha)
-            .int("rebaseline", self.rebaseline as i64)
-            .int("anomalous_run", self.streak as i64)
-            .int("rebaselines", self.rebaselines as i64)
-            .int("windows_seen", self.windows_seen as i64)
-            .int("windows_anomalous", self.windows_anomalous as i64)
+        self.baseline.describe(self.alpha)
     }
 }
 
@@ -373,7 +286,10 @@ mod tests {
             ]
         );
         let d = ZScore::new(&Options::new(defaults)).unwrap();
-        assert_eq!((d.history.cap(), d.alpha, d.rebaseline), (3600, 0.001, 0));
+        assert_eq!(
+            (d.baseline.history().cap(), d.alpha, d.baseline.rebaseline()),
+            (3600, 0.001, 0)
+        );
     }
 
     #[test]
@@ -394,17 +310,21 @@ mod tests {
         let mut d = zscore(3600, 0.001, 0).unwrap();
         assert_eq!(d.score(&[]), None);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
-        assert_eq!(d.history.len(), 300);
+        assert_eq!(d.baseline.history().len(), 300);
         let normal = d.score(&g.window(300, 220.0, 0.5)).unwrap();
         assert!(!normal.anomalous && normal.pvalue > 0.001, "{normal:?}");
-        assert_eq!(d.history.len(), 600);
+        assert_eq!(d.baseline.history().len(), 600);
         assert_eq!(normal.stats.len(), 1, "no rebaselined stat when rebaseline is off");
         // The guide's hotend fault: mean −1.5, stddev 3.
         let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
         assert!(fault.anomalous && fault.pvalue < 1e-100, "{fault:?}");
         assert!(stat(&fault, "z").unwrap() < -20.0);
-        assert_eq!(d.history.len(), 600, "an anomalous window must not join the history");
-        assert_eq!((d.windows_seen, d.windows_anomalous), (2, 1));
+        assert_eq!(
+            d.baseline.history().len(),
+            600,
+            "an anomalous window must not join the history"
+        );
+        assert_eq!((d.baseline.windows_seen(), d.baseline.windows_anomalous()), (2, 1));
     }
 
     #[test]
@@ -507,10 +427,10 @@ mod tests {
             flags,
             [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
         );
-        assert_eq!(d.rebaselines, 1);
+        assert_eq!(d.baseline.rebaselines(), 1);
         // The new history is the run's 900 values, then the accepted windows.
-        assert_eq!(d.history.len(), 900 + 3 * 300);
-        assert!((d.history.mean() - 95.0).abs() < 0.2);
+        assert_eq!(d.baseline.history().len(), 900 + 3 * 300);
+        assert!((d.baseline.history().mean() - 95.0).abs() < 0.2);
         // Back to the old level is now the change.
         assert!(d.score(&g.window(300, 90.0, 1.0)).unwrap().anomalous);
 
@@ -523,7 +443,7 @@ mod tests {
             let v = off.score(&g.window(300, 95.0, 1.0)).unwrap();
             assert!(v.anomalous && stat(&v, "rebaselined").is_none());
         }
-        assert!((off.history.mean() - 90.0).abs() < 0.2);
+        assert!((off.baseline.history().mean() - 90.0).abs() < 0.2);
     }
 
     #[test]
@@ -534,9 +454,9 @@ mod tests {
             d.score(&g.window(300, 0.0, 1.0));
         }
         assert!(d.score(&g.window(300, 3.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.streak, d.candidate.len()), (1, 300));
+        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (1, 300));
         assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.streak, d.candidate.len()), (0, 0));
+        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (0, 0));
         let v = d.score(&g.window(300, 3.0, 1.0)).unwrap();
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
@@ -548,7 +468,7 @@ mod tests {
         for i in 0..10 {
             d.score(&g.window(300, if i < 8 { 0.0 } else { 4.0 }, 1.0));
         }
-        assert_eq!(d.streak, 2);
+        assert_eq!(d.baseline.streak(), 2);
         let bytes = d.save();
         let mut e = zscore(1000, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();
