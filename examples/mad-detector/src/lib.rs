@@ -76,15 +76,9 @@ impl Detector for Mad {
     }
 
     fn new(options: &Options) -> Result<Self, String> {
-        let size = options.int("size")?;
-        if size <= 1 {
-            return Err(format!("option size must be > 1, got {size}"));
-        }
-        let alpha = options.double("alpha")?;
-        if !(alpha > 0.0 && alpha < 1.0) {
-            return Err(format!("option alpha must be in (0, 1), got {alpha}"));
-        }
-        let size = usize::try_from(size).map_err(|_| format!("option size {size} is too large"))?;
+        // Validating getters: errors name the option and the allowed range.
+        let size = options.length("size")?;
+        let alpha = options.probability("alpha")?;
         Ok(Self { size, alpha, history: VecDeque::new() })
     }
 

@@ -186,6 +186,34 @@ impl Options {
     }
 }
 
+/// Validating getters for the ranges detectors commonly need; messages name
+/// the option, the range and the value (`option size must be > 1, got 1`).
+impl Options {
+    /// `name` as an INT greater than 1, as a length (`size`).
+    pub fn length(&self, name: &str) -> Result<usize, String> {
+        let v = self.int(name)?;
+        if v <= 1 {
+            return Err(format!("option {name} must be > 1, got {v}"));
+        }
+        usize::try_from(v).map_err(|_| format!("option {name} {v} is too large"))
+    }
+
+    /// `name` as a DOUBLE strictly between 0 and 1 (`alpha`).
+    pub fn probability(&self, name: &str) -> Result<f64, String> {
+        let v = self.double(name)?;
+        if !(v > 0.0 && v < 1.0) {
+            return Err(format!("option {name} must be in (0, 1), got {v}"));
+        }
+        Ok(v)
+    }
+
+    /// `name` as an INT of at least 0 (`rebaseline`).
+    pub fn count(&self, name: &str) -> Result<u64, String> {
+        let v = self.int(name)?;
+        u64::try_from(v).map_err(|_| format!("option {name} must be >= 0, got {v}"))
+    }
+}
+
 fn wrong(name: &str, want: ValueKind, got: Option<&Value>) -> String {
     match got {
         None => format!("option {name} is required"),

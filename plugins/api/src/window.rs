@@ -19,6 +19,16 @@ use crate::codec::{ByteReader, ByteWriter, CodecError};
 /// Bytes [`MovingWindow::write`] puts before the slots.
 pub const HEADER_BYTES: usize = 6 * 8;
 
+/// The finite values of `window`, borrowed when they all are. The host sends
+/// finite values only; detectors use this to stay total for direct callers.
+pub fn finite(window: &[f64]) -> std::borrow::Cow<'_, [f64]> {
+    if window.iter().all(|x| x.is_finite()) {
+        std::borrow::Cow::Borrowed(window)
+    } else {
+        std::borrow::Cow::Owned(window.iter().copied().filter(|x| x.is_finite()).collect())
+    }
+}
+
 /// A moving window of the last `cap` values (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MovingWindow {

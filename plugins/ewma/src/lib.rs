@@ -65,6 +65,7 @@ pub mod ewstats;
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::erf::erfc;
+use tickwatch_plugin_api::window::finite;
 use tickwatch_plugin_api::{
     ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
 };
@@ -212,13 +213,8 @@ impl Detector for Ewma {
                 "option warmup must be >= 2 (a spread needs two values), got {warmup}"
             ));
         }
-        let alpha = options.double("alpha")?;
-        if !(alpha > 0.0 && alpha < 1.0) {
-            return Err(format!("option alpha must be in (0, 1), got {alpha}"));
-        }
-        let rebaseline = options.int("rebaseline")?;
-        let rebaseline = u64::try_from(rebaseline)
-            .map_err(|_| format!("option rebaseline must be >= 0, got {rebaseline}"))?;
+        let alpha = options.probability("alpha")?;
+        let rebaseline = options.count("rebaseline")?;
         Ok(Self {
             lambda,
             warmup: warmup as u64,
@@ -234,14 +230,7 @@ impl Detector for Ewma {
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        // The host passes finite values only; a direct caller might not.
-        let finite: Vec<f64>;
-        let window = if window.iter().all(|x| x.is_finite()) {
-            window
-        } else {
-            finite = window.iter().copied().filter(|x| x.is_finite()).collect();
-            &finite
-        };
+        let window = &*finite(window);
         if window.is_empty() {
             return None;
         }

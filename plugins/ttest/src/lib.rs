@@ -30,7 +30,7 @@ use tickwatch_plugin_api::{
     export_detector,
 };
 
-use tickwatch_plugin_api::window::{MovingWindow, mean_var};
+use tickwatch_plugin_api::window::{MovingWindow, finite, mean_var};
 pub use welch::{WelchResult, welch_from_stats};
 
 /// State bytes format version (first byte of [`Detector::save`]).
@@ -109,18 +109,9 @@ impl Detector for TTest {
     }
 
     fn new(options: &Options) -> Result<Self, String> {
-        let size = options.int("size")?;
-        if size <= 1 {
-            return Err(format!("option size must be > 1, got {size}"));
-        }
-        let size = usize::try_from(size).map_err(|_| format!("option size {size} is too large"))?;
-        let alpha = options.double("alpha")?;
-        if !(alpha > 0.0 && alpha < 1.0) {
-            return Err(format!("option alpha must be in (0, 1), got {alpha}"));
-        }
-        let rebaseline = options.int("rebaseline")?;
-        let rebaseline = u64::try_from(rebaseline)
-            .map_err(|_| format!("option rebaseline must be >= 0, got {rebaseline}"))?;
+        let size = options.length("size")?;
+        let alpha = options.probability("alpha")?;
+        let rebaseline = options.count("rebaseline")?;
         Ok(Self {
             alpha,
             history: MovingWindow::new(size),
@@ -134,14 +125,7 @@ impl Detector for TTest {
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        // The host passes finite values only; a direct caller might not.
-        let finite: Vec<f64>;
-        let window = if window.iter().all(|x| x.is_finite()) {
-            window
-        } else {
-            finite = window.iter().copied().filter(|x| x.is_finite()).collect();
-            &finite
-        };
+        let window = &*finite(window);
         if window.is_empty() {
             return None;
         }
