@@ -1,16 +1,37 @@
-//! What `tickwatch state` shows and exports, shared by the CLI and by a
-//! serving node's control socket (which answers the same questions while the
-//! node holds its database).
+//! What `tickwatch state` shows of persisted state, and the export file
+//! format: shared by the CLI and by a serving node's control socket (which
+//! answers the same questions while the node holds its database).
+//! Does not own: the control wire types (`crate::control::protocol`).
 #![deny(clippy::print_stdout)]
-
-use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tickwatch_plugin_api::Options;
-use tickwatch_state::FieldState;
+use tickwatch_state::{FieldState, Provenance};
 
-use crate::plugin::Plugin;
+use crate::node::DetectorFactory;
+use crate::node::detector::describe_state;
+
+/// Why an export file cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Not an export.
+    #[error("not a tickwatch state export (format {0:?})")]
+    Format(String),
+    /// An export version this build does not read.
+    #[error("export version {0} is not {EXPORT_VERSION}")]
+    Version(u32),
+    /// A field's state is not base64.
+    #[error("field {field} group {group:?}: bad base64: {source}")]
+    Base64 {
+        /// The field.
+        field: String,
+        /// The group.
+        group: String,
+        /// The decoder's error.
+        source: base64::DecodeError,
+    },
+}
 
 /// Format tag of an export file.
 pub const EXPORT_FORMAT: &str = "tickwatch-state-export";
@@ -39,23 +60,17 @@ pub struct FieldRow {
 }
 
 /// One field's state in an export file (exact: `state` is the detector's
-/// bytes, base64).
+/// bytes, base64). The provenance fields sit at the top level of the JSON
+/// object, beside `group`, `field` and `state`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportedField {
     /// Group id.
     pub group: String,
     /// Field.
     pub field: String,
-    /// Detector name.
-    pub detector: String,
-    /// Detector version.
-    pub detector_version: String,
-    /// Detector state format version.
-    pub state_version: u32,
-    /// Options fingerprint.
-    pub options: String,
-    /// `tmax` of the last batch applied (ns).
-    pub last_time: i64,
+    /// Who built the state (`last_time` in ns).
+    #[serde(flatten)]
+    pub provenance: Provenance,
     /// State bytes, base64 (standard alphabet, padded).
     pub state: String,
 }
@@ -82,16 +97,9 @@ pub struct AsideRow {
     pub group: String,
     /// Field.
     pub field: String,
-    /// Detector that built it.
-    pub detector: String,
-    /// That detector's version.
-    pub detector_version: String,
-    /// Its state format version.
-    pub state_version: u32,
-    /// Options fingerprint it was built under.
-    pub options: String,
-    /// Its last batch, RFC 3339.
-    pub last_time: String,
+    /// Who built the state (`last_time` in ns, as in an export).
+    #[serde(flatten)]
+    pub provenance: Provenance,
     /// Why it was set aside.
     pub reason: String,
     /// When, RFC 3339.
@@ -105,38 +113,13 @@ pub fn aside_rows(records: &[tickwatch_state::store::AsideRecord]) -> Vec<AsideR
         .map(|r| AsideRow {
             group: r.state.group.clone(),
             field: r.state.field.clone(),
-            detector: r.state.detector.clone(),
-            detector_version: r.state.detector_version.clone(),
-            state_version: r.state.state_version,
-            options: r.state.options.clone(),
-            last_time: rfc3339(r.state.last_time),
+            provenance: r.state.provenance.clone(),
             reason: r.reason.clone(),
             set_aside_at: rfc3339(
                 i64::try_from(r.at_ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
             ),
         })
         .collect()
-}
-
-/// A request on the control socket (one JSON line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ControlRequest {
-    /// `show` (rows with summaries), `export` (exact state) or `aside`.
-    pub op: String,
-}
-
-/// The answer (one JSON line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ControlResponse {
-    /// Present on failure.
-    pub error: Option<String>,
-    /// For `show`.
-    pub rows: Option<Vec<FieldRow>>,
-    /// For `export`.
-    pub export: Option<Export>,
-    /// For `aside`.
-    #[serde(default)]
-    pub aside: Option<Vec<AsideRow>>,
 }
 
 /// RFC 3339 text of a nanosecond timestamp.
@@ -149,13 +132,12 @@ pub fn rfc3339(ns: i64) -> String {
 }
 
 /// The detector's description of `state`, or null with the reason logged.
-pub fn describe(plugin: &Arc<Plugin>, options: &Options, state: &FieldState) -> serde_json::Value {
-    let described = plugin
-        .create(options)
-        .and_then(|mut d| d.load(&state.state).and_then(|()| d.describe()))
-        .map_err(|e| e.to_string())
-        .and_then(|json| serde_json::from_str(&json).map_err(|e| e.to_string()));
-    match described {
+pub fn describe(
+    factory: &dyn DetectorFactory,
+    options: &Options,
+    state: &FieldState,
+) -> serde_json::Value {
+    match describe_state(factory, options, &state.state) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!("cannot describe field {} group {:?}: {e}", state.field, state.group);
@@ -171,9 +153,9 @@ pub fn row(task: &str, node: &str, state: &FieldState, summary: serde_json::Valu
         node: node.into(),
         group: state.group.clone(),
         field: state.field.clone(),
-        detector: state.detector.clone(),
-        last_time: rfc3339(state.last_time),
-        last_time_ns: state.last_time,
+        detector: state.provenance.detector.clone(),
+        last_time: rfc3339(state.provenance.last_time),
+        last_time_ns: state.provenance.last_time,
         summary,
     }
 }
@@ -190,11 +172,7 @@ pub fn export(task: &str, node: &str, fields: &[FieldState]) -> Export {
             .map(|f| ExportedField {
                 group: f.group.clone(),
                 field: f.field.clone(),
-                detector: f.detector.clone(),
-                detector_version: f.detector_version.clone(),
-                state_version: f.state_version,
-                options: f.options.clone(),
-                last_time: f.last_time,
+                provenance: f.provenance.clone(),
                 state: base64::engine::general_purpose::STANDARD.encode(&f.state),
             })
             .collect(),
@@ -202,30 +180,66 @@ pub fn export(task: &str, node: &str, fields: &[FieldState]) -> Export {
 }
 
 /// Field states back from an export.
-pub fn import(export: &Export) -> Result<Vec<FieldState>, String> {
+pub fn import(export: &Export) -> Result<Vec<FieldState>, ImportError> {
     if export.format != EXPORT_FORMAT {
-        return Err(format!("not a tickwatch state export (format {:?})", export.format));
+        return Err(ImportError::Format(export.format.clone()));
     }
     if export.version != EXPORT_VERSION {
-        return Err(format!("export version {} is not {EXPORT_VERSION}", export.version));
+        return Err(ImportError::Version(export.version));
     }
     export
         .fields
         .iter()
         .map(|f| {
-            let state = base64::engine::general_purpose::STANDARD
-                .decode(&f.state)
-                .map_err(|e| format!("field {} group {:?}: bad base64: {e}", f.field, f.group))?;
+            let state =
+                base64::engine::general_purpose::STANDARD.decode(&f.state).map_err(|source| {
+                    ImportError::Base64 { field: f.field.clone(), group: f.group.clone(), source }
+                })?;
             Ok(FieldState {
                 group: f.group.clone(),
                 field: f.field.clone(),
-                detector: f.detector.clone(),
-                detector_version: f.detector_version.clone(),
-                state_version: f.state_version,
-                options: f.options.clone(),
-                last_time: f.last_time,
+                provenance: f.provenance.clone(),
                 state,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> FieldState {
+        FieldState {
+            group: "printer=a".into(),
+            field: "bed".into(),
+            provenance: Provenance {
+                detector: "ttest".into(),
+                detector_version: "0.1.0".into(),
+                state_version: 1,
+                options: "{}".into(),
+                last_time: 42,
+            },
+            state: vec![9, 8, 7],
+        }
+    }
+
+    #[test]
+    fn export_keeps_the_flat_json_shape_and_imports_back_exactly() {
+        let e = export("t", "n", &[state()]);
+        let json = serde_json::to_value(&e).unwrap();
+        let f = &json["fields"][0];
+        for key in ["group", "field", "detector", "detector_version", "state_version", "options"] {
+            assert!(f.get(key).is_some(), "{key} at the top level: {f}");
+        }
+        assert_eq!(f["last_time"], 42);
+        assert_eq!(f["state"], "CQgH");
+        assert_eq!(import(&e).unwrap(), vec![state()]);
+        let mut wrong = e.clone();
+        wrong.format = "x".into();
+        assert!(matches!(import(&wrong), Err(ImportError::Format(_))));
+        let mut bad = e;
+        bad.fields[0].state = "!!".into();
+        assert!(import(&bad).unwrap_err().to_string().contains("field bed group \"printer=a\""));
+    }
 }

@@ -1,28 +1,28 @@
-//! tickwatch's engine: everything that runs.
+//! tickwatch's engine: everything that runs. Folders are layers:
 //!
-//! - [`session`]: one Kapacitor connection (reader, worker, writer threads).
-//! - [`node`]: a node's per-(group, field) detectors, batches in, points out.
-//! - [`options`]: Init options → validated node config.
-//! - [`plugin`]: loading detector plugins and finding them by name.
-//! - [`serve`]: stdin/stdout and unix-socket serving.
-//! - [`host`]: the Kapacitor side of the protocol (spawn a UDF, window data),
-//!   used by `demo` and by the end-to-end tests.
-//! - [`scenario`]: the guide's 3D-printer day, generated.
-//! - [`control`], [`inspect`]: `tickwatch state`, also while a node runs.
-//! - [`cli`], [`logging`], [`demo`]: the binary's parts.
+//! - [`cli`]: flags and env → validated configs (the only module that knows
+//!   clap); [`cmd`]: the command bodies (`demo`, `replay`, `state`,
+//!   `plugins`, `info`).
+//! - [`serve`]: what Kapacitor runs: stdio and socket serving, sessions, a
+//!   node wired to its store and control socket.
+//! - [`node`]: the domain, with no I/O: options → config, batches → points,
+//!   which state applies; detectors behind the `DetectorFactory` trait.
+//! - [`plugin`]: FFI: loading detector `.so` files, finding them by name.
+//! - [`control`]: the control socket `tickwatch state` reads a running node
+//!   through; [`inspect`]: what `tickwatch state` shows and exports.
+//! - [`kapacitor`]: the Kapacitor side of the protocol (client, windower,
+//!   batches and group ids), used by `replay`, `demo` and the tests.
+//!
+//! Dependencies point down that list (`cli` → `cmd`/`serve` → `control`/
+//! `plugin` → `node` → `kapacitor`), never up.
 
 pub mod cli;
+pub mod cmd;
 pub mod control;
-pub mod demo;
-pub mod host;
 pub mod inspect;
-pub mod logging;
+pub mod kapacitor;
 pub mod node;
-pub mod options;
 pub mod plugin;
-pub mod plugins_cli;
-pub mod replay;
-pub mod scenario;
 pub mod serve;
-pub mod session;
-pub mod state_cli;
+
+pub use cmd::demo::scenario;

@@ -1,16 +1,28 @@
 //! The `tickwatch` binary: parse, set up logging, run, map to an exit code.
 
-use clap::Parser;
-use tickwatch_engine::cli::{self, Cli};
+use std::process::ExitCode;
 
-fn main() -> std::process::ExitCode {
+use clap::Parser;
+use tickwatch_engine::cli::{self, Cli, logging};
+
+/// A reader that stopped reading (`tickwatch plugins | head -1`) is not an
+/// error: exit quietly with 0, as ripgrep and fd do.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    tickwatch_engine::logging::init(&cli.log);
+    logging::init(&cli.log);
     match cli::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ERROR tickwatch: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

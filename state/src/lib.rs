@@ -15,5 +15,5 @@ pub mod store;
 
 pub use error::StateError;
 pub use layout::NodeMeta;
-pub use snapshot::{FieldState, Snapshot};
+pub use snapshot::{FieldState, Provenance, Snapshot};
 pub use store::{StateStore, StoreOptions, StoreReader};

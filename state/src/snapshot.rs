@@ -33,14 +33,12 @@ pub struct Snapshot {
     pub fields: Vec<FieldState>,
 }
 
-/// The state of one tracked field in one Kapacitor group.
+/// Where a field's state came from: which detector built it, in which state
+/// format, under which options, up to which batch. Stored beside the bytes
+/// wherever state is kept (snapshots, the database, aside records, exports).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FieldState {
-    /// Kapacitor's group id ("" when ungrouped).
-    pub group: String,
-    /// The tracked field's name.
-    pub field: String,
-    /// Detector name that produced `state`.
+pub struct Provenance {
+    /// Detector name that produced the state.
     pub detector: String,
     /// That detector's version (for inspection only).
     pub detector_version: String,
@@ -51,6 +49,20 @@ pub struct FieldState {
     pub options: String,
     /// `tmax` (ns) of the last batch applied.
     pub last_time: i64,
+}
+
+/// The state of one tracked field in one Kapacitor group.
+///
+/// Encoded (bincode) as its fields in order, `provenance` inline: the bytes
+/// are those of format v1, where the provenance fields stood directly here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldState {
+    /// Kapacitor's group id ("" when ungrouped).
+    pub group: String,
+    /// The tracked field's name.
+    pub field: String,
+    /// Who built the state, and up to when.
+    pub provenance: Provenance,
     /// The detector's own state bytes (opaque here).
     pub state: Vec<u8>,
 }
@@ -113,11 +125,13 @@ mod tests {
             fields: vec![FieldState {
                 group: "printer=a".into(),
                 field: "hotend".into(),
-                detector: "ttest".into(),
-                detector_version: "0.1.0".into(),
-                state_version: 1,
-                options: "alpha=0.001,size=3600".into(),
-                last_time: 1_451_606_700_000_000_000,
+                provenance: Provenance {
+                    detector: "ttest".into(),
+                    detector_version: "0.1.0".into(),
+                    state_version: 1,
+                    options: "alpha=0.001,size=3600".into(),
+                    last_time: 1_451_606_700_000_000_000,
+                },
                 state: vec![1, 2, 3, 255],
             }],
         }

@@ -36,7 +36,7 @@ use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{self, NodeMeta};
-use crate::snapshot::FieldState;
+use crate::snapshot::{FieldState, Provenance};
 use crate::{StateError, codec};
 
 /// Bytes per stored chunk of detector state.
@@ -47,18 +47,13 @@ const LOCK_FILE: &str = "LOCK";
 const DB_DIR: &str = "db";
 
 /// Everything about a field's state but the bytes.
+///
+/// Encoded as its fields in order with `provenance` inline, so the bytes are
+/// those of the records written before `Provenance` was its own struct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldMeta {
-    /// Detector name.
-    pub detector: String,
-    /// Detector version (for inspection).
-    pub detector_version: String,
-    /// Detector state format version.
-    pub state_version: u32,
-    /// Options fingerprint.
-    pub options: String,
-    /// `tmax` of the last batch applied (ns).
-    pub last_time: i64,
+    /// Who built the state, and up to when.
+    pub provenance: Provenance,
     /// Length of the state bytes.
     pub len: u64,
     /// CRC-32 of the state bytes.
@@ -253,14 +248,25 @@ impl StateStore {
         }
     }
 
-    /// Every stored field state, checksums verified. Also primes the
-    /// changed-chunk cache.
+    /// Every stored field state, checksums verified.
     pub fn load(&mut self) -> Result<Vec<FieldState>, StateError> {
         let all = self.reader().fields()?;
         for f in &all {
             self.written.insert(field_key(&f.group, &f.field), f.state.clone());
         }
         Ok(all)
+    }
+
+    /// The bytes last committed for `fk`: from the cache, else from the
+    /// database (a store that was never `load`ed still writes only changed
+    /// chunks and removes the ones a shorter state no longer uses). Unreadable
+    /// bytes count as none: every chunk is then rewritten.
+    fn previous(&mut self, fk: &[u8]) -> &[u8] {
+        if !self.written.contains_key(fk) {
+            let stored = self.reader().field_bytes(fk).ok().flatten().unwrap_or_default();
+            self.written.insert(fk.to_vec(), stored);
+        }
+        self.written.get(fk).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Commits new states (one atomic batch, flushed unless group commit).
@@ -272,17 +278,13 @@ impl StateStore {
         for u in updates {
             let fk = field_key(&u.group, &u.field);
             let meta = FieldMeta {
-                detector: u.detector.clone(),
-                detector_version: u.detector_version.clone(),
-                state_version: u.state_version,
-                options: u.options.clone(),
-                last_time: u.last_time,
+                provenance: u.provenance.clone(),
                 len: u.state.len() as u64,
                 crc: crc32fast::hash(&u.state),
             };
             let meta_bytes = codec::encode(&meta).map_err(|e| corrupt(&self.dir, e))?;
             batch.insert(prefixed(b'm', &fk), meta_bytes);
-            let prev: &[u8] = self.written.get(&fk).map(Vec::as_slice).unwrap_or(&[]);
+            let prev = self.previous(&fk);
             let new_chunks = u.state.len().div_ceil(CHUNK);
             let old_chunks = prev.len().div_ceil(CHUNK);
             for i in 0..new_chunks {
@@ -415,39 +417,52 @@ impl StoreReader {
                 parse_field_key(fk).ok_or_else(|| corrupt(&self.dir, "malformed field key"))?;
             let meta: FieldMeta = codec::decode(&v)
                 .map_err(|e| corrupt(&self.dir, format!("field {field} group {group:?}: {e}")))?;
-            let mut state = Vec::with_capacity(meta.len.min(1 << 30) as usize);
-            let chunks = (meta.len as usize).div_ceil(CHUNK);
-            for i in 0..chunks {
-                let chunk = self
-                    .fields
-                    .get(chunk_key(fk, i as u32))
-                    .map_err(|e| corrupt(&self.dir, e))?
-                    .ok_or_else(|| {
-                        corrupt(
-                            &self.dir,
-                            format!("field {field} group {group:?}: chunk {i} missing"),
-                        )
-                    })?;
-                state.extend_from_slice(&chunk);
-            }
-            if state.len() as u64 != meta.len || crc32fast::hash(&state) != meta.crc {
-                return Err(corrupt(
-                    &self.dir,
-                    format!("field {field} group {group:?}: state bytes fail their checksum"),
-                ));
-            }
-            out.push(FieldState {
-                group,
-                field,
-                detector: meta.detector,
-                detector_version: meta.detector_version,
-                state_version: meta.state_version,
-                options: meta.options,
-                last_time: meta.last_time,
-                state,
-            });
+            let state = self.chunks(fk, &meta, &field, &group)?;
+            out.push(FieldState { group, field, provenance: meta.provenance, state });
         }
         Ok(out)
+    }
+
+    /// One field's state bytes, checksum verified; `None` if it has none.
+    fn field_bytes(&self, fk: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(v) = self.fields.get(prefixed(b'm', fk)).map_err(|e| corrupt(&self.dir, e))?
+        else {
+            return Ok(None);
+        };
+        let (group, field) =
+            parse_field_key(fk).ok_or_else(|| corrupt(&self.dir, "malformed field key"))?;
+        let meta: FieldMeta = codec::decode(&v)
+            .map_err(|e| corrupt(&self.dir, format!("field {field} group {group:?}: {e}")))?;
+        self.chunks(fk, &meta, &field, &group).map(Some)
+    }
+
+    /// The state bytes `meta` describes, read from their chunks and checked.
+    fn chunks(
+        &self,
+        fk: &[u8],
+        meta: &FieldMeta,
+        field: &str,
+        group: &str,
+    ) -> Result<Vec<u8>, StateError> {
+        let mut state = Vec::with_capacity(meta.len.min(1 << 30) as usize);
+        let chunks = (meta.len as usize).div_ceil(CHUNK);
+        for i in 0..chunks {
+            let chunk = self
+                .fields
+                .get(chunk_key(fk, i as u32))
+                .map_err(|e| corrupt(&self.dir, e))?
+                .ok_or_else(|| {
+                    corrupt(&self.dir, format!("field {field} group {group:?}: chunk {i} missing"))
+                })?;
+            state.extend_from_slice(&chunk);
+        }
+        if state.len() as u64 != meta.len || crc32fast::hash(&state) != meta.crc {
+            return Err(corrupt(
+                &self.dir,
+                format!("field {field} group {group:?}: state bytes fail their checksum"),
+            ));
+        }
+        Ok(state)
     }
 
     /// Every record set aside, oldest first per field.
@@ -469,11 +484,13 @@ mod tests {
         FieldState {
             group: group.into(),
             field: field.into(),
-            detector: "ttest".into(),
-            detector_version: "0.1.0".into(),
-            state_version: 1,
-            options: "alpha=0.001,size=3600".into(),
-            last_time: t,
+            provenance: Provenance {
+                detector: "ttest".into(),
+                detector_version: "0.1.0".into(),
+                state_version: 1,
+                options: "alpha=0.001,size=3600".into(),
+                last_time: t,
+            },
             state,
         }
     }
@@ -553,5 +570,29 @@ mod tests {
         assert_eq!(aside.len(), 1);
         assert_eq!(aside[0].state, f);
         assert_eq!(aside[0].reason, "options changed");
+    }
+
+    #[test]
+    fn commit_without_load_writes_only_changed_chunks_and_drops_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+        {
+            let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+            s.commit(&[fs("", "hotend", 1, big.clone())]).unwrap();
+        }
+        // Reopened and never loaded (as `state import` and a restore do).
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let before: Vec<_> = s.fields.scan_prefix([b'c']).map(|r| r.unwrap()).collect();
+        let mut changed = big.clone();
+        changed[100] ^= 1;
+        s.commit(&[fs("", "hotend", 2, changed.clone())]).unwrap();
+        let after: Vec<_> = s.fields.scan_prefix([b'c']).map(|r| r.unwrap()).collect();
+        let differing = before.iter().zip(&after).filter(|(a, b)| a.1 != b.1).count();
+        assert_eq!(differing, 1, "only the chunk holding byte 100 is rewritten");
+        drop(s);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        s.commit(&[fs("", "hotend", 3, vec![1; 10])]).unwrap();
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 1, "stale chunks removed");
+        assert_eq!(s.load().unwrap(), vec![fs("", "hotend", 3, vec![1; 10])]);
     }
 }

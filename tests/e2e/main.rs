@@ -21,3 +21,5 @@ mod state_cmd;
 mod replay;
 // Plugin discovery: unknown detectors, broken files beside good ones.
 mod plugins;
+// The CLI as a Unix tool: a closed stdout is a quiet exit 0.
+mod cli;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tickwatch_engine::node::Batch;
+use tickwatch_engine::kapacitor::Batch;
 
 use crate::support::{self, verdicts};
 
@@ -180,7 +180,7 @@ fn hostile_task_ids_stay_inside_the_state_dir() {
         let snap = udf.snapshot().unwrap();
         let decoded = tickwatch_state::Snapshot::decode(&snap).unwrap();
         assert_eq!(decoded.fields.len(), 1, "{task:?}/{node:?} state picked up");
-        assert_eq!(decoded.fields[0].last_time, batches[2].end.tmax);
+        assert_eq!(decoded.fields[0].provenance.last_time, batches[2].end.tmax);
     }
 }
 

@@ -73,7 +73,7 @@ fn plugin_dir_comes_from_the_environment() {
     assert!(stderr.contains("detectors found: ") && stderr.contains("ttest"), "{stderr}");
 }
 
-fn faulty(mode: &str) -> tickwatch_engine::host::UdfClient {
+fn faulty(mode: &str) -> tickwatch_engine::kapacitor::UdfClient {
     let mut udf = support::spawn_detector(
         "faulty",
         &support::test_plugin_dir(),
@@ -259,4 +259,26 @@ fn the_example_plugin_builds_out_of_tree_style_and_loads_from_plugin_dir() {
     let flagged: Vec<i64> =
         v.iter().filter(|v| v.anomalous).map(|v| support::second(v.time)).collect();
     assert_eq!(flagged, [3900], "the hotend fault window, and only it");
+}
+
+#[test]
+fn a_plugin_with_an_unresolved_symbol_is_refused_at_load() {
+    let out = support::tickwatch()
+        .args(["plugins", "--json", "--plugin-dir"])
+        .arg(support::test_plugin_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"].as_str().unwrap().contains("libtickwatch_test_unresolved"))
+        .expect("the unresolved plugin is listed");
+    // Bound at dlopen (RTLD_NOW): a failure now, naming the symbol, rather
+    // than a detector that kills the process at its first window.
+    assert!(entry["name"].is_null(), "{entry}");
+    let error = entry["error"].as_str().unwrap();
+    assert!(error.contains("tickwatch_test_missing_symbol"), "{error}");
 }

@@ -3,8 +3,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tickwatch_engine::host::HostError;
-use tickwatch_engine::node::Batch;
+use tickwatch_engine::kapacitor::Batch;
+use tickwatch_engine::kapacitor::HostError;
+use tickwatch_engine::node::DetectorFactory;
 use tickwatch_proto::agent::{self, request};
 
 use crate::support::{self, o};
@@ -58,7 +59,7 @@ fn info_touches_no_state() {
     let state = dir.path().join("state");
     let bin = support::bin();
     let plugins = support::plugin_dir();
-    let mut udf = tickwatch_engine::host::UdfClient::spawn(
+    let mut udf = tickwatch_engine::kapacitor::UdfClient::spawn(
         &bin,
         &["serve", "--detector", "ttest", "--plugin-dir", plugins.to_str().unwrap()],
         &[("TICKWATCH_STATE_DIR", state.to_str().unwrap())],
@@ -275,7 +276,7 @@ fn exits_cleanly_when_stdin_closes_right_away() {
 /// process must still start (clap used to refuse empty env values).
 #[test]
 fn empty_environment_values_mean_unset() {
-    let mut udf = tickwatch_engine::host::UdfClient::spawn(
+    let mut udf = tickwatch_engine::kapacitor::UdfClient::spawn(
         &support::bin(),
         &["serve", "--detector", "ttest"],
         &[

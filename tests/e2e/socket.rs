@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tickwatch_engine::host::UdfClient;
+use tickwatch_engine::kapacitor::UdfClient;
 
 use crate::support::{self, verdicts};
 

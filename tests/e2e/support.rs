@@ -1,6 +1,6 @@
 //! The Kapacitor stand-in for every end-to-end test.
 //!
-//! Wraps `tickwatch_engine::host` (the Kapacitor side of the protocol: spawn,
+//! Wraps `tickwatch_engine::kapacitor` (the Kapacitor side of the protocol: spawn,
 //! Info → Init with Kapacitor's arity/type rule → Restore → batches with
 //! keepalives → Snapshot → close) with test conveniences.
 
@@ -10,14 +10,14 @@ use std::process::Command;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tickwatch_engine::host::UdfClient;
-use tickwatch_engine::host::client::opt;
-use tickwatch_engine::host::window::Windower;
-use tickwatch_engine::node::Batch;
+use tickwatch_engine::kapacitor::Batch;
+use tickwatch_engine::kapacitor::UdfClient;
+use tickwatch_engine::kapacitor::Windower;
+use tickwatch_engine::kapacitor::options::opt;
 use tickwatch_engine::scenario;
 use tickwatch_proto::agent;
 
-pub use tickwatch_engine::host::client::opt as o;
+pub use tickwatch_engine::kapacitor::options::opt as o;
 
 pub const FIVE_MIN: i64 = 5 * 60 * 1_000_000_000;
 

@@ -1,7 +1,7 @@
 //! Unusable values are skipped and counted, never fed to a detector; int
 //! values count like doubles; points lacking a field are skipped for it.
 
-use tickwatch_engine::node::Batch;
+use tickwatch_engine::kapacitor::Batch;
 use tickwatch_proto::agent;
 
 use crate::support::{self, verdicts};

@@ -19,8 +19,9 @@ use std::fmt::Write as _;
 
 use std::sync::{Arc, OnceLock};
 
-use tickwatch_engine::host::window::Windower;
-use tickwatch_engine::plugin::{DetectorInstance, Plugin, Registry, registry::default_dirs};
+use tickwatch_engine::kapacitor::Windower;
+use tickwatch_engine::node::{DetectorFactory, DetectorHandle};
+use tickwatch_engine::plugin::{Plugin, Registry, registry::default_dirs};
 use tickwatch_engine::scenario::{self, FAULTS, FIELDS, START_NS};
 use tickwatch_plugin_api::{OptionSpec, Options, Value, Verdict};
 
@@ -37,9 +38,9 @@ trait Scorer {
     fn score(&mut self, window: &[f64]) -> Option<Verdict>;
 }
 
-impl Scorer for DetectorInstance {
+impl Scorer for Box<dyn DetectorHandle> {
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        DetectorInstance::score(self, window).unwrap_or_else(|e| panic!("{e}"))
+        DetectorHandle::score(self.as_mut(), window).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

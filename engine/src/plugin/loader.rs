@@ -15,7 +15,8 @@ use tickwatch_plugin_api::abi::{
 };
 use tickwatch_plugin_api::{OptionSpec, Options, Verdict};
 
-use crate::options::{FIELD_OPTION, FIELD_TAG_OPTION};
+use crate::node::config::RESERVED_OPTIONS;
+use crate::node::{DetectorError, DetectorFactory, DetectorHandle};
 
 /// Why a plugin file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -56,50 +57,45 @@ pub enum LoadError {
     },
 }
 
-/// A failure reported by a loaded detector.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PluginError {
-    /// The detector refused (bad options, bad state bytes).
-    #[error("{0}")]
-    Refused(String),
-    /// The detector panicked; its instance is unusable.
-    #[error("detector {detector} panicked: {message}")]
-    Panicked {
-        /// Detector name.
-        detector: String,
-        /// The panic message.
-        message: String,
-    },
-    /// The detector returned bytes the host cannot decode.
-    #[error("detector {detector} returned malformed data: {reason}")]
-    BadReply {
-        /// Detector name.
-        detector: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// A loaded detector plugin. Keeps its library mapped while any
-/// [`DetectorInstance`] made from it lives.
-pub struct Plugin {
+/// A mapped plugin library and its descriptor; shared by the [`Plugin`] and
+/// every [`DetectorInstance`] made from it, so the code stays mapped while
+/// any of them lives.
+struct Library {
     desc: &'static PluginDescriptor,
     name: String,
+    // Dropped last: `desc` points into this library.
+    _lib: libloading::Library,
+}
+
+/// A loaded detector plugin.
+pub struct Plugin {
+    lib: Arc<Library>,
     version: String,
     path: PathBuf,
     options: Vec<OptionSpec>,
-    // Dropped last: `desc` points into this library.
-    _lib: libloading::Library,
 }
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")
-            .field("name", &self.name)
+            .field("name", &self.lib.name)
             .field("version", &self.version)
             .field("path", &self.path)
             .finish()
     }
+}
+
+/// An error with its sources: libloading's says "dlopen failed" and keeps
+/// the dynamic loader's own words (which file, which symbol) in its source.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Copies a plugin-owned result out and hands the buffer back to the plugin.
@@ -121,11 +117,16 @@ impl Plugin {
     /// Loads the plugin at `path` and checks its ABI.
     pub fn load(path: &Path) -> Result<Arc<Plugin>, LoadError> {
         let path = path.to_path_buf();
-        // SAFETY: loading a library runs its initializers. We only load files
-        // from the configured plugin directories, which the operator trusts
-        // like the binary itself (docs/plugin-abi.md, "Trust").
-        let lib = unsafe { libloading::Library::new(&path) }
-            .map_err(|e| LoadError::Open { path: path.clone(), reason: e.to_string() })?;
+        // RTLD_NOW: a plugin with an unresolved symbol fails here, at load,
+        // not in the middle of a stream when the symbol is first called.
+        let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
+        let lib: libloading::Library =
+            // SAFETY: loading a library runs its initializers. We only load
+            // files from the configured plugin directories, which the operator
+            // trusts like the binary itself (docs/plugin-abi.md, "Trust").
+            unsafe { libloading::os::unix::Library::open(Some(&path), flags) }
+                .map_err(|e| LoadError::Open { path: path.clone(), reason: error_chain(&e) })?
+                .into();
         // SAFETY: `EntryFn` is the documented type of ENTRY_SYMBOL in every ABI
         // version; a library exporting the name with another type breaks the
         // plugin contract and cannot be detected here.
@@ -190,7 +191,7 @@ impl Plugin {
             reason: format!("option specs: {e}"),
         })?;
         for (i, spec) in options.iter().enumerate() {
-            if spec.name == FIELD_OPTION || spec.name == FIELD_TAG_OPTION {
+            if RESERVED_OPTIONS.contains(&spec.name.as_str()) {
                 return Err(LoadError::BadDescriptor {
                     path,
                     reason: format!("declares option {:?}, which tickwatch reserves", spec.name),
@@ -203,22 +204,8 @@ impl Plugin {
                 });
             }
         }
-        Ok(Arc::new(Plugin { desc, name, version, path, options, _lib: lib }))
-    }
-
-    /// The detector's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The detector's version.
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
-    /// The detector's state format version.
-    pub fn state_version(&self) -> u32 {
-        self.desc.state_version
+        let lib = Arc::new(Library { desc, name, _lib: lib });
+        Ok(Arc::new(Plugin { lib, version, path, options }))
     }
 
     /// The file it was loaded from.
@@ -226,56 +213,76 @@ impl Plugin {
         &self.path
     }
 
-    /// The options it declares.
-    pub fn options(&self) -> &[OptionSpec] {
-        &self.options
+    /// Builds one detector instance from validated options.
+    pub fn instance(&self, options: &Options) -> Result<DetectorInstance, DetectorError> {
+        let desc = self.lib.desc;
+        let bytes = abi::encode_options(options);
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `bytes` lives across the call; `handle` is a valid out pointer.
+        let r = unsafe { (desc.create)(RawStr::from_slice(&bytes), &mut handle) };
+        let (status, msg) = take(desc, r);
+        if status != Status::Ok as u32 {
+            return Err(self.lib.error(status, msg));
+        }
+        if handle.is_null() {
+            return Err(DetectorError::BadReply {
+                detector: self.lib.name.clone(),
+                reason: "create returned a null handle".into(),
+            });
+        }
+        Ok(DetectorInstance { lib: Arc::clone(&self.lib), handle, broken: None })
     }
+}
 
-    fn error(&self, status: u32, bytes: Vec<u8>) -> PluginError {
+impl Library {
+    fn error(&self, status: u32, bytes: Vec<u8>) -> DetectorError {
         let message = String::from_utf8_lossy(&bytes).into_owned();
         if status == Status::Error as u32 {
-            PluginError::Refused(message)
+            DetectorError::Refused(message)
         } else if status == Status::Panic as u32 {
-            PluginError::Panicked { detector: self.name.clone(), message }
+            DetectorError::Panicked { detector: self.name.clone(), message }
         } else {
-            PluginError::BadReply {
+            DetectorError::BadReply {
                 detector: self.name.clone(),
                 reason: format!("unknown status {status}: {message}"),
             }
         }
     }
+}
 
-    /// Builds one detector instance from validated options.
-    pub fn create(self: &Arc<Self>, options: &Options) -> Result<DetectorInstance, PluginError> {
-        let bytes = abi::encode_options(options);
-        let mut handle: *mut c_void = std::ptr::null_mut();
-        // SAFETY: `bytes` lives across the call; `handle` is a valid out pointer.
-        let r = unsafe { (self.desc.create)(RawStr::from_slice(&bytes), &mut handle) };
-        let (status, msg) = take(self.desc, r);
-        if status != Status::Ok as u32 {
-            return Err(self.error(status, msg));
-        }
-        if handle.is_null() {
-            return Err(PluginError::BadReply {
-                detector: self.name.clone(),
-                reason: "create returned a null handle".into(),
-            });
-        }
-        Ok(DetectorInstance { plugin: Arc::clone(self), handle, broken: None })
+impl DetectorFactory for Plugin {
+    fn name(&self) -> &str {
+        &self.lib.name
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn state_version(&self) -> u32 {
+        self.lib.desc.state_version
+    }
+
+    fn options(&self) -> &[OptionSpec] {
+        &self.options
+    }
+
+    fn create(&self, options: &Options) -> Result<Box<dyn DetectorHandle>, DetectorError> {
+        Ok(Box::new(self.instance(options)?))
     }
 }
 
 /// One live detector (one per group and field).
 pub struct DetectorInstance {
-    plugin: Arc<Plugin>,
+    lib: Arc<Library>,
     handle: *mut c_void,
     /// Set after a panic: the instance must not be called again.
-    broken: Option<PluginError>,
+    broken: Option<DetectorError>,
 }
 
 impl std::fmt::Debug for DetectorInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DetectorInstance").field("plugin", &self.plugin.name).finish()
+        f.debug_struct("DetectorInstance").field("plugin", &self.lib.name).finish()
     }
 }
 
@@ -284,53 +291,51 @@ impl std::fmt::Debug for DetectorInstance {
 unsafe impl Send for DetectorInstance {}
 
 impl DetectorInstance {
-    fn call(&mut self, r: impl FnOnce(*mut c_void) -> RawResult) -> Result<Vec<u8>, PluginError> {
+    fn call(&mut self, r: impl FnOnce(*mut c_void) -> RawResult) -> Result<Vec<u8>, DetectorError> {
         if let Some(e) = &self.broken {
             return Err(e.clone());
         }
-        let (status, bytes) = take(self.plugin.desc, r(self.handle));
+        let (status, bytes) = take(self.lib.desc, r(self.handle));
         if status == Status::Ok as u32 {
             return Ok(bytes);
         }
-        let e = self.plugin.error(status, bytes);
-        if matches!(e, PluginError::Panicked { .. }) {
+        let e = self.lib.error(status, bytes);
+        if matches!(e, DetectorError::Panicked { .. }) {
             self.broken = Some(e.clone());
         }
         Err(e)
     }
+}
 
-    /// Scores one window (finite values only).
-    pub fn score(&mut self, window: &[f64]) -> Result<Option<Verdict>, PluginError> {
-        let score = self.plugin.desc.score;
+impl DetectorHandle for DetectorInstance {
+    fn score(&mut self, window: &[f64]) -> Result<Option<Verdict>, DetectorError> {
+        let score = self.lib.desc.score;
         // SAFETY: live handle; `window` outlives the call.
         let bytes = self.call(|h| unsafe { score(h, window.as_ptr(), window.len()) })?;
-        abi::decode_verdict(&bytes).map_err(|e| PluginError::BadReply {
-            detector: self.plugin.name.clone(),
+        abi::decode_verdict(&bytes).map_err(|e| DetectorError::BadReply {
+            detector: self.lib.name.clone(),
             reason: e.to_string(),
         })
     }
 
-    /// The detector's state bytes.
-    pub fn save(&mut self) -> Result<Vec<u8>, PluginError> {
-        let save = self.plugin.desc.save;
+    fn save(&mut self) -> Result<Vec<u8>, DetectorError> {
+        let save = self.lib.desc.save;
         // SAFETY: live handle.
         self.call(|h| unsafe { save(h) })
     }
 
-    /// Replaces the detector's state.
-    pub fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let load = self.plugin.desc.load;
+    fn load(&mut self, state: &[u8]) -> Result<(), DetectorError> {
+        let load = self.lib.desc.load;
         // SAFETY: live handle; `state` outlives the call.
         self.call(|h| unsafe { load(h, RawStr::from_slice(state)) }).map(|_| ())
     }
 
-    /// The detector's description of its state, as a JSON object.
-    pub fn describe(&mut self) -> Result<String, PluginError> {
-        let describe = self.plugin.desc.describe;
+    fn describe(&mut self) -> Result<String, DetectorError> {
+        let describe = self.lib.desc.describe;
         // SAFETY: live handle.
         let bytes = self.call(|h| unsafe { describe(h) })?;
-        String::from_utf8(bytes).map_err(|_| PluginError::BadReply {
-            detector: self.plugin.name.clone(),
+        String::from_utf8(bytes).map_err(|_| DetectorError::BadReply {
+            detector: self.lib.name.clone(),
             reason: "describe returned non-UTF-8".into(),
         })
     }
@@ -339,7 +344,7 @@ impl DetectorInstance {
 impl Drop for DetectorInstance {
     fn drop(&mut self) {
         // SAFETY: the handle came from this plugin's `create` and is dropped
-        // once; `self.plugin` keeps the library loaded during the call.
-        unsafe { (self.plugin.desc.destroy)(self.handle) };
+        // once; `self.lib` keeps the library loaded during the call.
+        unsafe { (self.lib.desc.destroy)(self.handle) };
     }
 }

@@ -1,8 +1,9 @@
-//! Detector plugins: loading `.so` files ([`loader`]) and finding detectors
-//! by name ([`registry`]).
+//! Detector plugins, the FFI layer: loading `.so` files ([`loader`]) and
+//! finding detectors by name ([`registry`]). A loaded [`Plugin`] is a
+//! [`crate::node::DetectorFactory`]; nothing above this module sees the ABI.
 
 pub mod loader;
 pub mod registry;
 
-pub use loader::{DetectorInstance, LoadError, Plugin, PluginError};
-pub use registry::Registry;
+pub use loader::{DetectorInstance, LoadError, Plugin};
+pub use registry::{Registry, RequireError};

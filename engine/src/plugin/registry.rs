@@ -9,6 +9,32 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::loader::Plugin;
+use crate::node::DetectorFactory;
+
+/// Why the detector asked for cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RequireError {
+    /// Two files provide it.
+    #[error("cannot serve detector {name:?}: {reason}")]
+    Conflict {
+        /// The detector.
+        name: String,
+        /// Which files.
+        reason: String,
+    },
+    /// No file provides it.
+    #[error("unknown detector {name:?}; detectors found: {found} (searched {searched}){failures}")]
+    Unknown {
+        /// The detector.
+        name: String,
+        /// The detectors found, comma-separated, or "none".
+        found: String,
+        /// The directories searched.
+        searched: String,
+        /// One line per file that failed to load.
+        failures: String,
+    },
+}
 
 /// Detectors by name, and the files that failed to load.
 #[derive(Debug, Default)]
@@ -172,6 +198,34 @@ impl Registry {
     /// The detector called `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
         self.plugins.iter().find(|p| p.name() == name)
+    }
+
+    /// The detector called `name` from the plugins in `dirs`: fails with the
+    /// detectors found and why each other file did not load; when found,
+    /// logs a warning per file that did not load.
+    pub fn require(name: &str, dirs: &[PathBuf]) -> Result<Arc<Plugin>, RequireError> {
+        let registry = Registry::discover(dirs);
+        if let Some(reason) = registry.conflict(name) {
+            return Err(RequireError::Conflict { name: name.into(), reason: reason.into() });
+        }
+        if let Some(p) = registry.get(name) {
+            for (path, reason) in registry.failures() {
+                tracing::warn!("plugin file {} not loaded: {reason}", path.display());
+            }
+            return Ok(Arc::clone(p));
+        }
+        let names = registry.names();
+        let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        Err(RequireError::Unknown {
+            name: name.into(),
+            found: if names.is_empty() { "none".into() } else { names.join(", ") },
+            searched: searched.join(", "),
+            failures: registry
+                .failures()
+                .iter()
+                .map(|(path, reason)| format!("\n  could not load {}: {reason}", path.display()))
+                .collect(),
+        })
     }
 
     /// All loaded detectors, in discovery order.

@@ -1,17 +1,24 @@
-//! `tickwatch serve`: one node over stdin/stdout ([`stdio`]) or many over a
-//! unix socket ([`socket`]).
+//! `tickwatch serve`, what Kapacitor runs: one node over stdin/stdout
+//! ([`stdio`]) or many over a unix socket ([`socket`]), each connection a
+//! [`session`] whose node is wired to its store and control socket
+//! ([`persist`]).
+//!
+//! stdout belongs to the protocol: every module here denies `print_stdout`.
 #![deny(clippy::print_stdout)]
 
+pub mod persist;
+pub mod session;
 pub mod socket;
 pub mod stdio;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::plugin::{Plugin, Registry};
-use crate::session::{SessionConfig, StateSettings};
+use crate::node::DetectorFactory;
+use crate::plugin::Registry;
+use persist::StateSettings;
+use session::SessionConfig;
 
 /// How long Init waits for another process to release a node's database:
 /// well inside Kapacitor's usual 10 s UDF timeout.
@@ -34,36 +41,12 @@ pub struct ServeConfig {
     pub group_commit_ms: Option<u64>,
 }
 
-/// Finds the detector, failing with the list of those found.
-pub fn find_plugin(detector: &str, dirs: &[PathBuf]) -> anyhow::Result<Arc<Plugin>> {
-    let registry = Registry::discover(dirs);
-    if let Some(reason) = registry.conflict(detector) {
-        bail!("cannot serve detector {detector:?}: {reason}");
-    }
-    if let Some(p) = registry.get(detector) {
-        for (path, reason) in registry.failures() {
-            tracing::warn!("plugin file {} not loaded: {reason}", path.display());
-        }
-        return Ok(Arc::clone(p));
-    }
-    let dirs_text: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    let mut msg = format!(
-        "unknown detector {detector:?}; detectors found: {} (searched {})",
-        if registry.names().is_empty() { "none".to_string() } else { registry.names().join(", ") },
-        dirs_text.join(", ")
-    );
-    for (path, reason) in registry.failures() {
-        msg.push_str(&format!("\n  could not load {}: {reason}", path.display()));
-    }
-    bail!(msg)
-}
-
 /// Runs `serve` to completion.
 pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
     if cfg.field_arity == 0 {
         bail!("--field-arity must be at least 1");
     }
-    let plugin = find_plugin(&cfg.detector, &cfg.plugin_dirs)?;
+    let plugin = Registry::require(&cfg.detector, &cfg.plugin_dirs)?;
     tracing::debug!(
         "detector {} {} from {}",
         plugin.name(),
@@ -75,7 +58,7 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         wait: STATE_LOCK_WAIT,
         group_commit_ms: cfg.group_commit_ms,
     });
-    let session = SessionConfig { plugin, field_arity: cfg.field_arity, state };
+    let session = SessionConfig { factory: plugin, field_arity: cfg.field_arity, state };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),
         Some(path) => socket::serve(path, &session)

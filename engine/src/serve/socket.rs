@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::session::{self, SessionConfig};
+use super::session::{self, SessionConfig};
 
 fn prepare_path(path: &Path) -> anyhow::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {

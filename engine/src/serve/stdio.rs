@@ -4,7 +4,7 @@
 
 use anyhow::anyhow;
 
-use crate::session::{self, SessionConfig};
+use super::session::{self, SessionConfig};
 
 /// Serves stdin/stdout until stdin closes.
 pub fn serve(config: &SessionConfig) -> anyhow::Result<()> {

@@ -4,7 +4,6 @@
 //! Info answer, so `field` is declared with a fixed arity (`--field-arity`,
 //! default 3): empty strings are padding (`.field('hotend','','')` tracks one
 //! field) and repeated calls accumulate. Nothing reads raw options after this.
-#![deny(clippy::print_stdout)]
 
 use std::collections::HashMap;
 
@@ -17,6 +16,82 @@ pub const FIELD_OPTION: &str = "field";
 pub const FIELD_TAG_OPTION: &str = "fieldTag";
 /// Default of [`FIELD_TAG_OPTION`].
 pub const DEFAULT_FIELD_TAG: &str = "field";
+/// Option names tickwatch keeps for itself; a detector may not declare them.
+pub const RESERVED_OPTIONS: [&str; 2] = [FIELD_OPTION, FIELD_TAG_OPTION];
+
+/// Why Init options were refused; Kapacitor shows the text when the task
+/// fails to start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// An option neither tickwatch nor the detector declares.
+    #[error("unknown option {name} (known: {known})")]
+    Unknown {
+        /// The option.
+        name: String,
+        /// The declared names, comma-separated.
+        known: String,
+    },
+    /// Wrong number of arguments.
+    #[error("option {name} takes {want} argument{}, got {got}", if *.want == 1 { "" } else { "s" })]
+    Arity {
+        /// The option.
+        name: String,
+        /// Declared count.
+        want: usize,
+        /// Count sent.
+        got: usize,
+    },
+    /// An argument without a value.
+    #[error("option {name} argument {index} has no value")]
+    NoValue {
+        /// The option.
+        name: String,
+        /// 1-based argument position.
+        index: usize,
+    },
+    /// An argument of the wrong type.
+    #[error("option {name} argument {index} must be {want}, got {got}")]
+    Type {
+        /// The option.
+        name: String,
+        /// 1-based argument position.
+        index: usize,
+        /// Declared kind.
+        want: ValueKind,
+        /// Kind sent.
+        got: ValueKind,
+    },
+    /// A field named twice.
+    #[error("option field names {0:?} twice")]
+    DuplicateField(String),
+    /// `fieldTag('')`.
+    #[error("option fieldTag must not be empty")]
+    EmptyFieldTag,
+    /// No non-empty field.
+    #[error("no field to track: name at least one with .field('name')")]
+    NoField,
+    /// A required detector option is missing.
+    #[error("option {name} is required: {help}")]
+    Required {
+        /// The option.
+        name: String,
+        /// Its help text.
+        help: String,
+    },
+    /// A stored options fingerprint does not parse under the detector's specs.
+    #[error("{0}")]
+    Fingerprint(String),
+}
+
+/// The options tickwatch itself owns (`field`, `fieldTag`), as a chain sets
+/// them; the detector's options are checked against its declarations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracking {
+    /// Fields to track, in script order, no duplicates, at least one.
+    pub fields: Vec<String>,
+    /// Tag carrying the field name on emitted points.
+    pub field_tag: String,
+}
 
 /// A node's validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,99 +129,133 @@ fn value_of(v: &agent::OptionValue) -> Option<Value> {
     })
 }
 
+/// `field` and `fieldTag` from option calls whose types Kapacitor already
+/// checked (a replayed chain): the same rules as [`validate`] applies.
+pub fn tracking(options: &[agent::Option]) -> Result<Tracking, ConfigError> {
+    let mut t = Tracking { fields: Vec::new(), field_tag: DEFAULT_FIELD_TAG.to_string() };
+    for opt in options {
+        let values = opt.values.iter().filter_map(value_of);
+        track(&mut t, &opt.name, values)?;
+    }
+    if t.fields.is_empty() {
+        return Err(ConfigError::NoField);
+    }
+    Ok(t)
+}
+
+/// Applies one `field` or `fieldTag` call; other names are not tickwatch's.
+fn track(
+    t: &mut Tracking,
+    name: &str,
+    values: impl Iterator<Item = Value>,
+) -> Result<(), ConfigError> {
+    match name {
+        FIELD_OPTION => {
+            for v in values {
+                let Value::String(name) = v else { continue };
+                if name.is_empty() {
+                    continue;
+                }
+                if t.fields.contains(&name) {
+                    return Err(ConfigError::DuplicateField(name));
+                }
+                t.fields.push(name);
+            }
+        }
+        FIELD_TAG_OPTION => {
+            if let Some(Value::String(tag)) = values.into_iter().next() {
+                if tag.is_empty() {
+                    return Err(ConfigError::EmptyFieldTag);
+                }
+                t.field_tag = tag;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Validates Init options against the declarations; the error says which
 /// option and why (Kapacitor shows it when the task fails to start).
 pub fn validate(
     options: &[agent::Option],
     field_arity: usize,
     detector: &[OptionSpec],
-) -> Result<NodeConfig, String> {
+) -> Result<NodeConfig, ConfigError> {
     let decl: HashMap<String, Vec<ValueKind>> =
         declared(field_arity, detector).into_iter().collect();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field_tag = DEFAULT_FIELD_TAG.to_string();
+    let mut tracked = Tracking { fields: Vec::new(), field_tag: DEFAULT_FIELD_TAG.to_string() };
     let mut set: HashMap<&str, Value> = HashMap::new();
 
     for opt in options {
         let Some(kinds) = decl.get(&opt.name) else {
             let mut known: Vec<&str> = decl.keys().map(String::as_str).collect();
             known.sort_unstable();
-            return Err(format!("unknown option {} (known: {})", opt.name, known.join(", ")));
+            return Err(ConfigError::Unknown { name: opt.name.clone(), known: known.join(", ") });
         };
         if opt.values.len() != kinds.len() {
-            return Err(format!(
-                "option {} takes {} argument{}, got {}",
-                opt.name,
-                kinds.len(),
-                if kinds.len() == 1 { "" } else { "s" },
-                opt.values.len()
-            ));
+            return Err(ConfigError::Arity {
+                name: opt.name.clone(),
+                want: kinds.len(),
+                got: opt.values.len(),
+            });
         }
         let mut values = Vec::with_capacity(kinds.len());
         for (i, (v, kind)) in opt.values.iter().zip(kinds).enumerate() {
             let value = value_of(v)
-                .ok_or_else(|| format!("option {} argument {} has no value", opt.name, i + 1))?;
+                .ok_or_else(|| ConfigError::NoValue { name: opt.name.clone(), index: i + 1 })?;
             if value.kind() != *kind {
-                return Err(format!(
-                    "option {} argument {} must be {kind}, got {}",
-                    opt.name,
-                    i + 1,
-                    value.kind()
-                ));
+                return Err(ConfigError::Type {
+                    name: opt.name.clone(),
+                    index: i + 1,
+                    want: *kind,
+                    got: value.kind(),
+                });
             }
             values.push(value);
         }
-        match opt.name.as_str() {
-            FIELD_OPTION => {
-                for v in values {
-                    let Value::String(name) = v else { continue };
-                    if name.is_empty() {
-                        continue;
-                    }
-                    if fields.contains(&name) {
-                        return Err(format!("option field names {name:?} twice"));
-                    }
-                    fields.push(name);
-                }
-            }
-            FIELD_TAG_OPTION => {
-                let Some(Value::String(tag)) = values.into_iter().next() else {
-                    continue;
-                };
-                if tag.is_empty() {
-                    return Err("option fieldTag must not be empty".into());
-                }
-                field_tag = tag;
-            }
+        if RESERVED_OPTIONS.contains(&opt.name.as_str()) {
+            track(&mut tracked, &opt.name, values.into_iter())?;
+        } else if let Some(v) = values.into_iter().next()
+            && let Some(spec) = detector.iter().find(|s| s.name == opt.name)
+        {
             // A detector option set twice: the later call wins, as in a TICKscript.
-            name => {
-                if let Some(v) = values.into_iter().next() {
-                    let key = detector.iter().find(|s| s.name == name).map(|s| s.name.as_str());
-                    if let Some(key) = key {
-                        set.insert(key, v);
-                    }
-                }
-            }
+            set.insert(spec.name.as_str(), v);
         }
     }
-    if fields.is_empty() {
-        return Err("no field to track: name at least one with .field('name')".into());
+    if tracked.fields.is_empty() {
+        return Err(ConfigError::NoField);
     }
 
     let mut pairs = Vec::with_capacity(detector.len());
     for spec in detector {
         match set.remove(spec.name.as_str()).or_else(|| spec.default.clone()) {
             Some(v) => pairs.push((spec.name.clone(), v)),
-            None => return Err(format!("option {} is required: {}", spec.name, spec.help)),
+            None => {
+                return Err(ConfigError::Required {
+                    name: spec.name.clone(),
+                    help: spec.help.clone(),
+                });
+            }
         }
     }
     let detector_options = Options::new(pairs);
     Ok(NodeConfig {
-        fields,
-        field_tag,
+        fields: tracked.fields,
+        field_tag: tracked.field_tag,
         fingerprint: fingerprint(&detector_options, detector),
         detector_options,
     })
+}
+
+/// An option value as JSON (durations as integer nanoseconds).
+pub fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Bool(b) => serde_json::Value::from(*b),
+        Value::Int(i) | Value::Duration(i) => serde_json::Value::from(*i),
+        Value::Double(d) => serde_json::Value::from(*d),
+        Value::String(s) => serde_json::Value::from(s.as_str()),
+    }
 }
 
 /// Canonical text of detector options: a JSON object with sorted keys of the
@@ -161,23 +270,17 @@ pub fn fingerprint(options: &Options, specs: &[OptionSpec]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = options
         .iter()
         .filter(|(n, v)| !is_default(n, v))
-        .map(|(n, v)| {
-            let j = match v {
-                Value::Bool(b) => serde_json::Value::from(*b),
-                Value::Int(i) | Value::Duration(i) => serde_json::Value::from(*i),
-                Value::Double(d) => serde_json::Value::from(*d),
-                Value::String(s) => serde_json::Value::from(s.as_str()),
-            };
-            (n.to_string(), j)
-        })
+        .map(|(n, v)| (n.to_string(), value_json(v)))
         .collect();
     serde_json::Value::Object(map).to_string()
 }
 
 /// Options back from a [`fingerprint`], typed by the detector's specs.
-pub fn options_from_fingerprint(fp: &str, specs: &[OptionSpec]) -> Result<Options, String> {
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(fp)
-        .map_err(|e| format!("options {fp:?} are not a JSON object: {e}"))?;
+pub fn options_from_fingerprint(fp: &str, specs: &[OptionSpec]) -> Result<Options, ConfigError> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(fp).map_err(|e| {
+            ConfigError::Fingerprint(format!("options {fp:?} are not a JSON object: {e}"))
+        })?;
     let mut pairs = Vec::with_capacity(specs.len());
     for spec in specs {
         let Some(j) = map.get(&spec.name) else {
@@ -186,7 +289,12 @@ pub fn options_from_fingerprint(fp: &str, specs: &[OptionSpec]) -> Result<Option
             }
             continue;
         };
-        let bad = || format!("option {} in {fp:?} is not a {}", spec.name, spec.kind);
+        let bad = || {
+            ConfigError::Fingerprint(format!(
+                "option {} in {fp:?} is not a {}",
+                spec.name, spec.kind
+            ))
+        };
         let v = match spec.kind {
             ValueKind::Bool => Value::Bool(j.as_bool().ok_or_else(bad)?),
             ValueKind::Int => Value::Int(j.as_i64().ok_or_else(bad)?),
@@ -274,7 +382,7 @@ mod tests {
         let err = |extra: Vec<agent::Option>| {
             let mut o = base();
             o.extend(extra);
-            validate(&o, 3, &specs()).unwrap_err()
+            validate(&o, 3, &specs()).unwrap_err().to_string()
         };
         assert!(err(vec![]).contains("no field to track"));
         assert!(err(vec![opt("field", vec![s(""), s(""), s("")])]).contains("no field"));
@@ -289,6 +397,27 @@ mod tests {
         );
         assert!(err(vec![opt("window", vec![i(1)])]).starts_with("unknown option window"));
         let missing = validate(&[opt("field", vec![s("a"), s(""), s("")])], 3, &specs());
-        assert!(missing.unwrap_err().starts_with("option size is required"));
+        assert!(missing.unwrap_err().to_string().starts_with("option size is required"));
+    }
+
+    #[test]
+    fn tracking_reads_the_same_rules_from_a_chain() {
+        let t = tracking(&[
+            opt("field", vec![s("a"), s(""), s("b")]),
+            opt("size", vec![i(3)]),
+            opt("fieldTag", vec![s("metric")]),
+        ])
+        .unwrap();
+        assert_eq!(t.fields, ["a", "b"]);
+        assert_eq!(t.field_tag, "metric");
+        assert_eq!(tracking(&[opt("size", vec![i(3)])]), Err(ConfigError::NoField));
+        assert_eq!(
+            tracking(&[opt("field", vec![s("a"), s("a"), s("")])]),
+            Err(ConfigError::DuplicateField("a".into()))
+        );
+        assert_eq!(
+            tracking(&[opt("field", vec![s("a")]), opt("fieldTag", vec![s("")])]),
+            Err(ConfigError::EmptyFieldTag)
+        );
     }
 }

@@ -18,62 +18,40 @@ use anyhow::{Context, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tickwatch_proto::agent;
 
-use crate::cli::PluginDirArg;
-use crate::host::{HostError, UdfClient, Windower};
+use crate::cmd::out;
 use crate::inspect::rfc3339;
-use crate::options::{DEFAULT_FIELD_TAG, FIELD_TAG_OPTION};
+use crate::kapacitor::{HostError, UdfClient, Windower, group_id, group_label};
+use crate::node::config::{self, Tracking};
+use crate::node::values::{self, Reading};
 use lineproto::Precision;
 
-/// `tickwatch replay` flags.
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// Line-protocol files (`-` for stdin; `.gz` is decompressed).
-    #[arg(required = true)]
+/// A `tickwatch replay`, validated.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// Line-protocol files (`-` for stdin).
     pub files: Vec<PathBuf>,
-    /// The detector to run.
-    #[arg(long)]
+    /// Detector name.
     pub detector: String,
-    /// The UDF's option chain as a TICKscript writes it, e.g.
-    /// ".field('hotend','bed','air').size(3600).alpha(0.001)".
-    #[arg(long)]
-    pub udf: String,
-    /// Window period, as `|window().period()` (e.g. 5m, 300s).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    pub window: i64,
-    /// Window every, as `|window().every()` (default: the period).
-    #[arg(long, value_parser = parse_duration)]
-    pub every: Option<i64>,
-    /// Group by this tag (repeatable), as `|groupBy()`.
-    #[arg(long = "group-by")]
+    /// Init options (the parsed chain).
+    pub options: Vec<agent::Option>,
+    /// Window period (ns).
+    pub period: i64,
+    /// Window every (ns).
+    pub every: i64,
+    /// Group-by tags.
     pub group_by: Vec<String>,
     /// Only lines of this measurement.
-    #[arg(long)]
     pub measurement: Option<String>,
     /// Timestamp unit of the input.
-    #[arg(long, value_enum, default_value = "ns")]
     pub precision: Precision,
-    /// One JSON object per emitted point instead of the report.
-    #[arg(long)]
+    /// JSON lines instead of the report.
     pub json: bool,
-    /// Write an SVG plot here: values per field, p-values on a log scale,
-    /// anomalous windows shaded.
-    #[arg(long)]
+    /// SVG plot path.
     pub plot: Option<PathBuf>,
-    /// The `--field-arity` the UDF is served with.
-    #[arg(long, default_value_t = 3)]
+    /// `--field-arity` for the served UDF.
     pub field_arity: usize,
-    #[command(flatten)]
-    pub plugins: PluginDirArg,
-}
-
-/// Parses `5m`, `300s`, `1h30m`… into nanoseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
-    let ns = i64::try_from(d.as_nanos()).map_err(|_| format!("{s:?} is too long"))?;
-    if ns <= 0 {
-        return Err(format!("{s:?} must be positive"));
-    }
-    Ok(ns)
+    /// Plugin directories for the served UDF.
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 /// Everything a replay needs, validated.
@@ -110,19 +88,6 @@ pub struct Outcome {
     pub field_tag: String,
 }
 
-fn field_tag(options: &[agent::Option]) -> String {
-    options
-        .iter()
-        .rev()
-        .find(|o| o.name == FIELD_TAG_OPTION)
-        .and_then(|o| o.values.first())
-        .and_then(|v| match &v.value {
-            Some(agent::option_value::Value::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| DEFAULT_FIELD_TAG.to_string())
-}
-
 /// Runs `points` (time-ordered, named) through a served node.
 pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
@@ -152,17 +117,16 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     if !init.success {
         bail!("--udf refused by the detector: {}", init.error);
     }
-    let tracked = chain::fields(&plan.options);
-    let mut out = Outcome { field_tag: field_tag(&plan.options), ..Default::default() };
+    let Tracking { fields: tracked, field_tag } =
+        config::tracking(&plan.options).map_err(|e| anyhow!("--udf: {e}"))?;
+    let mut out = Outcome { field_tag, ..Default::default() };
     let group_by: Vec<&str> = plan.group_by.iter().map(String::as_str).collect();
     let mut windows = Windower::new(plan.period, plan.every, &group_by);
     let bar = progress(points.len() as u64);
     for (i, p) in points.into_iter().enumerate() {
         out.points += 1;
-        out.skipped += tracked
-            .iter()
-            .filter(|f| p.fields_string.contains_key(*f) || p.fields_bool.contains_key(*f))
-            .count() as u64;
+        out.skipped +=
+            tracked.iter().filter(|f| values::read(&p, f) == Reading::Unusable).count() as u64;
         if let Some(batch) = windows.push(p) {
             out.windows += 1;
             if let Err(e) = udf.send_batch(&batch) {
@@ -233,12 +197,12 @@ pub fn json_line(p: &agent::Point, field_tag: &str) -> serde_json::Value {
     serde_json::Value::Object(obj)
 }
 
-fn group_of(p: &agent::Point, field_tag: &str) -> String {
-    let mut tags: Vec<(&String, &String)> =
-        p.tags.iter().filter(|(k, _)| *k != field_tag).collect();
-    tags.sort();
-    let text: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    if text.is_empty() { "(ungrouped)".into() } else { text.join(",") }
+/// The label of an emitted point's group without its field: the group the
+/// replayed data was windowed by.
+pub fn group_of(p: &agent::Point, field_tag: &str) -> String {
+    let mut dims: Vec<String> = p.tags.keys().filter(|k| *k != field_tag).cloned().collect();
+    dims.sort();
+    group_label(&group_id(&p.name, false, &dims, &p.tags))
 }
 
 /// The alert-log style report: anomalous windows per group and field, then
@@ -295,62 +259,51 @@ pub fn report(out: &Outcome, period: i64, malformed: u64) -> String {
 }
 
 /// Runs `tickwatch replay`.
-pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
-    let options = chain::parse(&args.udf).map_err(|e| anyhow!("--udf: {e}"))?;
-    if chain::fields(&options).is_empty() {
-        bail!("--udf names no field: add .field('name', …)");
-    }
+pub fn replay(cfg: &ReplayConfig) -> anyhow::Result<()> {
+    let tracked = config::tracking(&cfg.options).map_err(|e| anyhow!("--udf: {e}"))?;
     let plan = Plan {
-        detector: args.detector.clone(),
-        options,
-        period: args.window,
-        every: args.every.unwrap_or(args.window),
-        group_by: args.group_by.clone(),
-        field_arity: args.field_arity,
-        plugin_dirs: args.plugins.resolve(),
+        detector: cfg.detector.clone(),
+        options: cfg.options.clone(),
+        period: cfg.period,
+        every: cfg.every,
+        group_by: cfg.group_by.clone(),
+        field_arity: cfg.field_arity,
+        plugin_dirs: cfg.plugin_dirs.clone(),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    let input = lineproto::read(&args.files, args.precision, args.measurement.as_deref(), now)?;
+    let input = lineproto::read(&cfg.files, cfg.precision, cfg.measurement.as_deref(), now)?;
     if input.points.is_empty() {
         bail!("no points to replay ({} lines read, {} malformed)", input.lines, input.malformed);
     }
-    let values = args.plot.as_ref().map(|_| {
-        plot::Series::from_points(&input.points, &chain::fields(&plan.options), &plan.group_by)
-    });
+    let values = cfg
+        .plot
+        .as_ref()
+        .map(|_| plot::Series::from_points(&input.points, &tracked.fields, &plan.group_by));
     let malformed = input.malformed;
     let out = run(&plan, input.points)?;
-    emit(&out, plan.period, malformed, args.json)?;
-    if let (Some(path), Some(values)) = (&args.plot, values) {
+    emit(&out, plan.period, malformed, cfg.json)?;
+    if let (Some(path), Some(values)) = (&cfg.plot, values) {
         plot::write(path, &values, &out, plan.period)?;
         tracing::info!("plot written to {}", path.display());
     }
     Ok(())
 }
 
-/// Prints JSON lines or the report. A closed stdout (`| head`) ends output
-/// quietly.
+/// Prints JSON lines or the report.
 pub fn emit(out: &Outcome, period: i64, malformed: u64, json: bool) -> anyhow::Result<()> {
-    match emit_inner(out, period, malformed, json) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
-}
-
-fn emit_inner(out: &Outcome, period: i64, malformed: u64, json: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
     if json {
+        let mut text = String::new();
         for p in &out.emitted {
-            writeln!(w, "{}", json_line(p, &out.field_tag))?;
+            let _ = writeln!(text, "{}", json_line(p, &out.field_tag));
         }
+        out!("{text}");
     } else {
-        w.write_all(report(out, period, malformed).as_bytes())?;
+        out!("{}", report(out, period, malformed));
     }
-    w.flush()
+    Ok(())
 }
 
 /// Writes `points` as line protocol (nanosecond timestamps).

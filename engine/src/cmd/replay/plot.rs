@@ -11,6 +11,8 @@ use plotters::prelude::*;
 use tickwatch_proto::agent;
 
 use super::Outcome;
+use crate::kapacitor::{group_id, group_label};
+use crate::node::values::{self, Reading};
 
 /// Values per (group label, field): (time ns, value).
 #[derive(Debug, Default)]
@@ -24,12 +26,13 @@ pub struct Series {
 /// `k=v,…` over the sorted group-by tags (as Kapacitor's group ids, and as
 /// the report names groups).
 fn label(tags: &std::collections::HashMap<String, String>, group_by: &[String]) -> String {
-    let mut keys: Vec<&String> = group_by.iter().collect();
-    keys.sort();
-    keys.dedup();
-    let parts: Vec<String> =
-        keys.iter().filter_map(|k| tags.get(*k).map(|v| format!("{k}={v}"))).collect();
-    if parts.is_empty() { "(ungrouped)".into() } else { parts.join(",") }
+    // The windower keeps only the group-by tags a point has, so the
+    // emitted points' groups (`super::group_of`) name only those too.
+    let mut dims: Vec<String> =
+        group_by.iter().filter(|k| tags.contains_key(*k)).cloned().collect();
+    dims.sort();
+    dims.dedup();
+    group_label(&group_id("", false, &dims, tags))
 }
 
 impl Series {
@@ -40,12 +43,7 @@ impl Series {
         s.end = points.last().map_or(0, |p| p.time);
         for p in points {
             for f in fields {
-                let v = p
-                    .fields_double
-                    .get(f)
-                    .copied()
-                    .or_else(|| p.fields_int.get(f).map(|i| *i as f64));
-                if let Some(v) = v.filter(|v| v.is_finite()) {
+                if let Reading::Value(v) = values::read(p, f) {
                     s.values
                         .entry((label(&p.tags, group_by), f.clone()))
                         .or_default()

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use tickwatch_proto::agent;
 
-use crate::node::Batch;
+use super::{Batch, group_id};
 
 struct GroupWindow {
     next_end: i64,
@@ -37,15 +37,6 @@ impl std::fmt::Debug for Windower {
     }
 }
 
-/// Kapacitor's group id for the group-by tags of `tags`.
-pub fn group_id(group_by: &[String], tags: &HashMap<String, String>) -> String {
-    group_by
-        .iter()
-        .map(|k| format!("{k}={}", tags.get(k).map(String::as_str).unwrap_or("")))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 impl Windower {
     /// `period` and `every` in nanoseconds; `group_by` tag names.
     pub fn new(period: i64, every: i64, group_by: &[&str]) -> Self {
@@ -57,7 +48,7 @@ impl Windower {
     /// Feeds one point (named, with time, tags and fields, in time order per
     /// group); returns the window it closes, if any.
     pub fn push(&mut self, p: agent::Point) -> Option<Batch> {
-        let group = group_id(&self.group_by, &p.tags);
+        let group = group_id("", false, &self.group_by, &p.tags);
         let every = self.every;
         let w = self.groups.entry(group.clone()).or_insert_with(|| GroupWindow {
             next_end: p.time + every,

@@ -14,7 +14,7 @@ use influxdb_line_protocol::FieldValue;
 use tickwatch_proto::agent;
 
 /// Timestamp unit of the input, as InfluxDB's `precision` parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     /// Nanoseconds (InfluxDB's default).
     Ns,
@@ -24,6 +24,20 @@ pub enum Precision {
     Ms,
     /// Seconds.
     S,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ns" => Ok(Precision::Ns),
+            "us" => Ok(Precision::Us),
+            "ms" => Ok(Precision::Ms),
+            "s" => Ok(Precision::S),
+            other => Err(format!("{other:?} is not a precision: use ns, us, ms or s")),
+        }
+    }
 }
 
 impl Precision {

@@ -13,31 +13,29 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow};
 use tickwatch_proto::agent;
 
-use crate::replay::{self, Outcome, Plan, chain, lineproto, plot};
-use crate::scenario::{self, FAULTS, FIELDS, START_NS};
+pub mod scenario;
+
+use crate::cmd::replay::{self, Outcome, Plan, chain, lineproto, plot};
+use crate::cmd::{out, outln};
+use scenario::{FAULTS, FIELDS, START_NS};
 
 const FIVE_MIN_NS: i64 = 5 * 60 * 1_000_000_000;
 /// The demo's UDF chain, as in examples/print_temps.tick.
 pub const CHAIN: &str = ".field('hotend','bed','air').size(3600).alpha(0.001)";
 
-/// `tickwatch demo` flags.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+/// A `tickwatch demo`, validated.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
     /// RNG seed for the generated day.
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// One JSON object per emitted point (as `replay --json`) instead of the
-    /// report.
-    #[arg(long)]
+    /// JSON lines instead of the report.
     pub json: bool,
-    /// Write an SVG plot here (as `replay --plot`).
-    #[arg(long)]
+    /// SVG plot path.
     pub plot: Option<PathBuf>,
-    /// Also keep the generated line protocol here.
-    #[arg(long)]
+    /// Where to keep the generated line protocol.
     pub write_data: Option<PathBuf>,
-    #[command(flatten)]
-    pub plugins: crate::cli::PluginDirArg,
+    /// Plugin directories for the served UDF.
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 fn hhmm(second: i64) -> String {
@@ -102,7 +100,7 @@ pub fn report(seed: u64, out: &Outcome) -> String {
 }
 
 /// Runs `tickwatch demo`.
-pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+pub fn run(args: &DemoConfig) -> anyhow::Result<()> {
     let day = scenario::printer_day(args.seed);
     let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let data = args.write_data.clone().unwrap_or_else(|| tmp.path().join("printer_day.lp"));
@@ -116,7 +114,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         every: FIVE_MIN_NS,
         group_by: Vec::new(),
         field_arity: 3,
-        plugin_dirs: args.plugins.resolve(),
+        plugin_dirs: args.plugin_dirs.clone(),
     };
     let fields: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
     let series = args.plot.as_ref().map(|_| plot::Series::from_points(&input.points, &fields, &[]));
@@ -124,12 +122,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if args.json {
         replay::emit(&out, plan.period, input.malformed, true)?;
     } else {
-        print!("{}", report(args.seed, &out));
+        out!("{}", report(args.seed, &out));
     }
     if let (Some(path), Some(series)) = (&args.plot, series) {
         plot::write(path, &series, &out, plan.period)?;
         if !args.json {
-            println!("\nplot written to {}", path.display());
+            outln!("\nplot written to {}", path.display());
         }
     }
     Ok(())

@@ -14,106 +14,80 @@ use serde::Serialize;
 use tickwatch_state::store::move_aside;
 use tickwatch_state::{FieldState, NodeMeta, StateError, StateStore, StoreOptions, layout};
 
-use crate::cli::{PluginDirArg, StateDirArg};
-use crate::control;
-use crate::inspect::{self, Export, FieldRow};
-use crate::options::options_from_fingerprint;
+use crate::cmd::{out, outln};
+use crate::control::{self, Request, Response};
+use crate::inspect::{self, AsideRow, Export, FieldRow};
+use crate::kapacitor::group_label;
+use crate::node::DetectorFactory;
+use crate::node::config::options_from_fingerprint;
 use crate::plugin::{Plugin, Registry};
 
-/// `tickwatch state` flags.
-#[derive(Debug, clap::Args)]
-pub struct StateArgs {
-    #[command(flatten)]
-    state: StateDirArg,
-    #[command(flatten)]
-    plugins: PluginDirArg,
-    #[command(subcommand)]
-    cmd: StateCmd,
-}
-
-#[derive(Debug, clap::Args)]
-struct Select {
+/// Which node, and optionally which group and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
     /// Task id.
-    #[arg(long)]
-    task: String,
-    /// Node id (e.g. tTest2).
-    #[arg(long)]
-    node: String,
-    /// Only this group id ("" for ungrouped data).
-    #[arg(long)]
-    group: Option<String>,
+    pub task: String,
+    /// Node id.
+    pub node: String,
+    /// Only this group id.
+    pub group: Option<String>,
     /// Only this field.
-    #[arg(long)]
-    field: Option<String>,
+    pub field: Option<String>,
 }
 
-impl Select {
-    fn matches(&self, f: &FieldState) -> bool {
-        self.group.as_ref().is_none_or(|g| *g == f.group)
-            && self.field.as_ref().is_none_or(|x| *x == f.field)
+impl Selection {
+    fn matches(&self, group: &str, field: &str) -> bool {
+        self.group.as_ref().is_none_or(|g| g == group)
+            && self.field.as_ref().is_none_or(|f| f == field)
     }
 }
 
-#[derive(Debug, clap::Subcommand)]
-enum StateCmd {
-    /// Every task/node with its fields, groups, detector and last batch time.
+/// A `tickwatch state` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateCommand {
+    /// Every node with its fields.
     List {
-        /// JSON for scripts.
-        #[arg(long)]
+        /// JSON output.
         json: bool,
     },
-    /// Per (group, field): detector, last batch time and the detector's own
-    /// description of its state.
+    /// Per (group, field) summaries.
     Show {
-        #[command(flatten)]
-        sel: Select,
-        /// JSON for scripts: an array of objects with task, node, group,
-        /// field, detector, last_time, last_time_ns, summary.
-        #[arg(long)]
+        /// Which node and fields.
+        sel: Selection,
+        /// JSON output.
         json: bool,
     },
-    /// State kept aside for inspection: not applied (another detector, state
-    /// format or options) or reset by a user.
+    /// State kept aside.
     Aside {
         /// Task id.
-        #[arg(long)]
         task: String,
         /// Node id.
-        #[arg(long)]
         node: String,
-        /// JSON for scripts.
-        #[arg(long)]
+        /// JSON output.
         json: bool,
     },
-    /// A node's exact state as JSON (stdout, or --output FILE).
+    /// Exact state as JSON.
     Export {
         /// Task id.
-        #[arg(long)]
         task: String,
         /// Node id.
-        #[arg(long)]
         node: String,
-        /// Write here instead of stdout.
-        #[arg(long, short)]
+        /// Output file (stdout when `None`).
         output: Option<PathBuf>,
     },
-    /// Loads an export back, exactly (the node must not be running).
+    /// Load an export back.
     Import {
         /// The export file.
         file: PathBuf,
         /// Task id to import into (default: the export's).
-        #[arg(long)]
         task: Option<String>,
         /// Node id to import into (default: the export's).
-        #[arg(long)]
         node: Option<String>,
     },
-    /// Resets a field (its state is set aside) or, without --group/--field, a
-    /// whole node (its directory, even a corrupt one, is moved aside). Nothing
-    /// is deleted. The node must not be running.
+    /// Reset a field or a whole node.
     Reset {
-        #[command(flatten)]
-        sel: Select,
+        /// Which node and fields.
+        sel: Selection,
     },
 }
 
@@ -139,24 +113,31 @@ fn access(state_dir: &Path, dir: &Path, meta: &NodeMeta) -> anyhow::Result<Acces
     }
 }
 
-fn ask(path: &Path, op: &str) -> anyhow::Result<inspect::ControlResponse> {
-    let resp = control::query(path, op).map_err(|e| anyhow!(e))?.ok_or_else(|| {
+fn ask(path: &Path, request: Request) -> anyhow::Result<Response> {
+    let resp = control::query(path, request)?.ok_or_else(|| {
         anyhow!("the node is running but its control socket {} does not answer", path.display())
     })?;
-    if let Some(e) = resp.error {
+    if let Response::Error(e) = resp {
         bail!("the running node answered: {e}");
     }
     Ok(resp)
 }
 
+fn unexpected(r: &Response) -> anyhow::Error {
+    anyhow!("the running node answered another question: {r:?}")
+}
+
+fn ask_export(path: &Path) -> anyhow::Result<Export> {
+    match ask(path, Request::Export)? {
+        Response::Export(e) => Ok(e),
+        other => Err(unexpected(&other)),
+    }
+}
+
 fn fields(access: &mut Access) -> anyhow::Result<(Vec<FieldState>, bool)> {
     match access {
         Access::Disk(s) => Ok((s.load()?, false)),
-        Access::Live(path) => {
-            let export =
-                ask(path, "export")?.export.ok_or_else(|| anyhow!("empty control answer"))?;
-            Ok((inspect::import(&export).map_err(|e| anyhow!(e))?, true))
-        }
+        Access::Live(path) => Ok((inspect::import(&ask_export(path)?)?, true)),
     }
 }
 
@@ -195,10 +176,6 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn group_text(g: &str) -> String {
-    if g.is_empty() { "(ungrouped)".into() } else { g.replace('\n', " ") }
-}
-
 #[derive(Serialize)]
 struct ListedField {
     group: String,
@@ -233,8 +210,8 @@ fn list(state_dir: &Path, json: bool) -> anyhow::Result<()> {
                     .map(|f| ListedField {
                         group: f.group.clone(),
                         field: f.field.clone(),
-                        last_time: inspect::rfc3339(f.last_time),
-                        last_time_ns: f.last_time,
+                        last_time: inspect::rfc3339(f.provenance.last_time),
+                        last_time_ns: f.provenance.last_time,
                     })
                     .collect(),
                 error: None,
@@ -251,11 +228,11 @@ fn list(state_dir: &Path, json: bool) -> anyhow::Result<()> {
         }));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        outln!("{}", serde_json::to_string_pretty(&nodes)?);
         return Ok(());
     }
     if nodes.is_empty() {
-        println!("no node state in {}", state_dir.display());
+        outln!("no node state in {}", state_dir.display());
         return Ok(());
     }
     let mut rows = Vec::new();
@@ -291,43 +268,54 @@ fn list(state_dir: &Path, json: bool) -> anyhow::Result<()> {
                 status.clone(),
                 n.detector.clone(),
                 f.field.clone(),
-                group_text(&f.group),
+                group_label(&f.group),
                 f.last_time.clone(),
             ]);
         }
     }
-    print!(
+    out!(
         "{}",
         table(&["TASK", "NODE", "STATUS", "DETECTOR", "FIELD", "GROUP", "LAST BATCH"], &rows)
     );
     Ok(())
 }
 
-fn show(state_dir: &Path, plugin_dirs: &[PathBuf], sel: &Select, json: bool) -> anyhow::Result<()> {
+fn show(
+    state_dir: &Path,
+    plugin_dirs: &[PathBuf],
+    sel: &Selection,
+    json: bool,
+) -> anyhow::Result<()> {
     let (dir, meta) = find_node(state_dir, &sel.task, &sel.node)?;
     let mut rows: Vec<FieldRow> = match access(state_dir, &dir, &meta)? {
-        Access::Live(path) => ask(&path, "show")?.rows.unwrap_or_default(),
+        Access::Live(path) => match ask(&path, Request::Show)? {
+            Response::Rows(rows) => rows,
+            other => return Err(unexpected(&other)),
+        },
         Access::Disk(mut store) => {
             let fs = store.load()?;
             let registry = Registry::discover(plugin_dirs);
             let mut plugins: HashMap<String, Option<Arc<Plugin>>> = HashMap::new();
             fs.iter()
                 .map(|f| {
+                    let detector = &f.provenance.detector;
                     let plugin = plugins
-                        .entry(f.detector.clone())
-                        .or_insert_with(|| registry.get(&f.detector).cloned());
+                        .entry(detector.clone())
+                        .or_insert_with(|| registry.get(detector).cloned());
                     let summary = match plugin {
-                        Some(p) => match options_from_fingerprint(&f.options, p.options()) {
-                            Ok(opts) => inspect::describe(p, &opts, f),
-                            Err(e) => {
-                                tracing::warn!("{e}");
-                                serde_json::Value::Null
+                        Some(p) => {
+                            match options_from_fingerprint(&f.provenance.options, p.options()) {
+                                Ok(opts) => inspect::describe(p.as_ref(), &opts, f),
+                                Err(e) => {
+                                    tracing::warn!("{e}");
+                                    serde_json::Value::Null
+                                }
                             }
-                        },
+                        }
                         None => {
                             tracing::warn!(
                                 "detector {} not found in the plugin directories: no summary",
-                                f.detector
+                                detector
                             );
                             serde_json::Value::Null
                         }
@@ -337,16 +325,13 @@ fn show(state_dir: &Path, plugin_dirs: &[PathBuf], sel: &Select, json: bool) -> 
                 .collect()
         }
     };
-    rows.retain(|r| {
-        sel.group.as_ref().is_none_or(|g| *g == r.group)
-            && sel.field.as_ref().is_none_or(|f| *f == r.field)
-    });
+    rows.retain(|r| sel.matches(&r.group, &r.field));
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no matching field state for task {:?} node {:?}", sel.task, sel.node);
+        outln!("no matching field state for task {:?} node {:?}", sel.task, sel.node);
         return Ok(());
     }
     let table_rows: Vec<Vec<String>> = rows
@@ -367,7 +352,7 @@ fn show(state_dir: &Path, plugin_dirs: &[PathBuf], sel: &Select, json: bool) -> 
                 _ => "(no summary)".into(),
             };
             vec![
-                group_text(&r.group),
+                group_label(&r.group),
                 r.field.clone(),
                 r.detector.clone(),
                 r.last_time.clone(),
@@ -375,40 +360,48 @@ fn show(state_dir: &Path, plugin_dirs: &[PathBuf], sel: &Select, json: bool) -> 
             ]
         })
         .collect();
-    println!("task {} node {}", sel.task, sel.node);
-    print!("{}", table(&["GROUP", "FIELD", "DETECTOR", "LAST BATCH", "STATE"], &table_rows));
+    outln!("task {} node {}", sel.task, sel.node);
+    out!("{}", table(&["GROUP", "FIELD", "DETECTOR", "LAST BATCH", "STATE"], &table_rows));
     Ok(())
 }
 
 fn aside(state_dir: &Path, task: &str, node: &str, json: bool) -> anyhow::Result<()> {
     let (dir, meta) = find_node(state_dir, task, node)?;
-    let rows = match access(state_dir, &dir, &meta)? {
-        Access::Live(path) => ask(&path, "aside")?.aside.unwrap_or_default(),
+    let rows: Vec<AsideRow> = match access(state_dir, &dir, &meta)? {
+        Access::Live(path) => match ask(&path, Request::Aside)? {
+            Response::Aside(rows) => rows,
+            other => return Err(unexpected(&other)),
+        },
         Access::Disk(store) => inspect::aside_rows(&store.reader().aside()?),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no state set aside for task {task:?} node {node:?}");
+        outln!("no state set aside for task {task:?} node {node:?}");
         return Ok(());
     }
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             vec![
-                group_text(&r.group),
+                group_label(&r.group),
                 r.field.clone(),
-                format!("{} {} (state {})", r.detector, r.detector_version, r.state_version),
-                r.options.clone(),
-                r.last_time.clone(),
+                format!(
+                    "{} {} (state {})",
+                    r.provenance.detector,
+                    r.provenance.detector_version,
+                    r.provenance.state_version
+                ),
+                r.provenance.options.clone(),
+                inspect::rfc3339(r.provenance.last_time),
                 r.set_aside_at.clone(),
                 r.reason.clone(),
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
             &["GROUP", "FIELD", "DETECTOR", "OPTIONS", "LAST BATCH", "SET ASIDE", "WHY"],
@@ -421,15 +414,13 @@ fn aside(state_dir: &Path, task: &str, node: &str, json: bool) -> anyhow::Result
 fn export(state_dir: &Path, task: &str, node: &str, output: Option<&Path>) -> anyhow::Result<()> {
     let (dir, meta) = find_node(state_dir, task, node)?;
     let export: Export = match access(state_dir, &dir, &meta)? {
-        Access::Live(path) => {
-            ask(&path, "export")?.export.ok_or_else(|| anyhow!("empty control answer"))?
-        }
+        Access::Live(path) => ask_export(&path)?,
         Access::Disk(mut store) => inspect::export(&meta.task, &meta.node, &store.load()?),
     };
     let text = serde_json::to_string_pretty(&export)? + "\n";
     match output {
         Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(())
 }
@@ -453,20 +444,19 @@ fn import(
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let export: Export =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-    let states = inspect::import(&export).map_err(|e| anyhow!(e))?;
+    let states = inspect::import(&export)?;
     let meta = NodeMeta {
         task: task.unwrap_or(&export.task).to_string(),
         node: node.unwrap_or(&export.node).to_string(),
-        detector: states.first().map(|s| s.detector.clone()).unwrap_or_default(),
+        detector: states.first().map(|s| s.provenance.detector.clone()).unwrap_or_default(),
     };
     let mut store = StateStore::open(state_dir, &meta, no_wait()).map_err(refuse_running)?;
-    store.load()?;
     store.commit(&states)?;
-    println!("imported {} field state(s) into task {} node {}", states.len(), meta.task, meta.node);
+    outln!("imported {} field state(s) into task {} node {}", states.len(), meta.task, meta.node);
     Ok(())
 }
 
-fn reset(state_dir: &Path, sel: &Select) -> anyhow::Result<()> {
+fn reset(state_dir: &Path, sel: &Selection) -> anyhow::Result<()> {
     let (dir, _) = match find_node(state_dir, &sel.task, &sel.node) {
         Ok(found) => found,
         // A node whose meta.json is unreadable can still be moved aside.
@@ -478,36 +468,34 @@ fn reset(state_dir: &Path, sel: &Select) -> anyhow::Result<()> {
     };
     if sel.group.is_none() && sel.field.is_none() {
         let to = move_aside(state_dir, &dir).map_err(refuse_running)?;
-        println!("moved the state of task {} node {} to {}", sel.task, sel.node, to.display());
+        outln!("moved the state of task {} node {} to {}", sel.task, sel.node, to.display());
         return Ok(());
     }
     let mut store = StateStore::open_dir(&dir, no_wait()).map_err(refuse_running)?;
-    let matching: Vec<FieldState> = store.load()?.into_iter().filter(|f| sel.matches(f)).collect();
+    let matching: Vec<FieldState> =
+        store.load()?.into_iter().filter(|f| sel.matches(&f.group, &f.field)).collect();
     if matching.is_empty() {
         bail!("no matching field state for task {:?} node {:?}", sel.task, sel.node);
     }
     for f in &matching {
         store.put_aside(f, "reset by user")?;
-        println!("reset field {} group {}: its state is set aside", f.field, group_text(&f.group));
+        outln!("reset field {} group {}: its state is set aside", f.field, group_label(&f.group));
     }
     Ok(())
 }
 
-/// Runs `tickwatch state …`.
-pub fn run(args: &StateArgs) -> anyhow::Result<()> {
-    let state_dir = args.state.resolve().ok_or_else(|| {
-        anyhow!("no state directory: pass --state-dir or set TICKWATCH_STATE_DIR")
-    })?;
-    match &args.cmd {
-        StateCmd::List { json } => list(&state_dir, *json),
-        StateCmd::Show { sel, json } => show(&state_dir, &args.plugins.resolve(), sel, *json),
-        StateCmd::Aside { task, node, json } => aside(&state_dir, task, node, *json),
-        StateCmd::Export { task, node, output } => {
-            export(&state_dir, task, node, output.as_deref())
+/// Runs `tickwatch state …` on `state_dir`.
+pub fn run(state_dir: &Path, plugin_dirs: &[PathBuf], cmd: StateCommand) -> anyhow::Result<()> {
+    match cmd {
+        StateCommand::List { json } => list(state_dir, json),
+        StateCommand::Show { sel, json } => show(state_dir, plugin_dirs, &sel, json),
+        StateCommand::Aside { task, node, json } => aside(state_dir, &task, &node, json),
+        StateCommand::Export { task, node, output } => {
+            export(state_dir, &task, &node, output.as_deref())
         }
-        StateCmd::Import { file, task, node } => {
-            import(&state_dir, file, task.as_deref(), node.as_deref())
+        StateCommand::Import { file, task, node } => {
+            import(state_dir, &file, task.as_deref(), node.as_deref())
         }
-        StateCmd::Reset { sel } => reset(&state_dir, sel),
+        StateCommand::Reset { sel } => reset(state_dir, &sel),
     }
 }

@@ -4,37 +4,27 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 use tickwatch_plugin_api::abi::ABI_VERSION;
 use tickwatch_plugin_api::{OptionSpec, Value, ValueKind};
 
-use crate::cli::PluginDirArg;
-use crate::options::{DEFAULT_FIELD_TAG, FIELD_OPTION, FIELD_TAG_OPTION};
+use crate::cmd::{out, outln};
+use crate::node::DetectorFactory;
+use crate::node::config::{DEFAULT_FIELD_TAG, FIELD_OPTION, FIELD_TAG_OPTION, value_json};
 use crate::plugin::Registry;
 
-/// `tickwatch plugins` flags.
-#[derive(Debug, clap::Args)]
-pub struct PluginsArgs {
-    #[command(flatten)]
-    plugins: PluginDirArg,
-    /// JSON for scripts: an array of objects with name, version, abi, path,
-    /// options, and error for files that failed to load.
-    #[arg(long)]
-    json: bool,
-}
-
-/// `tickwatch info` flags.
-#[derive(Debug, clap::Args)]
-pub struct InfoArgs {
-    /// The detector to describe.
-    #[arg(long)]
-    detector: String,
-    /// The `--field-arity` you will serve with.
-    #[arg(long, default_value_t = 3)]
-    field_arity: usize,
-    #[command(flatten)]
-    plugins: PluginDirArg,
+/// What `tickwatch info` describes.
+#[derive(Debug, Clone)]
+pub struct InfoConfig {
+    /// The detector.
+    pub detector: String,
+    /// The `--field-arity` it will be served with.
+    pub field_arity: usize,
+    /// Directories searched.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Directories the user named (they must reach the served process too).
+    pub given_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,15 +51,6 @@ fn kind_name(k: ValueKind) -> &'static str {
         ValueKind::Double => "DOUBLE",
         ValueKind::String => "STRING",
         ValueKind::Duration => "DURATION",
-    }
-}
-
-fn value_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Bool(b) => (*b).into(),
-        Value::Int(i) | Value::Duration(i) => (*i).into(),
-        Value::Double(d) => (*d).into(),
-        Value::String(s) => s.as_str().into(),
     }
 }
 
@@ -101,10 +82,9 @@ fn example(spec: &OptionSpec) -> String {
     }
 }
 
-/// Runs `tickwatch plugins`.
-pub fn plugins(args: &PluginsArgs) -> anyhow::Result<()> {
-    let dirs = args.plugins.resolve();
-    let reg = Registry::discover(&dirs);
+/// Runs `tickwatch plugins` over `dirs`.
+pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
+    let reg = Registry::discover(dirs);
     let mut out: Vec<PluginOut> = reg
         .plugins()
         .iter()
@@ -137,26 +117,26 @@ pub fn plugins(args: &PluginsArgs) -> anyhow::Result<()> {
         options: None,
         error: Some(e.clone()),
     }));
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if reg.plugins().is_empty() {
         let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        println!("no detector plugins found (searched {})", dirs.join(", "));
+        outln!("no detector plugins found (searched {})", dirs.join(", "));
     }
     for p in reg.plugins() {
-        println!("{} {} (ABI {ABI_VERSION})  {}", p.name(), p.version(), p.path().display());
+        outln!("{} {} (ABI {ABI_VERSION})  {}", p.name(), p.version(), p.path().display());
         for o in p.options() {
             let default = o
                 .default
                 .as_ref()
                 .map_or("required".to_string(), |d| format!("default {}", literal(d)));
-            println!("    {:<12} {:<9} {:<16} {}", o.name, kind_name(o.kind), default, o.help);
+            outln!("    {:<12} {:<9} {:<16} {}", o.name, kind_name(o.kind), default, o.help);
         }
     }
     for (path, e) in reg.failures() {
-        println!("not loaded: {}: {e}", path.display());
+        outln!("not loaded: {}: {e}", path.display());
     }
     Ok(())
 }
@@ -253,24 +233,23 @@ pub fn info_text(
 }
 
 /// Runs `tickwatch info`.
-pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
+pub fn info(args: &InfoConfig) -> anyhow::Result<()> {
     if args.field_arity == 0 {
-        bail!("--field-arity must be at least 1");
+        anyhow::bail!("--field-arity must be at least 1");
     }
-    let plugin = crate::serve::find_plugin(&args.detector, &args.plugins.resolve())?;
+    let plugin = Registry::require(&args.detector, &args.plugin_dirs)?;
     let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
     let exe = exe.canonicalize().unwrap_or(exe);
     // Plugin directories the user named must reach the served process too.
-    let given_dirs = (!args.plugins.plugin_dirs.is_empty()).then(|| {
+    let given_dirs = (!args.given_dirs.is_empty()).then(|| {
         let abs: Vec<String> = args
-            .plugins
-            .plugin_dirs
+            .given_dirs
             .iter()
             .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()).display().to_string())
             .collect();
         abs.join(":")
     });
-    print!(
+    out!(
         "{}",
         info_text(
             plugin.name(),

@@ -10,7 +10,7 @@
 
 use tickwatch_proto::agent;
 
-use crate::host::client::opt;
+use crate::kapacitor::options::opt;
 
 /// A syntax error at a column of the chain.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -252,19 +252,6 @@ pub fn parse(src: &str) -> Result<Vec<agent::Option>, ChainError> {
     }
 }
 
-/// The non-empty `field` arguments of a chain, in order.
-pub fn fields(options: &[agent::Option]) -> Vec<String> {
-    options
-        .iter()
-        .filter(|o| o.name == crate::options::FIELD_OPTION)
-        .flat_map(|o| o.values.iter())
-        .filter_map(|v| match &v.value {
-            Some(agent::option_value::Value::StringValue(s)) if !s.is_empty() => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use agent::option_value::Value as V;
@@ -312,7 +299,7 @@ mod tests {
             ]
         );
         let opts = parse(".field('a','','b').field('c','','')").unwrap();
-        assert_eq!(fields(&opts), ["a", "b", "c"]);
+        assert_eq!(crate::node::config::tracking(&opts).unwrap().fields, ["a", "b", "c"]);
     }
 
     #[test]

@@ -16,42 +16,51 @@
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
 use tickwatch_proto::{FrameError, read_message, write_message};
-use tickwatch_state::{NodeMeta, Snapshot, StateStore, StoreOptions, layout};
+use tickwatch_state::{NodeMeta, Snapshot};
 
-use crate::node::{Batch, Node};
-use crate::options;
-use crate::plugin::Plugin;
+use super::persist::{Persisted, StateSettings};
+use crate::kapacitor::Batch;
+use crate::node::{Factory, Node, config};
 
 /// What every session of a serving process shares.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionConfig {
     /// The detector this process serves.
-    pub plugin: Arc<Plugin>,
+    pub factory: Factory,
     /// Number of STRING arguments `field` declares.
     pub field_arity: usize,
     /// Where node state persists; `None` keeps it only in Kapacitor's snapshots.
     pub state: Option<StateSettings>,
 }
 
-/// Persistence settings.
-#[derive(Debug, Clone)]
-pub struct StateSettings {
-    /// The state directory.
-    pub dir: PathBuf,
-    /// How long Init waits for another process to release a node's database
-    /// (Kapacitor restarting a task while the old process still exits).
-    pub wait: Duration,
-    /// Group commit: flush at most this many ms after a batch instead of
-    /// before its points are written (see `StoreOptions`).
-    pub group_commit_ms: Option<u64>,
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("detector", &self.factory.name())
+            .field("field_arity", &self.field_arity)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// How a session ended, when not cleanly. The text has been sent to
+/// Kapacitor as an ErrorResponse where a peer could still read it.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The stream broke, or the node failed: `{ids}: {reason}`.
+    #[error("{0}")]
+    Fatal(String),
+    /// Writing to Kapacitor failed.
+    #[error("cannot write to Kapacitor: {0}")]
+    Write(std::io::Error),
+    /// A session thread could not start or died.
+    #[error("{0}")]
+    Thread(String),
 }
 
 /// Largest capacity reserved up front for a batch, whatever its BeginBatch
@@ -85,7 +94,7 @@ fn send(tx: &mpsc::Sender<Out>, m: response::Message) {
 /// Serves one connection. Returns `Err` with the reason when the session
 /// ended with an `ErrorResponse` (broken stream, failed detector); the caller
 /// turns that into a non-zero exit (process mode) or a closed connection.
-pub fn run<R, W>(reader: R, writer: W, config: &SessionConfig) -> Result<(), String>
+pub fn run<R, W>(reader: R, writer: W, config: &SessionConfig) -> Result<(), SessionError>
 where
     R: Read + Send + 'static,
     W: Write + Send,
@@ -98,7 +107,7 @@ where
         .name("udf-reader".into())
         .spawn(move || read_loop(reader, work_tx, reader_out));
     if let Err(e) = spawned {
-        return Err(format!("cannot start reader thread: {e}"));
+        return Err(SessionError::Thread(format!("cannot start reader thread: {e}")));
     }
 
     thread::scope(|s| {
@@ -110,7 +119,7 @@ where
         match writer_thread.join() {
             Ok(Ok(())) => result,
             Ok(Err(e)) => result.and(Err(e)),
-            Err(_) => Err("writer thread panicked".into()),
+            Err(_) => Err(SessionError::Thread("writer thread panicked".into())),
         }
     })
 }
@@ -184,9 +193,9 @@ fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out
     }
 }
 
-fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), String> {
+fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), SessionError> {
     let mut w = BufWriter::with_capacity(64 * 1024, writer);
-    let mut failed: Option<String> = None;
+    let mut failed: Option<std::io::Error> = None;
     'outer: while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(item) = next.take() {
@@ -195,7 +204,7 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), String
                 Out::Msg(m) if failed.is_none() => {
                     let resp = agent::Response { message: Some(m) };
                     if let Err(e) = write_message(&mut w, &resp) {
-                        failed = Some(format!("cannot write to Kapacitor: {e}"));
+                        failed = Some(e);
                     }
                 }
                 Out::Msg(_) => {}
@@ -205,28 +214,28 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), String
         if failed.is_none()
             && let Err(e) = w.flush()
         {
-            failed = Some(format!("cannot write to Kapacitor: {e}"));
+            failed = Some(e);
         }
     }
     if failed.is_none()
         && let Err(e) = w.flush()
     {
-        failed = Some(format!("cannot write to Kapacitor: {e}"));
+        failed = Some(e);
     }
     // The caller logs the error (once) with the session's other outcome.
-    failed.map_or(Ok(()), Err)
+    failed.map_or(Ok(()), |e| Err(SessionError::Write(e)))
 }
 
 struct Worker<'a> {
     config: &'a SessionConfig,
-    node: Option<Node>,
+    node: Option<Persisted>,
     /// `task T node N` (once Init arrived), for log lines.
     ids: String,
     out: &'a mpsc::Sender<Out>,
 }
 
 impl Worker<'_> {
-    fn run(mut self, rx: mpsc::Receiver<Work>) -> Result<(), String> {
+    fn run(mut self, rx: mpsc::Receiver<Work>) -> Result<(), SessionError> {
         while let Ok(work) = rx.recv() {
             match work {
                 Work::Info => self.info(),
@@ -251,13 +260,13 @@ impl Worker<'_> {
         Err(self.fatal("reader stopped unexpectedly".into()))
     }
 
-    fn fatal(&self, msg: String) -> String {
+    fn fatal(&self, msg: String) -> SessionError {
         self_fatal(self.out, &self.ids, msg)
     }
 
     fn finished(&self) {
         if let Some(node) = &self.node {
-            let s = node.stats();
+            let s = node.node().stats();
             tracing::info!(
                 "{}: input closed after {} batches, {} points emitted, {} values skipped",
                 self.ids,
@@ -269,7 +278,7 @@ impl Worker<'_> {
     }
 
     fn info(&self) {
-        let declared = options::declared(self.config.field_arity, self.config.plugin.options());
+        let declared = config::declared(self.config.field_arity, self.config.factory.options());
         let options: HashMap<String, agent::OptionInfo> = declared
             .into_iter()
             .map(|(name, kinds)| {
@@ -292,19 +301,17 @@ impl Worker<'_> {
             Err("already initialized: Init may be sent once per connection".to_string())
         } else {
             self.ids = format!("task {} node {}", req.task_id, req.node_id);
-            options::validate(&req.options, self.config.field_arity, self.config.plugin.options())
-                .and_then(|cfg| Node::new(Arc::clone(&self.config.plugin), cfg, &self.ids))
-                .and_then(|node| self.persist(node, &req.task_id, &req.node_id))
+            self.open(&req).map_err(|e| e.to_string())
         };
         let (success, error) = match result {
             Ok(node) => {
-                let c = node.config();
+                let c = node.node().config();
                 tracing::info!(
                     "{}: tracking fields {:?} with detector {} {} ({}), field tag {:?}",
                     self.ids,
                     c.fields,
-                    self.config.plugin.name(),
-                    self.config.plugin.version(),
+                    self.config.factory.name(),
+                    self.config.factory.version(),
                     c.fingerprint,
                     c.field_tag
                 );
@@ -319,28 +326,31 @@ impl Worker<'_> {
         send(self.out, response::Message::Init(agent::InitResponse { success, error }));
     }
 
-    /// Opens the node's database (opened here, never for Info), picks up
-    /// its persisted state and starts the control socket.
-    fn persist(&self, mut node: Node, task: &str, node_id: &str) -> Result<Node, String> {
+    /// Validates the options, builds the node and, with a state directory,
+    /// opens its database and picks up its persisted state.
+    fn open(&self, req: &agent::InitRequest) -> Result<Persisted, Box<dyn std::error::Error>> {
+        let factory = &self.config.factory;
+        let cfg = config::validate(&req.options, self.config.field_arity, factory.options())?;
+        let node = Node::new(factory.clone(), cfg, &self.ids)?;
         let Some(st) = &self.config.state else {
             tracing::warn!(
                 "{}: no state directory (--state-dir / TICKWATCH_STATE_DIR): state lives only in \
                  Kapacitor's snapshots",
                 self.ids
             );
-            return Ok(node);
+            return Ok(Persisted::in_memory(node));
         };
         let meta = NodeMeta {
-            task: task.to_string(),
-            node: node_id.to_string(),
-            detector: self.config.plugin.name().to_string(),
+            task: req.task_id.clone(),
+            node: req.node_id.clone(),
+            detector: factory.name().to_string(),
         };
-        let opts = StoreOptions { wait: st.wait, group_commit_ms: st.group_commit_ms };
-        let store = StateStore::open(&st.dir, &meta, opts).map_err(|e| e.to_string())?;
-        let dir = store.dir().display().to_string();
-        let n = node.attach_store(store)?;
-        tracing::info!("{}: state in {dir}; picked up {n} persisted field state(s)", self.ids);
-        node.start_control(&layout::control_socket(&st.dir, task, node_id), task, node_id);
+        let (node, n) = Persisted::open(node, st, &meta)?;
+        tracing::info!(
+            "{}: state in {}; picked up {n} persisted field state(s)",
+            self.ids,
+            node.dir().unwrap_or_default()
+        );
         Ok(node)
     }
 
@@ -369,7 +379,7 @@ impl Worker<'_> {
         send(self.out, response::Message::Restore(agent::RestoreResponse { success, error }));
     }
 
-    fn snapshot(&mut self) -> Result<(), String> {
+    fn snapshot(&mut self) -> Result<(), SessionError> {
         let snap = match self.node.as_mut() {
             None => Snapshot::default(),
             Some(node) => node
@@ -383,7 +393,7 @@ impl Worker<'_> {
         Ok(())
     }
 
-    fn batch(&mut self, batch: &Batch) -> Result<(), String> {
+    fn batch(&mut self, batch: &Batch) -> Result<(), SessionError> {
         let Some(node) = self.node.as_mut() else {
             return Err(self.fatal("protocol error: batch before a successful Init".into()));
         };
@@ -402,8 +412,8 @@ impl Worker<'_> {
 /// `Worker::fatal` for when `self` is partly borrowed.
 /// Sends `msg` as an ErrorResponse (Kapacitor aborts the task with it) and
 /// returns it prefixed with the node's ids; the caller logs it once.
-fn self_fatal(out: &mpsc::Sender<Out>, ids: &str, msg: String) -> String {
+fn self_fatal(out: &mpsc::Sender<Out>, ids: &str, msg: String) -> SessionError {
     let logged = format!("{ids}: {msg}");
     send(out, response::Message::Error(agent::ErrorResponse { error: msg }));
-    logged
+    SessionError::Fatal(logged)
 }

@@ -1,0 +1,76 @@
+//! The command line, the only module that knows clap and the environment:
+//! flags and env ([`args`]) → validated configs → the command bodies in
+//! `crate::cmd` and `crate::serve`, which never import this module.
+
+pub mod args;
+pub mod logging;
+
+use anyhow::anyhow;
+use clap::Parser;
+
+use crate::cmd;
+use crate::serve::{self, ServeConfig};
+use args::{Command, env_nonempty};
+
+/// tickwatch: anomaly detection for Kapacitor, as a UDF.
+#[derive(Debug, Parser)]
+#[command(name = "tickwatch", version, about, long_about = None)]
+pub struct Cli {
+    /// Log level for stderr (error, warn, info, debug, trace) or a tracing
+    /// filter. Kapacitor copies a UDF's stderr into its own log.
+    #[arg(long, env = "TICKWATCH_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `TICKWATCH_GROUP_COMMIT_MS`, when the flag is not given.
+fn group_commit_env() -> anyhow::Result<Option<u64>> {
+    env_nonempty("TICKWATCH_GROUP_COMMIT_MS")
+        .map(|v| {
+            v.to_string_lossy()
+                .trim()
+                .parse::<u64>()
+                .map_err(|e| anyhow!("TICKWATCH_GROUP_COMMIT_MS={v:?} is not a number of ms: {e}"))
+        })
+        .transpose()
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(a) => serve::run(&ServeConfig {
+            plugin_dirs: a.plugins.resolve(),
+            state_dir: a.state.resolve(),
+            detector: a.detector,
+            socket: a.socket,
+            field_arity: a.field_arity,
+            group_commit_ms: match a.group_commit_ms {
+                Some(ms) => Some(ms),
+                None => group_commit_env()?,
+            },
+        }),
+        Command::Demo(a) => cmd::demo::run(&cmd::demo::DemoConfig {
+            seed: a.seed,
+            json: a.json,
+            plot: a.plot,
+            write_data: a.write_data,
+            plugin_dirs: a.plugins.resolve(),
+        }),
+        Command::State(a) => {
+            let state_dir = a.state.resolve().ok_or_else(|| {
+                anyhow!("no state directory: pass --state-dir or set TICKWATCH_STATE_DIR")
+            })?;
+            cmd::state::run(&state_dir, &a.plugins.resolve(), a.cmd.into_command())
+        }
+        Command::Plugins(a) => cmd::plugins::plugins(&a.plugins.resolve(), a.json),
+        Command::Replay(a) => cmd::replay::replay(&a.into_config()?),
+        Command::Info(a) => cmd::plugins::info(&cmd::plugins::InfoConfig {
+            plugin_dirs: a.plugins.resolve(),
+            given_dirs: a.plugins.plugin_dirs,
+            detector: a.detector,
+            field_arity: a.field_arity,
+        }),
+    }
+}

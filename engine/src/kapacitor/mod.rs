@@ -1,0 +1,125 @@
+//! The Kapacitor side of the UDF protocol, and the two Kapacitor concepts
+//! the serving side shares with it: a [`Batch`] (BeginBatch, points,
+//! EndBatch) and a group id ([`group_id`]).
+//!
+//! - [`client`]: spawn or connect to a UDF and drive it as Kapacitor does
+//!   (Info, Init checked with Kapacitor's arity/type rule, optional Restore,
+//!   batches with keepalives, Snapshot, close). Used by `replay`, `demo` and
+//!   the end-to-end tests.
+//! - [`window`]: cut a point stream into batches as `|window()` does.
+//! - [`options`]: TICKscript option values and Kapacitor's rule for them.
+//!
+//! The behaviour matched is described in `docs/kapacitor-protocol.md`.
+//! Nothing here knows detectors, state or the serving runtime.
+
+pub mod client;
+pub mod options;
+pub mod window;
+
+use std::collections::HashMap;
+
+use tickwatch_proto::agent;
+
+pub use client::{HostError, UdfClient};
+pub use options::check_options;
+pub use window::Windower;
+
+/// One complete batch as a UDF receives it: BeginBatch, its points, EndBatch.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The BeginBatch.
+    pub begin: agent::BeginBatch,
+    /// The rows.
+    pub points: Vec<agent::Point>,
+    /// The EndBatch.
+    pub end: agent::EndBatch,
+}
+
+impl Batch {
+    /// The batch's measurement name (EndBatch's, else BeginBatch's: Kapacitor
+    /// fills both, test hosts sometimes only one).
+    pub fn name(&self) -> &str {
+        if self.end.name.is_empty() { &self.begin.name } else { &self.end.name }
+    }
+
+    /// The batch's group id, as [`Batch::name`].
+    pub fn group(&self) -> &str {
+        if self.end.group.is_empty() { &self.begin.group } else { &self.end.group }
+    }
+
+    /// The batch's group-by tags, as [`Batch::name`].
+    pub fn tags(&self) -> &HashMap<String, String> {
+        if self.end.tags.is_empty() { &self.begin.tags } else { &self.end.tags }
+    }
+}
+
+/// Kapacitor's group id (`models.ToGroupID`): `name\n` when grouped by
+/// measurement, then `k=v` for each dimension in the order given (Kapacitor
+/// sorts dimensions), joined by `,`; a missing tag counts as "".
+pub fn group_id(
+    name: &str,
+    by_name: bool,
+    dims: &[String],
+    tags: &HashMap<String, String>,
+) -> String {
+    let mut id = String::new();
+    if by_name {
+        id.push_str(name);
+        id.push('\n');
+    }
+    for (i, d) in dims.iter().enumerate() {
+        if i > 0 {
+            id.push(',');
+        }
+        id.push_str(d);
+        id.push('=');
+        id.push_str(tags.get(d).map(String::as_str).unwrap_or(""));
+    }
+    id
+}
+
+/// A group id as people read it: `(ungrouped)` for "", the measurement
+/// prefix's newline shown as a space.
+pub fn group_label(id: &str) -> String {
+    if id.is_empty() { "(ungrouped)".into() } else { id.replace('\n', " ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn group_id_matches_kapacitor() {
+        let t = tags(&[("host", "a"), ("dc", "x"), ("field", "hotend")]);
+        let dims = |d: &[&str]| d.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(group_id("cpu", false, &[], &t), "");
+        assert_eq!(group_id("cpu", false, &dims(&["dc", "host"]), &t), "dc=x,host=a");
+        assert_eq!(group_id("cpu", true, &dims(&["dc", "host"]), &t), "cpu\ndc=x,host=a");
+        assert_eq!(group_id("cpu", true, &[], &t), "cpu\n");
+        // A dimension the point lacks is an empty value, not left out.
+        assert_eq!(group_id("cpu", false, &dims(&["host", "rack"]), &t), "host=a,rack=");
+    }
+
+    #[test]
+    fn group_label_reads_well() {
+        assert_eq!(group_label(""), "(ungrouped)");
+        assert_eq!(group_label("printer=a"), "printer=a");
+        assert_eq!(group_label("cpu\nhost=a"), "cpu host=a");
+    }
+
+    #[test]
+    fn batch_falls_back_to_begin() {
+        let mut b = Batch::default();
+        b.begin.name = "m".into();
+        b.begin.group = "g".into();
+        b.begin.tags = tags(&[("k", "v")]);
+        assert_eq!((b.name(), b.group()), ("m", "g"));
+        assert_eq!(b.tags().get("k").map(String::as_str), Some("v"));
+        b.end.name = "n".into();
+        assert_eq!(b.name(), "n");
+    }
+}

@@ -1,0 +1,111 @@
+//! A verdict → the point a node emits for it.
+//!
+//! The point carries the batch's tags plus the field tag, all listed in
+//! `dimensions`, so Kapacitor (which recomputes a point's group from
+//! `dimensions` and tags) keeps one group, and one alert state, per field.
+
+use std::collections::HashMap;
+
+use tickwatch_plugin_api::Verdict;
+use tickwatch_proto::agent;
+
+use crate::kapacitor::{Batch, group_id};
+
+/// Why a verdict cannot become a point.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("pvalue {0} is not a probability")]
+pub struct BadPvalue(pub f64);
+
+/// The point for `field`'s verdict `v` on `batch`; `field_tag` must not be
+/// one of the batch's tags (the node refuses such batches before scoring).
+pub fn verdict_point(
+    batch: &Batch,
+    field_tag: &str,
+    field: &str,
+    v: Verdict,
+) -> Result<agent::Point, BadPvalue> {
+    if !(v.pvalue.is_finite() && (0.0..=1.0).contains(&v.pvalue)) {
+        return Err(BadPvalue(v.pvalue));
+    }
+    let name = batch.name();
+    let batch_tags = batch.tags();
+    let mut tags = batch_tags.clone();
+    tags.insert(field_tag.to_string(), field.to_string());
+    let mut dimensions: Vec<String> = batch_tags.keys().cloned().collect();
+    dimensions.push(field_tag.to_string());
+    dimensions.sort();
+    let mut fields_double = HashMap::with_capacity(v.stats.len() + 1);
+    fields_double.insert("pvalue".to_string(), v.pvalue);
+    for (k, x) in v.stats {
+        // InfluxDB refuses NaN and infinities; a plugin bug must not break writes.
+        if x.is_finite() && k != "pvalue" {
+            fields_double.insert(k, x);
+        }
+    }
+    let by_name = batch.end.by_name;
+    Ok(agent::Point {
+        time: batch.end.tmax,
+        name: name.to_string(),
+        group: group_id(name, by_name, &dimensions, &tags),
+        dimensions,
+        tags,
+        fields_double,
+        fields_bool: HashMap::from([("anomalous".to_string(), v.anomalous)]),
+        by_name,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(by_name: bool) -> Batch {
+        let tags = HashMap::from([("printer".to_string(), "a".to_string())]);
+        Batch {
+            begin: agent::BeginBatch::default(),
+            points: Vec::new(),
+            end: agent::EndBatch {
+                name: "temperatures".into(),
+                group: "printer=a".into(),
+                tmax: 300,
+                tags,
+                by_name,
+            },
+        }
+    }
+
+    fn verdict(p: f64) -> Verdict {
+        Verdict {
+            pvalue: p,
+            anomalous: p < 0.01,
+            stats: vec![("t".into(), 2.5), ("nan".into(), f64::NAN), ("pvalue".into(), 9.0)],
+        }
+    }
+
+    #[test]
+    fn carries_the_field_as_a_dimension() {
+        let p = verdict_point(&batch(false), "field", "hotend", verdict(0.001)).unwrap();
+        assert_eq!(p.time, 300);
+        assert_eq!(p.name, "temperatures");
+        assert_eq!(p.dimensions, ["field", "printer"]);
+        assert_eq!(p.group, "field=hotend,printer=a");
+        assert_eq!(p.tags.get("field").map(String::as_str), Some("hotend"));
+        assert_eq!(p.tags.get("printer").map(String::as_str), Some("a"));
+        assert_eq!(p.fields_bool.get("anomalous"), Some(&true));
+        // pvalue is the verdict's; non-finite statistics are dropped.
+        assert_eq!(p.fields_double.get("pvalue"), Some(&0.001));
+        assert_eq!(p.fields_double.get("t"), Some(&2.5));
+        assert!(!p.fields_double.contains_key("nan"));
+        let by_name = verdict_point(&batch(true), "metric", "bed", verdict(0.5)).unwrap();
+        assert_eq!(by_name.group, "temperatures\nmetric=bed,printer=a");
+        assert!(by_name.by_name);
+    }
+
+    #[test]
+    fn refuses_a_pvalue_outside_zero_one() {
+        for bad in [f64::NAN, -0.1, 1.5, f64::INFINITY] {
+            assert!(verdict_point(&batch(false), "field", "x", verdict(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The node's rules, in process: a small detector compiled into the test
+//! stands in for a plugin behind the same `DetectorFactory` seam.
+
+use std::collections::HashMap;
+
+use tickwatch_plugin_api::{
+    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict,
+};
+use tickwatch_proto::agent;
+use tickwatch_state::{FieldState, Provenance, Snapshot};
+
+use super::config::validate;
+use super::*;
+use crate::kapacitor::options::opt;
+
+/// Flags a window whose mean is more than `limit` away from the mean of
+/// every value seen before; no verdict on the first window. Panics on 666.
+struct Drift {
+    limit: f64,
+    sum: f64,
+    n: u64,
+}
+
+impl Detector for Drift {
+    const NAME: &'static str = "drift";
+    const VERSION: &'static str = "1.0.0";
+    const STATE_VERSION: u32 = 3;
+
+    fn options() -> Vec<OptionSpec> {
+        vec![OptionSpec::with_default("limit", Value::Double(1.0), "allowed drift")]
+    }
+    fn new(options: &Options) -> Result<Self, String> {
+        let limit = options.double("limit")?;
+        if limit <= 0.0 {
+            return Err(format!("option limit must be > 0, got {limit}"));
+        }
+        Ok(Drift { limit, sum: 0.0, n: 0 })
+    }
+    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+        assert!(!window.contains(&666.0), "drift panics on 666");
+        let mean = window.iter().sum::<f64>() / window.len() as f64;
+        let verdict = (self.n > 0).then(|| {
+            let d = mean - self.sum / self.n as f64;
+            let anomalous = d.abs() > self.limit;
+            Verdict {
+                pvalue: if anomalous { 0.0 } else { 1.0 },
+                anomalous,
+                stats: vec![("d".into(), d)],
+            }
+        });
+        self.sum += window.iter().sum::<f64>();
+        self.n += window.len() as u64;
+        verdict
+    }
+    fn save(&self) -> Vec<u8> {
+        let mut w = ByteWriter::new();
+        w.f64(self.sum).u64(self.n);
+        w.finish()
+    }
+    fn load(&mut self, state: &[u8]) -> Result<(), String> {
+        let mut r = ByteReader::new(state);
+        self.sum = r.f64()?;
+        self.n = r.u64()?;
+        r.finish()?;
+        Ok(())
+    }
+    fn describe(&self) -> Summary {
+        Summary::new().int("n", self.n as i64)
+    }
+}
+
+fn config(fields: &[&str], extra: Vec<agent::Option>) -> NodeConfig {
+    let mut padded: Vec<agent::OptionValue> = fields.iter().map(|f| opt::s(f)).collect();
+    padded.resize(3, opt::s(""));
+    let mut options = vec![opt::call("field", padded)];
+    options.extend(extra);
+    validate(&options, 3, &Drift::options()).unwrap()
+}
+
+fn node(fields: &[&str]) -> Node {
+    Node::new(InProcess::<Drift>::factory(), config(fields, vec![]), "test").unwrap()
+}
+
+fn point(t: i64, fields: &[(&str, f64)]) -> agent::Point {
+    agent::Point {
+        time: t,
+        fields_double: fields.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        ..Default::default()
+    }
+}
+
+fn batch(group: &str, tmax: i64, points: Vec<agent::Point>) -> Batch {
+    let tags: HashMap<String, String> = group
+        .split(',')
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Batch {
+        begin: agent::BeginBatch {
+            name: "m".into(),
+            group: group.into(),
+            tags: tags.clone(),
+            size: points.len() as i64,
+            by_name: false,
+        },
+        points,
+        end: agent::EndBatch { name: "m".into(), group: group.into(), tmax, tags, by_name: false },
+    }
+}
+
+fn flat(group: &str, tmax: i64, a: f64, b: f64) -> Batch {
+    batch(group, tmax, (0..5).map(|i| point(tmax - 5 + i, &[("a", a), ("b", b)])).collect())
+}
+
+fn anomalous(p: &agent::Point) -> bool {
+    p.fields_bool["anomalous"]
+}
+
+#[test]
+fn process_scores_each_field_per_group_and_emits_after_the_first_window() {
+    let mut n = node(&["a", "b"]);
+    assert!(n.process(&flat("host=x", 10, 1.0, 5.0)).unwrap().points.is_empty());
+    let out = n.process(&flat("host=x", 20, 1.2, 9.0)).unwrap();
+    assert_eq!(out.points.len(), 2);
+    let by_field: HashMap<&str, &agent::Point> =
+        out.points.iter().map(|p| (p.tags["field"].as_str(), p)).collect();
+    assert!(!anomalous(by_field["a"]));
+    assert!(anomalous(by_field["b"]));
+    assert_eq!(by_field["a"].group, "field=a,host=x");
+    assert_eq!(by_field["a"].time, 20);
+    // Another group has its own state: its first window emits nothing.
+    assert!(n.process(&flat("host=y", 20, 100.0, 100.0)).unwrap().points.is_empty());
+    assert_eq!(n.stats(), NodeStats { batches: 3, emitted: 2, skipped: 0 });
+    assert!(out.states.is_empty(), "no states unless asked");
+}
+
+#[test]
+fn unusable_values_are_skipped_and_counted_not_scored() {
+    let mut n = node(&["a"]);
+    let mut pts = vec![point(1, &[("a", 1.0)]), point(2, &[("a", f64::NAN)])];
+    pts.push(agent::Point {
+        time: 3,
+        fields_string: HashMap::from([("a".into(), "x".into())]),
+        ..Default::default()
+    });
+    pts.push(agent::Point {
+        time: 4,
+        fields_int: HashMap::from([("a".into(), 1)]),
+        ..Default::default()
+    });
+    n.keep_states(true);
+    let out = n.process(&batch("", 5, pts)).unwrap();
+    assert_eq!(n.stats().skipped, 2);
+    // Two usable values (1.0 and the int 1) reached the detector.
+    let mut d = Drift::new(&Options::new(vec![("limit".into(), Value::Double(1.0))])).unwrap();
+    d.load(&out.states[0].state).unwrap();
+    assert_eq!((d.n, d.sum), (2, 2.0));
+    // A batch with no usable value for a field leaves it untouched.
+    let out = n.process(&batch("", 6, vec![point(6, &[("other", 1.0)])])).unwrap();
+    assert!(out.states.is_empty() && out.points.is_empty());
+}
+
+#[test]
+fn kept_states_carry_their_provenance() {
+    let mut n = Node::new(
+        InProcess::<Drift>::factory(),
+        config(&["a"], vec![opt::call("limit", vec![opt::d(2.0)])]),
+        "test",
+    )
+    .unwrap();
+    n.keep_states(true);
+    let out = n.process(&flat("", 10, 1.0, 0.0)).unwrap();
+    assert_eq!(out.states.len(), 1);
+    assert_eq!(
+        out.states[0].provenance,
+        Provenance {
+            detector: "drift".into(),
+            detector_version: "1.0.0".into(),
+            state_version: 3,
+            options: r#"{"limit":2.0}"#.into(),
+            last_time: 10,
+        }
+    );
+}
+
+#[test]
+fn a_batch_grouped_by_the_field_tag_is_refused() {
+    let mut n = node(&["a"]);
+    let err = n.process(&flat("field=x", 10, 1.0, 1.0)).unwrap_err();
+    assert!(matches!(err, NodeError::FieldTagCollision { ref tag } if tag == "field"), "{err}");
+}
+
+#[test]
+fn a_panicking_detector_ends_the_stream_with_the_reason() {
+    let mut n = node(&["a"]);
+    let err = n.process(&batch("", 1, vec![point(0, &[("a", 666.0)])])).unwrap_err();
+    assert!(err.to_string().contains("drift panics on 666"), "{err}");
+    // The instance stays broken: it is not called again.
+    let err = n.process(&flat("", 2, 1.0, 1.0)).unwrap_err();
+    assert!(matches!(err, NodeError::Detector(DetectorError::Panicked { .. })), "{err}");
+}
+
+#[test]
+fn invalid_detector_options_are_refused_at_creation() {
+    let cfg = config(&["a"], vec![opt::call("limit", vec![opt::d(-1.0)])]);
+    let err = Node::new(InProcess::<Drift>::factory(), cfg, "t").unwrap_err();
+    assert_eq!(err.to_string(), "option limit must be > 0, got -1");
+}
+
+/// A node that has seen `batches` windows of `a` = 1.0 ending at 10, 20, …
+fn trained(batches: i64) -> Node {
+    let mut n = node(&["a"]);
+    for i in 1..=batches {
+        n.process(&flat("", i * 10, 1.0, 0.0)).unwrap();
+    }
+    n
+}
+
+fn state(n: &mut Node) -> FieldState {
+    n.snapshot().unwrap().fields.remove(0)
+}
+
+#[test]
+fn snapshot_restores_into_a_fresh_node_exactly() {
+    let mut a = trained(3);
+    let snap = a.snapshot().unwrap();
+    let mut b = node(&["a"]);
+    let plan = b.plan_restore(snap.clone()).unwrap();
+    assert!(plan.aside.is_empty());
+    assert_eq!(b.apply_restore(plan), 1);
+    assert_eq!(b.snapshot().unwrap(), snap);
+    let next = flat("", 40, 5.0, 0.0);
+    let (pa, pb) = (a.process(&next).unwrap().points, b.process(&next).unwrap().points);
+    assert_eq!(pa, pb);
+    assert!(anomalous(&pa[0]));
+}
+
+#[test]
+fn restore_keeps_the_newer_state_and_the_node_wins_a_tie() {
+    let mut old = trained(2); // last batch at 20
+    let mut new = trained(4); // last batch at 40
+    let (old_state, new_state) = (state(&mut old), state(&mut new));
+
+    // A stale snapshot does not roll the node back.
+    let mut n = trained(4);
+    let plan = n.plan_restore(Snapshot { fields: vec![old_state.clone()] }).unwrap();
+    assert_eq!(n.apply_restore(plan), 0);
+    assert_eq!(state(&mut n), new_state);
+
+    // A tie keeps the node's own state, whatever the snapshot's bytes.
+    let mut tie = new_state.clone();
+    tie.state = old_state.state.clone();
+    let plan = n.plan_restore(Snapshot { fields: vec![tie] }).unwrap();
+    assert_eq!(n.apply_restore(plan), 0);
+    assert_eq!(state(&mut n), new_state);
+
+    // A newer snapshot wins.
+    let mut behind = trained(2);
+    let plan = behind.plan_restore(Snapshot { fields: vec![new_state.clone()] }).unwrap();
+    assert_eq!(plan.applied_states(), vec![new_state.clone()]);
+    assert_eq!(behind.apply_restore(plan), 1);
+    assert_eq!(state(&mut behind), new_state);
+
+    // Fields only the snapshot knows are taken; the node's other fields stay.
+    let mut other = new_state.clone();
+    other.group = "host=z".into();
+    let mut n = trained(1);
+    let mine = state(&mut n);
+    let plan = n.plan_restore(Snapshot { fields: vec![other.clone()] }).unwrap();
+    assert_eq!(n.apply_restore(plan), 1);
+    assert_eq!(n.snapshot().unwrap().fields, vec![mine, other]);
+}
+
+#[test]
+fn state_this_node_could_not_have_built_is_set_aside_not_applied() {
+    let mut donor = trained(3);
+    let good = state(&mut donor);
+    let variant = |f: &dyn Fn(&mut FieldState)| {
+        let mut s = good.clone();
+        f(&mut s);
+        s
+    };
+    let cases = [
+        (variant(&|s| s.provenance.detector = "ttest".into()), "detector ttest (node uses drift)"),
+        (variant(&|s| s.provenance.state_version = 2), "state format 2 of drift 1.0.0"),
+        (variant(&|s| s.provenance.options = r#"{"limit":5.0}"#.into()), "options {\"limit\":5.0}"),
+        (variant(&|s| s.field = "zz".into()), "a field this node does not track"),
+    ];
+    for (s, why) in cases {
+        let mut n = node(&["a"]);
+        let plan = n.plan_restore(Snapshot { fields: vec![s.clone()] }).unwrap();
+        assert_eq!(plan.aside.len(), 1, "{why}");
+        assert!(plan.aside[0].1.starts_with("from a snapshot, built with"), "{}", plan.aside[0].1);
+        assert!(plan.aside[0].1.contains(why), "{} lacks {why}", plan.aside[0].1);
+        assert_eq!(n.apply_restore(plan), 0);
+        assert!(n.snapshot().unwrap().fields.is_empty());
+
+        let mut n = node(&["a"]);
+        let adopted = n.adopt(vec![s.clone(), good.clone()]).unwrap();
+        assert_eq!(adopted.loaded, 1);
+        assert_eq!(adopted.aside.len(), 1);
+        assert_eq!(adopted.aside[0].0, s);
+        assert!(adopted.aside[0].1.starts_with("built with"), "{}", adopted.aside[0].1);
+        assert_eq!(n.snapshot().unwrap().fields, vec![good.clone()]);
+    }
+}
+
+#[test]
+fn state_that_does_not_load_fails_and_changes_nothing() {
+    let mut donor = trained(3);
+    let mut bad = state(&mut donor);
+    bad.state.truncate(3);
+    let mut n = trained(1);
+    let before = n.snapshot().unwrap();
+    let err = n.adopt(vec![bad.clone()]).unwrap_err();
+    assert!(err.to_string().starts_with("state of field a group \"\" does not load"), "{err}");
+    assert!(n.plan_restore(Snapshot { fields: vec![bad] }).is_err());
+    assert_eq!(n.snapshot().unwrap(), before);
+}

@@ -1,0 +1,167 @@
+//! A node with its persistence: the sled store it commits to and the control
+//! socket `tickwatch state` reads it through.
+//!
+//! Owns the order that makes a crash lose nothing Kapacitor has seen: a
+//! batch's new field states are committed (and, by default, flushed) before
+//! its points are handed back for writing; restored state is committed
+//! before the node adopts it. Does not own: which state applies (the node's
+//! rules) or the wire (the session).
+#![deny(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tickwatch_proto::agent;
+use tickwatch_state::{NodeMeta, Snapshot, StateError, StateStore, StoreOptions, layout};
+
+use crate::control::ControlServer;
+use crate::control::server::Source;
+use crate::kapacitor::Batch;
+use crate::node::{DetectorError, Node, NodeError};
+
+/// Persistence settings.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// How long Init waits for another process to release a node's database
+    /// (Kapacitor restarting a task while the old process still exits).
+    pub wait: Duration,
+    /// Group commit: flush at most this many ms after a batch instead of
+    /// before its points are written (see `StoreOptions`).
+    pub group_commit_ms: Option<u64>,
+}
+
+/// Why a persisted node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// The node's own rules failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The database cannot be opened or read (locked, corrupt, unreadable).
+    #[error(transparent)]
+    Open(StateError),
+    /// Writing the database failed.
+    #[error("cannot persist state: {0}")]
+    State(#[from] StateError),
+    /// Persisted state does not load.
+    #[error("{source} (persisted in {dir}; see `tickwatch state`)")]
+    Stored {
+        /// Why.
+        source: Box<NodeError>,
+        /// The node's state directory.
+        dir: String,
+    },
+}
+
+/// A node and, when it has a state directory, its store and control socket.
+pub struct Persisted {
+    node: Node,
+    /// Dropped (closed) before the store.
+    control: Option<ControlServer>,
+    store: Option<StateStore>,
+}
+
+impl std::fmt::Debug for Persisted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persisted").field("node", &self.node).field("store", &self.store).finish()
+    }
+}
+
+impl Persisted {
+    /// A node whose state lives only in Kapacitor's snapshots.
+    pub fn in_memory(node: Node) -> Persisted {
+        Persisted { node, control: None, store: None }
+    }
+
+    /// Opens the node's database (opened here, at Init, never for Info),
+    /// picks up its persisted state (setting aside what does not apply) and
+    /// starts the control socket. Returns the node and how many field states
+    /// it picked up.
+    pub fn open(
+        mut node: Node,
+        settings: &StateSettings,
+        meta: &NodeMeta,
+    ) -> Result<(Persisted, usize), PersistError> {
+        let opts = StoreOptions { wait: settings.wait, group_commit_ms: settings.group_commit_ms };
+        let mut store = StateStore::open(&settings.dir, meta, opts).map_err(PersistError::Open)?;
+        let dir = store.dir().display().to_string();
+        let stored = store.load().map_err(PersistError::Open)?;
+        let adopted = node
+            .adopt(stored)
+            .map_err(|source| PersistError::Stored { source: Box::new(source), dir: dir.clone() })?;
+        for (state, why) in &adopted.aside {
+            store.put_aside(state, why)?;
+        }
+        node.keep_states(true);
+        let path = layout::control_socket(&settings.dir, &meta.task, &meta.node);
+        let source = Source {
+            reader: store.reader(),
+            factory: node.factory().clone(),
+            options: node.config().detector_options.clone(),
+            task: meta.task.clone(),
+            node: meta.node.clone(),
+        };
+        let control = match ControlServer::start(&path, source) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    "task {} node {}: no control socket at {} ({e}); `tickwatch state` cannot \
+                     read this node while it runs",
+                    meta.task,
+                    meta.node,
+                    path.display()
+                );
+                None
+            }
+        };
+        Ok((Persisted { node, control, store: Some(store) }, adopted.loaded))
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Where the state lives, if anywhere.
+    pub fn dir(&self) -> Option<String> {
+        self.store.as_ref().map(|s| s.dir().display().to_string())
+    }
+
+    /// Scores one batch and commits its new states; the points may be
+    /// written once this returns.
+    pub fn process(&mut self, batch: &Batch) -> Result<Vec<agent::Point>, PersistError> {
+        let scored = self.node.process(batch)?;
+        if let Some(store) = self.store.as_mut() {
+            store.commit(&scored.states)?;
+        }
+        Ok(scored.points)
+    }
+
+    /// Applies Kapacitor's snapshot (the node's rules decide per field);
+    /// aside copies, then the winning states, are persisted before the node
+    /// takes them, so on any error nothing changes. Returns how many field
+    /// states were replaced.
+    pub fn restore(&mut self, snapshot: Snapshot) -> Result<usize, PersistError> {
+        let plan = self.node.plan_restore(snapshot)?;
+        if let Some(store) = self.store.as_mut() {
+            for (state, why) in &plan.aside {
+                store.keep_aside(state, why)?;
+            }
+            store.commit(&plan.applied_states())?;
+        }
+        Ok(self.node.apply_restore(plan))
+    }
+
+    /// Every (group, field) state of the node.
+    pub fn snapshot(&mut self) -> Result<Snapshot, DetectorError> {
+        self.node.snapshot()
+    }
+}
+
+impl Drop for Persisted {
+    fn drop(&mut self) {
+        // The control socket reads the store: close it first.
+        self.control.take();
+    }
+}
