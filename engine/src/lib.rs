@@ -1,28 +1,31 @@
 //! tickwatch's engine: everything that runs. Folders are layers:
 //!
 //! - [`cli`]: flags and env → validated configs (the only module that knows
-//!   clap); [`cmd`]: the command bodies (`demo`, `replay`, `state`,
+//!   clap); `cmd`: the command bodies (`demo`, `replay`, `state`,
 //!   `plugins`, `info`).
-//! - [`serve`]: what Kapacitor runs: stdio and socket serving, sessions, a
+//! - `serve`: what Kapacitor runs: stdio and socket serving, sessions, a
 //!   node wired to its store and control socket.
 //! - [`node`]: the domain, with no I/O: options → config, batches → points,
 //!   which state applies; detectors behind the `DetectorFactory` trait.
 //! - [`plugin`]: FFI: loading detector `.so` files, finding them by name.
-//! - [`control`]: the control socket `tickwatch state` reads a running node
-//!   through; [`inspect`]: what `tickwatch state` shows and exports.
+//! - `control`: the control socket `tickwatch state` reads a running node
+//!   through; `inspect`: what `tickwatch state` shows and exports.
 //! - [`kapacitor`]: the Kapacitor side of the protocol (client, windower,
 //!   batches and group ids), used by `replay`, `demo` and the tests.
 //!
 //! Dependencies point down that list (`cli` → `cmd`/`serve` → `control`/
 //! `plugin` → `node` → `kapacitor`), never up.
+//!
+//! Public: what the binary (`cli`), the end-to-end tests and the benchmarks
+//! use (`kapacitor`, `node`, `plugin`, `scenario`); the rest is internal.
 
 pub mod cli;
-pub mod cmd;
-pub mod control;
-pub mod inspect;
+mod cmd;
+mod control;
+mod inspect;
 pub mod kapacitor;
 pub mod node;
 pub mod plugin;
-pub mod serve;
+mod serve;
 
 pub use cmd::demo::scenario;

@@ -11,6 +11,6 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 
-pub use client::{ControlError, query};
+pub use client::query;
 pub use protocol::{Request, Response};
 pub use server::ControlServer;
