@@ -17,6 +17,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(&cli.log);
+    // A panic is logged as one error line like any other event; the code
+    // that catches it (a session, the database guards) answers Kapacitor.
+    std::panic::set_hook(Box::new(|info| tracing::error!("internal error: {info}")));
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -186,6 +186,29 @@ fn corrupt(dir: &Path, reason: impl std::fmt::Display) -> StateError {
     StateError::Corrupt { path: dir.to_path_buf(), reason: reason.to_string() }
 }
 
+/// Runs a sled call, turning a panic into [`StateError::Corrupt`].
+///
+/// sled 0.34 panics (index out of bounds, failed deserialization) on some
+/// damaged files instead of returning an error. A panic must not reach the
+/// session: it would end a node without an answer to Kapacitor.
+fn guarded<T>(
+    dir: &Path,
+    what: &str,
+    f: impl FnOnce() -> Result<T, StateError>,
+) -> Result<T, StateError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(corrupt(dir, format!("the database failed while {what}: {msg}")))
+        }
+    }
+}
+
 impl StateStore {
     /// Opens (creating if needed) the store of (task, node) under `state_dir`.
     pub fn open(state_dir: &Path, meta: &NodeMeta, opts: StoreOptions) -> Result<Self, StateError> {
@@ -216,13 +239,16 @@ impl StateStore {
     }
 
     fn open_db(dir: PathBuf, lock: File, opts: StoreOptions) -> Result<Self, StateError> {
-        let db = sled::Config::new()
-            .path(dir.join(DB_DIR))
-            .flush_every_ms(opts.group_commit_ms)
-            .open()
-            .map_err(|e| corrupt(&dir, format!("sled cannot open it: {e}")))?;
-        let fields = db.open_tree(FIELDS_TREE).map_err(|e| corrupt(&dir, e))?;
-        let aside = db.open_tree(ASIDE_TREE).map_err(|e| corrupt(&dir, e))?;
+        let (db, fields, aside) = guarded(&dir, "opening", || {
+            let db = sled::Config::new()
+                .path(dir.join(DB_DIR))
+                .flush_every_ms(opts.group_commit_ms)
+                .open()
+                .map_err(|e| corrupt(&dir, format!("sled cannot open it: {e}")))?;
+            let fields = db.open_tree(FIELDS_TREE).map_err(|e| corrupt(&dir, e))?;
+            let aside = db.open_tree(ASIDE_TREE).map_err(|e| corrupt(&dir, e))?;
+            Ok((db, fields, aside))
+        })?;
         Ok(Self {
             dir,
             db,
@@ -274,6 +300,11 @@ impl StateStore {
         if updates.is_empty() {
             return Ok(());
         }
+        let dir = self.dir.clone();
+        guarded(&dir, "committing", || self.commit_inner(updates))
+    }
+
+    fn commit_inner(&mut self, updates: &[FieldState]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for u in updates {
             let fk = field_key(&u.group, &u.field);
@@ -330,6 +361,11 @@ impl StateStore {
     /// Copies `state` into the `aside` tree with a reason (the field's
     /// current record, if any, is untouched).
     pub fn keep_aside(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
+        let dir = self.dir.clone();
+        guarded(&dir, "setting state aside", || self.keep_aside_inner(state, reason))
+    }
+
+    fn keep_aside_inner(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
         let mut key = field_key(&state.group, &state.field);
         let nanos =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
@@ -344,7 +380,12 @@ impl StateStore {
     /// Moves a field's stored state into the `aside` tree with a reason; the
     /// field then has no state.
     pub fn put_aside(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
-        self.keep_aside(state, reason)?;
+        let dir = self.dir.clone();
+        guarded(&dir, "setting state aside", || self.put_aside_inner(state, reason))
+    }
+
+    fn put_aside_inner(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
+        self.keep_aside_inner(state, reason)?;
         let fk = field_key(&state.group, &state.field);
         let batch = self.remove_batch(&fk)?;
         self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
@@ -409,6 +450,10 @@ impl StoreReader {
     }
 
     fn fields_once(&self) -> Result<Vec<FieldState>, StateError> {
+        guarded(&self.dir, "reading", || self.fields_unguarded())
+    }
+
+    fn fields_unguarded(&self) -> Result<Vec<FieldState>, StateError> {
         let mut out = Vec::new();
         for item in self.fields.scan_prefix([b'm']) {
             let (k, v) = item.map_err(|e| corrupt(&self.dir, e))?;
@@ -467,6 +512,10 @@ impl StoreReader {
 
     /// Every record set aside, oldest first per field.
     pub fn aside(&self) -> Result<Vec<AsideRecord>, StateError> {
+        guarded(&self.dir, "reading", || self.aside_unguarded())
+    }
+
+    fn aside_unguarded(&self) -> Result<Vec<AsideRecord>, StateError> {
         let mut out = Vec::new();
         for item in self.aside.iter() {
             let (_, v) = item.map_err(|e| corrupt(&self.dir, e))?;

@@ -98,7 +98,8 @@ impl<D> std::fmt::Debug for InProcess<D> {
     }
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())

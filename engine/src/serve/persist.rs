@@ -87,9 +87,10 @@ impl Persisted {
         let mut store = StateStore::open(&settings.dir, meta, opts).map_err(PersistError::Open)?;
         let dir = store.dir().display().to_string();
         let stored = store.load().map_err(PersistError::Open)?;
-        let adopted = node
-            .adopt(stored)
-            .map_err(|source| PersistError::Stored { source: Box::new(source), dir: dir.clone() })?;
+        let adopted = node.adopt(stored).map_err(|source| PersistError::Stored {
+            source: Box::new(source),
+            dir: dir.clone(),
+        })?;
         for (state, why) in &adopted.aside {
             store.put_aside(state, why)?;
         }

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::thread;
 
@@ -25,6 +26,7 @@ use tickwatch_state::{NodeMeta, Snapshot};
 
 use super::persist::{Persisted, StateSettings};
 use crate::kapacitor::Batch;
+use crate::node::detector::panic_text;
 use crate::node::{Factory, Node, config};
 
 /// What every session of a serving process shares.
@@ -226,6 +228,12 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), Sessio
     failed.map_or(Ok(()), |e| Err(SessionError::Write(e)))
 }
 
+/// What the worker does after one item.
+enum Step {
+    Continue,
+    End(Result<(), SessionError>),
+}
+
 struct Worker<'a> {
     config: &'a SessionConfig,
     node: Option<Persisted>,
@@ -237,27 +245,49 @@ struct Worker<'a> {
 impl Worker<'_> {
     fn run(mut self, rx: mpsc::Receiver<Work>) -> Result<(), SessionError> {
         while let Ok(work) = rx.recv() {
-            match work {
-                Work::Info => self.info(),
-                Work::Init(i) => self.init(i),
-                Work::Restore(r) => self.restore(r),
-                Work::Snapshot => self.snapshot()?,
-                Work::Batch(b) => self.batch(&b)?,
-                Work::Eof { open_batch } => {
-                    if open_batch {
-                        tracing::warn!(
-                            "{}: input closed inside a batch; that batch is dropped",
-                            self.ids
-                        );
-                    }
-                    self.finished();
-                    return Ok(());
+            // A panic anywhere below (the database library, a bug of ours)
+            // must end the session with an answer, never leave Kapacitor
+            // waiting on a thread that is gone.
+            match catch_unwind(AssertUnwindSafe(|| self.handle(work))) {
+                Ok(Step::Continue) => {}
+                Ok(Step::End(result)) => return result,
+                Err(panic) => {
+                    let msg = format!("internal error: {}", panic_text(panic.as_ref()));
+                    // Close the node (its database and lock) before answering;
+                    // dropping it may panic too, on the same damaged state.
+                    let node = self.node.take();
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(node)));
+                    return Err(self.fatal(msg));
                 }
-                Work::Broken(msg) => return Err(self.fatal(msg)),
             }
         }
-        // The reader vanished without a word (it cannot, but do not hang).
+        // The reader vanished without a word (it panicked): do not hang.
         Err(self.fatal("reader stopped unexpectedly".into()))
+    }
+
+    fn handle(&mut self, work: Work) -> Step {
+        let result = match work {
+            Work::Info => Ok(self.info()),
+            Work::Init(i) => Ok(self.init(i)),
+            Work::Restore(r) => Ok(self.restore(r)),
+            Work::Snapshot => self.snapshot(),
+            Work::Batch(b) => self.batch(&b),
+            Work::Eof { open_batch } => {
+                if open_batch {
+                    tracing::warn!(
+                        "{}: input closed inside a batch; that batch is dropped",
+                        self.ids
+                    );
+                }
+                self.finished();
+                return Step::End(Ok(()));
+            }
+            Work::Broken(msg) => Err(self.fatal(msg)),
+        };
+        match result {
+            Ok(()) => Step::Continue,
+            Err(e) => Step::End(Err(e)),
+        }
     }
 
     fn fatal(&self, msg: String) -> SessionError {
