@@ -87,7 +87,7 @@ pub mod options;
 pub mod verdict;
 pub mod window;
 
-pub use codec::{ByteReader, ByteWriter, CodecError};
+pub use codec::{ByteReader, ByteWriter, CodecError, StateFormat};
 pub use options::{OptionSpec, Options, Value, ValueKind};
 pub use verdict::{Summary, SummaryValue, Verdict};
 
