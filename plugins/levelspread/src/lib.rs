@@ -60,19 +60,15 @@
 //! the run. The values of the current run are kept in a second ring of at
 //! most `size` values.
 
-mod ftest;
-mod welch;
-
+use tickwatch_plugin_api::options::preset;
+use tickwatch_plugin_api::window::{Baseline, mean_var};
 use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
+    Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
 };
+use tickwatch_stats::{FResult, WelchResult, f_test, welch_from_stats};
 
-pub use ftest::{FResult, f_test};
-use tickwatch_plugin_api::window::{Baseline, finite, mean_var};
-pub use welch::{WelchResult, welch_from_stats};
-
-/// State bytes format version (first byte of [`Detector::save`]).
-const STATE_FORMAT: u8 = 1;
+/// State bytes format 1 (first byte of [`Detector::save`]).
+const FORMAT: StateFormat = StateFormat::new("levelspread", 1);
 
 /// Both tests and their combination.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,28 +104,10 @@ impl Detector for LevelSpreadDetector {
     const NAME: &'static str = "levelspread";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+    const STATE_VERSION: u32 = FORMAT.version() as u32;
 
     fn options() -> Vec<OptionSpec> {
-        vec![
-            OptionSpec::with_default(
-                "size",
-                Value::Int(3600),
-                "history length in values (a moving window of the last `size` values); > 1",
-            ),
-            OptionSpec::with_default(
-                "alpha",
-                Value::Double(0.001),
-                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
-                 that are not anomalous join the history",
-            ),
-            OptionSpec::with_default(
-                "rebaseline",
-                Value::Int(0),
-                "after this many consecutive anomalous windows, accept the new level and spread \
-                 (the history restarts from those windows); 0 = never; >= 0",
-            ),
-        ]
+        vec![preset::size(Some(3600)), preset::alpha(Some(0.001)), preset::rebaseline()]
     }
 
     fn new(options: &Options) -> Result<Self, String> {
@@ -140,64 +118,38 @@ impl Detector for LevelSpreadDetector {
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        let window = &*finite(window);
-        if window.is_empty() {
-            return None;
-        }
-        if self.baseline.history().is_empty() {
-            self.baseline.seed(window);
-            return None;
-        }
-        let (mean, var) = mean_var(window);
-        let r = level_spread(
-            (
-                self.baseline.history().mean(),
-                self.baseline.history().variance(),
-                self.baseline.history().len() as f64,
-            ),
-            (mean, var, window.len() as f64),
-        );
-        let anomalous = r.pvalue < self.alpha;
-        let rebaselined = self.baseline.absorb(window, anomalous);
-        let mut stats = vec![
-            ("t".to_string(), r.level.t),
-            ("f".to_string(), r.spread.f),
-            ("p_level".to_string(), r.level.pvalue),
-            ("p_spread".to_string(), r.spread.pvalue),
-        ];
-        if self.baseline.rebaseline() > 0 {
-            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
-        }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
+        self.baseline.score(window, self.alpha, |history, window| {
+            let (mean, var) = mean_var(window);
+            let r = level_spread(
+                (history.mean(), history.variance(), history.len() as f64),
+                (mean, var, window.len() as f64),
+            );
+            let stats = vec![
+                ("t".to_string(), r.level.t),
+                ("f".to_string(), r.spread.f),
+                ("p_level".to_string(), r.level.pvalue),
+                ("p_spread".to_string(), r.spread.pvalue),
+            ];
+            (r.pvalue, stats)
+        })
     }
 
-    /// Format 1: `u8` 1, `u64` windows seen, anomalous, rebaselines, streak;
-    /// the history ring; the candidate ring. Fixed-size fields first, so a
-    /// window that joins the history changes only its slots and the headers.
+    /// Format 1: `u8` 1, then the baseline in [`Layout::CountersFirst`]
+    /// (`u64` windows seen, anomalous, rebaselines, streak; the history
+    /// ring; the candidate ring), so a window that joins the history
+    /// changes only its slots and the headers.
+    ///
+    /// [`Layout::CountersFirst`]: tickwatch_plugin_api::window::Layout::CountersFirst
     fn save(&self) -> Vec<u8> {
-        let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT);
-        self.baseline.write(&mut w);
-        w.finish()
+        self.baseline.save(FORMAT.writer())
     }
 
     fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = ByteReader::new(state);
-        let format = r.u8()?;
-        if format != STATE_FORMAT {
-            return Err(format!(
-                "unknown levelspread state format {format} (this build reads {STATE_FORMAT})"
-            ));
-        }
-        let mut baseline = self.baseline.clone();
-        baseline.read(&mut r)?;
-        r.finish()?;
-        self.baseline = baseline;
-        Ok(())
+        self.baseline.load(FORMAT.reader(state)?)
     }
 
     fn describe(&self) -> Summary {
-        self.baseline.describe(self.alpha)
+        self.baseline.describe(|s| s.num("alpha", self.alpha))
     }
 }
 
@@ -205,29 +157,10 @@ export_detector!(LevelSpreadDetector);
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_plugin_api::Value;
+    use tickwatch_stats::testkit::Gauss;
+
     use super::*;
-
-    /// Deterministic normal samples (splitmix64 + Box–Muller).
-    struct Gauss(u64);
-
-    impl Gauss {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        fn window(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-            (0..n)
-                .map(|_| {
-                    let (u, v) = (self.uniform(), self.uniform());
-                    mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-                })
-                .collect()
-        }
-    }
 
     fn detector(size: i64, alpha: f64, rebaseline: i64) -> Result<LevelSpreadDetector, String> {
         LevelSpreadDetector::new(&Options::new(vec![

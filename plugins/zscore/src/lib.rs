@@ -49,70 +49,22 @@
 //! ends the run. The values of the current run are kept in a second ring of
 //! at most `size` values, so memory at most doubles while a run lasts.
 
-use statrs::distribution::{ContinuousCDF, StudentsT};
-use statrs::function::erf::erfc;
+use tickwatch_plugin_api::options::preset;
+use tickwatch_plugin_api::window::{Baseline, mean};
 use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
+    Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
 };
+use tickwatch_stats::{ZResult, z_from_stats};
 
-use tickwatch_plugin_api::window::{Baseline, finite, mean_var};
-
-/// State bytes format version (first byte of [`Detector::save`]).
-const STATE_FORMAT: u8 = 1;
-
-/// `z` and its two-sided p-value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ZResult {
-    /// Window mean minus history mean, in standard errors; finite.
-    pub z: f64,
-    /// Two-sided p-value, finite, in `[0, 1]`.
-    pub pvalue: f64,
-}
+/// State bytes format 1 (first byte of [`Detector::save`]).
+const FORMAT: StateFormat = StateFormat::new("zscore", 1);
 
 /// The z-test of a window (mean, `win_n` values) against a history (mean,
-/// sample variance, `hist_n` values); counts are at least 1.
+/// sample variance, `hist_n` values); counts are at least 1. The standard
+/// error and the degrees of freedom are the crate docs'.
 pub fn z_test(hist_mean: f64, hist_var: f64, hist_n: f64, win_mean: f64, win_n: f64) -> ZResult {
-    let d = win_mean - hist_mean;
     let se2 = hist_var * (1.0 / win_n + 1.0 / hist_n);
-    if d.is_nan() || se2.is_nan() {
-        return ZResult { z: 0.0, pvalue: 1.0 };
-    }
-    if se2 == 0.0 {
-        // Documented in the crate docs: a constant history gives a definite answer.
-        return if d == 0.0 {
-            ZResult { z: 0.0, pvalue: 1.0 }
-        } else {
-            ZResult { z: f64::MAX.copysign(d), pvalue: 0.0 }
-        };
-    }
-    let z = d / se2.sqrt();
-    if z.is_nan() {
-        return ZResult { z: 0.0, pvalue: 1.0 };
-    }
-    let z = z.clamp(-f64::MAX, f64::MAX);
-    ZResult { z, pvalue: two_sided_t(z, hist_n - 1.0) }
-}
-
-/// `P(|T| ≥ |z|)` for Student's t with `df` degrees of freedom; the normal
-/// limit beyond 100 000 degrees of freedom (where the two agree to 1e-4
-/// relative in the tails that matter), and for an undefined `df`.
-pub fn two_sided_t(z: f64, df: f64) -> f64 {
-    if z == 0.0 {
-        return 1.0;
-    }
-    if !(df > 0.0 && df <= 1e5) {
-        return two_sided_normal(z);
-    }
-    match StudentsT::new(0.0, 1.0, df) {
-        Ok(t) => (2.0 * t.sf(z.abs())).clamp(0.0, 1.0),
-        Err(_) => two_sided_normal(z),
-    }
-}
-
-/// `P(|Z| ≥ |z|)` for a standard normal `Z`, accurate in the far tail
-/// (relative error below 1e-9 down to the smallest positive f64).
-pub fn two_sided_normal(z: f64) -> f64 {
-    erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
+    z_from_stats(win_mean - hist_mean, se2, hist_n - 1.0)
 }
 
 /// The z-score detector.
@@ -127,28 +79,10 @@ impl Detector for ZScore {
     const NAME: &'static str = "zscore";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+    const STATE_VERSION: u32 = FORMAT.version() as u32;
 
     fn options() -> Vec<OptionSpec> {
-        vec![
-            OptionSpec::with_default(
-                "size",
-                Value::Int(3600),
-                "history length in values (a moving window of the last `size` values); > 1",
-            ),
-            OptionSpec::with_default(
-                "alpha",
-                Value::Double(0.001),
-                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
-                 that are not anomalous join the history",
-            ),
-            OptionSpec::with_default(
-                "rebaseline",
-                Value::Int(0),
-                "after this many consecutive anomalous windows, accept the new level (the \
-                 history restarts from those windows); 0 = never; >= 0",
-            ),
-        ]
+        vec![preset::size(Some(3600)), preset::alpha(Some(0.001)), preset::rebaseline()]
     }
 
     fn new(options: &Options) -> Result<Self, String> {
@@ -159,58 +93,34 @@ impl Detector for ZScore {
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        let window = &*finite(window);
-        if window.is_empty() {
-            return None;
-        }
-        if self.baseline.history().is_empty() {
-            self.baseline.seed(window);
-            return None;
-        }
-        let (mean, _) = mean_var(window);
-        let r = z_test(
-            self.baseline.history().mean(),
-            self.baseline.history().variance(),
-            self.baseline.history().len() as f64,
-            mean,
-            window.len() as f64,
-        );
-        let anomalous = r.pvalue < self.alpha;
-        let rebaselined = self.baseline.absorb(window, anomalous);
-        let mut stats = vec![("z".to_string(), r.z)];
-        if self.baseline.rebaseline() > 0 {
-            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
-        }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
+        self.baseline.score(window, self.alpha, |history, window| {
+            let r = z_test(
+                history.mean(),
+                history.variance(),
+                history.len() as f64,
+                mean(window),
+                window.len() as f64,
+            );
+            (r.pvalue, vec![("z".to_string(), r.z)])
+        })
     }
 
-    /// Format 1: `u8` 1, `u64` windows seen, anomalous, rebaselines, streak;
-    /// the history ring; the candidate ring. Fixed-size fields first, so a
-    /// window that joins the history changes only its slots and the headers.
+    /// Format 1: `u8` 1, then the baseline in [`Layout::CountersFirst`]
+    /// (`u64` windows seen, anomalous, rebaselines, streak; the history
+    /// ring; the candidate ring), so a window that joins the history
+    /// changes only its slots and the headers.
+    ///
+    /// [`Layout::CountersFirst`]: tickwatch_plugin_api::window::Layout::CountersFirst
     fn save(&self) -> Vec<u8> {
-        let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT);
-        self.baseline.write(&mut w);
-        w.finish()
+        self.baseline.save(FORMAT.writer())
     }
 
     fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = ByteReader::new(state);
-        let format = r.u8()?;
-        if format != STATE_FORMAT {
-            return Err(format!(
-                "unknown zscore state format {format} (this build reads {STATE_FORMAT})"
-            ));
-        }
-        let mut baseline = self.baseline.clone();
-        baseline.read(&mut r)?;
-        r.finish()?;
-        self.baseline = baseline;
-        Ok(())
+        self.baseline.load(FORMAT.reader(state)?)
     }
 
     fn describe(&self) -> Summary {
-        self.baseline.describe(self.alpha)
+        self.baseline.describe(|s| s.num("alpha", self.alpha))
     }
 }
 
@@ -218,29 +128,10 @@ export_detector!(ZScore);
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_plugin_api::Value;
+    use tickwatch_stats::testkit::Gauss;
+
     use super::*;
-
-    /// Deterministic normal samples (splitmix64 + Box–Muller).
-    struct Gauss(u64);
-
-    impl Gauss {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        fn window(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-            (0..n)
-                .map(|_| {
-                    let (u, v) = (self.uniform(), self.uniform());
-                    mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-                })
-                .collect()
-        }
-    }
 
     fn zscore(size: i64, alpha: f64, rebaseline: i64) -> Result<ZScore, String> {
         ZScore::new(&Options::new(vec![
@@ -487,28 +378,6 @@ mod tests {
     }
 
     #[test]
-    fn t_tail_matches_scipy() {
-        // Reference values: 2 * scipy.stats.t.sf(z, df).
-        for (z, df, p) in [
-            (3.2905267314918945, 9.0, 0.00937046679092597),
-            (3.2905267314918945, 299.0, 0.0011196737409859445),
-            (3.2905267314918945, 3599.0, 0.001009636677150316),
-            (10.0, 3599.0, 3.0556446407228576e-23),
-            (30.0, 3599.0, 1.0959181313120517e-176),
-            (5.0, 37.0, 1.4106054575085142e-05),
-            (2.0, 1.0, 0.2951672353008665),
-            (4.0, 99999.0, 6.338799801245494e-05),
-        ] {
-            let got = two_sided_t(z, df);
-            assert!(((got - p) / p).abs() < 1e-9, "z={z} df={df}: {got} vs {p}");
-            assert_eq!(two_sided_t(-z, df), got);
-        }
-        assert_eq!(two_sided_t(0.0, 5.0), 1.0);
-        assert_eq!(two_sided_t(f64::MAX, 3599.0), 0.0);
-        assert_eq!(two_sided_t(4.0, 1e9), two_sided_normal(4.0));
-    }
-
-    #[test]
     fn false_alarm_rate_matches_alpha_with_a_short_history() {
         // Ten values of history: the normal p-value would flag ~9x alpha.
         let mut g = Gauss(8);
@@ -517,22 +386,5 @@ mod tests {
         let n = 20_000;
         let alarms = (0..n).filter(|_| d.score(&g.window(10, 0.0, 1.0)).unwrap().anomalous).count();
         assert!((137..=263).contains(&alarms), "{alarms} alarms in {n} windows at alpha 0.01");
-    }
-
-    #[test]
-    fn normal_tail_is_accurate() {
-        // Reference values: scipy.stats.norm.sf(z) * 2.
-        for (z, p) in [
-            (0.0, 1.0),
-            (1.959963984540054, 0.05),
-            (3.2905267314918945, 0.0009999999999999996),
-            (10.0, 1.523970604832094e-23),
-            (30.0, 9.813427854295816e-198),
-        ] {
-            let got = two_sided_normal(z);
-            assert!(((got - p) / p).abs() < 1e-9, "z={z}: {got} vs {p}");
-            assert_eq!(two_sided_normal(-z), got);
-        }
-        assert_eq!(two_sided_normal(f64::MAX), 0.0);
     }
 }
