@@ -60,6 +60,12 @@
 //! other verdict; emitted only when `rebaseline > 0`). A non-anomalous window
 //! ends the run and discards the second EWMA. If the run holds fewer than
 //! `warmup` values, the new baseline warms up again before the next verdict.
+//!
+//! # What lives where
+//! What this crate owns is the EWMA ([`ewstats`]) and the control chart's
+//! standard error and degrees of freedom; the p-value is
+//! `tickwatch_stats::ztest`'s, the warm-up and the rebaseline run are
+//! `tickwatch_plugin_api::window::Baseline`'s (over an [`ewstats::EwHistory`]).
 
 pub mod ewstats;
 

@@ -59,6 +59,11 @@
 //! verdict; emitted only when `rebaseline > 0`). A non-anomalous window ends
 //! the run. The values of the current run are kept in a second ring of at
 //! most `size` values.
+//!
+//! # What lives where
+//! What this crate owns is the combination of the two tests; Welch's test
+//! and the F-test are `tickwatch_stats`', the history and the rebaseline
+//! run are `tickwatch_plugin_api::window::Baseline`'s.
 
 use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{Baseline, mean_var};

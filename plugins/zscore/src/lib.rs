@@ -48,6 +48,11 @@
 //! statistic is emitted only when `rebaseline > 0`). A non-anomalous window
 //! ends the run. The values of the current run are kept in a second ring of
 //! at most `size` values, so memory at most doubles while a run lasts.
+//!
+//! # What lives where
+//! What this crate owns is the z-test's standard error and degrees of
+//! freedom; the p-value is `tickwatch_stats::ztest`'s, the history and the
+//! rebaseline run are `tickwatch_plugin_api::window::Baseline`'s.
 
 use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{Baseline, mean};
