@@ -243,6 +243,11 @@ impl StateFormat {
         Self { detector, version }
     }
 
+    /// The detector's name.
+    pub const fn detector(self) -> &'static str {
+        self.detector
+    }
+
     /// The format number, also what a detector declares as its
     /// [`crate::Detector::STATE_VERSION`].
     pub const fn version(self) -> u8 {

@@ -70,16 +70,11 @@
 pub mod ewstats;
 
 use tickwatch_plugin_api::options::preset;
-use tickwatch_plugin_api::window::{Baseline, mean};
-use tickwatch_plugin_api::{
-    Detector, OptionSpec, Options, StateFormat, Summary, Value, Verdict, export_detector,
-};
+use tickwatch_plugin_api::window::{Baseline, BaselineDetector, BaselineTest, mean};
+use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, Summary, Value, export_detector};
 use tickwatch_stats::{ZResult, z_from_stats};
 
 use ewstats::EwHistory;
-
-/// State bytes format 1 (first byte of [`Detector::save`]).
-const FORMAT: StateFormat = StateFormat::new("ewma", 1);
 
 /// The control-chart test of a window mean (`win_n` values) against an
 /// EWMA mean, variance and `Σ wᵢ²` (in `(0, 1]`); the standard error and
@@ -89,21 +84,26 @@ pub fn ewma_z(ew_mean: f64, ew_var: f64, ew_w2: f64, win_mean: f64, win_n: f64) 
     z_from_stats(win_mean - ew_mean, se2, 1.0 / ew_w2 - 1.0)
 }
 
-/// The EWMA detector.
+/// The EWMA detector: [`EwmaTest`] against an EWMA baseline that warms up
+/// for `warmup` values.
+pub type Ewma = BaselineDetector<EwmaTest>;
+
+/// The control chart ([`ewma_z`]) and the EWMA's settings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ewma {
+pub struct EwmaTest {
     lambda: f64,
-    alpha: f64,
-    /// The EWMA (warming up for `warmup` values), the rebaseline run's
-    /// second EWMA, and counters.
-    baseline: Baseline<EwHistory>,
+    warmup: u64,
 }
 
-impl Detector for Ewma {
-    const NAME: &'static str = "ewma";
+impl BaselineTest for EwmaTest {
+    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`:
+    /// `u64` windows seen, anomalous, rebaselines, streak; the baseline and
+    /// the candidate as (`u64` count, `f64` mean, weighted squared
+    /// deviations, `Σ wᵢ²`). 97 bytes, always. Bump when a format change
+    /// would misread old state.
+    const FORMAT: StateFormat = StateFormat::new("ewma", 1);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = FORMAT.version() as u32;
+    type History = EwHistory;
 
     fn options() -> Vec<OptionSpec> {
         vec![
@@ -122,7 +122,7 @@ impl Detector for Ewma {
         ]
     }
 
-    fn new(options: &Options) -> Result<Self, String> {
+    fn build(options: &Options) -> Result<Ewma, String> {
         let lambda = options.double("lambda")?;
         if !(lambda > 0.0 && lambda <= 1.0) {
             return Err(format!("option lambda must be in (0, 1], got {lambda}"));
@@ -133,45 +133,22 @@ impl Detector for Ewma {
                 "option warmup must be >= 2 (a spread needs two values), got {warmup}"
             ));
         }
+        let warmup = warmup as u64;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        let baseline = Baseline::of(EwHistory::new(lambda), rebaseline).with_warmup(warmup as u64);
-        Ok(Self { lambda, alpha, baseline })
+        let baseline = Baseline::of(EwHistory::new(lambda), rebaseline).with_warmup(warmup);
+        Ok(BaselineDetector::from_parts(EwmaTest { lambda, warmup }, alpha, baseline))
     }
 
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        self.baseline.score(window, self.alpha, |ew, window| {
-            let r = ewma_z(
-                ew.mean(),
-                ew.variance(),
-                ew.mean_variance_factor(),
-                mean(window),
-                window.len() as f64,
-            );
-            (r.pvalue, vec![("z".to_string(), r.z)])
-        })
+    fn test(&self, ew: &EwHistory, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (ew_mean, ew_var, ew_w2) = (ew.mean(), ew.variance(), ew.mean_variance_factor());
+        let r = ewma_z(ew_mean, ew_var, ew_w2, mean(window), window.len() as f64);
+        (r.pvalue, vec![("z".to_string(), r.z)])
     }
 
-    /// Format 1: `u8` 1, then the baseline in [`Layout::CountersFirst`]:
-    /// `u64` windows seen, anomalous, rebaselines, streak; the baseline and
-    /// the candidate as (`u64` count, `f64` mean, weighted squared
-    /// deviations, `Σ wᵢ²`). 97 bytes, always.
-    ///
-    /// [`Layout::CountersFirst`]: tickwatch_plugin_api::window::Layout::CountersFirst
-    fn save(&self) -> Vec<u8> {
-        self.baseline.save(FORMAT.writer())
-    }
-
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        self.baseline.load(FORMAT.reader(state)?)
-    }
-
-    fn describe(&self) -> Summary {
-        self.baseline.describe(|s| {
-            s.num("lambda", self.lambda)
-                .int("warmup", self.baseline.warmup() as i64)
-                .num("alpha", self.alpha)
-        })
+    /// `lambda`, `warmup`, `alpha`.
+    fn settings(&self, summary: Summary, alpha: f64) -> Summary {
+        summary.num("lambda", self.lambda).int("warmup", self.warmup as i64).num("alpha", alpha)
     }
 }
 
@@ -180,6 +157,7 @@ export_detector!(Ewma);
 #[cfg(test)]
 mod tests {
     use tickwatch_plugin_api::window::History;
+    use tickwatch_plugin_api::{Detector, Verdict};
     use tickwatch_stats::testkit::Gauss;
 
     use super::*;
@@ -214,7 +192,7 @@ mod tests {
         );
         let d = Ewma::new(&Options::new(defaults)).unwrap();
         assert_eq!(
-            (d.lambda, d.baseline.warmup(), d.alpha, d.baseline.rebaseline()),
+            (d.test().lambda, d.baseline().warmup(), d.alpha(), d.baseline().rebaseline()),
             (0.001, 600, 0.001, 0)
         );
     }
@@ -242,18 +220,18 @@ mod tests {
         assert_eq!(d.score(&[]), None);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
         assert_eq!(d.score(&g.window(299, 220.0, 0.5)), None);
-        assert_eq!(d.baseline.history().count(), 599);
+        assert_eq!(d.baseline().history().count(), 599);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None, "599 < warmup");
         let first = d.score(&g.window(300, 220.0, 0.5)).unwrap();
         assert!(!first.anomalous, "{first:?}");
         assert_eq!(first.stats.len(), 1, "no rebaselined stat when rebaseline is off");
-        assert_eq!(d.baseline.history().count(), 1199);
-        let before = d.baseline.history().clone();
+        assert_eq!(d.baseline().history().count(), 1199);
+        let before = d.baseline().history().clone();
         let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
         assert!(fault.anomalous && fault.pvalue < 1e-50, "{fault:?}");
         assert!(stat(&fault, "z").unwrap() < -10.0);
         assert_eq!(
-            d.baseline.history(),
+            d.baseline().history(),
             &before,
             "an anomalous window must not update the baseline"
         );
@@ -340,8 +318,8 @@ mod tests {
             flags,
             [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
         );
-        assert_eq!(d.baseline.rebaselines(), 1);
-        assert!((d.baseline.history().mean() - 95.0).abs() < 0.2);
+        assert_eq!(d.baseline().rebaselines(), 1);
+        assert!((d.baseline().history().mean() - 95.0).abs() < 0.2);
         assert!(d.score(&g.window(300, 90.0, 1.0)).unwrap().anomalous);
 
         // A run shorter than warmup: the new baseline warms up first.
@@ -370,9 +348,9 @@ mod tests {
             d.score(&g.window(300, 0.0, 1.0));
         }
         assert!(d.score(&g.window(300, 3.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().count()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().count()), (1, 300));
         assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().count()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().count()), (0, 0));
         let v = d.score(&g.window(300, 3.0, 1.0)).unwrap();
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
@@ -384,7 +362,7 @@ mod tests {
         for i in 0..10 {
             d.score(&g.window(300, if i < 8 { 0.0 } else { 4.0 }, 1.0));
         }
-        assert_eq!(d.baseline.streak(), 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         assert_eq!(bytes.len(), 97);
         let mut e = ewma(0.002, 600, 0.001, 3).unwrap();

@@ -65,15 +65,9 @@
 //! and the F-test are `tickwatch_stats`', the history and the rebaseline
 //! run are `tickwatch_plugin_api::window::Baseline`'s.
 
-use tickwatch_plugin_api::options::preset;
-use tickwatch_plugin_api::window::{Baseline, mean_var};
-use tickwatch_plugin_api::{
-    Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
-};
+use tickwatch_plugin_api::window::{BaselineDetector, BaselineTest, MovingWindow, mean_var};
+use tickwatch_plugin_api::{Options, StateFormat, export_detector};
 use tickwatch_stats::{FResult, WelchResult, f_test, welch_from_stats};
-
-/// State bytes format 1 (first byte of [`Detector::save`]).
-const FORMAT: StateFormat = StateFormat::new("levelspread", 1);
 
 /// Both tests and their combination.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,64 +91,40 @@ pub fn level_spread(
     LevelSpread { level, spread, pvalue }
 }
 
-/// The level-and-spread detector.
+/// The level-and-spread detector: [`LevelSpreadTest`] against a moving
+/// history.
+pub type LevelSpreadDetector = BaselineDetector<LevelSpreadTest>;
+
+/// [`level_spread`] against a moving history, with the presets `size`
+/// (3600), `alpha` (0.001) and `rebaseline`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LevelSpreadDetector {
-    alpha: f64,
-    /// History, rebaseline run and counters.
-    baseline: Baseline,
-}
+pub struct LevelSpreadTest;
 
-impl Detector for LevelSpreadDetector {
-    const NAME: &'static str = "levelspread";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = FORMAT.version() as u32;
-
-    fn options() -> Vec<OptionSpec> {
-        vec![preset::size(Some(3600)), preset::alpha(Some(0.001)), preset::rebaseline()]
-    }
-
-    fn new(options: &Options) -> Result<Self, String> {
-        let size = options.length("size")?;
-        let alpha = options.probability("alpha")?;
-        let rebaseline = options.count("rebaseline")?;
-        Ok(Self { alpha, baseline: Baseline::new(size, rebaseline) })
-    }
-
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        self.baseline.score(window, self.alpha, |history, window| {
-            let (mean, var) = mean_var(window);
-            let r = level_spread(
-                (history.mean(), history.variance(), history.len() as f64),
-                (mean, var, window.len() as f64),
-            );
-            let stats = vec![
-                ("t".to_string(), r.level.t),
-                ("f".to_string(), r.spread.f),
-                ("p_level".to_string(), r.level.pvalue),
-                ("p_spread".to_string(), r.spread.pvalue),
-            ];
-            (r.pvalue, stats)
-        })
-    }
-
-    /// Format 1: `u8` 1, then the baseline in [`Layout::CountersFirst`]
+impl BaselineTest for LevelSpreadTest {
+    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`
     /// (`u64` windows seen, anomalous, rebaselines, streak; the history
     /// ring; the candidate ring), so a window that joins the history
-    /// changes only its slots and the headers.
-    ///
-    /// [`Layout::CountersFirst`]: tickwatch_plugin_api::window::Layout::CountersFirst
-    fn save(&self) -> Vec<u8> {
-        self.baseline.save(FORMAT.writer())
+    /// changes only its slots and the headers. Bump when a format change
+    /// would misread old state.
+    const FORMAT: StateFormat = StateFormat::new("levelspread", 1);
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type History = MovingWindow;
+
+    fn build(options: &Options) -> Result<LevelSpreadDetector, String> {
+        BaselineDetector::from_presets(LevelSpreadTest, options)
     }
 
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        self.baseline.load(FORMAT.reader(state)?)
-    }
-
-    fn describe(&self) -> Summary {
-        self.baseline.describe(|s| s.num("alpha", self.alpha))
+    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (mean, var) = mean_var(window);
+        let hist = (history.mean(), history.variance(), history.len() as f64);
+        let r = level_spread(hist, (mean, var, window.len() as f64));
+        let stats = vec![
+            ("t".to_string(), r.level.t),
+            ("f".to_string(), r.spread.f),
+            ("p_level".to_string(), r.level.pvalue),
+            ("p_spread".to_string(), r.spread.pvalue),
+        ];
+        (r.pvalue, stats)
     }
 }
 
@@ -162,7 +132,7 @@ export_detector!(LevelSpreadDetector);
 
 #[cfg(test)]
 mod tests {
-    use tickwatch_plugin_api::Value;
+    use tickwatch_plugin_api::{Detector, Value, Verdict};
     use tickwatch_stats::testkit::Gauss;
 
     use super::*;
@@ -195,7 +165,7 @@ mod tests {
         );
         let d = LevelSpreadDetector::new(&Options::new(defaults)).unwrap();
         assert_eq!(
-            (d.baseline.history().cap(), d.alpha, d.baseline.rebaseline()),
+            (d.baseline().history().cap(), d.alpha(), d.baseline().rebaseline()),
             (3600, 0.001, 0)
         );
     }
@@ -217,18 +187,18 @@ mod tests {
         let mut d = detector(3600, 0.001, 0).unwrap();
         assert_eq!(d.score(&[]), None);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
-        assert_eq!(d.baseline.history().len(), 300);
+        assert_eq!(d.baseline().history().len(), 300);
         let normal = d.score(&g.window(300, 220.0, 0.5)).unwrap();
         assert!(!normal.anomalous, "{normal:?}");
         let names: Vec<&str> = normal.stats.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["t", "f", "p_level", "p_spread"]);
-        assert_eq!(d.baseline.history().len(), 600);
+        assert_eq!(d.baseline().history().len(), 600);
         let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
         assert!(fault.anomalous && fault.pvalue < 1e-100, "{fault:?}");
         assert!(stat(&fault, "t").unwrap() > 5.0, "t is history minus window, as ttest");
         assert!(stat(&fault, "f").unwrap() > 20.0);
         assert_eq!(
-            d.baseline.history().len(),
+            d.baseline().history().len(),
             600,
             "an anomalous window must not join the history"
         );
@@ -342,7 +312,7 @@ mod tests {
             flags,
             [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
         );
-        assert_eq!((d.baseline.rebaselines(), d.baseline.history().len()), (1, 1800));
+        assert_eq!((d.baseline().rebaselines(), d.baseline().history().len()), (1, 1800));
         // The old spread is now the change.
         assert!(d.score(&g.window(300, 70.0, 3.0)).unwrap().anomalous);
 
@@ -364,9 +334,9 @@ mod tests {
             d.score(&g.window(300, 0.0, 1.0));
         }
         assert!(d.score(&g.window(300, 0.0, 3.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (1, 300));
         assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (0, 0));
         let v = d.score(&g.window(300, 0.0, 3.0)).unwrap();
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
@@ -378,7 +348,7 @@ mod tests {
         for i in 0..10 {
             d.score(&g.window(300, 0.0, if i < 8 { 1.0 } else { 2.0 }));
         }
-        assert_eq!(d.baseline.streak(), 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         let mut e = detector(1000, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();

@@ -29,76 +29,54 @@
 //! `tickwatch_stats::welch`'s.
 
 use tickwatch_plugin_api::options::preset;
-use tickwatch_plugin_api::window::{Baseline, Joins, Layout, mean_var};
-use tickwatch_plugin_api::{
-    Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
+use tickwatch_plugin_api::window::{
+    Baseline, BaselineDetector, BaselineTest, Joins, Layout, MovingWindow, mean_var,
 };
+use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
 use tickwatch_stats::welch_from_stats;
 
-/// State bytes format 1 (first byte of [`Detector::save`]).
-const FORMAT: StateFormat = StateFormat::new("ttest", 1);
+/// The t-test detector: [`WelchTest`] against a moving history.
+pub type TTest = BaselineDetector<WelchTest>;
 
-/// The t-test detector.
+/// Welch's test against a moving history, with the guide's rules: `size`
+/// and `alpha` are required, a window joins the history only if
+/// `pvalue > alpha`, and the state keeps format 1.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TTest {
-    alpha: f64,
-    /// History, rebaseline run and counters, with the guide's rules: a
-    /// window joins only if `pvalue > alpha`, and the state keeps format 1.
-    baseline: Baseline,
-}
+pub struct WelchTest;
 
-impl Detector for TTest {
-    const NAME: &'static str = "ttest";
+impl BaselineTest for WelchTest {
+    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history ring;
+    /// with `rebaseline > 0` only, then `u64` rebaselines and run length and
+    /// the candidate ring (`Layout::HistoryFirst`). The options decide
+    /// which (a snapshot entry is only loaded under the options it was saved
+    /// with), so state saved with the option off is byte for byte what this
+    /// detector saved before it had one. Bump when a format change would
+    /// misread old state.
+    const FORMAT: StateFormat = StateFormat::new("ttest", 1);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = FORMAT.version() as u32;
+    type History = MovingWindow;
 
     /// `size` and `alpha` are required, as in the guide's TICKscript.
     fn options() -> Vec<OptionSpec> {
         vec![preset::size(None), preset::alpha(None), preset::rebaseline()]
     }
 
-    fn new(options: &Options) -> Result<Self, String> {
+    fn build(options: &Options) -> Result<TTest, String> {
         let size = options.length("size")?;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
         let baseline = Baseline::new(size, rebaseline)
             .with_joins(Joins::AboveAlpha)
             .with_layout(Layout::HistoryFirst);
-        Ok(Self { alpha, baseline })
+        Ok(BaselineDetector::from_parts(WelchTest, alpha, baseline))
     }
 
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        self.baseline.score(window, self.alpha, |history, window| {
-            let (batch_mean, batch_var) = mean_var(window);
-            let r = welch_from_stats(
-                history.mean(),
-                history.variance(),
-                history.len() as f64,
-                batch_mean,
-                batch_var,
-                window.len() as f64,
-            );
-            (r.pvalue, vec![("t".to_string(), r.t)])
-        })
-    }
-
-    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history ring;
-    /// with `rebaseline > 0` only, then `u64` rebaselines and run length and
-    /// the candidate ring ([`Layout::HistoryFirst`]). The options decide
-    /// which (a snapshot entry is only loaded under the options it was saved
-    /// with), so state saved with the option off is byte for byte what this
-    /// detector saved before it had one.
-    fn save(&self) -> Vec<u8> {
-        self.baseline.save(FORMAT.writer())
-    }
-
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        self.baseline.load(FORMAT.reader(state)?)
-    }
-
-    fn describe(&self) -> Summary {
-        self.baseline.describe(|s| s.num("alpha", self.alpha))
+    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (batch_mean, batch_var) = mean_var(window);
+        let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
+        let (hist_mean, hist_var) = (history.mean(), history.variance());
+        let r = welch_from_stats(hist_mean, hist_var, hist_n, batch_mean, batch_var, batch_n);
+        (r.pvalue, vec![("t".to_string(), r.t)])
     }
 }
 
@@ -106,7 +84,7 @@ export_detector!(TTest);
 
 #[cfg(test)]
 mod tests {
-    use tickwatch_plugin_api::Value;
+    use tickwatch_plugin_api::{Detector, Value};
 
     use super::*;
 
@@ -138,10 +116,10 @@ mod tests {
         assert_eq!(d.score(&[1.0, 2.0, 3.0]), None);
         let normal = d.score(&[2.0, 1.5, 2.5]).unwrap();
         assert!(!normal.anomalous && normal.pvalue > 0.5);
-        assert_eq!(d.baseline.history().len(), 6);
+        assert_eq!(d.baseline().history().len(), 6);
         let odd = d.score(&[50.0, 51.0, 52.0, 50.5]).unwrap();
         assert!(odd.anomalous && odd.pvalue < 0.01);
-        assert_eq!(d.baseline.history().len(), 6, "anomalous window must not join the history");
+        assert_eq!(d.baseline().history().len(), 6, "anomalous window must not join the history");
         assert_eq!(d.score(&[]), None);
     }
 
@@ -184,7 +162,7 @@ mod tests {
 
 #[cfg(test)]
 mod rebaseline_tests {
-    use tickwatch_plugin_api::{ByteWriter, Value};
+    use tickwatch_plugin_api::{ByteWriter, Detector, Value, Verdict};
 
     use super::*;
 
@@ -232,7 +210,7 @@ mod rebaseline_tests {
         let bytes = d.save();
         let mut want = ByteWriter::new();
         want.u8(1).u64(2).u64(1);
-        d.baseline.history().write(&mut want);
+        d.baseline().history().write(&mut want);
         assert_eq!(bytes, want.finish());
     }
 
@@ -259,8 +237,8 @@ mod rebaseline_tests {
                 (false, Some(0.0))
             ]
         );
-        assert_eq!((d.baseline.rebaselines(), d.baseline.history().len()), (1, 1800));
-        assert!((d.baseline.history().mean() - 92.0).abs() < 0.1);
+        assert_eq!((d.baseline().rebaselines(), d.baseline().history().len()), (1, 1800));
+        assert!((d.baseline().history().mean() - 92.0).abs() < 0.1);
 
         // A normal window ends a run.
         let mut d = ttest(3600, 0.001, 2).unwrap();
@@ -268,9 +246,9 @@ mod rebaseline_tests {
             d.score(&window(i, 300, 0.0));
         }
         assert!(d.score(&window(50, 300, 2.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (1, 300));
         assert!(!d.score(&window(51, 300, 0.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (0, 0));
     }
 
     #[test]
@@ -279,7 +257,7 @@ mod rebaseline_tests {
         for i in 0..10 {
             d.score(&window(i, 300, if i < 8 { 0.0 } else { 3.0 }));
         }
-        assert_eq!(d.baseline.streak(), 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         let mut e = ttest(1000, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();
@@ -297,14 +275,14 @@ mod rebaseline_tests {
         d.score(&window(2, 300, 0.0));
         d.score(&window(3, 300, 5.0));
         d.score(&window(4, 300, 5.0));
-        assert_eq!(d.baseline.streak(), 2);
+        assert_eq!(d.baseline().streak(), 2);
         assert!(short.load(&d.save()).unwrap_err().contains("rebaseline 2"));
     }
 }
 
 #[cfg(test)]
 mod regressions {
-    use tickwatch_plugin_api::Value;
+    use tickwatch_plugin_api::{Detector, Value};
 
     use super::*;
 

@@ -54,15 +54,9 @@
 //! freedom; the p-value is `tickwatch_stats::ztest`'s, the history and the
 //! rebaseline run are `tickwatch_plugin_api::window::Baseline`'s.
 
-use tickwatch_plugin_api::options::preset;
-use tickwatch_plugin_api::window::{Baseline, mean};
-use tickwatch_plugin_api::{
-    Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
-};
+use tickwatch_plugin_api::window::{BaselineDetector, BaselineTest, MovingWindow, mean};
+use tickwatch_plugin_api::{Options, StateFormat, export_detector};
 use tickwatch_stats::{ZResult, z_from_stats};
-
-/// State bytes format 1 (first byte of [`Detector::save`]).
-const FORMAT: StateFormat = StateFormat::new("zscore", 1);
 
 /// The z-test of a window (mean, `win_n` values) against a history (mean,
 /// sample variance, `hist_n` values); counts are at least 1. The standard
@@ -72,60 +66,32 @@ pub fn z_test(hist_mean: f64, hist_var: f64, hist_n: f64, win_mean: f64, win_n: 
     z_from_stats(win_mean - hist_mean, se2, hist_n - 1.0)
 }
 
-/// The z-score detector.
+/// The z-score detector: [`ZTest`] against a moving history.
+pub type ZScore = BaselineDetector<ZTest>;
+
+/// The z-test against a moving history, with the presets `size` (3600),
+/// `alpha` (0.001) and `rebaseline`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ZScore {
-    alpha: f64,
-    /// History, rebaseline run and counters.
-    baseline: Baseline,
-}
+pub struct ZTest;
 
-impl Detector for ZScore {
-    const NAME: &'static str = "zscore";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = FORMAT.version() as u32;
-
-    fn options() -> Vec<OptionSpec> {
-        vec![preset::size(Some(3600)), preset::alpha(Some(0.001)), preset::rebaseline()]
-    }
-
-    fn new(options: &Options) -> Result<Self, String> {
-        let size = options.length("size")?;
-        let alpha = options.probability("alpha")?;
-        let rebaseline = options.count("rebaseline")?;
-        Ok(Self { alpha, baseline: Baseline::new(size, rebaseline) })
-    }
-
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        self.baseline.score(window, self.alpha, |history, window| {
-            let r = z_test(
-                history.mean(),
-                history.variance(),
-                history.len() as f64,
-                mean(window),
-                window.len() as f64,
-            );
-            (r.pvalue, vec![("z".to_string(), r.z)])
-        })
-    }
-
-    /// Format 1: `u8` 1, then the baseline in [`Layout::CountersFirst`]
+impl BaselineTest for ZTest {
+    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`
     /// (`u64` windows seen, anomalous, rebaselines, streak; the history
     /// ring; the candidate ring), so a window that joins the history
-    /// changes only its slots and the headers.
-    ///
-    /// [`Layout::CountersFirst`]: tickwatch_plugin_api::window::Layout::CountersFirst
-    fn save(&self) -> Vec<u8> {
-        self.baseline.save(FORMAT.writer())
+    /// changes only its slots and the headers. Bump when a format change
+    /// would misread old state.
+    const FORMAT: StateFormat = StateFormat::new("zscore", 1);
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type History = MovingWindow;
+
+    fn build(options: &Options) -> Result<ZScore, String> {
+        BaselineDetector::from_presets(ZTest, options)
     }
 
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        self.baseline.load(FORMAT.reader(state)?)
-    }
-
-    fn describe(&self) -> Summary {
-        self.baseline.describe(|s| s.num("alpha", self.alpha))
+    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (hist_n, win_n) = (history.len() as f64, window.len() as f64);
+        let r = z_test(history.mean(), history.variance(), hist_n, mean(window), win_n);
+        (r.pvalue, vec![("z".to_string(), r.z)])
     }
 }
 
@@ -133,7 +99,7 @@ export_detector!(ZScore);
 
 #[cfg(test)]
 mod tests {
-    use tickwatch_plugin_api::Value;
+    use tickwatch_plugin_api::{Detector, Value, Verdict};
     use tickwatch_stats::testkit::Gauss;
 
     use super::*;
@@ -167,7 +133,7 @@ mod tests {
         );
         let d = ZScore::new(&Options::new(defaults)).unwrap();
         assert_eq!(
-            (d.baseline.history().cap(), d.alpha, d.baseline.rebaseline()),
+            (d.baseline().history().cap(), d.alpha(), d.baseline().rebaseline()),
             (3600, 0.001, 0)
         );
     }
@@ -190,21 +156,21 @@ mod tests {
         let mut d = zscore(3600, 0.001, 0).unwrap();
         assert_eq!(d.score(&[]), None);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
-        assert_eq!(d.baseline.history().len(), 300);
+        assert_eq!(d.baseline().history().len(), 300);
         let normal = d.score(&g.window(300, 220.0, 0.5)).unwrap();
         assert!(!normal.anomalous && normal.pvalue > 0.001, "{normal:?}");
-        assert_eq!(d.baseline.history().len(), 600);
+        assert_eq!(d.baseline().history().len(), 600);
         assert_eq!(normal.stats.len(), 1, "no rebaselined stat when rebaseline is off");
         // The guide's hotend fault: mean −1.5, stddev 3.
         let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
         assert!(fault.anomalous && fault.pvalue < 1e-100, "{fault:?}");
         assert!(stat(&fault, "z").unwrap() < -20.0);
         assert_eq!(
-            d.baseline.history().len(),
+            d.baseline().history().len(),
             600,
             "an anomalous window must not join the history"
         );
-        assert_eq!((d.baseline.windows_seen(), d.baseline.windows_anomalous()), (2, 1));
+        assert_eq!((d.baseline().windows_seen(), d.baseline().windows_anomalous()), (2, 1));
     }
 
     #[test]
@@ -307,10 +273,10 @@ mod tests {
             flags,
             [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
         );
-        assert_eq!(d.baseline.rebaselines(), 1);
+        assert_eq!(d.baseline().rebaselines(), 1);
         // The new history is the run's 900 values, then the accepted windows.
-        assert_eq!(d.baseline.history().len(), 900 + 3 * 300);
-        assert!((d.baseline.history().mean() - 95.0).abs() < 0.2);
+        assert_eq!(d.baseline().history().len(), 900 + 3 * 300);
+        assert!((d.baseline().history().mean() - 95.0).abs() < 0.2);
         // Back to the old level is now the change.
         assert!(d.score(&g.window(300, 90.0, 1.0)).unwrap().anomalous);
 
@@ -323,7 +289,7 @@ mod tests {
             let v = off.score(&g.window(300, 95.0, 1.0)).unwrap();
             assert!(v.anomalous && stat(&v, "rebaselined").is_none());
         }
-        assert!((off.baseline.history().mean() - 90.0).abs() < 0.2);
+        assert!((off.baseline().history().mean() - 90.0).abs() < 0.2);
     }
 
     #[test]
@@ -334,9 +300,9 @@ mod tests {
             d.score(&g.window(300, 0.0, 1.0));
         }
         assert!(d.score(&g.window(300, 3.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (1, 300));
         assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (0, 0));
         let v = d.score(&g.window(300, 3.0, 1.0)).unwrap();
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
@@ -348,7 +314,7 @@ mod tests {
         for i in 0..10 {
             d.score(&g.window(300, if i < 8 { 0.0 } else { 4.0 }, 1.0));
         }
-        assert_eq!(d.baseline.streak(), 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         let mut e = zscore(1000, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();

@@ -2,16 +2,19 @@
 //! [`MovingWindow`] (the last `cap` values with O(1) mean and variance) and
 //! [`Baseline`] (the policy on top: only normal windows join, an optional
 //! rebaseline after a run of anomalous windows, counters, saving), generic
-//! over the [`History`] it keeps. Also the window helpers every detector
-//! needs: [`finite`], [`mean`], [`mean_var`].
+//! over the [`History`] it keeps, and [`BaselineDetector`], a whole
+//! detector made of a [`BaselineTest`] and a `Baseline`. Also the window
+//! helpers every detector needs: [`finite`], [`mean`], [`mean_var`].
 //!
 //! Std only, like the rest of this crate: the statistical tests that need
 //! distribution functions are the detectors' own.
 
 mod baseline;
+mod detector;
 mod moving;
 
 pub use baseline::{Baseline, History, Joins, Layout};
+pub use detector::{BaselineDetector, BaselineTest};
 pub use moving::{HEADER_BYTES, MovingWindow};
 
 /// The finite values of `window`, borrowed when they all are. The host sends
