@@ -10,14 +10,10 @@ use std::collections::HashMap;
 use tickwatch_plugin_api::{OptionSpec, Options, Value, ValueKind};
 use tickwatch_proto::agent::{self, option_value};
 
-/// The option naming the fields to track.
-pub const FIELD_OPTION: &str = "field";
-/// The option naming the tag that carries the field name.
-pub const FIELD_TAG_OPTION: &str = "fieldTag";
+pub use tickwatch_plugin_api::options::{FIELD_OPTION, FIELD_TAG_OPTION, RESERVED_OPTION_NAMES};
+
 /// Default of [`FIELD_TAG_OPTION`].
 pub const DEFAULT_FIELD_TAG: &str = "field";
-/// Option names tickwatch keeps for itself; a detector may not declare them.
-pub const RESERVED_OPTIONS: [&str; 2] = [FIELD_OPTION, FIELD_TAG_OPTION];
 
 /// Why Init options were refused; Kapacitor shows the text when the task
 /// fails to start.
@@ -214,7 +210,7 @@ pub fn validate(
             }
             values.push(value);
         }
-        if RESERVED_OPTIONS.contains(&opt.name.as_str()) {
+        if RESERVED_OPTION_NAMES.contains(&opt.name.as_str()) {
             track(&mut tracked, &opt.name, values.into_iter())?;
         } else if let Some(v) = values.into_iter().next()
             && let Some(spec) = detector.iter().find(|s| s.name == opt.name)

@@ -15,8 +15,8 @@ use tickwatch_plugin_api::abi::{
 };
 use tickwatch_plugin_api::{OptionSpec, Options, Verdict};
 
-use crate::node::config::RESERVED_OPTIONS;
 use crate::node::{DetectorError, DetectorFactory, DetectorHandle};
+use tickwatch_plugin_api::options::RESERVED_OPTION_NAMES;
 
 /// Why a plugin file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +191,7 @@ impl Plugin {
             reason: format!("option specs: {e}"),
         })?;
         for (i, spec) in options.iter().enumerate() {
-            if RESERVED_OPTIONS.contains(&spec.name.as_str()) {
+            if RESERVED_OPTION_NAMES.contains(&spec.name.as_str()) {
                 return Err(LoadError::BadDescriptor {
                     path,
                     reason: format!("declares option {:?}, which tickwatch reserves", spec.name),

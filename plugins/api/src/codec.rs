@@ -2,7 +2,9 @@
 //! data that crosses the plugin boundary.
 //!
 //! Plugins depend on this crate alone, so it carries the few primitives a
-//! detector needs to save its state without pulling in a serialization crate.
+//! detector needs to save its state without pulling in a serialization crate,
+//! and [`StateFormat`], the one-byte format number a detector's state starts
+//! with (written and checked in one place rather than in every detector).
 
 use std::fmt;
 
@@ -208,6 +210,69 @@ impl<'a> ByteReader<'a> {
             return Err(self.err(&format!("{} trailing bytes", self.remaining())));
         }
         Ok(())
+    }
+}
+
+/// A detector's state format: the byte its saved state starts with, so that
+/// a build can refuse state of a format it does not read with a message
+/// naming the detector and both formats.
+///
+/// ```
+/// use tickwatch_plugin_api::codec::StateFormat;
+///
+/// const FORMAT: StateFormat = StateFormat::new("threshold", 1);
+/// let mut w = FORMAT.writer();
+/// w.u64(7);
+/// let bytes = w.finish();
+/// let mut r = FORMAT.reader(&bytes).unwrap();
+/// assert_eq!(r.u64().unwrap(), 7);
+/// assert_eq!(
+///     FORMAT.reader(&[2]).unwrap_err(),
+///     "unknown threshold state format 2 (this build reads 1)"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateFormat {
+    detector: &'static str,
+    version: u8,
+}
+
+impl StateFormat {
+    /// Format `version` of `detector`'s state (its [`crate::Detector::NAME`]).
+    pub const fn new(detector: &'static str, version: u8) -> Self {
+        Self { detector, version }
+    }
+
+    /// The detector's name.
+    pub const fn detector(self) -> &'static str {
+        self.detector
+    }
+
+    /// The format number, also what a detector declares as its
+    /// [`crate::Detector::STATE_VERSION`].
+    pub const fn version(self) -> u8 {
+        self.version
+    }
+
+    /// A writer that already holds the format byte.
+    pub fn writer(self) -> ByteWriter {
+        let mut w = ByteWriter::new();
+        w.u8(self.version);
+        w
+    }
+
+    /// A reader past the format byte, or an error if `bytes` are empty or
+    /// of another format.
+    pub fn reader(self, bytes: &[u8]) -> Result<ByteReader<'_>, String> {
+        let mut r = ByteReader::new(bytes);
+        let format = r.u8()?;
+        if format != self.version {
+            return Err(format!(
+                "unknown {} state format {format} (this build reads {})",
+                self.detector, self.version
+            ));
+        }
+        Ok(r)
     }
 }
 

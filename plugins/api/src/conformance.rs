@@ -13,10 +13,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::options::RESERVED_OPTION_NAMES;
 use crate::{Detector, Options, Value, Verdict};
-
-/// Option names tickwatch itself declares.
-const RESERVED: [&str; 2] = ["field", "fieldTag"];
 
 /// `options` completed with the declared defaults (what the host passes).
 fn with_defaults<D: Detector>(options: &Options) -> Options {
@@ -70,7 +68,7 @@ fn check_options<D: Detector>(failures: &mut Vec<String>) {
         if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             failures.push(format!("option {:?}: names are ASCII letters, digits and _", s.name));
         }
-        if RESERVED.contains(&s.name.as_str()) {
+        if RESERVED_OPTION_NAMES.contains(&s.name.as_str()) {
             failures.push(format!("option {:?} is reserved by tickwatch", s.name));
         }
         if specs[..i].iter().any(|o| o.name == s.name) {

@@ -75,6 +75,11 @@
 //! export_detector!(Threshold);
 //! ```
 //!
+//! A detector that scores each window against a history of normal values
+//! can leave the bookkeeping to [`window`]: [`window::Baseline`] (history,
+//! rebaseline, saving) and [`window::BaselineDetector`] (the whole
+//! [`Detector`] around a test of yours).
+//!
 //! # Stability
 //! The boundary is versioned by [`abi::ABI_VERSION`]; see `docs/plugin-abi.md`
 //! in the tickwatch repository for the promise that goes with it.
@@ -87,7 +92,7 @@ pub mod options;
 pub mod verdict;
 pub mod window;
 
-pub use codec::{ByteReader, ByteWriter, CodecError};
+pub use codec::{ByteReader, ByteWriter, CodecError, StateFormat};
 pub use options::{OptionSpec, Options, Value, ValueKind};
 pub use verdict::{Summary, SummaryValue, Verdict};
 

@@ -3,8 +3,26 @@
 //! A detector declares its options as [`OptionSpec`]s; the host checks names,
 //! arity and types (as Kapacitor does), fills defaults, and hands the detector
 //! an [`Options`] to build itself from. Range checks are the detector's.
+//!
+//! Also here, so there is one copy of each: the option names tickwatch
+//! reserves for itself ([`RESERVED_OPTION_NAMES`]), and [`preset`]s for the
+//! options most detectors share (`size`, `alpha`, `rebaseline`), each with
+//! one help text and a validating getter on [`Options`].
 
 use std::fmt;
+
+/// tickwatch's own option naming the fields a node tracks
+/// (`.field('hotend','bed','air')`); no detector may declare it.
+pub const FIELD_OPTION: &str = "field";
+
+/// tickwatch's own option naming the tag that carries the field name on
+/// emitted points (`.fieldTag('field')`); no detector may declare it.
+pub const FIELD_TAG_OPTION: &str = "fieldTag";
+
+/// Every option name tickwatch declares itself, in the order it declares
+/// them. The host refuses a plugin that declares one of these, and the
+/// conformance suite fails it.
+pub const RESERVED_OPTION_NAMES: [&str; 2] = [FIELD_OPTION, FIELD_TAG_OPTION];
 
 /// The type of one option argument, as a TICKscript writes it.
 ///
@@ -211,6 +229,49 @@ impl Options {
     pub fn count(&self, name: &str) -> Result<u64, String> {
         let v = self.int(name)?;
         u64::try_from(v).map_err(|_| format!("option {name} must be >= 0, got {v}"))
+    }
+}
+
+/// The options most detectors share, one help text each, so that the same
+/// option reads the same in every detector. Read them back with the
+/// matching validating getter: [`Options::length`] for `size`,
+/// [`Options::probability`] for `alpha`, [`Options::count`] for
+/// `rebaseline`.
+pub mod preset {
+    use super::{OptionSpec, Value, ValueKind};
+
+    /// `size`: the history length in values, INT > 1; required when
+    /// `default` is `None` (the guide's t-test requires it).
+    pub fn size(default: Option<i64>) -> OptionSpec {
+        const HELP: &str =
+            "history length in values (a moving window of the last `size` values); > 1";
+        match default {
+            Some(d) => OptionSpec::with_default("size", Value::Int(d), HELP),
+            None => OptionSpec::required("size", ValueKind::Int, HELP),
+        }
+    }
+
+    /// `alpha`: the significance level, DOUBLE in (0, 1); required when
+    /// `default` is `None`.
+    pub fn alpha(default: Option<f64>) -> OptionSpec {
+        const HELP: &str = "significance level in (0, 1): pvalue < alpha is anomalous, and \
+                            anomalous windows never join the baseline";
+        match default {
+            Some(d) => OptionSpec::with_default("alpha", Value::Double(d), HELP),
+            None => OptionSpec::required("alpha", ValueKind::Double, HELP),
+        }
+    }
+
+    /// `rebaseline`: consecutive anomalous windows after which the new
+    /// normal is accepted, INT >= 0, default 0 (never). See
+    /// [`crate::window::Baseline`].
+    pub fn rebaseline() -> OptionSpec {
+        OptionSpec::with_default(
+            "rebaseline",
+            Value::Int(0),
+            "after this many consecutive anomalous windows, accept the new normal (the \
+             baseline restarts from those windows); 0 = never; >= 0",
+        )
     }
 }
 

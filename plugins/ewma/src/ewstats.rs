@@ -12,8 +12,14 @@
 //! `S / (1 − Σ wᵢ²)` is the unbiased variance for these weights (the sample
 //! variance while averaging plainly). Updates follow West (1979) / Finch
 //! (2009), which keep constant data exactly constant.
+//!
+//! [`EwHistory`] is the same with its `lambda`: the history of the
+//! detector's `tickwatch_plugin_api::window::Baseline`.
 
-use tickwatch_plugin_api::{ByteReader, ByteWriter, CodecError};
+use std::ops::Deref;
+
+use tickwatch_plugin_api::window::History;
+use tickwatch_plugin_api::{ByteReader, ByteWriter, CodecError, Summary};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EwStats {
@@ -89,19 +95,61 @@ impl EwStats {
     }
 }
 
-/// Mean of a non-empty slice; exact for constant data (300 × `0.1` has mean
-/// `0.1`, where a plain `sum / n` is off by an ulp), otherwise corrected by
-/// the mean residual.
-pub fn mean(xs: &[f64]) -> f64 {
-    let (lo, hi) =
-        xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    if lo >= hi {
-        return if xs.is_empty() { 0.0 } else { lo };
+/// An [`EwStats`] with the weight it is updated with: what the detector's
+/// baseline holds. `lambda` is an option, so it is not saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EwHistory {
+    stats: EwStats,
+    lambda: f64,
+}
+
+impl EwHistory {
+    /// No values yet, updated with weight `lambda`.
+    pub fn new(lambda: f64) -> Self {
+        Self { stats: EwStats::default(), lambda }
     }
-    let n = xs.len() as f64;
-    let first = xs.iter().sum::<f64>() / n;
-    let residual: f64 = xs.iter().map(|x| x - first).sum();
-    (first + residual / n).clamp(lo, hi)
+}
+
+/// The numbers themselves (`count`, `mean`, `variance`, …).
+impl Deref for EwHistory {
+    type Target = EwStats;
+
+    fn deref(&self) -> &EwStats {
+        &self.stats
+    }
+}
+
+impl History for EwHistory {
+    fn fresh(&self) -> Self {
+        Self::new(self.lambda)
+    }
+
+    fn count(&self) -> u64 {
+        self.stats.count()
+    }
+
+    fn extend(&mut self, values: &[f64]) {
+        self.stats.extend(values, self.lambda);
+    }
+
+    /// `u64` count, `f64` mean, weighted squared deviations, `Σ wᵢ²`.
+    fn write(&self, w: &mut ByteWriter) {
+        self.stats.write(w);
+    }
+
+    fn read_like(&self, r: &mut ByteReader<'_>) -> Result<Self, CodecError> {
+        Ok(Self { stats: EwStats::read(r)?, lambda: self.lambda })
+    }
+
+    /// `n`, `mean`, `stddev`, `effective_n` (`1/Σ wᵢ²`, 0 when empty).
+    fn describe(&self, summary: Summary) -> Summary {
+        let w2 = self.stats.mean_variance_factor();
+        summary
+            .int("n", self.stats.count() as i64)
+            .num("mean", self.stats.mean())
+            .num("stddev", self.stats.variance().sqrt())
+            .num("effective_n", if w2 > 0.0 { 1.0 / w2 } else { 0.0 })
+    }
 }
 
 #[cfg(test)]
@@ -147,8 +195,6 @@ mod tests {
         let mut e = EwStats::default();
         e.extend(&[0.1; 5000], 0.001);
         assert_eq!((e.mean(), e.variance()), (0.1, 0.0));
-        assert_eq!(mean(&[0.1; 300]), 0.1);
-        assert_eq!(mean(&[2.5]), 2.5);
     }
 
     #[test]

@@ -60,120 +60,50 @@
 //! other verdict; emitted only when `rebaseline > 0`). A non-anomalous window
 //! ends the run and discards the second EWMA. If the run holds fewer than
 //! `warmup` values, the new baseline warms up again before the next verdict.
+//!
+//! # What lives where
+//! What this crate owns is the EWMA ([`ewstats`]) and the control chart's
+//! standard error and degrees of freedom; the p-value is
+//! `tickwatch_stats::ztest`'s, the warm-up and the rebaseline run are
+//! `tickwatch_plugin_api::window::Baseline`'s (over an [`ewstats::EwHistory`]).
 
 pub mod ewstats;
 
-use statrs::distribution::{ContinuousCDF, StudentsT};
-use statrs::function::erf::erfc;
-use tickwatch_plugin_api::window::finite;
-use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
-};
+use tickwatch_plugin_api::options::preset;
+use tickwatch_plugin_api::window::{Baseline, BaselineDetector, BaselineTest, mean};
+use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, Summary, Value, export_detector};
+use tickwatch_stats::{ZResult, z_from_stats};
 
-use ewstats::{EwStats, mean};
-
-/// State bytes format version (first byte of [`Detector::save`]).
-const STATE_FORMAT: u8 = 1;
-
-/// `z` and its two-sided p-value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ZResult {
-    /// Window mean minus EWMA mean, in standard errors; finite.
-    pub z: f64,
-    /// Two-sided p-value, finite, in `[0, 1]`.
-    pub pvalue: f64,
-}
+use ewstats::EwHistory;
 
 /// The control-chart test of a window mean (`win_n` values) against an
-/// EWMA mean, variance and `Σ wᵢ²` (in `(0, 1]`).
+/// EWMA mean, variance and `Σ wᵢ²` (in `(0, 1]`); the standard error and
+/// the degrees of freedom are the crate docs'.
 pub fn ewma_z(ew_mean: f64, ew_var: f64, ew_w2: f64, win_mean: f64, win_n: f64) -> ZResult {
-    let d = win_mean - ew_mean;
     let se2 = ew_var * (1.0 / win_n + ew_w2);
-    if d.is_nan() || se2.is_nan() {
-        return ZResult { z: 0.0, pvalue: 1.0 };
-    }
-    if se2 == 0.0 {
-        // Documented in the crate docs: a constant baseline gives a definite answer.
-        return if d == 0.0 {
-            ZResult { z: 0.0, pvalue: 1.0 }
-        } else {
-            ZResult { z: f64::MAX.copysign(d), pvalue: 0.0 }
-        };
-    }
-    let z = d / se2.sqrt();
-    if z.is_nan() {
-        return ZResult { z: 0.0, pvalue: 1.0 };
-    }
-    let z = z.clamp(-f64::MAX, f64::MAX);
-    ZResult { z, pvalue: two_sided_t(z, 1.0 / ew_w2 - 1.0) }
+    z_from_stats(win_mean - ew_mean, se2, 1.0 / ew_w2 - 1.0)
 }
 
-/// `P(|T| ≥ |z|)` for Student's t with `df` degrees of freedom; the normal
-/// limit beyond 100 000 degrees of freedom (where the two agree to 1e-4
-/// relative in the tails that matter), and for an undefined `df`.
-pub fn two_sided_t(z: f64, df: f64) -> f64 {
-    if z == 0.0 {
-        return 1.0;
-    }
-    let normal = || erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0);
-    if !(df > 0.0 && df <= 1e5) {
-        return normal();
-    }
-    match StudentsT::new(0.0, 1.0, df) {
-        Ok(t) => (2.0 * t.sf(z.abs())).clamp(0.0, 1.0),
-        Err(_) => normal(),
-    }
-}
+/// The EWMA detector: [`EwmaTest`] against an EWMA baseline that warms up
+/// for `warmup` values.
+pub type Ewma = BaselineDetector<EwmaTest>;
 
-/// The EWMA detector.
+/// The control chart ([`ewma_z`]) and the EWMA's settings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ewma {
+pub struct EwmaTest {
     lambda: f64,
     warmup: u64,
-    alpha: f64,
-    /// Consecutive anomalous windows that make a new baseline; 0 = never.
-    rebaseline: u64,
-    baseline: EwStats,
-    /// The EWMA of the current run of anomalous windows (only fed when
-    /// `rebaseline > 0`).
-    candidate: EwStats,
-    /// Length of the current run of anomalous windows.
-    streak: u64,
-    windows_seen: u64,
-    windows_anomalous: u64,
-    rebaselines: u64,
 }
 
-impl Ewma {
-    /// Takes a scored window into the state; true if it rebaselined.
-    fn absorb(&mut self, window: &[f64], anomalous: bool) -> bool {
-        if !anomalous {
-            self.baseline.extend(window, self.lambda);
-            self.streak = 0;
-            self.candidate = EwStats::default();
-            return false;
-        }
-        self.windows_anomalous += 1;
-        if self.rebaseline == 0 {
-            return false;
-        }
-        self.streak += 1;
-        self.candidate.extend(window, self.lambda);
-        if self.streak < self.rebaseline {
-            return false;
-        }
-        self.baseline = std::mem::take(&mut self.candidate);
-        self.streak = 0;
-        self.rebaselines += 1;
-        true
-    }
-}
-
-impl Detector for Ewma {
-    const NAME: &'static str = "ewma";
+impl BaselineTest for EwmaTest {
+    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`:
+    /// `u64` windows seen, anomalous, rebaselines, streak; the baseline and
+    /// the candidate as (`u64` count, `f64` mean, weighted squared
+    /// deviations, `Σ wᵢ²`). 97 bytes, always. Bump when a format change
+    /// would misread old state.
+    const FORMAT: StateFormat = StateFormat::new("ewma", 1);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+    type History = EwHistory;
 
     fn options() -> Vec<OptionSpec> {
         vec![
@@ -187,22 +117,12 @@ impl Detector for Ewma {
                 Value::Int(600),
                 "values absorbed before the first verdict; >= 2",
             ),
-            OptionSpec::with_default(
-                "alpha",
-                Value::Double(0.001),
-                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
-                 that are not anomalous update the baseline",
-            ),
-            OptionSpec::with_default(
-                "rebaseline",
-                Value::Int(0),
-                "after this many consecutive anomalous windows, accept the new level (the \
-                 baseline restarts from those windows); 0 = never; >= 0",
-            ),
+            preset::alpha(Some(0.001)),
+            preset::rebaseline(),
         ]
     }
 
-    fn new(options: &Options) -> Result<Self, String> {
+    fn build(options: &Options) -> Result<Ewma, String> {
         let lambda = options.double("lambda")?;
         if !(lambda > 0.0 && lambda <= 1.0) {
             return Err(format!("option lambda must be in (0, 1], got {lambda}"));
@@ -213,111 +133,22 @@ impl Detector for Ewma {
                 "option warmup must be >= 2 (a spread needs two values), got {warmup}"
             ));
         }
+        let warmup = warmup as u64;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        Ok(Self {
-            lambda,
-            warmup: warmup as u64,
-            alpha,
-            rebaseline,
-            baseline: EwStats::default(),
-            candidate: EwStats::default(),
-            streak: 0,
-            windows_seen: 0,
-            windows_anomalous: 0,
-            rebaselines: 0,
-        })
+        let baseline = Baseline::of(EwHistory::new(lambda), rebaseline).with_warmup(warmup);
+        Ok(BaselineDetector::from_parts(EwmaTest { lambda, warmup }, alpha, baseline))
     }
 
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        let window = &*finite(window);
-        if window.is_empty() {
-            return None;
-        }
-        if self.baseline.count() < self.warmup {
-            self.baseline.extend(window, self.lambda);
-            return None;
-        }
-        let r = ewma_z(
-            self.baseline.mean(),
-            self.baseline.variance(),
-            self.baseline.mean_variance_factor(),
-            mean(window),
-            window.len() as f64,
-        );
-        self.windows_seen += 1;
-        let anomalous = r.pvalue < self.alpha;
-        let rebaselined = self.absorb(window, anomalous);
-        let mut stats = vec![("z".to_string(), r.z)];
-        if self.rebaseline > 0 {
-            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
-        }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
+    fn test(&self, ew: &EwHistory, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (ew_mean, ew_var, ew_w2) = (ew.mean(), ew.variance(), ew.mean_variance_factor());
+        let r = ewma_z(ew_mean, ew_var, ew_w2, mean(window), window.len() as f64);
+        (r.pvalue, vec![("z".to_string(), r.z)])
     }
 
-    /// Format 1: `u8` 1, `u64` windows seen, anomalous, rebaselines, streak;
-    /// the baseline and the candidate as (`u64` count, `f64` mean, weighted
-    /// squared deviations, `Σ wᵢ²`). 97 bytes, always.
-    fn save(&self) -> Vec<u8> {
-        let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT)
-            .u64(self.windows_seen)
-            .u64(self.windows_anomalous)
-            .u64(self.rebaselines)
-            .u64(self.streak);
-        self.baseline.write(&mut w);
-        self.candidate.write(&mut w);
-        w.finish()
-    }
-
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = ByteReader::new(state);
-        let format = r.u8()?;
-        if format != STATE_FORMAT {
-            return Err(format!(
-                "unknown ewma state format {format} (this build reads {STATE_FORMAT})"
-            ));
-        }
-        let windows_seen = r.u64()?;
-        let windows_anomalous = r.u64()?;
-        let rebaselines = r.u64()?;
-        let streak = r.u64()?;
-        let baseline = EwStats::read(&mut r)?;
-        let candidate = EwStats::read(&mut r)?;
-        r.finish()?;
-        let streak_ok = if self.rebaseline == 0 { streak == 0 } else { streak < self.rebaseline };
-        if !streak_ok || (streak == 0) != candidate.is_empty() {
-            return Err(format!(
-                "state has a run of {streak} anomalous windows holding {} values, which \
-                 rebaseline {} cannot produce",
-                candidate.count(),
-                self.rebaseline
-            ));
-        }
-        self.baseline = baseline;
-        self.candidate = candidate;
-        self.streak = streak;
-        self.windows_seen = windows_seen;
-        self.windows_anomalous = windows_anomalous;
-        self.rebaselines = rebaselines;
-        Ok(())
-    }
-
-    fn describe(&self) -> Summary {
-        let w2 = self.baseline.mean_variance_factor();
-        Summary::new()
-            .int("n", self.baseline.count() as i64)
-            .num("mean", self.baseline.mean())
-            .num("stddev", self.baseline.variance().sqrt())
-            .num("effective_n", if w2 > 0.0 { 1.0 / w2 } else { 0.0 })
-            .num("lambda", self.lambda)
-            .int("warmup", self.warmup as i64)
-            .num("alpha", self.alpha)
-            .int("rebaseline", self.rebaseline as i64)
-            .int("anomalous_run", self.streak as i64)
-            .int("rebaselines", self.rebaselines as i64)
-            .int("windows_seen", self.windows_seen as i64)
-            .int("windows_anomalous", self.windows_anomalous as i64)
+    /// `lambda`, `warmup`, `alpha`.
+    fn settings(&self, summary: Summary, alpha: f64) -> Summary {
+        summary.num("lambda", self.lambda).int("warmup", self.warmup as i64).num("alpha", alpha)
     }
 }
 
@@ -325,29 +156,11 @@ export_detector!(Ewma);
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_plugin_api::window::History;
+    use tickwatch_plugin_api::{Detector, Verdict};
+    use tickwatch_stats::testkit::Gauss;
+
     use super::*;
-
-    /// Deterministic normal samples (splitmix64 + Box–Muller).
-    struct Gauss(u64);
-
-    impl Gauss {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        fn window(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-            (0..n)
-                .map(|_| {
-                    let (u, v) = (self.uniform(), self.uniform());
-                    mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-                })
-                .collect()
-        }
-    }
 
     fn ewma(lambda: f64, warmup: i64, alpha: f64, rebaseline: i64) -> Result<Ewma, String> {
         Ewma::new(&Options::new(vec![
@@ -378,7 +191,10 @@ mod tests {
             ]
         );
         let d = Ewma::new(&Options::new(defaults)).unwrap();
-        assert_eq!((d.lambda, d.warmup, d.alpha, d.rebaseline), (0.001, 600, 0.001, 0));
+        assert_eq!(
+            (d.test().lambda, d.baseline().warmup(), d.alpha(), d.baseline().rebaseline()),
+            (0.001, 600, 0.001, 0)
+        );
     }
 
     #[test]
@@ -404,17 +220,21 @@ mod tests {
         assert_eq!(d.score(&[]), None);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
         assert_eq!(d.score(&g.window(299, 220.0, 0.5)), None);
-        assert_eq!(d.baseline.count(), 599);
+        assert_eq!(d.baseline().history().count(), 599);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None, "599 < warmup");
         let first = d.score(&g.window(300, 220.0, 0.5)).unwrap();
         assert!(!first.anomalous, "{first:?}");
         assert_eq!(first.stats.len(), 1, "no rebaselined stat when rebaseline is off");
-        assert_eq!(d.baseline.count(), 1199);
-        let before = d.baseline.clone();
+        assert_eq!(d.baseline().history().count(), 1199);
+        let before = d.baseline().history().clone();
         let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
         assert!(fault.anomalous && fault.pvalue < 1e-50, "{fault:?}");
         assert!(stat(&fault, "z").unwrap() < -10.0);
-        assert_eq!(d.baseline, before, "an anomalous window must not update the baseline");
+        assert_eq!(
+            d.baseline().history(),
+            &before,
+            "an anomalous window must not update the baseline"
+        );
     }
 
     #[test]
@@ -431,25 +251,6 @@ mod tests {
             // Expected 200; ± 4.5 sd of a binomial(20000, 0.01) is ± 63.
             assert!((137..=263).contains(&alarms), "lambda {lambda}: {alarms} alarms in {n}");
         }
-    }
-
-    #[test]
-    fn t_tail_matches_scipy() {
-        // Reference values: 2 * scipy.stats.t.sf(z, df).
-        for (z, df, p) in [
-            (3.2905267314918945, 9.0, 0.00937046679092597),
-            (3.2905267314918945, 3599.0, 0.001009636677150316),
-            (10.0, 3599.0, 3.0556446407228576e-23),
-            (5.0, 37.0, 1.4106054575085142e-05),
-            (2.0, 1.0, 0.2951672353008665),
-        ] {
-            let got = two_sided_t(z, df);
-            assert!(((got - p) / p).abs() < 1e-9, "z={z} df={df}: {got} vs {p}");
-            assert_eq!(two_sided_t(-z, df), got);
-        }
-        assert_eq!(two_sided_t(f64::MAX, 2000.0), 0.0);
-        // 2 * scipy.stats.norm.sf(4.0)
-        assert!((two_sided_t(4.0, 1e9) / 6.334248366623973e-05 - 1.0).abs() < 1e-9);
     }
 
     #[test]
@@ -517,8 +318,8 @@ mod tests {
             flags,
             [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
         );
-        assert_eq!(d.rebaselines, 1);
-        assert!((d.baseline.mean() - 95.0).abs() < 0.2);
+        assert_eq!(d.baseline().rebaselines(), 1);
+        assert!((d.baseline().history().mean() - 95.0).abs() < 0.2);
         assert!(d.score(&g.window(300, 90.0, 1.0)).unwrap().anomalous);
 
         // A run shorter than warmup: the new baseline warms up first.
@@ -547,9 +348,9 @@ mod tests {
             d.score(&g.window(300, 0.0, 1.0));
         }
         assert!(d.score(&g.window(300, 3.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.streak, d.candidate.count()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().count()), (1, 300));
         assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.streak, d.candidate.count()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().count()), (0, 0));
         let v = d.score(&g.window(300, 3.0, 1.0)).unwrap();
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
@@ -561,7 +362,7 @@ mod tests {
         for i in 0..10 {
             d.score(&g.window(300, if i < 8 { 0.0 } else { 4.0 }, 1.0));
         }
-        assert_eq!(d.streak, 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         assert_eq!(bytes.len(), 97);
         let mut e = ewma(0.002, 600, 0.001, 3).unwrap();

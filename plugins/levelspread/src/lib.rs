@@ -59,20 +59,15 @@
 //! verdict; emitted only when `rebaseline > 0`). A non-anomalous window ends
 //! the run. The values of the current run are kept in a second ring of at
 //! most `size` values.
+//!
+//! # What lives where
+//! What this crate owns is the combination of the two tests; Welch's test
+//! and the F-test are `tickwatch_stats`', the history and the rebaseline
+//! run are `tickwatch_plugin_api::window::Baseline`'s.
 
-mod ftest;
-mod welch;
-
-use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
-};
-
-pub use ftest::{FResult, f_test};
-use tickwatch_plugin_api::window::{Baseline, finite, mean_var};
-pub use welch::{WelchResult, welch_from_stats};
-
-/// State bytes format version (first byte of [`Detector::save`]).
-const STATE_FORMAT: u8 = 1;
+use tickwatch_plugin_api::window::{BaselineDetector, BaselineTest, MovingWindow, mean_var};
+use tickwatch_plugin_api::{Options, StateFormat, export_detector};
+use tickwatch_stats::{FResult, WelchResult, f_test, welch_from_stats};
 
 /// Both tests and their combination.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,108 +91,40 @@ pub fn level_spread(
     LevelSpread { level, spread, pvalue }
 }
 
-/// The level-and-spread detector.
+/// The level-and-spread detector: [`LevelSpreadTest`] against a moving
+/// history.
+pub type LevelSpreadDetector = BaselineDetector<LevelSpreadTest>;
+
+/// [`level_spread`] against a moving history, with the presets `size`
+/// (3600), `alpha` (0.001) and `rebaseline`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LevelSpreadDetector {
-    alpha: f64,
-    /// History, rebaseline run and counters.
-    baseline: Baseline,
-}
+pub struct LevelSpreadTest;
 
-impl Detector for LevelSpreadDetector {
-    const NAME: &'static str = "levelspread";
+impl BaselineTest for LevelSpreadTest {
+    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`
+    /// (`u64` windows seen, anomalous, rebaselines, streak; the history
+    /// ring; the candidate ring), so a window that joins the history
+    /// changes only its slots and the headers. Bump when a format change
+    /// would misread old state.
+    const FORMAT: StateFormat = StateFormat::new("levelspread", 1);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+    type History = MovingWindow;
 
-    fn options() -> Vec<OptionSpec> {
-        vec![
-            OptionSpec::with_default(
-                "size",
-                Value::Int(3600),
-                "history length in values (a moving window of the last `size` values); > 1",
-            ),
-            OptionSpec::with_default(
-                "alpha",
-                Value::Double(0.001),
-                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
-                 that are not anomalous join the history",
-            ),
-            OptionSpec::with_default(
-                "rebaseline",
-                Value::Int(0),
-                "after this many consecutive anomalous windows, accept the new level and spread \
-                 (the history restarts from those windows); 0 = never; >= 0",
-            ),
-        ]
+    fn build(options: &Options) -> Result<LevelSpreadDetector, String> {
+        BaselineDetector::from_presets(LevelSpreadTest, options)
     }
 
-    fn new(options: &Options) -> Result<Self, String> {
-        let size = options.length("size")?;
-        let alpha = options.probability("alpha")?;
-        let rebaseline = options.count("rebaseline")?;
-        Ok(Self { alpha, baseline: Baseline::new(size, rebaseline) })
-    }
-
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        let window = &*finite(window);
-        if window.is_empty() {
-            return None;
-        }
-        if self.baseline.history().is_empty() {
-            self.baseline.seed(window);
-            return None;
-        }
+    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
         let (mean, var) = mean_var(window);
-        let r = level_spread(
-            (
-                self.baseline.history().mean(),
-                self.baseline.history().variance(),
-                self.baseline.history().len() as f64,
-            ),
-            (mean, var, window.len() as f64),
-        );
-        let anomalous = r.pvalue < self.alpha;
-        let rebaselined = self.baseline.absorb(window, anomalous);
-        let mut stats = vec![
+        let hist = (history.mean(), history.variance(), history.len() as f64);
+        let r = level_spread(hist, (mean, var, window.len() as f64));
+        let stats = vec![
             ("t".to_string(), r.level.t),
             ("f".to_string(), r.spread.f),
             ("p_level".to_string(), r.level.pvalue),
             ("p_spread".to_string(), r.spread.pvalue),
         ];
-        if self.baseline.rebaseline() > 0 {
-            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
-        }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
-    }
-
-    /// Format 1: `u8` 1, `u64` windows seen, anomalous, rebaselines, streak;
-    /// the history ring; the candidate ring. Fixed-size fields first, so a
-    /// window that joins the history changes only its slots and the headers.
-    fn save(&self) -> Vec<u8> {
-        let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT);
-        self.baseline.write(&mut w);
-        w.finish()
-    }
-
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = ByteReader::new(state);
-        let format = r.u8()?;
-        if format != STATE_FORMAT {
-            return Err(format!(
-                "unknown levelspread state format {format} (this build reads {STATE_FORMAT})"
-            ));
-        }
-        let mut baseline = self.baseline.clone();
-        baseline.read(&mut r)?;
-        r.finish()?;
-        self.baseline = baseline;
-        Ok(())
-    }
-
-    fn describe(&self) -> Summary {
-        self.baseline.describe(self.alpha)
+        (r.pvalue, stats)
     }
 }
 
@@ -205,29 +132,10 @@ export_detector!(LevelSpreadDetector);
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_plugin_api::{Detector, Value, Verdict};
+    use tickwatch_stats::testkit::Gauss;
+
     use super::*;
-
-    /// Deterministic normal samples (splitmix64 + Box–Muller).
-    struct Gauss(u64);
-
-    impl Gauss {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        fn window(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-            (0..n)
-                .map(|_| {
-                    let (u, v) = (self.uniform(), self.uniform());
-                    mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-                })
-                .collect()
-        }
-    }
 
     fn detector(size: i64, alpha: f64, rebaseline: i64) -> Result<LevelSpreadDetector, String> {
         LevelSpreadDetector::new(&Options::new(vec![
@@ -257,7 +165,7 @@ mod tests {
         );
         let d = LevelSpreadDetector::new(&Options::new(defaults)).unwrap();
         assert_eq!(
-            (d.baseline.history().cap(), d.alpha, d.baseline.rebaseline()),
+            (d.baseline().history().cap(), d.alpha(), d.baseline().rebaseline()),
             (3600, 0.001, 0)
         );
     }
@@ -279,18 +187,18 @@ mod tests {
         let mut d = detector(3600, 0.001, 0).unwrap();
         assert_eq!(d.score(&[]), None);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
-        assert_eq!(d.baseline.history().len(), 300);
+        assert_eq!(d.baseline().history().len(), 300);
         let normal = d.score(&g.window(300, 220.0, 0.5)).unwrap();
         assert!(!normal.anomalous, "{normal:?}");
         let names: Vec<&str> = normal.stats.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["t", "f", "p_level", "p_spread"]);
-        assert_eq!(d.baseline.history().len(), 600);
+        assert_eq!(d.baseline().history().len(), 600);
         let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
         assert!(fault.anomalous && fault.pvalue < 1e-100, "{fault:?}");
         assert!(stat(&fault, "t").unwrap() > 5.0, "t is history minus window, as ttest");
         assert!(stat(&fault, "f").unwrap() > 20.0);
         assert_eq!(
-            d.baseline.history().len(),
+            d.baseline().history().len(),
             600,
             "an anomalous window must not join the history"
         );
@@ -404,7 +312,7 @@ mod tests {
             flags,
             [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
         );
-        assert_eq!((d.baseline.rebaselines(), d.baseline.history().len()), (1, 1800));
+        assert_eq!((d.baseline().rebaselines(), d.baseline().history().len()), (1, 1800));
         // The old spread is now the change.
         assert!(d.score(&g.window(300, 70.0, 3.0)).unwrap().anomalous);
 
@@ -426,9 +334,9 @@ mod tests {
             d.score(&g.window(300, 0.0, 1.0));
         }
         assert!(d.score(&g.window(300, 0.0, 3.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (1, 300));
         assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (0, 0));
         let v = d.score(&g.window(300, 0.0, 3.0)).unwrap();
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
@@ -440,7 +348,7 @@ mod tests {
         for i in 0..10 {
             d.score(&g.window(300, 0.0, if i < 8 { 1.0 } else { 2.0 }));
         }
-        assert_eq!(d.baseline.streak(), 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         let mut e = detector(1000, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();

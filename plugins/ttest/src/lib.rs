@@ -22,214 +22,61 @@
 //! `t = 0, pvalue = 1` (no evidence of change); different means give
 //! `pvalue = 0` and `t = ±f64::MAX` (a certain change, kept finite because
 //! InfluxDB refuses infinite fields).
+//!
+//! What this crate owns is the choice of test and the guide's rules; the
+//! history, the rebaseline run and their saving are
+//! `tickwatch_plugin_api::window::Baseline`'s, Welch's test is
+//! `tickwatch_stats::welch`'s.
 
-mod welch;
-
-use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, ValueKind, Verdict,
-    export_detector,
+use tickwatch_plugin_api::options::preset;
+use tickwatch_plugin_api::window::{
+    Baseline, BaselineDetector, BaselineTest, Joins, Layout, MovingWindow, mean_var,
 };
+use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
+use tickwatch_stats::welch_from_stats;
 
-use tickwatch_plugin_api::window::{MovingWindow, finite, mean_var};
-pub use welch::{WelchResult, welch_from_stats};
+/// The t-test detector: [`WelchTest`] against a moving history.
+pub type TTest = BaselineDetector<WelchTest>;
 
-/// State bytes format version (first byte of [`Detector::save`]).
-const STATE_FORMAT: u8 = 1;
-
-/// The t-test detector.
+/// Welch's test against a moving history, with the guide's rules: `size`
+/// and `alpha` are required, a window joins the history only if
+/// `pvalue > alpha`, and the state keeps format 1.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TTest {
-    alpha: f64,
-    history: MovingWindow,
-    windows_seen: u64,
-    windows_anomalous: u64,
-    /// Consecutive anomalous windows that make a new baseline; 0 = never.
-    rebaseline: u64,
-    /// The values of the current run of anomalous windows (only filled when
-    /// `rebaseline > 0`).
-    candidate: MovingWindow,
-    /// Length of the current run of anomalous windows.
-    streak: u64,
-    rebaselines: u64,
-}
+pub struct WelchTest;
 
-impl TTest {
-    /// Follows an anomalous window's run; true if it rebaselined.
-    fn extend_run(&mut self, window: &[f64]) -> bool {
-        if self.rebaseline == 0 {
-            return false;
-        }
-        self.streak += 1;
-        window.iter().for_each(|&x| self.candidate.push(x));
-        if self.streak < self.rebaseline {
-            return false;
-        }
-        let fresh = MovingWindow::new(self.history.cap());
-        self.history = std::mem::replace(&mut self.candidate, fresh);
-        self.streak = 0;
-        self.rebaselines += 1;
-        true
-    }
-
-    /// Ends the current run of anomalous windows, if any.
-    fn end_run(&mut self) {
-        self.streak = 0;
-        if !self.candidate.is_empty() {
-            self.candidate = MovingWindow::new(self.history.cap());
-        }
-    }
-}
-
-impl Detector for TTest {
-    const NAME: &'static str = "ttest";
+impl BaselineTest for WelchTest {
+    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history ring;
+    /// with `rebaseline > 0` only, then `u64` rebaselines and run length and
+    /// the candidate ring (`Layout::HistoryFirst`). The options decide
+    /// which (a snapshot entry is only loaded under the options it was saved
+    /// with), so state saved with the option off is byte for byte what this
+    /// detector saved before it had one. Bump when a format change would
+    /// misread old state.
+    const FORMAT: StateFormat = StateFormat::new("ttest", 1);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+    type History = MovingWindow;
 
+    /// `size` and `alpha` are required, as in the guide's TICKscript.
     fn options() -> Vec<OptionSpec> {
-        vec![
-            OptionSpec::required(
-                "size",
-                ValueKind::Int,
-                "history length in values (a moving window of the last `size` values); > 1",
-            ),
-            OptionSpec::required(
-                "alpha",
-                ValueKind::Double,
-                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
-                 with pvalue > alpha join the history",
-            ),
-            OptionSpec::with_default(
-                "rebaseline",
-                Value::Int(0),
-                "after this many consecutive anomalous windows, accept the new level (the \
-                 history restarts from those windows); 0 = never (the guide's behaviour); >= 0",
-            ),
-        ]
+        vec![preset::size(None), preset::alpha(None), preset::rebaseline()]
     }
 
-    fn new(options: &Options) -> Result<Self, String> {
+    fn build(options: &Options) -> Result<TTest, String> {
         let size = options.length("size")?;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        Ok(Self {
-            alpha,
-            history: MovingWindow::new(size),
-            windows_seen: 0,
-            windows_anomalous: 0,
-            rebaseline,
-            candidate: MovingWindow::new(size),
-            streak: 0,
-            rebaselines: 0,
-        })
+        let baseline = Baseline::new(size, rebaseline)
+            .with_joins(Joins::AboveAlpha)
+            .with_layout(Layout::HistoryFirst);
+        Ok(BaselineDetector::from_parts(WelchTest, alpha, baseline))
     }
 
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        let window = &*finite(window);
-        if window.is_empty() {
-            return None;
-        }
-        if self.history.is_empty() {
-            window.iter().for_each(|&x| self.history.push(x));
-            return None;
-        }
+    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
         let (batch_mean, batch_var) = mean_var(window);
-        let r = welch_from_stats(
-            self.history.mean(),
-            self.history.variance(),
-            self.history.len() as f64,
-            batch_mean,
-            batch_var,
-            window.len() as f64,
-        );
-        self.windows_seen += 1;
-        let anomalous = r.pvalue < self.alpha;
-        let mut rebaselined = false;
-        if anomalous {
-            self.windows_anomalous += 1;
-            rebaselined = self.extend_run(window);
-        } else {
-            self.end_run();
-        }
-        if r.pvalue > self.alpha {
-            window.iter().for_each(|&x| self.history.push(x));
-        }
-        let mut stats = vec![("t".to_string(), r.t)];
-        if self.rebaseline > 0 {
-            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
-        }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
-    }
-
-    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history ring;
-    /// with `rebaseline > 0` only, then `u64` rebaselines and run length and
-    /// the candidate ring. The options decide which (a snapshot entry is only
-    /// loaded under the options it was saved with), so state saved with the
-    /// option off is byte for byte what this detector saved before it had one.
-    fn save(&self) -> Vec<u8> {
-        let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT).u64(self.windows_seen).u64(self.windows_anomalous);
-        self.history.write(&mut w);
-        if self.rebaseline > 0 {
-            w.u64(self.rebaselines).u64(self.streak);
-            self.candidate.write(&mut w);
-        }
-        w.finish()
-    }
-
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = ByteReader::new(state);
-        let format = r.u8()?;
-        if format != STATE_FORMAT {
-            return Err(format!(
-                "unknown ttest state format {format} (this build reads {STATE_FORMAT})"
-            ));
-        }
-        let windows_seen = r.u64()?;
-        let windows_anomalous = r.u64()?;
-        let history = MovingWindow::read(&mut r)?;
-        let (rebaselines, streak, candidate) = if self.rebaseline > 0 {
-            (r.u64()?, r.u64()?, MovingWindow::read(&mut r)?)
-        } else {
-            (0, 0, MovingWindow::new(self.history.cap()))
-        };
-        r.finish()?;
-        if history.cap() != self.history.cap() || candidate.cap() != self.history.cap() {
-            return Err(format!(
-                "state was saved with size {}, this detector has size {}",
-                history.cap(),
-                self.history.cap()
-            ));
-        }
-        if streak >= self.rebaseline.max(1) || (streak == 0) != candidate.is_empty() {
-            return Err(format!(
-                "state has a run of {streak} anomalous windows holding {} values, which \
-                 rebaseline {} cannot produce",
-                candidate.len(),
-                self.rebaseline
-            ));
-        }
-        self.history = history;
-        self.windows_seen = windows_seen;
-        self.windows_anomalous = windows_anomalous;
-        self.candidate = candidate;
-        self.streak = streak;
-        self.rebaselines = rebaselines;
-        Ok(())
-    }
-
-    fn describe(&self) -> Summary {
-        Summary::new()
-            .int("n", self.history.len() as i64)
-            .num("mean", self.history.mean())
-            .num("stddev", self.history.variance().sqrt())
-            .int("size", self.history.cap() as i64)
-            .num("alpha", self.alpha)
-            .int("windows_seen", self.windows_seen as i64)
-            .int("windows_anomalous", self.windows_anomalous as i64)
-            .int("rebaseline", self.rebaseline as i64)
-            .int("anomalous_run", self.streak as i64)
-            .int("rebaselines", self.rebaselines as i64)
+        let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
+        let (hist_mean, hist_var) = (history.mean(), history.variance());
+        let r = welch_from_stats(hist_mean, hist_var, hist_n, batch_mean, batch_var, batch_n);
+        (r.pvalue, vec![("t".to_string(), r.t)])
     }
 }
 
@@ -237,6 +84,8 @@ export_detector!(TTest);
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_plugin_api::{Detector, Value};
+
     use super::*;
 
     fn ttest(size: i64, alpha: f64) -> Result<TTest, String> {
@@ -267,10 +116,10 @@ mod tests {
         assert_eq!(d.score(&[1.0, 2.0, 3.0]), None);
         let normal = d.score(&[2.0, 1.5, 2.5]).unwrap();
         assert!(!normal.anomalous && normal.pvalue > 0.5);
-        assert_eq!(d.history.len(), 6);
+        assert_eq!(d.baseline().history().len(), 6);
         let odd = d.score(&[50.0, 51.0, 52.0, 50.5]).unwrap();
         assert!(odd.anomalous && odd.pvalue < 0.01);
-        assert_eq!(d.history.len(), 6, "anomalous window must not join the history");
+        assert_eq!(d.baseline().history().len(), 6, "anomalous window must not join the history");
         assert_eq!(d.score(&[]), None);
     }
 
@@ -313,6 +162,8 @@ mod tests {
 
 #[cfg(test)]
 mod rebaseline_tests {
+    use tickwatch_plugin_api::{ByteWriter, Detector, Value, Verdict};
+
     use super::*;
 
     fn ttest(size: i64, alpha: f64, rebaseline: i64) -> Result<TTest, String> {
@@ -359,7 +210,7 @@ mod rebaseline_tests {
         let bytes = d.save();
         let mut want = ByteWriter::new();
         want.u8(1).u64(2).u64(1);
-        d.history.write(&mut want);
+        d.baseline().history().write(&mut want);
         assert_eq!(bytes, want.finish());
     }
 
@@ -386,8 +237,8 @@ mod rebaseline_tests {
                 (false, Some(0.0))
             ]
         );
-        assert_eq!((d.rebaselines, d.history.len()), (1, 1800));
-        assert!((d.history.mean() - 92.0).abs() < 0.1);
+        assert_eq!((d.baseline().rebaselines(), d.baseline().history().len()), (1, 1800));
+        assert!((d.baseline().history().mean() - 92.0).abs() < 0.1);
 
         // A normal window ends a run.
         let mut d = ttest(3600, 0.001, 2).unwrap();
@@ -395,9 +246,9 @@ mod rebaseline_tests {
             d.score(&window(i, 300, 0.0));
         }
         assert!(d.score(&window(50, 300, 2.0)).unwrap().anomalous);
-        assert_eq!((d.streak, d.candidate.len()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (1, 300));
         assert!(!d.score(&window(51, 300, 0.0)).unwrap().anomalous);
-        assert_eq!((d.streak, d.candidate.len()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (0, 0));
     }
 
     #[test]
@@ -406,7 +257,7 @@ mod rebaseline_tests {
         for i in 0..10 {
             d.score(&window(i, 300, if i < 8 { 0.0 } else { 3.0 }));
         }
-        assert_eq!(d.streak, 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         let mut e = ttest(1000, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();
@@ -424,28 +275,14 @@ mod rebaseline_tests {
         d.score(&window(2, 300, 0.0));
         d.score(&window(3, 300, 5.0));
         d.score(&window(4, 300, 5.0));
-        assert_eq!(d.streak, 2);
+        assert_eq!(d.baseline().streak(), 2);
         assert!(short.load(&d.save()).unwrap_err().contains("rebaseline 2"));
     }
 }
 
 #[cfg(test)]
-mod extreme_tests {
-    use super::*;
-
-    #[test]
-    fn overflowing_sums_give_no_evidence_instead_of_nan() {
-        let r = welch_from_stats(f64::MAX, f64::INFINITY, 10.0, -f64::MAX, f64::INFINITY, 10.0);
-        assert_eq!((r.t, r.pvalue), (0.0, 1.0));
-        let r = welch_from_stats(1.0, f64::INFINITY, 10.0, 2.0, 1.0, 10.0);
-        assert!(r.pvalue.is_finite() && r.t.is_finite());
-        assert!(r.pvalue > 0.99);
-    }
-}
-
-#[cfg(test)]
 mod regressions {
-    use tickwatch_plugin_api::Value;
+    use tickwatch_plugin_api::{Detector, Value};
 
     use super::*;
 

@@ -48,169 +48,50 @@
 //! statistic is emitted only when `rebaseline > 0`). A non-anomalous window
 //! ends the run. The values of the current run are kept in a second ring of
 //! at most `size` values, so memory at most doubles while a run lasts.
+//!
+//! # What lives where
+//! What this crate owns is the z-test's standard error and degrees of
+//! freedom; the p-value is `tickwatch_stats::ztest`'s, the history and the
+//! rebaseline run are `tickwatch_plugin_api::window::Baseline`'s.
 
-use statrs::distribution::{ContinuousCDF, StudentsT};
-use statrs::function::erf::erfc;
-use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
-};
-
-use tickwatch_plugin_api::window::{Baseline, finite, mean_var};
-
-/// State bytes format version (first byte of [`Detector::save`]).
-const STATE_FORMAT: u8 = 1;
-
-/// `z` and its two-sided p-value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ZResult {
-    /// Window mean minus history mean, in standard errors; finite.
-    pub z: f64,
-    /// Two-sided p-value, finite, in `[0, 1]`.
-    pub pvalue: f64,
-}
+use tickwatch_plugin_api::window::{BaselineDetector, BaselineTest, MovingWindow, mean};
+use tickwatch_plugin_api::{Options, StateFormat, export_detector};
+use tickwatch_stats::{ZResult, z_from_stats};
 
 /// The z-test of a window (mean, `win_n` values) against a history (mean,
-/// sample variance, `hist_n` values); counts are at least 1.
+/// sample variance, `hist_n` values); counts are at least 1. The standard
+/// error and the degrees of freedom are the crate docs'.
 pub fn z_test(hist_mean: f64, hist_var: f64, hist_n: f64, win_mean: f64, win_n: f64) -> ZResult {
-    let d = win_mean - hist_mean;
     let se2 = hist_var * (1.0 / win_n + 1.0 / hist_n);
-    if d.is_nan() || se2.is_nan() {
-        return ZResult { z: 0.0, pvalue: 1.0 };
-    }
-    if se2 == 0.0 {
-        // Documented in the crate docs: a constant history gives a definite answer.
-        return if d == 0.0 {
-            ZResult { z: 0.0, pvalue: 1.0 }
-        } else {
-            ZResult { z: f64::MAX.copysign(d), pvalue: 0.0 }
-        };
-    }
-    let z = d / se2.sqrt();
-    if z.is_nan() {
-        return ZResult { z: 0.0, pvalue: 1.0 };
-    }
-    let z = z.clamp(-f64::MAX, f64::MAX);
-    ZResult { z, pvalue: two_sided_t(z, hist_n - 1.0) }
+    z_from_stats(win_mean - hist_mean, se2, hist_n - 1.0)
 }
 
-/// `P(|T| ≥ |z|)` for Student's t with `df` degrees of freedom; the normal
-/// limit beyond 100 000 degrees of freedom (where the two agree to 1e-4
-/// relative in the tails that matter), and for an undefined `df`.
-pub fn two_sided_t(z: f64, df: f64) -> f64 {
-    if z == 0.0 {
-        return 1.0;
-    }
-    if !(df > 0.0 && df <= 1e5) {
-        return two_sided_normal(z);
-    }
-    match StudentsT::new(0.0, 1.0, df) {
-        Ok(t) => (2.0 * t.sf(z.abs())).clamp(0.0, 1.0),
-        Err(_) => two_sided_normal(z),
-    }
-}
+/// The z-score detector: [`ZTest`] against a moving history.
+pub type ZScore = BaselineDetector<ZTest>;
 
-/// `P(|Z| ≥ |z|)` for a standard normal `Z`, accurate in the far tail
-/// (relative error below 1e-9 down to the smallest positive f64).
-pub fn two_sided_normal(z: f64) -> f64 {
-    erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
-}
-
-/// The z-score detector.
+/// The z-test against a moving history, with the presets `size` (3600),
+/// `alpha` (0.001) and `rebaseline`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ZScore {
-    alpha: f64,
-    /// History, rebaseline run and counters.
-    baseline: Baseline,
-}
+pub struct ZTest;
 
-impl Detector for ZScore {
-    const NAME: &'static str = "zscore";
+impl BaselineTest for ZTest {
+    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`
+    /// (`u64` windows seen, anomalous, rebaselines, streak; the history
+    /// ring; the candidate ring), so a window that joins the history
+    /// changes only its slots and the headers. Bump when a format change
+    /// would misread old state.
+    const FORMAT: StateFormat = StateFormat::new("zscore", 1);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    /// Format 1: see `save`. Bump when a format change would misread old state.
-    const STATE_VERSION: u32 = STATE_FORMAT as u32;
+    type History = MovingWindow;
 
-    fn options() -> Vec<OptionSpec> {
-        vec![
-            OptionSpec::with_default(
-                "size",
-                Value::Int(3600),
-                "history length in values (a moving window of the last `size` values); > 1",
-            ),
-            OptionSpec::with_default(
-                "alpha",
-                Value::Double(0.001),
-                "significance level in (0, 1): pvalue < alpha is anomalous, and only windows \
-                 that are not anomalous join the history",
-            ),
-            OptionSpec::with_default(
-                "rebaseline",
-                Value::Int(0),
-                "after this many consecutive anomalous windows, accept the new level (the \
-                 history restarts from those windows); 0 = never; >= 0",
-            ),
-        ]
+    fn build(options: &Options) -> Result<ZScore, String> {
+        BaselineDetector::from_presets(ZTest, options)
     }
 
-    fn new(options: &Options) -> Result<Self, String> {
-        let size = options.length("size")?;
-        let alpha = options.probability("alpha")?;
-        let rebaseline = options.count("rebaseline")?;
-        Ok(Self { alpha, baseline: Baseline::new(size, rebaseline) })
-    }
-
-    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        let window = &*finite(window);
-        if window.is_empty() {
-            return None;
-        }
-        if self.baseline.history().is_empty() {
-            self.baseline.seed(window);
-            return None;
-        }
-        let (mean, _) = mean_var(window);
-        let r = z_test(
-            self.baseline.history().mean(),
-            self.baseline.history().variance(),
-            self.baseline.history().len() as f64,
-            mean,
-            window.len() as f64,
-        );
-        let anomalous = r.pvalue < self.alpha;
-        let rebaselined = self.baseline.absorb(window, anomalous);
-        let mut stats = vec![("z".to_string(), r.z)];
-        if self.baseline.rebaseline() > 0 {
-            stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
-        }
-        Some(Verdict { pvalue: r.pvalue, anomalous, stats })
-    }
-
-    /// Format 1: `u8` 1, `u64` windows seen, anomalous, rebaselines, streak;
-    /// the history ring; the candidate ring. Fixed-size fields first, so a
-    /// window that joins the history changes only its slots and the headers.
-    fn save(&self) -> Vec<u8> {
-        let mut w = ByteWriter::new();
-        w.u8(STATE_FORMAT);
-        self.baseline.write(&mut w);
-        w.finish()
-    }
-
-    fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = ByteReader::new(state);
-        let format = r.u8()?;
-        if format != STATE_FORMAT {
-            return Err(format!(
-                "unknown zscore state format {format} (this build reads {STATE_FORMAT})"
-            ));
-        }
-        let mut baseline = self.baseline.clone();
-        baseline.read(&mut r)?;
-        r.finish()?;
-        self.baseline = baseline;
-        Ok(())
-    }
-
-    fn describe(&self) -> Summary {
-        self.baseline.describe(self.alpha)
+    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (hist_n, win_n) = (history.len() as f64, window.len() as f64);
+        let r = z_test(history.mean(), history.variance(), hist_n, mean(window), win_n);
+        (r.pvalue, vec![("z".to_string(), r.z)])
     }
 }
 
@@ -218,29 +99,10 @@ export_detector!(ZScore);
 
 #[cfg(test)]
 mod tests {
+    use tickwatch_plugin_api::{Detector, Value, Verdict};
+    use tickwatch_stats::testkit::Gauss;
+
     use super::*;
-
-    /// Deterministic normal samples (splitmix64 + Box–Muller).
-    struct Gauss(u64);
-
-    impl Gauss {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        fn window(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-            (0..n)
-                .map(|_| {
-                    let (u, v) = (self.uniform(), self.uniform());
-                    mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-                })
-                .collect()
-        }
-    }
 
     fn zscore(size: i64, alpha: f64, rebaseline: i64) -> Result<ZScore, String> {
         ZScore::new(&Options::new(vec![
@@ -271,7 +133,7 @@ mod tests {
         );
         let d = ZScore::new(&Options::new(defaults)).unwrap();
         assert_eq!(
-            (d.baseline.history().cap(), d.alpha, d.baseline.rebaseline()),
+            (d.baseline().history().cap(), d.alpha(), d.baseline().rebaseline()),
             (3600, 0.001, 0)
         );
     }
@@ -294,21 +156,21 @@ mod tests {
         let mut d = zscore(3600, 0.001, 0).unwrap();
         assert_eq!(d.score(&[]), None);
         assert_eq!(d.score(&g.window(300, 220.0, 0.5)), None);
-        assert_eq!(d.baseline.history().len(), 300);
+        assert_eq!(d.baseline().history().len(), 300);
         let normal = d.score(&g.window(300, 220.0, 0.5)).unwrap();
         assert!(!normal.anomalous && normal.pvalue > 0.001, "{normal:?}");
-        assert_eq!(d.baseline.history().len(), 600);
+        assert_eq!(d.baseline().history().len(), 600);
         assert_eq!(normal.stats.len(), 1, "no rebaselined stat when rebaseline is off");
         // The guide's hotend fault: mean −1.5, stddev 3.
         let fault = d.score(&g.window(300, 218.5, 3.0)).unwrap();
         assert!(fault.anomalous && fault.pvalue < 1e-100, "{fault:?}");
         assert!(stat(&fault, "z").unwrap() < -20.0);
         assert_eq!(
-            d.baseline.history().len(),
+            d.baseline().history().len(),
             600,
             "an anomalous window must not join the history"
         );
-        assert_eq!((d.baseline.windows_seen(), d.baseline.windows_anomalous()), (2, 1));
+        assert_eq!((d.baseline().windows_seen(), d.baseline().windows_anomalous()), (2, 1));
     }
 
     #[test]
@@ -411,10 +273,10 @@ mod tests {
             flags,
             [(true, 0.0), (true, 0.0), (true, 1.0), (false, 0.0), (false, 0.0), (false, 0.0)]
         );
-        assert_eq!(d.baseline.rebaselines(), 1);
+        assert_eq!(d.baseline().rebaselines(), 1);
         // The new history is the run's 900 values, then the accepted windows.
-        assert_eq!(d.baseline.history().len(), 900 + 3 * 300);
-        assert!((d.baseline.history().mean() - 95.0).abs() < 0.2);
+        assert_eq!(d.baseline().history().len(), 900 + 3 * 300);
+        assert!((d.baseline().history().mean() - 95.0).abs() < 0.2);
         // Back to the old level is now the change.
         assert!(d.score(&g.window(300, 90.0, 1.0)).unwrap().anomalous);
 
@@ -427,7 +289,7 @@ mod tests {
             let v = off.score(&g.window(300, 95.0, 1.0)).unwrap();
             assert!(v.anomalous && stat(&v, "rebaselined").is_none());
         }
-        assert!((off.baseline.history().mean() - 90.0).abs() < 0.2);
+        assert!((off.baseline().history().mean() - 90.0).abs() < 0.2);
     }
 
     #[test]
@@ -438,9 +300,9 @@ mod tests {
             d.score(&g.window(300, 0.0, 1.0));
         }
         assert!(d.score(&g.window(300, 3.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (1, 300));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (1, 300));
         assert!(!d.score(&g.window(300, 0.0, 1.0)).unwrap().anomalous);
-        assert_eq!((d.baseline.streak(), d.baseline.candidate().len()), (0, 0));
+        assert_eq!((d.baseline().streak(), d.baseline().candidate().len()), (0, 0));
         let v = d.score(&g.window(300, 3.0, 1.0)).unwrap();
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
@@ -452,7 +314,7 @@ mod tests {
         for i in 0..10 {
             d.score(&g.window(300, if i < 8 { 0.0 } else { 4.0 }, 1.0));
         }
-        assert_eq!(d.baseline.streak(), 2);
+        assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
         let mut e = zscore(1000, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();
@@ -487,28 +349,6 @@ mod tests {
     }
 
     #[test]
-    fn t_tail_matches_scipy() {
-        // Reference values: 2 * scipy.stats.t.sf(z, df).
-        for (z, df, p) in [
-            (3.2905267314918945, 9.0, 0.00937046679092597),
-            (3.2905267314918945, 299.0, 0.0011196737409859445),
-            (3.2905267314918945, 3599.0, 0.001009636677150316),
-            (10.0, 3599.0, 3.0556446407228576e-23),
-            (30.0, 3599.0, 1.0959181313120517e-176),
-            (5.0, 37.0, 1.4106054575085142e-05),
-            (2.0, 1.0, 0.2951672353008665),
-            (4.0, 99999.0, 6.338799801245494e-05),
-        ] {
-            let got = two_sided_t(z, df);
-            assert!(((got - p) / p).abs() < 1e-9, "z={z} df={df}: {got} vs {p}");
-            assert_eq!(two_sided_t(-z, df), got);
-        }
-        assert_eq!(two_sided_t(0.0, 5.0), 1.0);
-        assert_eq!(two_sided_t(f64::MAX, 3599.0), 0.0);
-        assert_eq!(two_sided_t(4.0, 1e9), two_sided_normal(4.0));
-    }
-
-    #[test]
     fn false_alarm_rate_matches_alpha_with_a_short_history() {
         // Ten values of history: the normal p-value would flag ~9x alpha.
         let mut g = Gauss(8);
@@ -517,22 +357,5 @@ mod tests {
         let n = 20_000;
         let alarms = (0..n).filter(|_| d.score(&g.window(10, 0.0, 1.0)).unwrap().anomalous).count();
         assert!((137..=263).contains(&alarms), "{alarms} alarms in {n} windows at alpha 0.01");
-    }
-
-    #[test]
-    fn normal_tail_is_accurate() {
-        // Reference values: scipy.stats.norm.sf(z) * 2.
-        for (z, p) in [
-            (0.0, 1.0),
-            (1.959963984540054, 0.05),
-            (3.2905267314918945, 0.0009999999999999996),
-            (10.0, 1.523970604832094e-23),
-            (30.0, 9.813427854295816e-198),
-        ] {
-            let got = two_sided_normal(z);
-            assert!(((got - p) / p).abs() < 1e-9, "z={z}: {got} vs {p}");
-            assert_eq!(two_sided_normal(-z), got);
-        }
-        assert_eq!(two_sided_normal(f64::MAX), 0.0);
     }
 }

@@ -13,21 +13,15 @@
 //! bytes (plus a 48-byte header): a host that persists only changed chunks
 //! of state (tickwatch does) then writes in proportion to the new data, not
 //! to the whole history.
+//!
+//! It is the [`History`] of the shipped window-based detectors' baselines.
 
+use super::{History, mean_var};
+use crate::Summary;
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 
 /// Bytes [`MovingWindow::write`] puts before the slots.
 pub const HEADER_BYTES: usize = 6 * 8;
-
-/// The finite values of `window`, borrowed when they all are. The host sends
-/// finite values only; detectors use this to stay total for direct callers.
-pub fn finite(window: &[f64]) -> std::borrow::Cow<'_, [f64]> {
-    if window.iter().all(|x| x.is_finite()) {
-        std::borrow::Cow::Borrowed(window)
-    } else {
-        std::borrow::Cow::Owned(window.iter().copied().filter(|x| x.is_finite()).collect())
-    }
-}
 
 /// A moving window of the last `cap` values (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -164,202 +158,48 @@ impl MovingWindow {
     }
 }
 
-/// Mean and sample variance (ddof 1; 0 for one value) of a slice (0, 0 when
-/// empty).
-///
-/// Constant data gives its value and exactly 0: a plain `sum / n` of 300
-/// copies of 0.1 is not 0.1, and a zero-variance baseline would then see a
-/// "certain change" in rounding noise. Otherwise two passes, the mean
-/// corrected by the mean residual (Chan, Golub & LeVeque's corrected
-/// two-pass algorithm).
-pub fn mean_var(xs: &[f64]) -> (f64, f64) {
-    if xs.is_empty() {
-        return (0.0, 0.0);
-    }
-    let (lo, hi) =
-        xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    if lo == hi {
-        return (lo, 0.0);
-    }
-    let n = xs.len() as f64;
-    let first = xs.iter().sum::<f64>() / n;
-    let residual: f64 = xs.iter().map(|x| x - first).sum();
-    let mean = first + residual / n;
-    // NaN in the data leaves lo > hi; clamp only a real range.
-    let mean = if lo <= hi { mean.clamp(lo, hi) } else { mean };
-    let ss: f64 = xs.iter().map(|v| (v - mean) * (v - mean)).sum();
-    (mean, ss / (n - 1.0))
-}
-
-/// A baseline of normal values: a [`MovingWindow`] history that only
-/// windows judged normal join, with an optional rebaseline: after
-/// `rebaseline` consecutive anomalous windows (0 = never) their values become
-/// the new history, so a lasting level shift stops alarming. Also counts
-/// windows seen, anomalous and rebaselines, for `describe`.
-///
-/// Used by the shipped `zscore` and `levelspread` detectors.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Baseline {
-    history: MovingWindow,
-    /// The values of the current run of anomalous windows (only filled when
-    /// `rebaseline > 0`).
-    candidate: MovingWindow,
-    rebaseline: u64,
-    /// Length of the current run of anomalous windows.
-    streak: u64,
-    windows_seen: u64,
-    windows_anomalous: u64,
-    rebaselines: u64,
-}
-
-impl Baseline {
-    /// An empty baseline of `size` values.
-    pub fn new(size: usize, rebaseline: u64) -> Self {
-        Self {
-            history: MovingWindow::new(size),
-            candidate: MovingWindow::new(size),
-            rebaseline,
-            streak: 0,
-            windows_seen: 0,
-            windows_anomalous: 0,
-            rebaselines: 0,
-        }
+/// A baseline of the last `cap` normal values.
+impl History for MovingWindow {
+    fn fresh(&self) -> Self {
+        Self::new(self.cap)
     }
 
-    /// The history of normal values.
-    pub fn history(&self) -> &MovingWindow {
-        &self.history
+    fn count(&self) -> u64 {
+        self.slots.len() as u64
     }
 
-    /// The values of the current anomalous run.
-    pub fn candidate(&self) -> &MovingWindow {
-        &self.candidate
+    fn extend(&mut self, values: &[f64]) {
+        MovingWindow::extend(self, values);
     }
 
-    /// The rebaseline setting (0 = never).
-    pub fn rebaseline(&self) -> u64 {
-        self.rebaseline
+    fn write(&self, w: &mut ByteWriter) {
+        MovingWindow::write(self, w);
     }
 
-    /// Consecutive anomalous windows so far.
-    pub fn streak(&self) -> u64 {
-        self.streak
+    fn read_like(&self, r: &mut ByteReader<'_>) -> Result<Self, CodecError> {
+        Self::read(r)
     }
 
-    /// Windows scored.
-    pub fn windows_seen(&self) -> u64 {
-        self.windows_seen
+    fn mismatch(&self, saved: &Self) -> Option<String> {
+        (saved.cap != self.cap).then(|| {
+            format!("state was saved with size {}, this detector has size {}", saved.cap, self.cap)
+        })
     }
 
-    /// Windows found anomalous.
-    pub fn windows_anomalous(&self) -> u64 {
-        self.windows_anomalous
-    }
-
-    /// Rebaselines done.
-    pub fn rebaselines(&self) -> u64 {
-        self.rebaselines
-    }
-
-    /// Seeds an empty history with a first window (not scored).
-    pub fn seed(&mut self, window: &[f64]) {
-        self.history.extend(window);
-    }
-
-    /// Takes a scored window into the state; true if it rebaselined.
-    pub fn absorb(&mut self, window: &[f64], anomalous: bool) -> bool {
-        self.windows_seen += 1;
-        if !anomalous {
-            self.history.extend(window);
-            self.streak = 0;
-            if !self.candidate.is_empty() {
-                self.candidate.clear();
-            }
-            return false;
-        }
-        self.windows_anomalous += 1;
-        if self.rebaseline == 0 {
-            return false;
-        }
-        self.streak += 1;
-        self.candidate.extend(window);
-        if self.streak < self.rebaseline {
-            return false;
-        }
-        let fresh = MovingWindow::new(self.history.cap());
-        self.history = std::mem::replace(&mut self.candidate, fresh);
-        self.streak = 0;
-        self.rebaselines += 1;
-        true
-    }
-
-    /// Saves: `u64` windows seen, anomalous, rebaselines, streak; the
-    /// history ring; the candidate ring. Fixed-size fields first, so a window
-    /// that joins the history changes only its slots and the headers.
-    pub fn write(&self, w: &mut ByteWriter) {
-        w.u64(self.windows_seen).u64(self.windows_anomalous).u64(self.rebaselines).u64(self.streak);
-        self.history.write(w);
-        self.candidate.write(w);
-    }
-
-    /// Replaces the state with one saved by [`Baseline::write`], refusing
-    /// a different size or a run this `rebaseline` cannot produce.
-    pub fn read(&mut self, r: &mut ByteReader<'_>) -> Result<(), String> {
-        let windows_seen = r.u64()?;
-        let windows_anomalous = r.u64()?;
-        let rebaselines = r.u64()?;
-        let streak = r.u64()?;
-        let history = MovingWindow::read(r)?;
-        let candidate = MovingWindow::read(r)?;
-        let size = self.history.cap();
-        if history.cap() != size || candidate.cap() != size {
-            return Err(format!(
-                "state was saved with size {}, this detector has size {size}",
-                history.cap()
-            ));
-        }
-        let streak_ok = if self.rebaseline == 0 { streak == 0 } else { streak < self.rebaseline };
-        if !streak_ok || (streak == 0) != candidate.is_empty() {
-            return Err(format!(
-                "state has a run of {streak} anomalous windows holding {} values, which \
-                 rebaseline {} cannot produce",
-                candidate.len(),
-                self.rebaseline
-            ));
-        }
-        *self = Self {
-            history,
-            candidate,
-            rebaseline: self.rebaseline,
-            streak,
-            windows_seen,
-            windows_anomalous,
-            rebaselines,
-        };
-        Ok(())
-    }
-
-    /// The usual description: `n`, `mean`, `stddev`, `size`, `alpha`,
-    /// `rebaseline`, `anomalous_run`, `rebaselines`, `windows_seen`,
-    /// `windows_anomalous`.
-    pub fn describe(&self, alpha: f64) -> crate::Summary {
-        crate::Summary::new()
-            .int("n", self.history.len() as i64)
-            .num("mean", self.history.mean())
-            .num("stddev", self.history.variance().sqrt())
-            .int("size", self.history.cap() as i64)
-            .num("alpha", alpha)
-            .int("rebaseline", self.rebaseline as i64)
-            .int("anomalous_run", self.streak as i64)
-            .int("rebaselines", self.rebaselines as i64)
-            .int("windows_seen", self.windows_seen as i64)
-            .int("windows_anomalous", self.windows_anomalous as i64)
+    /// `n`, `mean`, `stddev`, `size`.
+    fn describe(&self, summary: Summary) -> Summary {
+        summary
+            .int("n", self.len() as i64)
+            .num("mean", self.mean())
+            .num("stddev", self.variance().sqrt())
+            .int("size", self.cap as i64)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::mean_var;
 
     fn naive(xs: &[f64]) -> (f64, f64) {
         let n = xs.len() as f64;

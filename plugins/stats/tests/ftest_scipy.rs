@@ -1,7 +1,7 @@
 //! The F-test agrees with scipy's `stats.f` on recorded cases
 //! (fixtures/ftest_scipy.csv, made by gen_ftest_scipy.py).
 
-use tickwatch_levelspread::f_test;
+use tickwatch_stats::f_test;
 
 fn close(got: f64, want: f64, rel: f64) -> bool {
     if want == 0.0 {

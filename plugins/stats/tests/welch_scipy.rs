@@ -1,7 +1,7 @@
 //! Welch's test agrees with scipy's `ttest_ind_from_stats(equal_var=False)`
 //! on recorded cases (fixtures/welch_scipy.csv, made by gen_welch_scipy.py).
 
-use tickwatch_ttest::welch_from_stats;
+use tickwatch_stats::welch_from_stats;
 
 fn close(got: f64, want: f64, rel: f64) -> bool {
     if want == 0.0 {

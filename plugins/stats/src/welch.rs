@@ -1,6 +1,7 @@
-//! Welch's unequal-variances t-test from summary statistics (copied from
-//! `plugins/ttest/src/welch.rs`; plugins share only the plugin API), matching
-//! scipy's `ttest_ind_from_stats(..., equal_var=False)` (two-sided).
+//! Welch's unequal-variances t-test from summary statistics, matching
+//! scipy's `ttest_ind_from_stats(..., equal_var=False)` (two-sided), to
+//! 1e-9 relative (tests/welch_scipy.rs). The `ttest` detector's test, and
+//! `levelspread`'s level test.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
@@ -21,12 +22,9 @@ pub fn welch_from_stats(m1: f64, v1: f64, n1: f64, m2: f64, v2: f64, n2: f64) ->
     let se2 = vn1 + vn2;
     let d = m1 - m2;
     if se2 == 0.0 {
-        // Documented in lib.rs: constant samples give a definite answer.
-        return if d == 0.0 {
-            WelchResult { t: 0.0, pvalue: 1.0 }
-        } else {
-            WelchResult { t: f64::MAX.copysign(d), pvalue: 0.0 }
-        };
+        // Constant samples: a definite answer instead of the NaN scipy gives.
+        let (t, pvalue) = crate::zero_standard_error(d);
+        return WelchResult { t, pvalue };
     }
     // Welch–Satterthwaite degrees of freedom, written with the variance
     // shares a = vn1/se2, b = vn2/se2 so tiny variances cannot underflow.
@@ -50,4 +48,18 @@ pub fn welch_from_stats(m1: f64, v1: f64, n1: f64, m2: f64, v2: f64, n2: f64) ->
         Err(_) => 1.0,
     };
     WelchResult { t, pvalue }
+}
+
+#[cfg(test)]
+mod extreme_tests {
+    use super::*;
+
+    #[test]
+    fn overflowing_sums_give_no_evidence_instead_of_nan() {
+        let r = welch_from_stats(f64::MAX, f64::INFINITY, 10.0, -f64::MAX, f64::INFINITY, 10.0);
+        assert_eq!((r.t, r.pvalue), (0.0, 1.0));
+        let r = welch_from_stats(1.0, f64::INFINITY, 10.0, 2.0, 1.0, 10.0);
+        assert!(r.pvalue.is_finite() && r.t.is_finite());
+        assert!(r.pvalue > 0.99);
+    }
 }

@@ -1,6 +1,7 @@
 //! The two-sided F-test of equal variances from summary statistics,
 //! matching `2·min(F.cdf(f), F.sf(f))` of scipy's `stats.f(n_win − 1,
-//! n_hist − 1)` with `f = window variance / history variance`.
+//! n_hist − 1)` with `f = window variance / history variance`, to 1e-8
+//! relative (tests/ftest_scipy.rs). `levelspread`'s spread test.
 
 use statrs::function::beta::checked_beta_reg;
 
