@@ -5,7 +5,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tickwatch_engine::kapacitor::Batch;
+use tickwatch_engine::kapacitor::{Batch, HostError};
 
 use crate::support::{self, verdicts};
 
@@ -251,4 +251,63 @@ fn write_snapshot_v1_fixture() {
         udf.send_batch(b).unwrap();
     }
     std::fs::write(FIXTURE, udf.snapshot().unwrap()).unwrap();
+}
+
+/// Regression: a database damaged between runs made sled panic inside
+/// Init; the worker thread died and the process never answered, holding the
+/// node's lock. Init must now answer (an InitResponse, or an ErrorResponse)
+/// at every damage point, and a refusal must say what is wrong.
+#[test]
+fn a_damaged_database_never_leaves_init_unanswered() {
+    let pristine = support::fresh_state_dir();
+    let batches = support::day_batches(&[("", 72)]);
+    support::run_all(
+        support::node_in(&pristine, &["hotend", "bed", "air"], 600, 0.001),
+        &batches[..60],
+    );
+    let db = Path::new("nodes").join("print_temps~tTest2").join("db").join("db");
+    let bytes = std::fs::read(pristine.join(&db)).unwrap();
+    let used = bytes.iter().rposition(|b| *b != 0).unwrap_or(0) as u64;
+    let (mut answered, mut refused) = (0, 0);
+    for i in 0..12u64 {
+        let at = (used * i / 12) & !4095;
+        let dir = support::fresh_state_dir();
+        copy_tree(&pristine, &dir);
+        std::fs::OpenOptions::new().write(true).open(dir.join(&db)).unwrap().set_len(at).unwrap();
+        let mut udf = support::spawn_in(&dir, &[]);
+        udf.set_timeout(Duration::from_secs(5));
+        udf.info().unwrap();
+        let options = support::ttest_options(&["hotend", "bed", "air"], 600, 0.001);
+        match udf.init("print_temps", "tTest2", options) {
+            Ok(r) if r.success => answered += 1,
+            Ok(r) => {
+                assert!(
+                    r.error.contains("corrupt or unreadable"),
+                    "truncated at {at}: {}",
+                    r.error
+                );
+                refused += 1;
+            }
+            Err(HostError::Udf(e)) => {
+                panic!("truncated at {at}: ErrorResponse instead of an Init answer: {e}")
+            }
+            Err(e) => panic!("truncated at {at}: no answer to Init: {e}"),
+        }
+        let closed = udf.close().unwrap();
+        assert!(closed.status.is_some(), "truncated at {at}: the process did not exit");
+    }
+    assert_eq!(answered + refused, 12);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }

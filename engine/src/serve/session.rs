@@ -267,9 +267,18 @@ impl Worker<'_> {
 
     fn handle(&mut self, work: Work) -> Step {
         let result = match work {
-            Work::Info => Ok(self.info()),
-            Work::Init(i) => Ok(self.init(i)),
-            Work::Restore(r) => Ok(self.restore(r)),
+            Work::Info => {
+                self.info();
+                Ok(())
+            }
+            Work::Init(i) => {
+                self.init(i);
+                Ok(())
+            }
+            Work::Restore(r) => {
+                self.restore(r);
+                Ok(())
+            }
             Work::Snapshot => self.snapshot(),
             Work::Batch(b) => self.batch(&b),
             Work::Eof { open_batch } => {
