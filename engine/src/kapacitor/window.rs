@@ -1,11 +1,20 @@
 //! `Windower`: Kapacitor's `|window().period(P).every(E)` over a point
 //! stream, grouped by tags, producing the batches a UDF receives.
 //!
-//! Non-aligned windows (docs/kapacitor-protocol.md): a group's first window
-//! ends at its first point's time + every; a window is emitted when a point
-//! at or after its end arrives, holding that group's points in
-//! `[end - period, end)`, with `tmax` = the end. Each group has its own
-//! windows; a group id is `k=v,k=v` over the sorted group-by tags.
+//! Matches Kapacitor's `windowByTime` without `.align()` or `.fillPeriod()`
+//! (docs/kapacitor-protocol.md, "Batches from |window()"): a group's first
+//! window ends at its first point's time + every; a window is emitted when a
+//! point at or after its end arrives, holding that group's points in
+//! `[end - period, end)`, with `tmax` = the end; the **next** end is then the
+//! arriving point's time + every, not the previous end + every. So after a
+//! gap in the data the windows restart from the data instead of trailing
+//! behind it, and with irregular timestamps the window ends follow the
+//! points. Each group has its own windows; a group id is `k=v,k=v` over the
+//! sorted group-by tags.
+//!
+//! Not covered: `.align()`, `.fillPeriod()`, count windows, and `every = 0`
+//! (which Kapacitor treats as "emit on every point"); callers pass a
+//! positive `every` (replay's flags refuse anything else).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -38,7 +47,8 @@ impl std::fmt::Debug for Windower {
 }
 
 impl Windower {
-    /// `period` and `every` in nanoseconds; `group_by` tag names.
+    /// `period` and `every` in nanoseconds (both positive); `group_by` tag
+    /// names.
     pub fn new(period: i64, every: i64, group_by: &[&str]) -> Self {
         let mut group_by: Vec<String> = group_by.iter().map(|s| s.to_string()).collect();
         group_by.sort();
@@ -46,12 +56,13 @@ impl Windower {
     }
 
     /// Feeds one point (named, with time, tags and fields, in time order per
-    /// group); returns the window it closes, if any.
+    /// group); returns the window it closes, if any. A point closes at most
+    /// one window, as in Kapacitor.
     pub fn push(&mut self, p: agent::Point) -> Option<Batch> {
         let group = group_id("", false, &self.group_by, &p.tags);
         let every = self.every;
         let w = self.groups.entry(group.clone()).or_insert_with(|| GroupWindow {
-            next_end: p.time + every,
+            next_end: p.time.saturating_add(every),
             tags: HashMap::new(),
             buf: VecDeque::new(),
         });
@@ -65,7 +76,7 @@ impl Windower {
         let mut out = None;
         if p.time >= w.next_end {
             let end = w.next_end;
-            let start = end - self.period;
+            let start = end.saturating_sub(self.period);
             while w.buf.front().is_some_and(|q| q.time < start) {
                 w.buf.pop_front();
             }
@@ -101,8 +112,11 @@ impl Windower {
                     by_name: false,
                 },
             });
-            w.next_end += every;
-            let keep_from = w.next_end - self.period;
+            // Kapacitor (`windowByTime.Insert`): the next emit time depends on
+            // the point that closed this window, not on the last end, so a gap
+            // closes one window and the next ones follow the data again.
+            w.next_end = p.time.saturating_add(every);
+            let keep_from = w.next_end.saturating_sub(self.period);
             while w.buf.front().is_some_and(|q| q.time < keep_from) {
                 w.buf.pop_front();
             }
@@ -149,5 +163,143 @@ mod tests {
         assert_eq!(a[0].begin.size, 10);
         assert!(a[0].points.iter().all(|p| p.name.is_empty() && p.group == "printer=a"));
         assert_eq!(a[0].end.tags.get("printer").map(String::as_str), Some("a"));
+    }
+
+    const MIN: i64 = 60_000_000_000;
+
+    fn one(t: i64) -> agent::Point {
+        agent::Point { name: "m".into(), time: t, ..Default::default() }
+    }
+
+    /// Feeds `times` (ungrouped) and returns each window as (tmax, point times).
+    fn windows(period: i64, every: i64, times: &[i64]) -> Vec<(i64, Vec<i64>)> {
+        let mut w = Windower::new(period, every, &[]);
+        times
+            .iter()
+            .filter_map(|&t| w.push(one(t)))
+            .map(|b| (b.end.tmax, b.points.iter().map(|p| p.time).collect()))
+            .collect()
+    }
+
+    fn minutes(r: std::ops::Range<i64>) -> Vec<i64> {
+        r.map(|m| m * MIN).collect()
+    }
+
+    /// Issue 9 item 5: the old windower stepped the next end by `every` and
+    /// closed one overdue (mostly empty) window per arriving point after a gap.
+    #[test]
+    fn a_gap_of_an_hour_restarts_windows_from_the_data() {
+        let mut times = minutes(0..60);
+        times.extend(minutes(120..180));
+        let got = windows(5 * MIN, 5 * MIN, &times);
+        let ends: Vec<i64> = got.iter().map(|(e, _)| e / MIN).collect();
+        // Before the gap: 5, 10, …, 55. The first point after it (120) closes
+        // the window ending 60 (55..59); the next ends at 120 + 5.
+        let mut want: Vec<i64> = (1..=12).map(|k| 5 * k).collect();
+        want.extend((25..=35).map(|k| 5 * k));
+        assert_eq!(ends, want);
+        for (end, pts) in &got {
+            assert_eq!(*pts, minutes(end / MIN - 5..end / MIN), "window ending {}", end / MIN);
+        }
+    }
+
+    /// NAB's traffic files: 5-minute data, `every` = the sampling interval.
+    /// Stepping by `every` never caught up after a gap there (one point, one
+    /// window); Kapacitor's windows follow the data again at once.
+    #[test]
+    fn every_equal_to_the_sampling_step_keeps_up_after_a_gap() {
+        let step = 5 * MIN;
+        let mut times: Vec<i64> = (0..20).map(|k| k * step).collect();
+        times.extend((32..52).map(|k| k * step));
+        let got = windows(30 * MIN, step, &times);
+        // Each window ends one step after the point that closed the one
+        // before: ends 1..=19 (× step), then 20 (closed by the first point
+        // after the gap), then 33..=51, never an overdue end.
+        let ends: Vec<i64> = got.iter().map(|(e, _)| e / step).collect();
+        let mut want: Vec<i64> = (1..=20).collect();
+        want.extend(33..=51);
+        assert_eq!(ends, want);
+        // The window closed by the first point after the gap holds the last
+        // 30 minutes before it; the next holds only that first point.
+        assert_eq!(got[19].1, (14..20).map(|k| k * step).collect::<Vec<_>>());
+        assert_eq!(got[20].1, [32 * step]);
+        for (end, pts) in &got[20..] {
+            assert_eq!(pts.last().copied(), Some(end - step));
+            assert!(pts.iter().all(|&t| t >= 32 * step && t >= end - 30 * MIN));
+        }
+    }
+
+    /// `|window().period(30m).every(5m)` on 1-minute data: the first window
+    /// holds only the first 5 minutes, later ones grow to 30 minutes.
+    #[test]
+    fn sliding_windows_first_window_holds_only_its_first_every() {
+        let got = windows(30 * MIN, 5 * MIN, &minutes(0..121));
+        let ends: Vec<i64> = got.iter().map(|(e, _)| e / MIN).collect();
+        assert_eq!(ends, (1..=24).map(|k| 5 * k).collect::<Vec<_>>());
+        assert_eq!(got[0].1, minutes(0..5));
+        for (end, pts) in &got {
+            let e = end / MIN;
+            assert_eq!(*pts, minutes((e - 30).max(0)..e), "window ending {e}");
+        }
+    }
+
+    #[test]
+    fn sliding_windows_after_a_gap_keep_the_period_and_restart_from_the_data() {
+        let mut times = minutes(0..60);
+        times.extend(minutes(120..180));
+        let got = windows(30 * MIN, 5 * MIN, &times);
+        let i = got.iter().position(|(e, _)| *e == 60 * MIN).expect("window ending at 60");
+        assert_eq!(got[i].1, minutes(30..60));
+        assert_eq!(got[i + 1].0, 125 * MIN);
+        assert_eq!(got[i + 1].1, minutes(120..125));
+        assert_eq!(got[i + 2].0, 130 * MIN);
+        assert_eq!(got[i + 2].1, minutes(120..130));
+    }
+
+    /// Timestamps a little late each time: the ends follow the points.
+    #[test]
+    fn jittered_timestamps_move_the_window_ends() {
+        let s = 1_000_000_000;
+        let got = windows(60 * s, 60 * s, &[0, 61 * s, 122 * s, 183 * s, 244 * s]);
+        let ends: Vec<i64> = got.iter().map(|(e, _)| e / s).collect();
+        assert_eq!(ends, [60, 121, 182, 243]);
+        let pts: Vec<Vec<i64>> =
+            got.iter().map(|(_, p)| p.iter().map(|t| t / s).collect()).collect();
+        assert_eq!(pts, [vec![0], vec![61], vec![122], vec![183]]);
+    }
+
+    /// A point exactly at a window's end belongs to the next window.
+    #[test]
+    fn points_at_the_end_go_to_the_next_window() {
+        let got = windows(10, 10, &[0, 5, 10, 10, 15, 20]);
+        assert_eq!(got, [(10, vec![0, 5]), (20, vec![10, 10, 15])]);
+    }
+
+    /// One group's gap changes neither the other group's windows nor its own
+    /// restart.
+    #[test]
+    fn a_gap_in_one_group_leaves_the_other_alone() {
+        let mut w = Windower::new(30 * MIN, 5 * MIN, &["printer"]);
+        let mut alone = Windower::new(30 * MIN, 5 * MIN, &["printer"]);
+        let mut got: Vec<Batch> = Vec::new();
+        let mut want_a: Vec<Batch> = Vec::new();
+        for m in 0..180 {
+            got.extend(w.push(pt(m * MIN, "a")));
+            want_a.extend(alone.push(pt(m * MIN, "a")));
+            if !(60..120).contains(&m) {
+                got.extend(w.push(pt(m * MIN, "b")));
+            }
+        }
+        let summary = |bs: &[&Batch]| -> Vec<(i64, Vec<i64>)> {
+            bs.iter().map(|b| (b.end.tmax, b.points.iter().map(|p| p.time).collect())).collect()
+        };
+        let a: Vec<&Batch> = got.iter().filter(|b| b.end.group == "printer=a").collect();
+        let b: Vec<&Batch> = got.iter().filter(|b| b.end.group == "printer=b").collect();
+        assert_eq!(summary(&a), summary(&want_a.iter().collect::<Vec<_>>()));
+        let b_ends: Vec<i64> = b.iter().map(|b| b.end.tmax / MIN).collect();
+        let mut want: Vec<i64> = (1..=12).map(|k| 5 * k).collect();
+        want.extend((25..=35).map(|k| 5 * k));
+        assert_eq!(b_ends, want);
+        assert!(b.iter().all(|x| x.points.iter().all(|p| p.group == "printer=b")));
     }
 }
