@@ -47,9 +47,13 @@ impl Server {
     }
 
     pub fn start_with(detector: &str, plugin_dir: &Path) -> Server {
+        Server::start_args(detector, plugin_dir, &[])
+    }
+
+    fn start_args(detector: &str, plugin_dir: &Path, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tickwatch.sock");
-        let child = serve_cmd_with(&path, detector, plugin_dir).spawn().unwrap();
+        let child = serve_cmd_with(&path, detector, plugin_dir).args(extra).spawn().unwrap();
         wait_for(|| UdfClient::connect(&path).is_ok(), "the socket");
         Server { child, path, _dir: dir }
     }
@@ -180,4 +184,59 @@ fn sigterm_and_sigint_remove_the_socket() {
         assert!(status.success(), "exit after signal {sig}: {status}");
         assert!(!server.path.exists(), "socket left behind after signal {sig}");
     }
+}
+
+#[test]
+fn connections_over_the_cap_are_told_why_and_closed() {
+    let server = Server::start_args("ttest", &support::plugin_dir(), &["--max-connections", "2"]);
+    // The probe that saw the socket come up holds a slot until the server
+    // reads its end: retry until a connection is served.
+    let served = || loop {
+        let mut c = server.connect();
+        c.set_timeout(Duration::from_secs(5));
+        if c.info().is_ok() {
+            return c;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let first = served();
+    let second = served();
+    let mut third = server.connect();
+    match third.recv() {
+        Ok(tickwatch_proto::agent::response::Message::Error(e)) => {
+            assert!(e.error.contains("at most 2 connections"), "{}", e.error)
+        }
+        other => panic!("expected an ErrorResponse, got {other:?}"),
+    }
+    // A slot frees when a connection ends.
+    first.close().unwrap();
+    wait_for(
+        || {
+            let mut c = server.connect();
+            c.set_timeout(Duration::from_secs(2));
+            c.info().is_ok()
+        },
+        "a free slot",
+    );
+    second.close().unwrap();
+}
+
+#[test]
+fn a_connection_silent_before_init_is_closed_and_an_initialized_one_is_not() {
+    let server = Server::start_args("ttest", &support::plugin_dir(), &["--init-timeout", "1s"]);
+    let mut silent = server.connect();
+    silent.set_timeout(Duration::from_secs(10));
+    match silent.recv() {
+        Ok(tickwatch_proto::agent::response::Message::Error(e)) => {
+            assert!(e.error.contains("no Init within"), "{}", e.error)
+        }
+        other => panic!("expected an ErrorResponse, got {other:?}"),
+    }
+    // After Init the timeout no longer applies: an idle node keeps its connection.
+    let mut c = server.connect();
+    support::init(&mut c, &["hotend"], 3600, 0.001);
+    thread::sleep(Duration::from_millis(1500));
+    c.keepalive(7).unwrap();
+    let points = support::run_all(c, &support::day_batches(&[("", 3)])[..3]);
+    assert_eq!(points.len(), 2);
 }

@@ -113,6 +113,17 @@ pub struct ServeArgs {
     /// [env: TICKWATCH_GROUP_COMMIT_MS]
     #[arg(long)]
     pub group_commit_ms: Option<u64>,
+
+    /// Socket mode: connections served at once; more are answered with an
+    /// error and closed. Default: what the open-file limit allows (16
+    /// descriptors a connection).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+
+    /// Socket mode: close a connection that sends no Init within this time
+    /// (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub init_timeout: i64,
 }
 
 /// `tickwatch demo` flags.

@@ -50,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(ms) => Some(ms),
                 None => group_commit_env()?,
             },
+            max_connections: a.max_connections,
+            init_timeout: std::time::Duration::from_nanos(a.init_timeout.unsigned_abs()),
         }),
         Command::Demo(a) => cmd::demo::run(&cmd::demo::DemoConfig {
             seed: a.seed,

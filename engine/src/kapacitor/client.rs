@@ -323,11 +323,18 @@ pub struct Closed {
 
 impl Drop for UdfClient {
     fn drop(&mut self) {
-        if let Conn::Process { child, .. } = &mut self.conn {
-            // A client dropped without close() must not leave a process behind.
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-                let _ = child.wait();
+        match &mut self.conn {
+            Conn::Process { child, .. } => {
+                // A client dropped without close() must not leave a process behind.
+                if matches!(child.try_wait(), Ok(None)) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            // The reader thread holds a clone of the stream: shut it down so
+            // the connection really closes (and the UDF sees it end).
+            Conn::Socket(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
             }
         }
     }

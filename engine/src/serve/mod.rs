@@ -39,12 +39,22 @@ pub struct ServeConfig {
     pub state_dir: Option<PathBuf>,
     /// Group commit interval (ms); `None` flushes every batch before its points.
     pub group_commit_ms: Option<u64>,
+    /// Socket mode: connections served at once (`None`: what the fd limit allows).
+    pub max_connections: Option<usize>,
+    /// Socket mode: how long a connection may stay silent before its Init.
+    pub init_timeout: std::time::Duration,
 }
 
 /// Runs `serve` to completion.
 pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
     if cfg.field_arity == 0 {
         bail!("--field-arity must be at least 1");
+    }
+    if cfg.max_connections == Some(0) {
+        bail!("--max-connections must be at least 1");
+    }
+    if cfg.init_timeout.is_zero() {
+        bail!("--init-timeout must be positive");
     }
     let plugin = Registry::require(&cfg.detector, &cfg.plugin_dirs)?;
     tracing::debug!(
@@ -61,7 +71,15 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
     let session = SessionConfig { factory: plugin, field_arity: cfg.field_arity, state };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),
-        Some(path) => socket::serve(path, &session)
-            .with_context(|| format!("serving on socket {}", path.display())),
+        Some(path) => {
+            let limits = socket::Limits {
+                max_connections: cfg
+                    .max_connections
+                    .unwrap_or_else(socket::default_max_connections),
+                init_timeout: cfg.init_timeout,
+            };
+            socket::serve(path, &session, limits)
+                .with_context(|| format!("serving on socket {}", path.display()))
+        }
     }
 }

@@ -65,6 +65,20 @@ pub enum SessionError {
     Thread(String),
 }
 
+/// The read side of a connection.
+pub trait Input: Read + Send + 'static {
+    /// Init arrived: a socket connection stops its pre-Init timeout.
+    fn init_arrived(&self) {}
+}
+
+impl Input for std::io::Stdin {}
+
+impl Input for std::os::unix::net::UnixStream {
+    fn init_arrived(&self) {
+        let _ = self.set_read_timeout(None);
+    }
+}
+
 /// Largest capacity reserved up front for a batch, whatever its BeginBatch
 /// `size` claims (the claim comes from the wire).
 const MAX_BATCH_RESERVE: usize = 65_536;
@@ -98,7 +112,7 @@ fn send(tx: &mpsc::Sender<Out>, m: response::Message) {
 /// turns that into a non-zero exit (process mode) or a closed connection.
 pub fn run<R, W>(reader: R, writer: W, config: &SessionConfig) -> Result<(), SessionError>
 where
-    R: Read + Send + 'static,
+    R: Input,
     W: Write + Send,
 {
     let (out_tx, out_rx) = mpsc::channel::<Out>();
@@ -126,7 +140,7 @@ where
     })
 }
 
-fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out>) {
+fn read_loop<R: Input>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out>) {
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
@@ -140,6 +154,14 @@ fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out
             Err(e) => {
                 let msg = match &e {
                     FrameError::TooLarge { .. } => format!("refusing frame: {e}"),
+                    FrameError::Io(io)
+                        if matches!(
+                            io.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        "no Init within the connection's --init-timeout; closing it".to_string()
+                    }
                     _ => format!("broken stream: {e}"),
                 };
                 let _ = work.send(Work::Broken(msg));
@@ -183,7 +205,10 @@ fn read_loop<R: Read>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out
                 None => Work::Broken("protocol error: EndBatch without BeginBatch".into()),
             },
             Some(request::Message::Info(_)) => Work::Info,
-            Some(request::Message::Init(i)) => Work::Init(i),
+            Some(request::Message::Init(i)) => {
+                reader.get_ref().init_arrived();
+                Work::Init(i)
+            }
             Some(request::Message::Restore(r)) => Work::Restore(r),
             Some(request::Message::Snapshot(_)) => Work::Snapshot,
             None => Work::Broken("protocol error: request with no message".into()),

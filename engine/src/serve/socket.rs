@@ -6,14 +6,21 @@
 //! is refused; a stale socket nobody listens on is replaced.
 #![deny(clippy::print_stdout)]
 
+use std::io::Write as _;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+use tickwatch_proto::agent::{self, response};
+use tickwatch_proto::write_message;
 
 use super::session::{self, SessionConfig};
 
@@ -45,8 +52,86 @@ fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     bound.context("cannot bind the socket")
 }
 
+/// Socket-mode limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; more are answered with an ErrorResponse
+    /// and closed.
+    pub max_connections: usize,
+    /// How long a connection may stay silent before its Init.
+    pub init_timeout: Duration,
+}
+
+/// File descriptors one connection may hold: its socket and a clone, the
+/// node's sled files and lock, its control socket and a query on it.
+const FDS_PER_CONNECTION: u64 = 16;
+/// Descriptors kept for the process itself (listener, stdio, plugins, logs).
+const FDS_RESERVED: u64 = 64;
+
+/// The default connection cap: what the soft fd limit allows.
+pub fn default_max_connections() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass; nothing else.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    let soft = if ok { lim.rlim_cur } else { 1024 };
+    usize::try_from(soft.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION)
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// Counts a connection for as long as it lives.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Accept failures (typically the fd limit) come in bursts: log the first,
+/// count the rest, back off so the loop does not spin, and say when it ends.
+#[derive(Default)]
+struct Backoff {
+    failures: u64,
+    delay: Duration,
+}
+
+impl Backoff {
+    fn failed(&mut self, e: &std::io::Error) {
+        if self.failures == 0 {
+            tracing::warn!("accept failed: {e}; backing off until it succeeds again");
+            self.delay = Duration::from_millis(10);
+        }
+        self.failures += 1;
+        thread::sleep(self.delay);
+        self.delay = (self.delay * 2).min(Duration::from_secs(1));
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!("accept works again after {} failure(s)", self.failures);
+            self.failures = 0;
+        }
+    }
+}
+
+/// Answers a connection over the cap and closes it.
+fn refuse(stream: UnixStream, max: usize) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let resp = agent::Response {
+        message: Some(response::Message::Error(agent::ErrorResponse {
+            error: format!(
+                "tickwatch serves at most {max} connections at once (--max-connections)"
+            ),
+        })),
+    };
+    let mut w = &stream;
+    let _ = write_message(&mut w, &resp).and_then(|()| Ok(w.flush()?));
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
 /// Listens on `path` until SIGTERM/SIGINT.
-pub fn serve(path: &Path, config: &SessionConfig) -> anyhow::Result<()> {
+pub fn serve(path: &Path, config: &SessionConfig, limits: Limits) -> anyhow::Result<()> {
     prepare_path(path)?;
     let listener = bind(path)?;
     let owned: PathBuf = path.to_path_buf();
@@ -58,17 +143,43 @@ pub fn serve(path: &Path, config: &SessionConfig) -> anyhow::Result<()> {
             std::process::exit(0);
         }
     })?;
-    tracing::info!("listening on {}", path.display());
+    tracing::info!(
+        "listening on {} (at most {} connections)",
+        path.display(),
+        limits.max_connections
+    );
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut backoff = Backoff::default();
+    let mut refusing = false;
     for (n, conn) in listener.incoming().enumerate() {
         let stream = match conn {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
+                backoff.failed(&e);
                 continue;
             }
         };
+        backoff.succeeded();
+        if live.fetch_add(1, Ordering::SeqCst) >= limits.max_connections {
+            live.fetch_sub(1, Ordering::SeqCst);
+            if !refusing {
+                tracing::warn!(
+                    "refusing connections: {} already served (--max-connections)",
+                    limits.max_connections
+                );
+                refusing = true;
+            }
+            refuse(stream, limits.max_connections);
+            continue;
+        }
+        refusing = false;
+        let slot = Slot(Arc::clone(&live));
+        if let Err(e) = stream.set_read_timeout(Some(limits.init_timeout)) {
+            tracing::warn!("connection {n}: cannot set its Init timeout: {e}");
+        }
         let config = config.clone();
         let spawned = thread::Builder::new().name(format!("conn-{n}")).spawn(move || {
+            let _slot = slot;
             let reader = match stream.try_clone() {
                 Ok(r) => r,
                 Err(e) => {
