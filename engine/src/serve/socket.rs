@@ -126,7 +126,7 @@ fn refuse(stream: UnixStream, max: usize) {
         })),
     };
     let mut w = &stream;
-    let _ = write_message(&mut w, &resp).and_then(|()| Ok(w.flush()?));
+    let _ = write_message(&mut w, &resp).and_then(|()| w.flush());
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
