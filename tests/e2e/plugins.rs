@@ -25,7 +25,7 @@ fn unknown_detector_exits_non_zero_listing_those_found() {
 
 #[test]
 fn broken_files_are_reported_and_good_plugins_still_load() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::private_dir();
     let so = format!("libtickwatch_ttest{}", std::env::consts::DLL_SUFFIX);
     std::fs::copy(support::plugin_dir().join(&so), dir.path().join(&so)).unwrap();
     std::fs::write(dir.path().join(format!("libjunk{}", std::env::consts::DLL_SUFFIX)), "junk")
@@ -147,7 +147,7 @@ fn ttest_so() -> String {
 }
 
 fn dir_with_ttest() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::private_dir();
     std::fs::copy(support::plugin_dir().join(ttest_so()), dir.path().join(ttest_so())).unwrap();
     dir
 }
@@ -248,7 +248,7 @@ fn the_example_plugin_builds_out_of_tree_style_and_loads_from_plugin_dir() {
         .unwrap();
     assert!(st.success());
     let so = format!("libtickwatch_example_mad{}", std::env::consts::DLL_SUFFIX);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::private_dir();
     std::fs::copy(support::target_dir().join(&so), dir.path().join(&so)).unwrap();
     let mut udf = support::spawn_detector("mad", dir.path(), &support::fresh_state_dir(), &[]);
     udf.info().unwrap();
@@ -281,4 +281,56 @@ fn a_plugin_with_an_unresolved_symbol_is_refused_at_load() {
     assert!(entry["name"].is_null(), "{entry}");
     let error = entry["error"].as_str().unwrap();
     assert!(error.contains("tickwatch_test_missing_symbol"), "{error}");
+}
+
+/// The plugin checks judge a file by where it really is: every directory
+/// above it, and above where a link points, must be writable only by root
+/// or tickwatch's own user. Each case here once ran an unprivileged user's
+/// code inside tickwatch.
+#[test]
+fn plugin_paths_that_others_could_swap_are_refused_naming_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let refused = |dir: &std::path::Path, needle: &str| {
+        let out = serve_output("ttest", dir);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    };
+
+    // A symlink in a safe plugin dir pointing into a world-writable dir.
+    let root = support::private_dir();
+    let open = root.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::copy(support::plugin_dir().join(ttest_so()), open.join(ttest_so())).unwrap();
+    chmod(&open, 0o1777);
+    let safe = root.path().join("plugins");
+    std::fs::create_dir(&safe).unwrap();
+    std::os::unix::fs::symlink(open.join(ttest_so()), safe.join(ttest_so())).unwrap();
+    refused(&safe, &format!("directory {} is writable by other users", open.display()));
+
+    // A safe-looking plugin dir whose parent anyone can replace it in.
+    let parent = support::private_dir();
+    let plugins = parent.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(support::plugin_dir().join(ttest_so()), plugins.join(ttest_so())).unwrap();
+    chmod(parent.path(), 0o777);
+    refused(&plugins, &format!("directory {} is writable by other users", parent.path().display()));
+    chmod(parent.path(), 0o700);
+
+    // Owned by another (unprivileged) user: needs root to arrange.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped the ownership case: it needs root to chown a file");
+        return;
+    }
+    let dir = dir_with_ttest();
+    let file = dir.path().join(ttest_so());
+    let nobody = 65534;
+    // SAFETY: a valid NUL-terminated path and plain ids.
+    let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), nobody, nobody) }, 0);
+    refused(dir.path(), "is owned by uid 65534");
 }

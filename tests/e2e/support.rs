@@ -92,6 +92,15 @@ pub fn fresh_state_dir() -> PathBuf {
     dir
 }
 
+/// A new private directory under target/tmp, for plugin files: plugins are
+/// loaded only from directories whose every ancestor is safe, and /tmp
+/// (world-writable, sticky) is not.
+pub fn private_dir() -> tempfile::TempDir {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-private");
+    std::fs::create_dir_all(&base).expect("create target/tmp/e2e-private");
+    tempfile::tempdir_in(base).expect("private temp dir")
+}
+
 /// `tickwatch` as a command, with a fresh state directory in its env.
 pub fn tickwatch() -> Command {
     let mut cmd = Command::new(bin());

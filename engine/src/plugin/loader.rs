@@ -2,11 +2,13 @@
 //!
 //! Owns: every `unsafe` call across the plugin boundary. Everything above this
 //! module sees [`Plugin`] and [`DetectorInstance`], which are safe to use.
-//! Trust model: only files in the configured plugin directories are loaded
+//! Trust model: only files in the configured plugin directories that pass
+//! `plugin::trust` are loaded, through the descriptor that was checked
 //! (loading a library runs its initializers; see docs/plugin-abi.md).
 #![deny(clippy::print_stdout)]
 
 use std::ffi::c_void;
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +23,15 @@ use tickwatch_plugin_api::options::RESERVED_OPTION_NAMES;
 /// Why a plugin file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file, or a directory above it, is not one only a trusted user
+    /// could have written (see `plugin::trust`); it was not loaded.
+    #[error("{reason}")]
+    Untrusted {
+        /// The file.
+        path: PathBuf,
+        /// Which path and why.
+        reason: String,
+    },
     /// `dlopen` failed (not a shared library, missing dependency, ...).
     #[error("cannot load {path}: {reason}")]
     Open {
@@ -63,8 +74,12 @@ pub enum LoadError {
 struct Library {
     desc: &'static PluginDescriptor,
     name: String,
-    // Dropped last: `desc` points into this library.
+    // Dropped after `desc`'s last use: `desc` points into this library.
     _lib: libloading::Library,
+    // The descriptor the library was loaded through (`/proc/self/fd/N`):
+    // open for as long as the library is, so no later load reuses the name
+    // (the dynamic loader would hand back this library for it).
+    _file: std::fs::File,
 }
 
 /// A loaded detector plugin.
@@ -117,6 +132,11 @@ impl Plugin {
     /// Loads the plugin at `path` and checks its ABI.
     pub fn load(path: &Path) -> Result<Arc<Plugin>, LoadError> {
         let path = path.to_path_buf();
+        // Checked before dlopen (loading a library runs its code), and the
+        // checked file is loaded through its descriptor, not its path.
+        let checked = super::trust::open_checked(&path)
+            .map_err(|reason| LoadError::Untrusted { path: path.clone(), reason })?;
+        let by_fd = format!("/proc/self/fd/{}", checked.file.as_raw_fd());
         // RTLD_NOW: a plugin with an unresolved symbol fails here, at load,
         // not in the middle of a stream when the symbol is first called.
         let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
@@ -124,90 +144,117 @@ impl Plugin {
             // SAFETY: loading a library runs its initializers. We only load
             // files from the configured plugin directories, which the operator
             // trusts like the binary itself (docs/plugin-abi.md, "Trust").
-            unsafe { libloading::os::unix::Library::open(Some(&path), flags) }
+            unsafe { libloading::os::unix::Library::open(Some(&by_fd), flags) }
                 .map_err(|e| LoadError::Open { path: path.clone(), reason: error_chain(&e) })?
                 .into();
-        // SAFETY: `EntryFn` is the documented type of ENTRY_SYMBOL in every ABI
-        // version; a library exporting the name with another type breaks the
-        // plugin contract and cannot be detected here.
-        let entry: EntryFn = unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL) }
-            .map(|s| *s)
-            .map_err(|_| LoadError::MissingSymbol { path: path.clone() })?;
-        // SAFETY: calling the plugin's entry point, which takes no arguments
-        // and returns a pointer to a static descriptor.
-        let raw = unsafe { entry() };
-        if raw.is_null() {
-            return Err(LoadError::BadDescriptor { path, reason: "entry returned null".into() });
-        }
-        // SAFETY: every ABI version starts the descriptor with `abi_version:
-        // u32` then `descriptor_size: u32`, so these two reads are valid
-        // before we know the version.
-        let (found, size) = unsafe {
-            let header = raw.cast::<u32>();
-            (header.read(), header.add(1).read())
-        };
-        if found != ABI_VERSION {
-            return Err(LoadError::AbiMismatch { path, found, expected: ABI_VERSION });
-        }
-        if (size as usize) < std::mem::size_of::<PluginDescriptor>() {
-            return Err(LoadError::BadDescriptor {
-                path,
-                reason: format!(
-                    "descriptor is {size} bytes, ABI {ABI_VERSION} needs {}",
-                    std::mem::size_of::<PluginDescriptor>()
-                ),
-            });
-        }
-        // SAFETY: the version and size match ours, so `raw` points to a
-        // descriptor of our layout in static memory of `lib`, which this
-        // Plugin keeps loaded for as long as the reference is used.
-        let desc: &'static PluginDescriptor = unsafe { &*raw };
-        let text = |s: RawStr, what: &str| -> Result<String, LoadError> {
-            // SAFETY: descriptor strings point to 'static bytes in the library.
-            let bytes = unsafe { s.as_slice() };
-            String::from_utf8(bytes.to_vec()).map_err(|_| LoadError::BadDescriptor {
-                path: path.clone(),
-                reason: format!("{what} is not UTF-8"),
-            })
-        };
-        let name = text(desc.name, "name")?;
-        let version = text(desc.version, "version")?;
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(LoadError::BadDescriptor {
-                path,
-                reason: format!("detector name {name:?} must be non-empty without spaces"),
-            });
-        }
-        // SAFETY: calling the plugin's option_specs shim (no arguments).
-        let (status, bytes) = take(desc, unsafe { (desc.option_specs)() });
-        if status != Status::Ok as u32 {
-            return Err(LoadError::BadDescriptor {
-                path,
-                reason: format!("option_specs failed: {}", String::from_utf8_lossy(&bytes)),
-            });
-        }
-        let options = abi::decode_specs(&bytes).map_err(|e| LoadError::BadDescriptor {
-            path: path.clone(),
-            reason: format!("option specs: {e}"),
-        })?;
-        for (i, spec) in options.iter().enumerate() {
-            if RESERVED_OPTION_NAMES.contains(&spec.name.as_str()) {
-                return Err(LoadError::BadDescriptor {
-                    path,
-                    reason: format!("declares option {:?}, which tickwatch reserves", spec.name),
-                });
+        match describe(&lib, path.clone()) {
+            Ok(Described { desc, name, version, options }) => {
+                let lib = Arc::new(Library { desc, name, _lib: lib, _file: checked.file });
+                Ok(Arc::new(Plugin { lib, version, path, options }))
             }
-            if options[..i].iter().any(|s| s.name == spec.name) {
-                return Err(LoadError::BadDescriptor {
-                    path,
-                    reason: format!("declares option {:?} twice", spec.name),
-                });
+            Err(e) => {
+                // A refused library may stay mapped (dlclose need not unload
+                // it): its descriptor stays open too, so its
+                // `/proc/self/fd/N` name is never given to another file.
+                let _ = checked.file.into_raw_fd();
+                Err(e)
             }
         }
-        let lib = Arc::new(Library { desc, name, _lib: lib });
-        Ok(Arc::new(Plugin { lib, version, path, options }))
     }
+}
 
+/// What a loaded library declares about itself.
+struct Described {
+    desc: &'static PluginDescriptor,
+    name: String,
+    version: String,
+    options: Vec<OptionSpec>,
+}
+
+/// Checks a freshly loaded library's ABI and descriptor. `desc` points into
+/// `lib`: the caller keeps `lib` loaded for as long as it uses `desc`.
+fn describe(lib: &libloading::Library, path: PathBuf) -> Result<Described, LoadError> {
+    // SAFETY: `EntryFn` is the documented type of ENTRY_SYMBOL in every ABI
+    // version; a library exporting the name with another type breaks the
+    // plugin contract and cannot be detected here.
+    let entry: EntryFn = unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL) }
+        .map(|s| *s)
+        .map_err(|_| LoadError::MissingSymbol { path: path.clone() })?;
+    // SAFETY: calling the plugin's entry point, which takes no arguments
+    // and returns a pointer to a static descriptor.
+    let raw = unsafe { entry() };
+    if raw.is_null() {
+        return Err(LoadError::BadDescriptor { path, reason: "entry returned null".into() });
+    }
+    // SAFETY: every ABI version starts the descriptor with `abi_version:
+    // u32` then `descriptor_size: u32`, so these two reads are valid
+    // before we know the version.
+    let (found, size) = unsafe {
+        let header = raw.cast::<u32>();
+        (header.read(), header.add(1).read())
+    };
+    if found != ABI_VERSION {
+        return Err(LoadError::AbiMismatch { path, found, expected: ABI_VERSION });
+    }
+    if (size as usize) < std::mem::size_of::<PluginDescriptor>() {
+        return Err(LoadError::BadDescriptor {
+            path,
+            reason: format!(
+                "descriptor is {size} bytes, ABI {ABI_VERSION} needs {}",
+                std::mem::size_of::<PluginDescriptor>()
+            ),
+        });
+    }
+    // SAFETY: the version and size match ours, so `raw` points to a
+    // descriptor of our layout in static memory of `lib`, which this
+    // Plugin keeps loaded for as long as the reference is used.
+    let desc: &'static PluginDescriptor = unsafe { &*raw };
+    let text = |s: RawStr, what: &str| -> Result<String, LoadError> {
+        // SAFETY: descriptor strings point to 'static bytes in the library.
+        let bytes = unsafe { s.as_slice() };
+        String::from_utf8(bytes.to_vec()).map_err(|_| LoadError::BadDescriptor {
+            path: path.clone(),
+            reason: format!("{what} is not UTF-8"),
+        })
+    };
+    let name = text(desc.name, "name")?;
+    let version = text(desc.version, "version")?;
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(LoadError::BadDescriptor {
+            path,
+            reason: format!("detector name {name:?} must be non-empty without spaces"),
+        });
+    }
+    // SAFETY: calling the plugin's option_specs shim (no arguments).
+    let (status, bytes) = take(desc, unsafe { (desc.option_specs)() });
+    if status != Status::Ok as u32 {
+        return Err(LoadError::BadDescriptor {
+            path,
+            reason: format!("option_specs failed: {}", String::from_utf8_lossy(&bytes)),
+        });
+    }
+    let options = abi::decode_specs(&bytes).map_err(|e| LoadError::BadDescriptor {
+        path: path.clone(),
+        reason: format!("option specs: {e}"),
+    })?;
+    for (i, spec) in options.iter().enumerate() {
+        if RESERVED_OPTION_NAMES.contains(&spec.name.as_str()) {
+            return Err(LoadError::BadDescriptor {
+                path,
+                reason: format!("declares option {:?}, which tickwatch reserves", spec.name),
+            });
+        }
+        if options[..i].iter().any(|s| s.name == spec.name) {
+            return Err(LoadError::BadDescriptor {
+                path,
+                reason: format!("declares option {:?} twice", spec.name),
+            });
+        }
+    }
+    Ok(Described { desc, name, version, options })
+}
+
+impl Plugin {
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path

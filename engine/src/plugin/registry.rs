@@ -90,28 +90,6 @@ fn is_library(path: &Path) -> bool {
     !in_cargo_deps || name.starts_with(WORKSPACE_PLUGIN_PREFIX)
 }
 
-/// Refuses a plugin file, or a directory holding it, that users other than
-/// its owner and group may write: anyone could swap the code we would run.
-fn check_permissions(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).ok();
-    if mode(path).is_some_and(|m| m & 0o002 != 0) {
-        return Err(format!(
-            "{} is writable by other users; refusing to load it (chmod o-w it)",
-            path.display()
-        ));
-    }
-    if let Some(dir) = path.parent()
-        && mode(dir).is_some_and(|m| m & 0o002 != 0)
-    {
-        return Err(format!(
-            "its directory {} is writable by other users; refusing to load plugins from it",
-            dir.display()
-        ));
-    }
-    Ok(())
-}
-
 /// Whether `copy` is Cargo's copy, next to the binary, of `original` in the
 /// profile's deps/ directory.
 fn is_cargo_uplift_of(copy: &Path, original: &Path) -> bool {
@@ -143,11 +121,6 @@ impl Registry {
                 .collect();
             files.sort();
             for path in files {
-                // Checked before dlopen: loading a library runs its code.
-                if let Err(reason) = check_permissions(&path) {
-                    reg.failures.push((path, reason));
-                    continue;
-                }
                 match Plugin::load(&path) {
                     Ok(p) => reg.add(p),
                     Err(e) => {
