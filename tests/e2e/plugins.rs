@@ -329,8 +329,8 @@ fn plugin_paths_that_others_could_swap_are_refused_naming_the_path() {
     let dir = dir_with_ttest();
     let file = dir.path().join(ttest_so());
     let nobody = 65534;
-    // SAFETY: a valid NUL-terminated path and plain ids.
     let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path and plain ids.
     assert_eq!(unsafe { libc::chown(c.as_ptr(), nobody, nobody) }, 0);
     refused(dir.path(), "is owned by uid 65534");
 }
