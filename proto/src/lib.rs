@@ -14,4 +14,7 @@ pub mod agent {
 }
 
 pub use error::FrameError;
-pub use wire::{MAX_FRAME_LEN, encode_frame, read_message, write_message};
+pub use wire::{
+    MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, encode_frame, read_message, read_request, read_response,
+    write_message,
+};

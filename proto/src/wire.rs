@@ -16,6 +16,19 @@ use crate::FrameError;
 /// this large is always a corrupt or hostile stream.
 pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 
+/// The largest `RestoreRequest` frame accepted: a Restore carries back a
+/// snapshot tickwatch wrote, and tickwatch never writes one whose payload
+/// exceeds 1 GiB (`tickwatch_state::snapshot::MAX_PAYLOAD_LEN`); the extra
+/// MiB covers the snapshot header and the protobuf wrapping.
+pub const MAX_RESTORE_FRAME_LEN: usize = (1 << 30) + (1 << 20);
+
+/// The first byte of a `Request` frame holding a `RestoreRequest`: field 5,
+/// length-delimited (`5 << 3 | 2`).
+const RESTORE_TAG: u8 = 5 << 3 | 2;
+/// The first byte of a `Response` frame holding a `SnapshotResponse`: field
+/// 4, length-delimited.
+const SNAPSHOT_TAG: u8 = 4 << 3 | 2;
+
 /// Reads one uvarint. `Ok(None)` on a clean end of stream before its first byte.
 fn read_uvarint<R: Read>(r: &mut R) -> Result<Option<u64>, FrameError> {
     let mut value: u64 = 0;
@@ -56,12 +69,61 @@ pub fn read_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> Result<bool, FrameEr
     if len > MAX_FRAME_LEN as u64 {
         return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
     }
+    read_body(r, len, buf)
+}
+
+/// Reads `len` more bytes onto `buf`.
+fn read_body<R: Read>(r: &mut R, len: u64, buf: &mut Vec<u8>) -> Result<bool, FrameError> {
     // `take` + `read_to_end` grows the buffer as bytes actually arrive.
     let got = r.take(len).read_to_end(buf)? as u64;
     if got != len {
         return Err(FrameError::Truncated { expected: len, got });
     }
     Ok(true)
+}
+
+/// Reads one `Request` frame into `buf`, with the cap for its type: every
+/// request up to [`MAX_FRAME_LEN`], except a `RestoreRequest`, which may be
+/// as large as the largest snapshot tickwatch writes
+/// ([`MAX_RESTORE_FRAME_LEN`]). The type is known from the frame's first
+/// byte, read before anything is allocated for the rest.
+pub fn read_request_frame<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> Result<bool, FrameError> {
+    read_frame_allowing(r, buf, RESTORE_TAG)
+}
+
+/// Reads one frame; only a frame whose first byte is `big` (a message
+/// carrying a snapshot) may exceed [`MAX_FRAME_LEN`], up to
+/// [`MAX_RESTORE_FRAME_LEN`].
+fn read_frame_allowing<R: Read>(r: &mut R, buf: &mut Vec<u8>, big: u8) -> Result<bool, FrameError> {
+    buf.clear();
+    let Some(len) = read_uvarint(r)? else {
+        return Ok(false);
+    };
+    if len <= MAX_FRAME_LEN as u64 {
+        return read_body(r, len, buf);
+    }
+    if len > MAX_RESTORE_FRAME_LEN as u64 {
+        return Err(FrameError::TooLarge { len, max: MAX_RESTORE_FRAME_LEN });
+    }
+    read_body(r, 1, buf)?;
+    if buf[0] != big {
+        return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
+    }
+    read_body(r, len - 1, buf)
+}
+
+/// Reads and decodes one `Request`, capped by type (see
+/// [`read_request_frame`]). `Ok(None)` on a clean end of stream.
+pub fn read_request<R: Read>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<Option<crate::agent::Request>, FrameError> {
+    if !read_request_frame(r, buf)? {
+        return Ok(None);
+    }
+    crate::agent::Request::decode(buf.as_slice())
+        .map(Some)
+        .map_err(|source| FrameError::Decode { len: buf.len(), source })
 }
 
 /// Reads and decodes one message. `Ok(None)` on a clean end of stream.
@@ -85,6 +147,21 @@ pub fn encode_frame<M: Message>(m: &M) -> Vec<u8> {
 /// Writes one framed message (does not flush).
 pub fn write_message<M: Message, W: Write>(w: &mut W, m: &M) -> io::Result<()> {
     w.write_all(&encode_frame(m))
+}
+
+/// Reads and decodes one `Response` (the Kapacitor side): a
+/// `SnapshotResponse` may be as large as a Restore may be, everything else
+/// is capped at [`MAX_FRAME_LEN`]. `Ok(None)` on a clean end of stream.
+pub fn read_response<R: Read>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<Option<crate::agent::Response>, FrameError> {
+    if !read_frame_allowing(r, buf, SNAPSHOT_TAG)? {
+        return Ok(None);
+    }
+    crate::agent::Response::decode(buf.as_slice())
+        .map(Some)
+        .map_err(|source| FrameError::Decode { len: buf.len(), source })
 }
 
 #[cfg(test)]
@@ -134,6 +211,44 @@ mod tests {
         assert!(matches!(err, FrameError::Truncated { expected: 5, got: 2 }), "{err}");
         let err = read_frame(&mut [0x80u8].as_slice(), &mut buf).unwrap_err();
         assert!(matches!(err, FrameError::Truncated { .. }), "{err}");
+    }
+
+    fn uvarint(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out
+    }
+
+    #[test]
+    fn a_restore_may_exceed_the_frame_cap_and_nothing_else_may() {
+        use crate::agent::RestoreRequest;
+        // A real RestoreRequest just over 64 MiB goes through and decodes.
+        let snapshot = vec![7u8; MAX_FRAME_LEN + 10];
+        let restore = Request {
+            message: Some(request::Message::Restore(RestoreRequest { snapshot: snapshot.clone() })),
+        };
+        let bytes = encode_frame(&restore);
+        let mut buf = Vec::new();
+        let got = read_request(&mut bytes.as_slice(), &mut buf).unwrap().unwrap();
+        assert_eq!(got, restore);
+        // The plain reader keeps the general cap.
+        let err = read_frame(&mut bytes.as_slice(), &mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { max: MAX_FRAME_LEN, .. }), "{err}");
+        // Any other request that large is refused after one byte.
+        let mut other = uvarint(MAX_FRAME_LEN as u64 + 10);
+        other.push(17 << 3 | 2); // a Point
+        let mut buf = Vec::new();
+        let err = read_request_frame(&mut other.as_slice(), &mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { max: MAX_FRAME_LEN, .. }), "{err}");
+        assert!(buf.capacity() < 1024);
+        // And no Restore beyond its own cap is read at all.
+        let huge = uvarint(MAX_RESTORE_FRAME_LEN as u64 + 1);
+        let err = read_request_frame(&mut huge.as_slice(), &mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { max: MAX_RESTORE_FRAME_LEN, .. }), "{err}");
     }
 
     #[test]

@@ -27,6 +27,17 @@ pub enum StateError {
         /// Newest version this build decodes.
         newest: u16,
     },
+    /// The snapshot would be larger than any Restore accepts.
+    #[error(
+        "the node's snapshot would be {len} bytes before compression, over the {max} byte limit \
+         of what a Restore can bring back; split the task's groups over more nodes, or lower size"
+    )]
+    TooLarge {
+        /// Payload bytes.
+        len: u64,
+        /// The limit ([`crate::snapshot::MAX_PAYLOAD_LEN`]).
+        max: u64,
+    },
     /// The header's payload length disagrees with the byte count.
     #[error("snapshot payload length {declared} does not match the {actual} bytes present")]
     LengthMismatch {

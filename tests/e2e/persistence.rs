@@ -311,3 +311,87 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A snapshot of `groups` printers × 3 fields with full ttest histories
+/// (`size(3600)`), built directly from real ttest detector states.
+fn big_snapshot(groups: usize) -> Vec<u8> {
+    use tickwatch_engine::node::DetectorFactory;
+    use tickwatch_engine::node::config::validate;
+    use tickwatch_state::{FieldState, Provenance, Snapshot};
+
+    let registry = tickwatch_engine::plugin::Registry::discover(&[support::plugin_dir()]);
+    let ttest = registry.get("ttest").expect("the ttest plugin");
+    let fields = ["hotend", "bed", "air"];
+    let cfg = validate(&support::ttest_options(&fields, 3600, 0.001), 3, ttest.options()).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut states = Vec::with_capacity(groups * 3);
+    for g in 0..groups {
+        for f in fields {
+            let mut d = ttest.create(&cfg.detector_options).unwrap();
+            let window: Vec<f64> = (0..3600).map(|_| 220.0 + noise()).collect();
+            assert!(d.score(&window).unwrap().is_none(), "the first window seeds the history");
+            states.push(FieldState {
+                group: format!("printer=p{g:05}"),
+                field: f.to_string(),
+                provenance: Provenance {
+                    detector: ttest.name().into(),
+                    detector_version: ttest.version().into(),
+                    state_version: ttest.state_version(),
+                    options: cfg.fingerprint.clone(),
+                    last_time: 1,
+                },
+                state: d.save().unwrap(),
+            });
+        }
+    }
+    states.sort_by(|a, b| (&a.group, &a.field).cmp(&(&b.group, &b.field)));
+    Snapshot { fields: states }.encode().unwrap()
+}
+
+/// Every snapshot tickwatch writes, it can restore: a node restored from a
+/// snapshot larger than the general 64 MiB frame cap snapshots the same
+/// state back, and a second node restored from that answers identically.
+fn big_snapshots_restore(groups: usize) {
+    let bytes = big_snapshot(groups);
+    let fields = ["hotend", "bed", "air"];
+    let mut a = support::node(&fields, 3600, 0.001);
+    a.set_timeout(Duration::from_secs(600));
+    let r = a.restore(bytes.clone()).unwrap();
+    assert!(r.success, "{}", r.error);
+    let again = a.snapshot().unwrap();
+    assert_eq!(
+        tickwatch_state::Snapshot::decode(&again).unwrap(),
+        tickwatch_state::Snapshot::decode(&bytes).unwrap()
+    );
+    eprintln!("{groups} groups × 3 fields: snapshot of {} bytes", again.len());
+    assert!(again.len() > tickwatch_proto::MAX_FRAME_LEN, "the test must cross the frame cap");
+    let mut b = support::node(&fields, 3600, 0.001);
+    b.set_timeout(Duration::from_secs(600));
+    let r = b.restore(again).unwrap();
+    assert!(r.success, "{}", r.error);
+    let batches = support::day_batches(&[("p00000", 5), ("p00007", 6)]);
+    let (va, vb) = (
+        verdicts(&support::run_all(a, &batches[..8])),
+        verdicts(&support::run_all(b, &batches[..8])),
+    );
+    assert_eq!(va.len(), 8 * 3, "restored histories give a verdict from the first window");
+    assert_eq!(va, vb);
+}
+
+#[test]
+fn a_snapshot_over_the_frame_cap_restores() {
+    big_snapshots_restore(1100);
+}
+
+/// The size: 5,000 groups × 3 fields (about 430 MB of histories).
+#[test]
+#[ignore = "stress: several GB of memory and about a minute"]
+fn a_snapshot_of_5000_groups_restores() {
+    big_snapshots_restore(5000);
+}

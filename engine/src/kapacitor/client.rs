@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
-use tickwatch_proto::{read_message, write_message};
+use tickwatch_proto::{read_response, write_message};
 
 use super::Batch;
 use super::options::check_options;
@@ -65,7 +65,7 @@ fn spawn_reader<R: Read + Send + 'static>(r: R) -> mpsc::Receiver<Result<agent::
         let mut r = BufReader::with_capacity(256 * 1024, r);
         let mut buf = Vec::new();
         loop {
-            match read_message::<agent::Response, _>(&mut r, &mut buf) {
+            match read_response(&mut r, &mut buf) {
                 Ok(Some(m)) => {
                     if tx.send(Ok(m)).is_err() {
                         return;

@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use tickwatch_proto::agent::{self, request, response};
-use tickwatch_proto::{FrameError, read_message, write_message};
+use tickwatch_proto::{FrameError, read_request, write_message};
 use tickwatch_state::{NodeMeta, Snapshot};
 
 use super::persist::{Persisted, StateSettings};
@@ -145,7 +145,7 @@ fn read_loop<R: Input>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Ou
     let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
     loop {
-        let req = match read_message::<agent::Request, _>(&mut reader, &mut buf) {
+        let req = match read_request(&mut reader, &mut buf) {
             Ok(Some(r)) => r,
             Ok(None) => {
                 let _ = work.send(Work::Eof { open_batch: batch.is_some() });
