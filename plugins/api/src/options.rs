@@ -305,6 +305,13 @@ pub mod preset {
     }
 }
 
+fn wrong(name: &str, want: ValueKind, got: Option<&Value>) -> String {
+    match got {
+        None => format!("option {name} is required"),
+        Some(v) => format!("option {name} must be {want}, got {}", v.kind()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,12 +337,5 @@ mod tests {
         );
         assert_eq!(one("k", 5).int_in("k", 1, 5), Ok(5));
         assert_eq!(one("k", 6).int_in("k", 1, 5).unwrap_err(), "option k must be in [1, 5], got 6");
-    }
-}
-
-fn wrong(name: &str, want: ValueKind, got: Option<&Value>) -> String {
-    match got {
-        None => format!("option {name} is required"),
-        Some(v) => format!("option {name} must be {want}, got {}", v.kind()),
     }
 }
