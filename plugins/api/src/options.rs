@@ -296,9 +296,17 @@ pub mod preset {
     /// normal is accepted, INT >= 0, default 0 (never). See
     /// [`crate::window::Baseline`].
     pub fn rebaseline() -> OptionSpec {
+        rebaseline_with(0)
+    }
+
+    /// `rebaseline` with another default: detectors whose baseline should
+    /// accept a lasting change by itself (a new set point, a counter that
+    /// moved to a new range) set it, since anomalous windows never join
+    /// their history.
+    pub fn rebaseline_with(default: i64) -> OptionSpec {
         OptionSpec::with_default(
             "rebaseline",
-            Value::Int(0),
+            Value::Int(default),
             "after this many consecutive anomalous windows, accept the new normal (the \
              baseline restarts from those windows); 0 = never; 0 to 1000000",
         )
