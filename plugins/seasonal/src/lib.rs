@@ -15,9 +15,11 @@
 //!   at this time of day (`season` = 288 windows = one day of `.every(5m)`; `seasons` = 7:
 //!   a week).
 //!
-//! Each expectation's residual is scaled by `1.4826 × MAD` of its own
-//! recent residuals (a robust standard deviation, floored at the data's
-//! resolution so that a flat series does not make every tick "certain"),
+//! Each expectation's residual is scaled by the larger of `1.4826 × MAD`
+//! of its own recent residuals and their 99th percentile over 2.576 (both
+//! a standard deviation for normal noise; the second learns the spikes of a
+//! bursty series, which the median ignores), floored at the data's
+//! resolution so that a flat series does not make every tick "certain",
 //! and the detector uses whichever expectation has predicted this series
 //! better lately (the smaller mean absolute residual, misses included):
 //! the seasonal one on a series with a daily rhythm, the local one
@@ -71,6 +73,9 @@ pub const MAX_SEASONS: i64 = 52;
 pub const MAX_LOCAL: i64 = 1_000;
 /// MAD to standard deviation, for normal noise.
 const MAD_TO_SD: f64 = 1.4826;
+/// The normal's two-sided 1 % point: the 99th percentile of absolute
+/// residuals over this is a standard deviation, for normal noise.
+const TAIL_Z: f64 = 2.576;
 
 const FORMAT: StateFormat = StateFormat::new("seasonal", 1);
 
@@ -195,9 +200,17 @@ impl Seasonal {
         let mut abs: Vec<f64> = ring.values.iter().map(|r| r.abs()).collect();
         let miss = abs.iter().sum::<f64>() / abs.len() as f64;
         let mad = MAD_TO_SD * median(&mut abs);
+        // The tail too: where 1 % of residuals are larger (the normal's
+        // 2.576 deviations). For normal noise both say σ; for a series
+        // whose spikes are part of its normal (bursty traffic, disk
+        // writes), the median ignores them and would make each recurring
+        // spike "certain", while the tail has learned them.
+        let k = ((abs.len() as f64 * 0.99).ceil() as usize).clamp(1, abs.len()) - 1;
+        let (_, q99, _) = abs.select_nth_unstable_by(k, f64::total_cmp);
+        let tail = *q99 / TAIL_Z;
         let quant = if self.step.is_finite() { self.step / 12f64.sqrt() } else { 0.0 };
         let floor = quant.max(1e-9 * level.abs());
-        Some((mad.max(floor), ring.len(), miss))
+        Some((mad.max(tail).max(floor), ring.len(), miss))
     }
 
     fn learn_step(&mut self, xs: &[f64]) {
