@@ -69,7 +69,7 @@
 
 pub mod ewstats;
 
-use tickwatch_plugin_api::options::preset;
+use tickwatch_plugin_api::options::{MAX_COUNT, preset};
 use tickwatch_plugin_api::window::{
     Baseline, BaselineDetector, BaselineTest, History, Learn, Quantised, mean,
 };
@@ -123,7 +123,7 @@ impl BaselineTest for EwmaTest {
             OptionSpec::with_default(
                 "warmup",
                 Value::Int(600),
-                "values absorbed before the first verdict; >= 2",
+                "values absorbed before the first verdict; 2 to 1000000",
             ),
             preset::alpha(Some(0.001)),
             preset::rebaseline_with(REBASELINE),
@@ -140,6 +140,10 @@ impl BaselineTest for EwmaTest {
             return Err(format!(
                 "option warmup must be >= 2 (a spread needs two values), got {warmup}"
             ));
+        }
+        if warmup > MAX_COUNT {
+            // Issue 10, item 5: every numeric option has a maximum.
+            return Err(format!("option warmup must be <= {MAX_COUNT}, got {warmup}"));
         }
         let warmup = warmup as u64;
         let alpha = options.probability("alpha")?;
@@ -214,6 +218,14 @@ mod tests {
         assert!(ewma(1.5, 600, 0.01, 0).unwrap_err().starts_with("option lambda must be in"));
         assert!(ewma(f64::NAN, 600, 0.01, 0).unwrap_err().starts_with("option lambda"));
         assert!(ewma(1.0, 600, 0.01, 0).is_ok());
+        assert_eq!(
+            ewma(0.1, 1_000_001, 0.01, 0).unwrap_err(),
+            "option warmup must be <= 1000000, got 1000001"
+        );
+        assert_eq!(
+            ewma(0.1, 600, 0.01, 1 << 62).unwrap_err(),
+            format!("option rebaseline must be <= 1000000, got {}", 1i64 << 62)
+        );
         assert_eq!(
             ewma(0.1, 1, 0.01, 0).unwrap_err(),
             "option warmup must be >= 2 (a spread needs two values), got 1"
