@@ -282,6 +282,7 @@ fn main() {
         config("zscore", &[]),
         config("ewma", &[]),
         config("levelspread", &[]),
+        config("seasonal", &[]),
     ];
     print!("{}", table("Shipped defaults (ttest as in the guide)", &shipped, &days));
     let variants = [
@@ -297,6 +298,7 @@ fn main() {
         config("zscore", &[("alpha", Value::Double(1e-6))]),
         config("ewma", &[("alpha", Value::Double(1e-6))]),
         config("levelspread", &[("alpha", Value::Double(1e-6)), ("rebaseline", Value::Int(7))]),
+        config("seasonal", &[("alpha", Value::Double(1e-6))]),
     ];
     println!();
     print!("{}", table("Variants", &variants, &days));

@@ -204,16 +204,43 @@ impl Options {
     }
 }
 
+/// The largest history length [`Options::length`] accepts: a million
+/// values is 8 MB per field (16 MB while a rebaseline run is kept), and
+/// about eleven days of 1 s data. Larger sizes let one field's state grow
+/// without a useful bound (issue 10, item 5), so they are refused at Init.
+pub const MAX_LENGTH: i64 = 1_000_000;
+
+/// The largest count [`Options::count`] accepts (`rebaseline`, window and
+/// value counts): beyond a million windows a count no longer says anything
+/// a smaller one does not, and it keeps every counter far from overflow.
+pub const MAX_COUNT: i64 = 1_000_000;
+
 /// Validating getters for the ranges detectors commonly need; messages name
 /// the option, the range and the value (`option size must be > 1, got 1`).
 impl Options {
-    /// `name` as an INT greater than 1, as a length (`size`).
+    /// `name` as an INT greater than 1 and at most [`MAX_LENGTH`], as a
+    /// length (`size`).
     pub fn length(&self, name: &str) -> Result<usize, String> {
         let v = self.int(name)?;
         if v <= 1 {
             return Err(format!("option {name} must be > 1, got {v}"));
         }
+        if v > MAX_LENGTH {
+            return Err(format!(
+                "option {name} must be <= {MAX_LENGTH} (each value held costs 8 bytes of memory \
+                 and state per field), got {v}"
+            ));
+        }
         usize::try_from(v).map_err(|_| format!("option {name} {v} is too large"))
+    }
+
+    /// `name` as an INT in `lo..=hi`; the message names the range.
+    pub fn int_in(&self, name: &str, lo: i64, hi: i64) -> Result<i64, String> {
+        let v = self.int(name)?;
+        if !(lo..=hi).contains(&v) {
+            return Err(format!("option {name} must be in [{lo}, {hi}], got {v}"));
+        }
+        Ok(v)
     }
 
     /// `name` as a DOUBLE strictly between 0 and 1 (`alpha`).
@@ -225,9 +252,13 @@ impl Options {
         Ok(v)
     }
 
-    /// `name` as an INT of at least 0 (`rebaseline`).
+    /// `name` as an INT of at least 0 and at most [`MAX_COUNT`]
+    /// (`rebaseline`).
     pub fn count(&self, name: &str) -> Result<u64, String> {
         let v = self.int(name)?;
+        if v > MAX_COUNT {
+            return Err(format!("option {name} must be <= {MAX_COUNT}, got {v}"));
+        }
         u64::try_from(v).map_err(|_| format!("option {name} must be >= 0, got {v}"))
     }
 }
@@ -240,11 +271,11 @@ impl Options {
 pub mod preset {
     use super::{OptionSpec, Value, ValueKind};
 
-    /// `size`: the history length in values, INT > 1; required when
+    /// `size`: the history length in values, INT in 2..=[`super::MAX_LENGTH`]; required when
     /// `default` is `None` (the guide's t-test requires it).
     pub fn size(default: Option<i64>) -> OptionSpec {
         const HELP: &str =
-            "history length in values (a moving window of the last `size` values); > 1";
+            "history length in values (a moving window of the last `size` values); 2 to 1000000";
         match default {
             Some(d) => OptionSpec::with_default("size", Value::Int(d), HELP),
             None => OptionSpec::required("size", ValueKind::Int, HELP),
@@ -254,8 +285,7 @@ pub mod preset {
     /// `alpha`: the significance level, DOUBLE in (0, 1); required when
     /// `default` is `None`.
     pub fn alpha(default: Option<f64>) -> OptionSpec {
-        const HELP: &str = "significance level in (0, 1): pvalue < alpha is anomalous, and \
-                            anomalous windows never join the baseline";
+        const HELP: &str = "significance level in (0, 1): pvalue < alpha is anomalous";
         match default {
             Some(d) => OptionSpec::with_default("alpha", Value::Double(d), HELP),
             None => OptionSpec::required("alpha", ValueKind::Double, HELP),
@@ -266,11 +296,19 @@ pub mod preset {
     /// normal is accepted, INT >= 0, default 0 (never). See
     /// [`crate::window::Baseline`].
     pub fn rebaseline() -> OptionSpec {
+        rebaseline_with(0)
+    }
+
+    /// `rebaseline` with another default: detectors whose baseline should
+    /// accept a lasting change by itself (a new set point, a counter that
+    /// moved to a new range) set it, since anomalous windows never join
+    /// their history.
+    pub fn rebaseline_with(default: i64) -> OptionSpec {
         OptionSpec::with_default(
             "rebaseline",
-            Value::Int(0),
+            Value::Int(default),
             "after this many consecutive anomalous windows, accept the new normal (the \
-             baseline restarts from those windows); 0 = never; >= 0",
+             baseline restarts from those windows); 0 = never; 0 to 1000000",
         )
     }
 }
@@ -279,5 +317,33 @@ fn wrong(name: &str, want: ValueKind, got: Option<&Value>) -> String {
     match got {
         None => format!("option {name} is required"),
         Some(v) => format!("option {name} must be {want}, got {}", v.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(name: &str, v: i64) -> Options {
+        Options::new(vec![(name.into(), Value::Int(v))])
+    }
+
+    /// Issue 10, item 5: `size` = 2^62 was accepted and the history grew
+    /// without bound.
+    #[test]
+    fn sizes_and_counts_above_their_maximum_are_refused_with_the_reason() {
+        assert_eq!(one("size", MAX_LENGTH).length("size"), Ok(1_000_000));
+        for v in [MAX_LENGTH + 1, 1 << 62, i64::MAX] {
+            let e = one("size", v).length("size").unwrap_err();
+            assert!(e.starts_with("option size must be <= 1000000 (each value"), "{e}");
+            assert!(e.ends_with(&format!("got {v}")), "{e}");
+        }
+        assert_eq!(one("rebaseline", MAX_COUNT).count("rebaseline"), Ok(1_000_000));
+        assert_eq!(
+            one("rebaseline", i64::MAX).count("rebaseline").unwrap_err(),
+            format!("option rebaseline must be <= 1000000, got {}", i64::MAX)
+        );
+        assert_eq!(one("k", 5).int_in("k", 1, 5), Ok(5));
+        assert_eq!(one("k", 6).int_in("k", 1, 5).unwrap_err(), "option k must be in [1, 5], got 6");
     }
 }

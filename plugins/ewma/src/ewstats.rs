@@ -141,6 +141,11 @@ impl History for EwHistory {
         Ok(Self { stats: EwStats::read(r)?, lambda: self.lambda })
     }
 
+    /// The weighted mean and variance, once a value is absorbed.
+    fn mean_variance(&self) -> Option<(f64, f64)> {
+        (self.stats.count() > 0).then(|| (self.stats.mean(), self.stats.variance()))
+    }
+
     /// `n`, `mean`, `stddev`, `effective_n` (`1/Σ wᵢ²`, 0 when empty).
     fn describe(&self, summary: Summary) -> Summary {
         let w2 = self.stats.mean_variance_factor();

@@ -69,8 +69,10 @@
 
 pub mod ewstats;
 
-use tickwatch_plugin_api::options::preset;
-use tickwatch_plugin_api::window::{Baseline, BaselineDetector, BaselineTest, mean};
+use tickwatch_plugin_api::options::{MAX_COUNT, preset};
+use tickwatch_plugin_api::window::{
+    Baseline, BaselineDetector, BaselineTest, History, Learn, Quantised, mean,
+};
 use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, Summary, Value, export_detector};
 use tickwatch_stats::{ZResult, z_from_stats};
 
@@ -84,6 +86,10 @@ pub fn ewma_z(ew_mean: f64, ew_var: f64, ew_w2: f64, win_mean: f64, win_n: f64) 
     z_from_stats(win_mean - ew_mean, se2, 1.0 / ew_w2 - 1.0)
 }
 
+/// The default `rebaseline`: a lasting change is accepted after twelve
+/// flagged windows in a row (an hour of 5-minute windows).
+pub const REBASELINE: i64 = 12;
+
 /// The EWMA detector: [`EwmaTest`] against an EWMA baseline that warms up
 /// for `warmup` values.
 pub type Ewma = BaselineDetector<EwmaTest>;
@@ -96,14 +102,16 @@ pub struct EwmaTest {
 }
 
 impl BaselineTest for EwmaTest {
-    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`:
+    /// Format 2: `u8` 2, then the baseline in `Layout::CountersFirst`:
     /// `u64` windows seen, anomalous, rebaselines, streak; the baseline and
     /// the candidate as (`u64` count, `f64` mean, weighted squared
-    /// deviations, `Σ wᵢ²`). 97 bytes, always. Bump when a format change
+    /// deviations, `Σ wᵢ²`, the data's resolution). 113 bytes, always.
+    /// Format 1 (before the resolution) is not read: such state starts
+    /// fresh. Bump when a format change
     /// would misread old state.
-    const FORMAT: StateFormat = StateFormat::new("ewma", 1);
+    const FORMAT: StateFormat = StateFormat::new("ewma", 2);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = EwHistory;
+    type History = Quantised<EwHistory>;
 
     fn options() -> Vec<OptionSpec> {
         vec![
@@ -115,10 +123,10 @@ impl BaselineTest for EwmaTest {
             OptionSpec::with_default(
                 "warmup",
                 Value::Int(600),
-                "values absorbed before the first verdict; >= 2",
+                "values absorbed before the first verdict; 2 to 1000000",
             ),
             preset::alpha(Some(0.001)),
-            preset::rebaseline(),
+            preset::rebaseline_with(REBASELINE),
         ]
     }
 
@@ -133,15 +141,22 @@ impl BaselineTest for EwmaTest {
                 "option warmup must be >= 2 (a spread needs two values), got {warmup}"
             ));
         }
+        if warmup > MAX_COUNT {
+            // Issue 10, item 5: every numeric option has a maximum.
+            return Err(format!("option warmup must be <= {MAX_COUNT}, got {warmup}"));
+        }
         let warmup = warmup as u64;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        let baseline = Baseline::of(EwHistory::new(lambda), rebaseline).with_warmup(warmup);
+        let baseline = Baseline::of(Quantised::new(EwHistory::new(lambda)), rebaseline)
+            .with_warmup(warmup)
+            .with_learning(Learn::Verdict);
         Ok(BaselineDetector::from_parts(EwmaTest { lambda, warmup }, alpha, baseline))
     }
 
-    fn test(&self, ew: &EwHistory, window: &[f64]) -> (f64, Vec<(String, f64)>) {
-        let (ew_mean, ew_var, ew_w2) = (ew.mean(), ew.variance(), ew.mean_variance_factor());
+    fn test(&self, ew: &Quantised<EwHistory>, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let ew_var = ew.variance().max(ew.variance_floor());
+        let (ew_mean, ew_w2) = (ew.mean(), ew.mean_variance_factor());
         let r = ewma_z(ew_mean, ew_var, ew_w2, mean(window), window.len() as f64);
         (r.pvalue, vec![("z".to_string(), r.z)])
     }
@@ -187,13 +202,13 @@ mod tests {
                 ("lambda".to_string(), Value::Double(0.001)),
                 ("warmup".to_string(), Value::Int(600)),
                 ("alpha".to_string(), Value::Double(0.001)),
-                ("rebaseline".to_string(), Value::Int(0)),
+                ("rebaseline".to_string(), Value::Int(12)),
             ]
         );
         let d = Ewma::new(&Options::new(defaults)).unwrap();
         assert_eq!(
             (d.test().lambda, d.baseline().warmup(), d.alpha(), d.baseline().rebaseline()),
-            (0.001, 600, 0.001, 0)
+            (0.001, 600, 0.001, 12)
         );
     }
 
@@ -203,6 +218,14 @@ mod tests {
         assert!(ewma(1.5, 600, 0.01, 0).unwrap_err().starts_with("option lambda must be in"));
         assert!(ewma(f64::NAN, 600, 0.01, 0).unwrap_err().starts_with("option lambda"));
         assert!(ewma(1.0, 600, 0.01, 0).is_ok());
+        assert_eq!(
+            ewma(0.1, 1_000_001, 0.01, 0).unwrap_err(),
+            "option warmup must be <= 1000000, got 1000001"
+        );
+        assert_eq!(
+            ewma(0.1, 600, 0.01, 1 << 62).unwrap_err(),
+            format!("option rebaseline must be <= 1000000, got {}", 1i64 << 62)
+        );
         assert_eq!(
             ewma(0.1, 1, 0.01, 0).unwrap_err(),
             "option warmup must be >= 2 (a spread needs two values), got 1"
@@ -253,14 +276,18 @@ mod tests {
         }
     }
 
+    /// Issue 9: a flat baseline made any change "certain" (p = 0): the
+    /// variance is now floored at the data's resolution.
     #[test]
-    fn zero_variance_is_no_evidence_or_a_certain_change() {
+    fn a_flat_baseline_weighs_changes_by_the_data_resolution() {
         let mut d = ewma(0.1, 2, 0.01, 0).unwrap();
         d.score(&[5.0, 5.0]);
         let same = d.score(&[5.0, 5.0, 5.0]).unwrap();
         assert_eq!((same.pvalue, stat(&same, "z")), (1.0, Some(0.0)));
-        let up = d.score(&[6.0]).unwrap();
-        assert_eq!((up.pvalue, stat(&up, "z"), up.anomalous), (0.0, Some(f64::MAX), true));
+        let step = d.clone().score(&[6.0]).unwrap();
+        let jump = d.clone().score(&[500.0]).unwrap();
+        assert!(step.pvalue > 1e-3 && !step.anomalous, "one step of one value: {step:?}");
+        assert!(jump.anomalous && jump.pvalue > 0.0 && jump.pvalue < 1e-9, "{jump:?}");
         let mut d = ewma(0.001, 600, 0.001, 0).unwrap();
         d.score(&[0.1; 600]);
         for _ in 0..10 {
@@ -364,7 +391,7 @@ mod tests {
         }
         assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
-        assert_eq!(bytes.len(), 97);
+        assert_eq!(bytes.len(), 113);
         let mut e = ewma(0.002, 600, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();
         assert_eq!(e, d);

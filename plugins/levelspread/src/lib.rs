@@ -65,8 +65,11 @@
 //! and the F-test are `tickwatch_stats`', the history and the rebaseline
 //! run are `tickwatch_plugin_api::window::Baseline`'s.
 
-use tickwatch_plugin_api::window::{BaselineDetector, BaselineTest, MovingWindow, mean_var};
-use tickwatch_plugin_api::{Options, StateFormat, export_detector};
+use tickwatch_plugin_api::options::preset;
+use tickwatch_plugin_api::window::{
+    Baseline, BaselineDetector, BaselineTest, History, Learn, MovingWindow, Quantised, mean_var,
+};
+use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
 use tickwatch_stats::{FResult, WelchResult, f_test, welch_from_stats};
 
 /// Both tests and their combination.
@@ -91,6 +94,13 @@ pub fn level_spread(
     LevelSpread { level, spread, pvalue }
 }
 
+/// Values the history holds before the first verdict (at most `size`).
+pub const MIN_HISTORY: u64 = 30;
+
+/// The default `rebaseline` (as `zscore`'s): a lasting change of level or
+/// spread is accepted after twelve flagged windows in a row.
+pub const REBASELINE: i64 = 12;
+
 /// The level-and-spread detector: [`LevelSpreadTest`] against a moving
 /// history.
 pub type LevelSpreadDetector = BaselineDetector<LevelSpreadTest>;
@@ -101,22 +111,43 @@ pub type LevelSpreadDetector = BaselineDetector<LevelSpreadTest>;
 pub struct LevelSpreadTest;
 
 impl BaselineTest for LevelSpreadTest {
-    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`
+    /// Format 2: `u8` 2, then the baseline in `Layout::CountersFirst`
     /// (`u64` windows seen, anomalous, rebaselines, streak; the history
-    /// ring; the candidate ring), so a window that joins the history
-    /// changes only its slots and the headers. Bump when a format change
-    /// would misread old state.
-    const FORMAT: StateFormat = StateFormat::new("levelspread", 1);
+    /// ring and its `f64` resolution; the candidate ring and its
+    /// resolution). Format 1 (before the resolution) is not read: such
+    /// state starts fresh. Bump when a format change would misread old
+    /// state.
+    const FORMAT: StateFormat = StateFormat::new("levelspread", 2);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = MovingWindow;
+    type History = Quantised<MovingWindow>;
 
-    fn build(options: &Options) -> Result<LevelSpreadDetector, String> {
-        BaselineDetector::from_presets(LevelSpreadTest, options)
+    /// `size` (3600), `alpha` (0.001), `rebaseline` ([`REBASELINE`]).
+    fn options() -> Vec<OptionSpec> {
+        vec![
+            preset::size(Some(3600)),
+            preset::alpha(Some(0.001)),
+            preset::rebaseline_with(REBASELINE),
+        ]
     }
 
-    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+    fn build(options: &Options) -> Result<LevelSpreadDetector, String> {
+        let size = options.length("size")?;
+        let alpha = options.probability("alpha")?;
+        let rebaseline = options.count("rebaseline")?;
+        let baseline = Baseline::of(Quantised::new(MovingWindow::new(size)), rebaseline)
+            .with_warmup(MIN_HISTORY.min(size as u64))
+            .with_learning(Learn::Verdict);
+        Ok(BaselineDetector::from_parts(LevelSpreadTest, alpha, baseline))
+    }
+
+    fn test(&self, history: &Quantised<MovingWindow>, window: &[f64]) -> (f64, Vec<(String, f64)>) {
         let (mean, var) = mean_var(window);
-        let hist = (history.mean(), history.variance(), history.len() as f64);
+        // Both variances floored at the data's resolution: a flat history
+        // or a flat window (a counter at zero) is "no spread we can see",
+        // not an infinitely certain change.
+        let floor = history.variance_floor();
+        let var = if window.len() > 1 { var.max(floor) } else { var };
+        let hist = (history.mean(), history.variance().max(floor), history.len() as f64);
         let r = level_spread(hist, (mean, var, window.len() as f64));
         let stats = vec![
             ("t".to_string(), r.level.t),
@@ -160,13 +191,13 @@ mod tests {
             [
                 ("size".to_string(), Value::Int(3600)),
                 ("alpha".to_string(), Value::Double(0.001)),
-                ("rebaseline".to_string(), Value::Int(0)),
+                ("rebaseline".to_string(), Value::Int(12)),
             ]
         );
         let d = LevelSpreadDetector::new(&Options::new(defaults)).unwrap();
         assert_eq!(
             (d.baseline().history().cap(), d.alpha(), d.baseline().rebaseline()),
-            (3600, 0.001, 0)
+            (3600, 0.001, 12)
         );
     }
 
@@ -235,25 +266,29 @@ mod tests {
         assert!((137..=263).contains(&alarms), "{alarms} alarms in {n} windows at alpha 0.01");
     }
 
+    /// Issue 9: flat histories and flat windows made any change "certain"
+    /// (p = 0): both variances are now floored at the data's resolution.
     #[test]
-    fn zero_variance_is_no_evidence_or_a_certain_change() {
+    fn a_flat_history_weighs_changes_by_the_data_resolution() {
         let mut d = detector(10, 0.01, 0).unwrap();
-        d.score(&[5.0, 5.0]);
+        assert_eq!(d.score(&[5.0; 10]), None);
         let same = d.score(&[5.0, 5.0, 5.0]).unwrap();
         assert_eq!(same.pvalue, 1.0);
         assert_eq!((stat(&same, "t"), stat(&same, "f")), (Some(0.0), Some(1.0)));
-        let spread = d.score(&[4.0, 6.0]).unwrap();
-        assert_eq!((spread.pvalue, stat(&spread, "f")), (0.0, Some(f64::MAX)));
+        let spread = d.clone().score(&[4.0, 6.0]).unwrap();
+        assert!(spread.pvalue > 0.0 && stat(&spread, "f").unwrap() < f64::MAX, "{spread:?}");
         assert_eq!(stat(&spread, "p_level"), Some(1.0));
-        let level = d.score(&[6.0, 6.0]).unwrap();
-        assert_eq!((level.pvalue, stat(&level, "t")), (0.0, Some(-f64::MAX)));
-        // A stuck sensor under a varying history.
+        let step = d.clone().score(&[6.0; 6]).unwrap();
+        let jump = d.clone().score(&[60.0; 6]).unwrap();
+        assert!(step.pvalue > 0.0 && jump.pvalue < step.pvalue * 1e-10, "{step:?} {jump:?}");
+        assert!(stat(&jump, "t").unwrap() > -f64::MAX);
+        // A stuck sensor under a varying history is still a certain change.
         let mut g = Gauss(4);
         let mut d = detector(3600, 0.001, 0).unwrap();
         d.score(&g.window(600, 20.0, 1.0));
         let stuck = d.score(&[20.0; 300]).unwrap();
         assert!(stuck.anomalous);
-        assert_eq!((stat(&stuck, "f"), stat(&stuck, "p_spread")), (Some(0.0), Some(0.0)));
+        assert!(stat(&stuck, "f").unwrap() < 1e-12 && stat(&stuck, "p_spread").unwrap() < 1e-100);
         // 300 × 0.1 is not 30 when summed: still no change.
         let mut d = detector(3600, 0.001, 0).unwrap();
         d.score(&[0.1; 300]);
@@ -277,14 +312,14 @@ mod tests {
     #[test]
     fn output_is_finite_for_one_value_and_huge_windows() {
         let mut d = detector(10, 0.01, 2).unwrap();
-        d.score(&[1e308, -1e308, 1e308]);
+        d.score(&[1e308, -1e308, 1e308].repeat(4));
         for w in [vec![1e308; 3], vec![-1e308], vec![0.0], vec![f64::MAX, f64::MAX]] {
             let v = d.score(&w).unwrap();
             assert!((0.0..=1.0).contains(&v.pvalue), "{v:?}");
             assert!(v.stats.iter().all(|(_, x)| x.is_finite()), "{v:?}");
         }
         let mut d = detector(3600, 0.001, 0).unwrap();
-        d.score(&[1.0, 2.0, 3.0, 4.0]);
+        d.score(&[1.0, 2.0, 3.0, 4.0].repeat(8));
         let one = d.score(&[2.5]).unwrap();
         assert_eq!(
             (one.pvalue, stat(&one, "f"), stat(&one, "p_spread")),
@@ -358,7 +393,7 @@ mod tests {
         assert_eq!(d.score(&w), e.score(&w));
         assert_eq!(d.save(), e.save());
 
-        assert!(e.load(&[2]).unwrap_err().contains("unknown levelspread state format 2"));
+        assert!(e.load(&[9]).unwrap_err().contains("unknown levelspread state format 9"));
         assert!(e.load(&bytes[..40]).unwrap_err().contains("malformed bytes at offset"));
         let mut other = detector(999, 0.001, 3).unwrap();
         assert!(other.load(&bytes).unwrap_err().contains("size 1000"));

@@ -17,6 +17,17 @@
 //! values. With the option off, nothing changes: no `rebaselined` statistic,
 //! and the state bytes are format 1 as before.
 //!
+//! Degenerate histories (issue 9), where the guide's statistic is not
+//! defined and it locked up: a sliding window's first window holds one
+//! value, whose "stddev" the guide sets to 0. Windows are absorbed without
+//! a verdict until the history holds [`MIN_HISTORY`] values, and while the
+//! history has no spread at all (a flat start) every window joins it,
+//! whatever its verdict (`tickwatch_plugin_api::window::Baseline`): a
+//! zero-variance history cannot tell noise from change, and keeping the
+//! first differing window out would leave every later one "certainly
+//! changed". Wherever the history has spread, p-values, verdicts and the
+//! `pvalue > alpha` rule are the guide's, unchanged.
+//!
 //! Zero standard error (both history and window constant): the guide's
 //! Python produces NaN there. We define it instead: equal means give
 //! `t = 0, pvalue = 1` (no evidence of change); different means give
@@ -34,6 +45,9 @@ use tickwatch_plugin_api::window::{
 };
 use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
 use tickwatch_stats::welch_from_stats;
+
+/// Values the history holds before the first verdict.
+pub const MIN_HISTORY: u64 = 2;
 
 /// The t-test detector: [`WelchTest`] against a moving history.
 pub type TTest = BaselineDetector<WelchTest>;
@@ -65,7 +79,10 @@ impl BaselineTest for WelchTest {
         let size = options.length("size")?;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
+        // Two values before the first verdict: the guide's stddev of one
+        // value is a stand-in 0 (numpy's ddof=1 gives NaN), not a statistic.
         let baseline = Baseline::new(size, rebaseline)
+            .with_warmup(MIN_HISTORY)
             .with_joins(Joins::AboveAlpha)
             .with_layout(Layout::HistoryFirst);
         Ok(BaselineDetector::from_parts(WelchTest, alpha, baseline))
@@ -285,6 +302,51 @@ mod regressions {
     use tickwatch_plugin_api::{Detector, Value};
 
     use super::*;
+
+    fn guide() -> TTest {
+        TTest::new(&Options::new(vec![
+            ("size".into(), Value::Int(3600)),
+            ("alpha".into(), Value::Double(0.001)),
+            ("rebaseline".into(), Value::Int(0)),
+        ]))
+        .unwrap()
+    }
+
+    /// Issue 9: `|window().period(30m).every(5m)` starts with a window of one
+    /// value. As the whole history it has "stddev 0", and with a sliding
+    /// window the detector went on to flag every window for ever.
+    #[test]
+    fn a_one_value_first_window_does_not_lock_the_detector() {
+        let mut d = guide();
+        let mut s: u64 = 7;
+        let mut noise = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            10.0 + ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 3.4
+        };
+        let xs: Vec<f64> = (0..400).map(|_| noise()).collect();
+        assert_eq!(d.score(&xs[..1]), None, "one value is no history");
+        let mut flagged = 0;
+        for end in 2..xs.len() {
+            if let Some(v) = d.score(&xs[end.saturating_sub(6)..end]) {
+                flagged += usize::from(v.anomalous);
+            }
+        }
+        assert!(flagged <= 2, "{flagged} of 398 windows flagged");
+    }
+
+    /// Issue 9: a flat start (a counter at zero) then one differing window
+    /// was "certainly changed", kept out, and so was every window after.
+    #[test]
+    fn a_flat_start_learns_its_first_change() {
+        let mut d = guide();
+        d.score(&[0.0; 6]);
+        assert!(d.score(&[0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).is_some());
+        assert_eq!(d.baseline().history().len(), 12, "a flat history takes every window");
+        for _ in 0..50 {
+            let v = d.score(&[0.0; 6]).unwrap();
+            assert!(!v.anomalous, "{v:?}");
+        }
+    }
 
     /// `sum / n` of 300 copies of 0.1 is not 0.1: the window mean differed
     /// from the history mean by one rounding step and every window of a

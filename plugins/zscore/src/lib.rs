@@ -54,8 +54,11 @@
 //! freedom; the p-value is `tickwatch_stats::ztest`'s, the history and the
 //! rebaseline run are `tickwatch_plugin_api::window::Baseline`'s.
 
-use tickwatch_plugin_api::window::{BaselineDetector, BaselineTest, MovingWindow, mean};
-use tickwatch_plugin_api::{Options, StateFormat, export_detector};
+use tickwatch_plugin_api::options::preset;
+use tickwatch_plugin_api::window::{
+    Baseline, BaselineDetector, BaselineTest, History, Learn, MovingWindow, Quantised, mean,
+};
+use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
 use tickwatch_stats::{ZResult, z_from_stats};
 
 /// The z-test of a window (mean, `win_n` values) against a history (mean,
@@ -64,6 +67,26 @@ use tickwatch_stats::{ZResult, z_from_stats};
 pub fn z_test(hist_mean: f64, hist_var: f64, hist_n: f64, win_mean: f64, win_n: f64) -> ZResult {
     let se2 = hist_var * (1.0 / win_n + 1.0 / hist_n);
     z_from_stats(win_mean - hist_mean, se2, hist_n - 1.0)
+}
+
+/// Values the history holds before the first verdict (at most `size`): a
+/// spread from fewer says little, and a sliding window's first windows hold
+/// one, two, three … values.
+pub const MIN_HISTORY: u64 = 30;
+
+/// The default `rebaseline`: after an hour of 5-minute windows (or of any
+/// twelve windows in a row) flagged, the detector accepts the change as the
+/// new normal, so a lasting change alerts for a while and then stops,
+/// instead of for ever. Longer than the guide's longest fault (six
+/// windows), which it keeps alerting throughout.
+pub const REBASELINE: i64 = 12;
+
+/// The history: the last `size` normal values with the data's resolution,
+/// verdicts after [`MIN_HISTORY`] values.
+pub fn robust_baseline(size: usize, rebaseline: u64) -> Baseline<Quantised<MovingWindow>> {
+    Baseline::of(Quantised::new(MovingWindow::new(size)), rebaseline)
+        .with_warmup(MIN_HISTORY.min(size as u64))
+        .with_learning(Learn::Verdict)
 }
 
 /// The z-score detector: [`ZTest`] against a moving history.
@@ -75,22 +98,37 @@ pub type ZScore = BaselineDetector<ZTest>;
 pub struct ZTest;
 
 impl BaselineTest for ZTest {
-    /// Format 1: `u8` 1, then the baseline in `Layout::CountersFirst`
+    /// Format 2: `u8` 2, then the baseline in `Layout::CountersFirst`
     /// (`u64` windows seen, anomalous, rebaselines, streak; the history
-    /// ring; the candidate ring), so a window that joins the history
-    /// changes only its slots and the headers. Bump when a format change
-    /// would misread old state.
-    const FORMAT: StateFormat = StateFormat::new("zscore", 1);
+    /// ring and its `f64` resolution; the candidate ring and its
+    /// resolution), so a window that joins the history changes only its
+    /// slots and the headers. Format 1 (before the resolution) is not read:
+    /// such state starts fresh. Bump when a format change would misread
+    /// old state.
+    const FORMAT: StateFormat = StateFormat::new("zscore", 2);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = MovingWindow;
+    type History = Quantised<MovingWindow>;
 
-    fn build(options: &Options) -> Result<ZScore, String> {
-        BaselineDetector::from_presets(ZTest, options)
+    /// `size` (3600), `alpha` (0.001), `rebaseline` ([`REBASELINE`]).
+    fn options() -> Vec<OptionSpec> {
+        vec![
+            preset::size(Some(3600)),
+            preset::alpha(Some(0.001)),
+            preset::rebaseline_with(REBASELINE),
+        ]
     }
 
-    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+    fn build(options: &Options) -> Result<ZScore, String> {
+        let size = options.length("size")?;
+        let alpha = options.probability("alpha")?;
+        let rebaseline = options.count("rebaseline")?;
+        Ok(BaselineDetector::from_parts(ZTest, alpha, robust_baseline(size, rebaseline)))
+    }
+
+    fn test(&self, history: &Quantised<MovingWindow>, window: &[f64]) -> (f64, Vec<(String, f64)>) {
         let (hist_n, win_n) = (history.len() as f64, window.len() as f64);
-        let r = z_test(history.mean(), history.variance(), hist_n, mean(window), win_n);
+        let var = history.variance().max(history.variance_floor());
+        let r = z_test(history.mean(), var, hist_n, mean(window), win_n);
         (r.pvalue, vec![("z".to_string(), r.z)])
     }
 }
@@ -128,13 +166,13 @@ mod tests {
             [
                 ("size".to_string(), Value::Int(3600)),
                 ("alpha".to_string(), Value::Double(0.001)),
-                ("rebaseline".to_string(), Value::Int(0)),
+                ("rebaseline".to_string(), Value::Int(12)),
             ]
         );
         let d = ZScore::new(&Options::new(defaults)).unwrap();
         assert_eq!(
             (d.baseline().history().cap(), d.alpha(), d.baseline().rebaseline()),
-            (3600, 0.001, 0)
+            (3600, 0.001, 12)
         );
     }
 
@@ -148,6 +186,23 @@ mod tests {
         assert_eq!(zscore(10, 0.01, -1).unwrap_err(), "option rebaseline must be >= 0, got -1");
         let missing = ZScore::new(&Options::new(vec![("size".into(), Value::Int(5))]));
         assert_eq!(missing.unwrap_err(), "option alpha is required");
+    }
+
+    /// Issue 9: with a sliding window the first window holds one value; as
+    /// the whole history it has no spread, and every later window was
+    /// flagged for ever (198 of 198 in the issue's repro).
+    #[test]
+    fn a_one_value_first_window_does_not_lock_the_detector() {
+        let mut g = Gauss(11);
+        let xs = g.window(200, 10.0, 1.0);
+        let mut d = zscore(100, 0.001, 0).unwrap();
+        let mut flagged = 0;
+        for end in 1..=xs.len() {
+            if let Some(v) = d.score(&xs[end.saturating_sub(60)..end]) {
+                flagged += usize::from(v.anomalous);
+            }
+        }
+        assert!(flagged <= 2, "{flagged} windows flagged");
     }
 
     #[test]
@@ -196,21 +251,26 @@ mod tests {
         assert!((137..=263).contains(&alarms), "{alarms} alarms in {n} windows at alpha 0.01");
     }
 
+    /// Issue 9: a flat history (a sensor at idle, a value pinned) made any
+    /// change "certain" (p = 0, z = ±f64::MAX): storms of p = 0. The
+    /// variance is now floored at the data's resolution.
     #[test]
-    fn zero_variance_is_no_evidence_or_a_certain_change() {
+    fn a_flat_history_weighs_changes_by_the_data_resolution() {
         let mut d = zscore(10, 0.01, 0).unwrap();
-        d.score(&[5.0, 5.0]);
+        assert_eq!(d.score(&[5.0; 9]), None, "ten values before the first verdict");
+        d.score(&[5.0]);
         let same = d.score(&[5.0, 5.0, 5.0]).unwrap();
         assert_eq!((same.pvalue, stat(&same, "z")), (1.0, Some(0.0)));
-        assert!(!same.anomalous);
-        let up = d.score(&[6.0, 6.0]).unwrap();
-        assert_eq!((up.pvalue, stat(&up, "z")), (0.0, Some(f64::MAX)));
-        assert!(up.anomalous);
-        let down = d.score(&[4.0]).unwrap();
-        assert_eq!(stat(&down, "z"), Some(-f64::MAX));
-        // Spread alone, same mean: the z-test does not see it.
-        let spread = d.score(&[4.0, 6.0]).unwrap();
-        assert_eq!(spread.pvalue, 1.0);
+        let step = d.clone().score(&[6.0, 6.0]).unwrap();
+        assert!(step.anomalous && step.pvalue > 1e-6, "one step, twice: {step:?}");
+        let jump = d.clone().score(&[50.0, 50.0]).unwrap();
+        assert!(jump.pvalue < step.pvalue * 1e-10 && jump.pvalue > 0.0, "{jump:?}");
+        assert!(stat(&jump, "z").unwrap() < f64::MAX);
+        let tick = d.clone().score(&[5.0, 5.0, 5.0, 5.0, 5.0, 6.0]).unwrap();
+        assert!(!tick.anomalous, "a counter that ticks once: {tick:?}");
+        // The flat history took the step in: it no longer has zero spread.
+        d.score(&[6.0, 6.0]);
+        assert!(d.baseline().history().variance() > 0.0);
     }
 
     #[test]
@@ -241,19 +301,18 @@ mod tests {
     #[test]
     fn output_is_finite_for_one_value_and_huge_windows() {
         let mut d = zscore(10, 0.01, 2).unwrap();
-        d.score(&[1e308, -1e308, 1e308]);
+        d.score(&[1e308, -1e308, 1e308].repeat(4));
         for w in [vec![1e308; 3], vec![-1e308], vec![0.0], vec![f64::MAX, f64::MAX]] {
             let v = d.score(&w).unwrap();
             assert!((0.0..=1.0).contains(&v.pvalue), "{v:?}");
             assert!(v.stats.iter().all(|(_, x)| x.is_finite()), "{v:?}");
         }
         let mut d = zscore(3600, 0.001, 0).unwrap();
-        d.score(&[1.0, 2.0]);
+        d.score(&[1.0, 2.0].repeat(15));
         let one = d.score(&[1.5]).unwrap();
         assert_eq!((one.pvalue, stat(&one, "z")), (1.0, Some(0.0)));
-        // z ≈ 5.2, but three values of history say little: t with 2 df.
         let big = d.score(&vec![3.0; 1_000_000]).unwrap();
-        assert!(!big.anomalous && (0.03..0.04).contains(&big.pvalue), "{big:?}");
+        assert!(big.anomalous && big.pvalue > 0.0, "{big:?}");
     }
 
     #[test]

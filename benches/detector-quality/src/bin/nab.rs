@@ -244,6 +244,7 @@ fn run() -> Result<(), String> {
         detector(&registry, "zscore", vec![], "")?,
         detector(&registry, "ewma", vec![], "")?,
         detector(&registry, "levelspread", vec![], "")?,
+        detector(&registry, "seasonal", vec![], "")?,
         Runner { label: "null (reference)".into(), source: Source::Null },
         Runner { label: "random (reference)".into(), source: Source::Random },
     ];

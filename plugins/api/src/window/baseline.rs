@@ -2,8 +2,12 @@
 //! once, generic over the [`History`] it keeps (a [`super::MovingWindow`] of
 //! values, or an exponentially weighted mean that keeps none).
 //!
-//! The policy: a window is scored against the history; only windows judged
-//! normal join it; with `rebaseline = k > 0`, after `k` consecutive
+//! The policy: a window is scored against the history; what joins it is the
+//! [`Learn`] policy's choice (by default only windows judged normal; with
+//! [`Learn::Winsorized`] every window, its values clipped to the history's
+//! range, so the baseline keeps learning through an anomaly without being
+//! captured by it); a history without spread takes in every window, since it
+//! cannot yet tell noise from change; with `rebaseline = k > 0`, after `k` consecutive
 //! anomalous windows their values become the new history (a lasting change
 //! stops alarming); counters for `describe`; the whole of it saved and
 //! restored exactly. What it does not own: the statistical test (the
@@ -39,6 +43,19 @@ pub trait History: Clone {
         None
     }
 
+    /// The history's mean and sample variance, when it has them: what
+    /// [`Learn::Winsorized`] clips to, and how [`Baseline`] sees that a
+    /// history has no spread yet. `None` (the default) turns both off.
+    fn mean_variance(&self) -> Option<(f64, f64)> {
+        None
+    }
+
+    /// A floor under the history's variance for tests and for
+    /// [`Learn::Winsorized`] (see [`super::Quantised`]); 0 by default.
+    fn variance_floor(&self) -> f64 {
+        0.0
+    }
+
     /// Adds the history's own figures (`n`, `mean`, `stddev`, …) to a
     /// description.
     fn describe(&self, summary: Summary) -> Summary;
@@ -71,6 +88,22 @@ pub enum Joins {
     AboveAlpha,
 }
 
+/// What a scored window teaches the history (the verdict is separate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Learn {
+    /// Only windows that [`Joins`] lets in join, whole; anomalous windows
+    /// never do. The Kapacitor guide's rule: a lasting change alerts until
+    /// `rebaseline`, and a recurring one is never learned.
+    Verdict,
+    /// Every window joins, each value clipped to the history's mean ±
+    /// `k` standard deviations (the variance floored by
+    /// [`History::variance_floor`]) as it stood before the window: an outlier
+    /// moves the baseline by at most `k` deviations, however large it is,
+    /// while a lasting or recurring change is learned step by step (each
+    /// clipped window widens the range the next one is clipped to).
+    Winsorized(f64),
+}
+
 /// A baseline of normal values (see the module docs), over a
 /// [`super::MovingWindow`] unless said otherwise.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +117,7 @@ pub struct Baseline<H = super::MovingWindow> {
     warmup: u64,
     layout: Layout,
     joins: Joins,
+    learn: Learn,
     /// Length of the current run of anomalous windows.
     streak: u64,
     windows_seen: u64,
@@ -112,6 +146,7 @@ impl<H: History> Baseline<H> {
             warmup: 1,
             layout: Layout::CountersFirst,
             joins: Joins::NotAnomalous,
+            learn: Learn::Verdict,
             streak: 0,
             windows_seen: 0,
             windows_anomalous: 0,
@@ -136,6 +171,17 @@ impl<H: History> Baseline<H> {
     pub fn with_joins(mut self, joins: Joins) -> Self {
         self.joins = joins;
         self
+    }
+
+    /// Learns as `learn` says (default [`Learn::Verdict`]).
+    pub fn with_learning(mut self, learn: Learn) -> Self {
+        self.learn = learn;
+        self
+    }
+
+    /// The learning policy.
+    pub fn learning(&self) -> Learn {
+        self.learn
     }
 
     /// The history of normal values.
@@ -205,11 +251,44 @@ impl<H: History> Baseline<H> {
             Joins::NotAnomalous => !anomalous,
             Joins::AboveAlpha => pvalue > alpha,
         };
-        let rebaselined = self.take(window, anomalous, joins);
+        let rebaselined = match self.learned(window) {
+            Some(values) => {
+                self.history.extend(&values);
+                self.take(window, anomalous, false)
+            }
+            None => {
+                let joins = joins || self.flat();
+                if anomalous && joins {
+                    self.history.extend(window);
+                }
+                self.take(window, anomalous, joins)
+            }
+        };
         if self.rebaseline > 0 {
             stats.push(("rebaselined".into(), if rebaselined { 1.0 } else { 0.0 }));
         }
         Some(Verdict { pvalue, anomalous, stats })
+    }
+
+    /// The values of `window` as they join the history under the learning
+    /// policy, or `None` when the policy leaves it to the verdict.
+    fn learned(&self, window: &[f64]) -> Option<Vec<f64>> {
+        let Learn::Winsorized(k) = self.learn else { return None };
+        let (mean, var) = self.history.mean_variance()?;
+        let var = var.max(self.history.variance_floor());
+        let reach = k * var.sqrt();
+        if !(reach.is_finite() && mean.is_finite()) {
+            return Some(window.to_vec());
+        }
+        Some(window.iter().map(|x| x.clamp(mean - reach, mean + reach)).collect())
+    }
+
+    /// Whether the history has no spread yet: it then takes in every
+    /// window, because it cannot tell noise from change (a one-value first
+    /// window, or a flat start, would otherwise keep every later window
+    /// out and alarm forever).
+    fn flat(&self) -> bool {
+        self.history.mean_variance().is_some_and(|(_, v)| v == 0.0)
     }
 
     /// Adds a window to the history without scoring it.
@@ -359,7 +438,7 @@ impl<H: History> Baseline<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::MovingWindow;
+    use crate::window::{MovingWindow, Quantised};
 
     fn bytes(b: &Baseline) -> Vec<u8> {
         b.save(ByteWriter::new())
@@ -381,16 +460,60 @@ mod tests {
     #[test]
     fn above_alpha_keeps_a_window_at_alpha_out_but_ends_the_run() {
         let test = |_: &MovingWindow, _: &[f64]| (0.01, vec![]);
+        // Two distinct values: a history with spread (one without takes
+        // every window in, see `a_history_without_spread_takes_every_window`).
         let mut b = Baseline::new(10, 3).with_joins(Joins::AboveAlpha);
-        b.seed(&[1.0]);
+        b.seed(&[1.0, 3.0]);
         b.absorb(&[5.0], true);
         let v = b.score(&[2.0], 0.01, test).unwrap();
         assert!(!v.anomalous);
-        assert_eq!((b.history().len(), b.streak(), b.candidate().len()), (1, 0, 0));
+        assert_eq!((b.history().len(), b.streak(), b.candidate().len()), (2, 0, 0));
         let mut b = Baseline::new(10, 3);
-        b.seed(&[1.0]);
+        b.seed(&[1.0, 3.0]);
         b.score(&[2.0], 0.01, test).unwrap();
-        assert_eq!(b.history().len(), 2);
+        assert_eq!(b.history().len(), 3);
+    }
+
+    /// Issue 9: a sliding window's first window holds one value; as the
+    /// whole history it has no spread, every later window came out
+    /// "certainly changed", none joined, and the detector flagged
+    /// everything for ever.
+    #[test]
+    fn a_history_without_spread_takes_every_window() {
+        let certain = |_: &MovingWindow, _: &[f64]| (0.0, vec![]);
+        let mut b = Baseline::new(100, 0);
+        b.seed(&[10.0]);
+        assert!(b.score(&[10.5, 9.0], 0.001, certain).unwrap().anomalous);
+        assert_eq!(b.history().len(), 3, "a flat history learns even from an anomalous window");
+        b.score(&[50.0], 0.001, certain).unwrap();
+        assert_eq!(b.history().len(), 3, "once it has spread, the verdict decides again");
+    }
+
+    #[test]
+    fn winsorized_learning_clips_outliers_but_follows_a_lasting_change() {
+        let never = |_: &MovingWindow, _: &[f64]| (1.0, vec![]);
+        let mut b = Baseline::new(1000, 0).with_learning(Learn::Winsorized(3.0));
+        b.seed(&[9.0, 11.0, 9.0, 11.0]);
+        let sd = b.history().variance().sqrt();
+        b.score(&[1000.0], 0.001, never).unwrap();
+        assert_eq!(b.history().len(), 5);
+        assert!((b.history().mean() - (40.0 + 10.0 + 3.0 * sd) / 5.0).abs() < 1e-9);
+        // A lasting shift to 100 is learned within a few dozen windows.
+        for _ in 0..60 {
+            b.score(&[100.0; 5], 0.001, never);
+        }
+        assert!(b.history().mean() > 90.0, "{}", b.history().mean());
+        // A flat history clips to the data's resolution, not to nothing.
+        let never = |_: &Quantised<MovingWindow>, _: &[f64]| (1.0, vec![]);
+        let q = Quantised::new(MovingWindow::new(1000));
+        let mut b = Baseline::of(q, 0).with_learning(Learn::Winsorized(3.0));
+        b.seed(&[0.0; 9]);
+        b.seed(&[1.0]);
+        b.seed(&[0.0; 90]);
+        let (mean, var) = b.history().mean_variance().unwrap();
+        b.score(&[1000.0], 0.001, never);
+        let reach = 3.0 * var.max(1.0 / 12.0).sqrt();
+        assert!((b.history().mean() - (mean * 100.0 + mean + reach) / 101.0).abs() < 1e-9);
     }
 
     #[test]

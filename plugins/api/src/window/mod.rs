@@ -12,10 +12,12 @@
 mod baseline;
 mod detector;
 mod moving;
+mod quantised;
 
-pub use baseline::{Baseline, History, Joins, Layout};
+pub use baseline::{Baseline, History, Joins, Layout, Learn};
 pub use detector::{BaselineDetector, BaselineTest};
 pub use moving::{HEADER_BYTES, MovingWindow};
+pub use quantised::{Quantised, decimal_step};
 
 /// The finite values of `window`, borrowed when they all are. The host sends
 /// finite values only; detectors use this to stay total for direct callers.

@@ -186,6 +186,11 @@ impl History for MovingWindow {
         })
     }
 
+    /// The mean and sample variance, once a value is held.
+    fn mean_variance(&self) -> Option<(f64, f64)> {
+        (!self.is_empty()).then(|| (self.mean, self.variance()))
+    }
+
     /// `n`, `mean`, `stddev`, `size`.
     fn describe(&self, summary: Summary) -> Summary {
         summary
