@@ -45,6 +45,8 @@ const FIELDS_TREE: &str = "fields";
 const ASIDE_TREE: &str = "aside";
 const LOCK_FILE: &str = "LOCK";
 const DB_DIR: &str = "db";
+/// sled's log file inside [`DB_DIR`].
+const SLED_LOG: &str = "db";
 
 /// Everything about a field's state but the bytes.
 ///
@@ -91,6 +93,8 @@ pub struct StateStore {
     group_commit: bool,
     /// Bytes last committed per field key, to write only changed chunks.
     written: HashMap<Vec<u8>, Vec<u8>>,
+    /// sled's log file, for `fdatasync` after each flush.
+    log: File,
     _lock: File,
 }
 
@@ -249,6 +253,9 @@ impl StateStore {
             let aside = db.open_tree(ASIDE_TREE).map_err(|e| corrupt(&dir, e))?;
             Ok((db, fields, aside))
         })?;
+        // sled 0.34 keeps its whole log in the one file `db` of its directory.
+        let log_path = dir.join(DB_DIR).join(SLED_LOG);
+        let log = File::open(&log_path).map_err(io(&log_path))?;
         Ok(Self {
             dir,
             db,
@@ -256,6 +263,7 @@ impl StateStore {
             aside,
             group_commit: opts.group_commit_ms.is_some(),
             written: HashMap::new(),
+            log,
             _lock: lock,
         })
     }
@@ -340,6 +348,13 @@ impl StateStore {
     fn flush(&self) -> Result<(), StateError> {
         if !self.group_commit {
             self.db.flush().map_err(|e| write_err(&self.dir, format!("flush failed: {e}")))?;
+            // sled's flush writes the log with sync_file_range, which neither
+            // persists the file's size and block map nor flushes the drive's
+            // cache: a crash of the process loses nothing, a power loss could.
+            // fdatasync makes the commit survive a power loss too.
+            self.log
+                .sync_data()
+                .map_err(|e| write_err(&self.dir, format!("fdatasync failed: {e}")))?;
         }
         Ok(())
     }

@@ -109,7 +109,10 @@ pub struct ServeArgs {
 
     /// Group commit: flush state at most this many milliseconds after a
     /// batch instead of before its points are written. Faster; a crash may
-    /// lose up to this much state that Kapacitor already saw. Default: off.
+    /// lose up to this much state that Kapacitor already saw, and a power
+    /// loss more. Default: off: each batch is committed, flushed and
+    /// fdatasync'ed before its points are written, so it survives a crash
+    /// of the process, the kernel or the power.
     /// [env: TICKWATCH_GROUP_COMMIT_MS]
     #[arg(long)]
     pub group_commit_ms: Option<u64>,
