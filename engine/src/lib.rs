@@ -28,4 +28,7 @@ pub mod node;
 pub mod plugin;
 mod serve;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use cmd::demo::scenario;

@@ -23,3 +23,5 @@ mod replay;
 mod plugins;
 // The CLI as a Unix tool: a closed stdout is a quiet exit 0.
 mod cli;
+// Fuzz targets' regressions and a seeded mutation run of each.
+mod fuzz;

@@ -73,6 +73,8 @@ pub trait Input: Read + Send + 'static {
 
 impl Input for std::io::Stdin {}
 
+impl Input for std::io::Cursor<Vec<u8>> {}
+
 impl Input for std::os::unix::net::UnixStream {
     fn init_arrived(&self) {
         let _ = self.set_read_timeout(None);

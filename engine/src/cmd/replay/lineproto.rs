@@ -98,46 +98,7 @@ pub fn read(
     let mut input = Input::default();
     for path in paths {
         let bytes = open(path)?;
-        let name = path.display().to_string();
-        for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-            let line_no = i + 1;
-            let Ok(line) = std::str::from_utf8(raw) else {
-                report(&mut input, &name, line_no, "not valid UTF-8");
-                continue;
-            };
-            let line = line.trim_end_matches('\r');
-            let trimmed = line.trim_start();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            input.lines += 1;
-            match influxdb_line_protocol::parse_lines(trimmed).next() {
-                Some(Ok(parsed)) => {
-                    if measurement.is_some_and(|m| parsed.series.measurement.as_str() != m) {
-                        input.filtered += 1;
-                        continue;
-                    }
-                    let time = match parsed.timestamp {
-                        Some(t) => match t.checked_mul(precision.to_ns()) {
-                            Some(ns) => ns,
-                            None => {
-                                report(
-                                    &mut input,
-                                    &name,
-                                    line_no,
-                                    "timestamp out of range for the precision",
-                                );
-                                continue;
-                            }
-                        },
-                        None => now_ns,
-                    };
-                    input.points.push(point(&parsed, time));
-                }
-                Some(Err(e)) => report(&mut input, &name, line_no, &e.to_string()),
-                None => {}
-            }
-        }
+        parse(&bytes, &path.display().to_string(), precision, measurement, now_ns, &mut input);
     }
     input.points.sort_by_key(|p| p.time);
     if input.malformed > REPORT_LIMIT {
@@ -147,6 +108,56 @@ pub fn read(
         );
     }
     Ok(input)
+}
+
+/// Parses one input's bytes (named `name` in messages) onto `input`.
+pub fn parse(
+    bytes: &[u8],
+    name: &str,
+    precision: Precision,
+    measurement: Option<&str>,
+    now_ns: i64,
+    input: &mut Input,
+) {
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let Ok(line) = std::str::from_utf8(raw) else {
+            report(input, name, line_no, "not valid UTF-8");
+            continue;
+        };
+        let line = line.trim_end_matches('\r');
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        input.lines += 1;
+        match influxdb_line_protocol::parse_lines(trimmed).next() {
+            Some(Ok(parsed)) => {
+                if measurement.is_some_and(|m| parsed.series.measurement.as_str() != m) {
+                    input.filtered += 1;
+                    continue;
+                }
+                let time = match parsed.timestamp {
+                    Some(t) => match t.checked_mul(precision.to_ns()) {
+                        Some(ns) => ns,
+                        None => {
+                            report(
+                                input,
+                                name,
+                                line_no,
+                                "timestamp out of range for the precision",
+                            );
+                            continue;
+                        }
+                    },
+                    None => now_ns,
+                };
+                input.points.push(point(&parsed, time));
+            }
+            Some(Err(e)) => report(input, name, line_no, &e.to_string()),
+            None => {}
+        }
+    }
 }
 
 fn report(input: &mut Input, file: &str, line: usize, what: &str) {

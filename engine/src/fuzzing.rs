@@ -1,0 +1,101 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the regression
+//! tests that replay their interesting inputs (`tests/e2e/fuzz.rs`). Not an
+//! API: each feeds untrusted bytes to one parser of the engine and must
+//! return, whatever the bytes, without panicking or hanging.
+
+use std::io::Cursor;
+
+use tickwatch_plugin_api::{Detector, OptionSpec, Options, Summary, Value, Verdict};
+
+use crate::cmd::replay::lineproto::{self, Precision};
+use crate::node::InProcess;
+use crate::serve::session::{self, SessionConfig};
+
+/// A request stream through the framing and the protobuf decoder, frame
+/// after frame, as a session's reader reads it.
+pub fn frames(data: &[u8]) {
+    let mut r = data;
+    let mut buf = Vec::new();
+    while let Ok(Some(_)) = tickwatch_proto::read_request(&mut r, &mut buf) {}
+}
+
+/// A snapshot through the decoder, as a Restore hands it over: as given
+/// (the checksum stops most damage), and with its checksum made to match,
+/// so the bytes also reach the header checks, the decompressor and the
+/// payload decoder.
+pub fn snapshot(data: &[u8]) {
+    let _ = tickwatch_state::Snapshot::decode(data);
+    if data.len() >= 20 {
+        let mut fixed = data.to_vec();
+        let end = fixed.len() - 4;
+        let crc = crc32fast::hash(&fixed[..end]);
+        fixed[end..].copy_from_slice(&crc.to_le_bytes());
+        let _ = tickwatch_state::Snapshot::decode(&fixed);
+    }
+}
+
+/// Recorded line protocol, as `tickwatch replay` reads it.
+pub fn line_protocol(data: &[u8]) {
+    let mut input = lineproto::Input::default();
+    lineproto::parse(data, "fuzz", Precision::Ns, None, 0, &mut input);
+}
+
+/// A whole UDF session over `data` as the request stream: framing, request
+/// dispatch, option validation, batches, Snapshot and Restore, with an
+/// in-process detector and no state directory. Responses are discarded.
+pub fn session(data: &[u8]) {
+    let config =
+        SessionConfig { factory: InProcess::<Mean>::factory(), field_arity: 3, state: None };
+    let _ = session::run(Cursor::new(data.to_vec()), std::io::sink(), &config);
+}
+
+/// A small detector for [`session`]: flags a window whose mean leaves the
+/// running mean by more than `limit`.
+pub struct Mean {
+    limit: f64,
+    sum: f64,
+    n: u64,
+}
+
+impl Detector for Mean {
+    const NAME: &'static str = "mean";
+    const VERSION: &'static str = "0.0.0";
+    const STATE_VERSION: u32 = 1;
+
+    fn options() -> Vec<OptionSpec> {
+        vec![OptionSpec::with_default("limit", Value::Double(1.0), "allowed drift")]
+    }
+
+    fn new(options: &Options) -> Result<Self, String> {
+        Ok(Mean { limit: options.double("limit")?, sum: 0.0, n: 0 })
+    }
+
+    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+        let mean = window.iter().sum::<f64>() / window.len().max(1) as f64;
+        let verdict = (self.n > 0).then(|| {
+            let d = mean - self.sum / self.n as f64;
+            let anomalous = d.abs() > self.limit;
+            Verdict { pvalue: if anomalous { 0.0 } else { 1.0 }, anomalous, stats: Vec::new() }
+        });
+        self.sum += window.iter().sum::<f64>();
+        self.n += window.len() as u64;
+        verdict
+    }
+
+    fn save(&self) -> Vec<u8> {
+        let mut out = self.sum.to_le_bytes().to_vec();
+        out.extend_from_slice(&self.n.to_le_bytes());
+        out
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<(), String> {
+        let (s, n) = state.split_at_checked(8).ok_or("need 16 bytes")?;
+        self.sum = f64::from_le_bytes(s.try_into().map_err(|_| "need 16 bytes")?);
+        self.n = u64::from_le_bytes(n.try_into().map_err(|_| "need 16 bytes")?);
+        Ok(())
+    }
+
+    fn describe(&self) -> Summary {
+        Summary::new().int("n", self.n as i64)
+    }
+}
