@@ -272,7 +272,7 @@ fn a_damaged_database_never_leaves_init_unanswered() {
     for i in 0..12u64 {
         let at = (used * i / 12) & !4095;
         let dir = support::fresh_state_dir();
-        copy_tree(&pristine, &dir);
+        support::copy_tree(&pristine, &dir);
         std::fs::OpenOptions::new().write(true).open(dir.join(&db)).unwrap().set_len(at).unwrap();
         let mut udf = support::spawn_in(&dir, &[]);
         udf.set_timeout(Duration::from_secs(5));
@@ -297,19 +297,6 @@ fn a_damaged_database_never_leaves_init_unanswered() {
         assert!(closed.status.is_some(), "truncated at {at}: the process did not exit");
     }
     assert_eq!(answered + refused, 12);
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A snapshot of `groups` printers × 3 fields with full ttest histories

@@ -204,3 +204,33 @@ fn state_set_aside_is_listed_with_its_reason() {
             .is_empty()
     );
 }
+
+/// Regression: a truncated database made sled panic inside `state list`
+/// (exit 101). Every truncation point must now list the node, readable or
+/// marked unreadable with the reason, and exit 0.
+#[test]
+fn state_list_marks_a_damaged_node_unreadable_and_carries_on() {
+    let pristine = stopped_node();
+    let db = Path::new("nodes").join("print_temps~tTest2").join("db").join("db");
+    let used = {
+        let bytes = std::fs::read(pristine.join(&db)).unwrap();
+        bytes.iter().rposition(|b| *b != 0).unwrap_or(0) as u64
+    };
+    let mut unreadable = 0;
+    for i in 0..12u64 {
+        let at = (used * i / 10) & !4095;
+        let dir = support::fresh_state_dir();
+        support::copy_tree(&pristine, &dir);
+        std::fs::OpenOptions::new().write(true).open(dir.join(&db)).unwrap().set_len(at).unwrap();
+        let nodes = json(&dir, &["list", "--json"]);
+        let node = &nodes.as_array().unwrap()[0];
+        match node["error"].as_str() {
+            Some(e) => {
+                assert!(e.contains("corrupt or unreadable"), "truncated at {at}: {e}");
+                unreadable += 1;
+            }
+            None => assert_eq!(node["node"], "tTest2", "truncated at {at}: {node}"),
+        }
+    }
+    eprintln!("{unreadable} of 12 truncation points listed as unreadable");
+}

@@ -260,3 +260,19 @@ pub fn verdicts_with(points: &[agent::Point], stat: &str) -> Vec<Verdict> {
 pub fn second(time: i64) -> i64 {
     (time - scenario::START_NS) / 1_000_000_000
 }
+
+/// Copies a directory tree (regular files only: sockets and locks' holders
+/// stay behind).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("dir entry");
+        let target = to.join(e.file_name());
+        let kind = e.file_type().expect("file type");
+        if kind.is_dir() {
+            copy_tree(&e.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), &target).expect("copy file");
+        }
+    }
+}
