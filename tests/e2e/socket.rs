@@ -240,3 +240,37 @@ fn a_connection_silent_before_init_is_closed_and_an_initialized_one_is_not() {
     let points = support::run_all(c, &support::day_batches(&[("", 3)])[..3]);
     assert_eq!(points.len(), 2);
 }
+
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Stress (run with --ignored): 1,000 connections that never send Init
+/// against a server capped at 300. The extra ones are refused, the silent
+/// ones are closed at the Init timeout, and the server is back to its
+/// listener's threads afterwards.
+#[test]
+#[ignore = "stress: 1,000 connections"]
+fn a_thousand_idle_connections_are_capped_and_reaped() {
+    let server = Server::start_args(
+        "ttest",
+        &support::plugin_dir(),
+        &["--max-connections", "300", "--init-timeout", "2s"],
+    );
+    let pid = server.child.id();
+    let idle = threads_of(pid);
+    let conns: Vec<std::os::unix::net::UnixStream> =
+        (0..1000).map(|_| std::os::unix::net::UnixStream::connect(&server.path).unwrap()).collect();
+    thread::sleep(Duration::from_millis(500));
+    let busy = threads_of(pid);
+    eprintln!("threads: {idle} idle, {busy} with 1,000 connections (cap 300)");
+    assert!(busy <= idle + 300 * 3, "{busy} threads");
+    wait_for(|| threads_of(pid) <= idle + 1, "the silent connections to be closed");
+    eprintln!("threads after the Init timeout: {}", threads_of(pid));
+    drop(conns);
+}
