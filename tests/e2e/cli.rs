@@ -38,3 +38,53 @@ fn a_closed_stdout_is_a_quiet_exit_zero() {
     exits_quietly(with(&["state", "list"]), "state list");
     exits_quietly(with(&["demo"]), "demo");
 }
+
+/// The documented install: `scripts/install.sh --prefix P` gives a tickwatch
+/// that finds its plugins with a clean environment, from any directory.
+#[test]
+fn the_install_script_gives_a_working_tickwatch_on_a_clean_path() {
+    support::bin();
+    let prefix = support::private_dir();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("scripts/install.sh"))
+        .args(["--no-build", "--prefix"])
+        .arg(prefix.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tickwatch = prefix.path().join("bin/tickwatch");
+    let clean = |args: &[&str]| {
+        Command::new(&tickwatch)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let plugins = clean(&["plugins"]);
+    let listed = String::from_utf8_lossy(&plugins.stdout);
+    assert!(plugins.status.success(), "{}", String::from_utf8_lossy(&plugins.stderr));
+    assert!(listed.contains("lib/tickwatch/plugins/libtickwatch_ttest.so"), "{listed}");
+    let demo = clean(&["demo"]);
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    assert!(String::from_utf8_lossy(&demo.stdout).contains("CAUGHT"));
+    // With the plugins gone, the error says what to install and where.
+    std::fs::remove_dir_all(prefix.path().join("lib")).unwrap();
+    let none = clean(&["plugins"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("PREFIX/lib/tickwatch/plugins"));
+}
+
+#[test]
+fn info_carries_a_plugin_dir_given_by_the_environment() {
+    let out = support::tickwatch()
+        .args(["info", "--detector", "ttest"])
+        .env("TICKWATCH_PLUGIN_DIR", support::plugin_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dir = support::plugin_dir().canonicalize().unwrap();
+    assert!(text.contains(&format!("TICKWATCH_PLUGIN_DIR = \"{}\"", dir.display())), "{text}");
+}

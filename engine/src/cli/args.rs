@@ -75,13 +75,19 @@ pub struct PluginDirArg {
 impl PluginDirArg {
     /// The directories in effect.
     pub fn resolve(&self) -> Vec<PathBuf> {
+        let given = self.given();
+        if given.is_empty() { crate::plugin::registry::default_dirs() } else { given }
+    }
+
+    /// The directories the user named, by flag or else by
+    /// `TICKWATCH_PLUGIN_DIR` (empty when the defaults apply).
+    pub fn given(&self) -> Vec<PathBuf> {
         if !self.plugin_dirs.is_empty() {
             return self.plugin_dirs.clone();
         }
-        match env_nonempty("TICKWATCH_PLUGIN_DIR") {
-            Some(v) => std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect(),
-            None => crate::plugin::registry::default_dirs(),
-        }
+        env_nonempty("TICKWATCH_PLUGIN_DIR")
+            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+            .unwrap_or_default()
     }
 }
 

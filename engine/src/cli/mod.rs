@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(a) => cmd::replay::replay(&a.into_config()?),
         Command::Info(a) => cmd::plugins::info(&cmd::plugins::InfoConfig {
             plugin_dirs: a.plugins.resolve(),
-            given_dirs: a.plugins.plugin_dirs,
+            given_dirs: a.plugins.given(),
             detector: a.detector,
             field_arity: a.field_arity,
         }),

@@ -123,7 +123,15 @@ pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
     }
     if reg.plugins().is_empty() {
         let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        outln!("no detector plugins found (searched {})", dirs.join(", "));
+        for (path, e) in reg.failures() {
+            outln!("not loaded: {}: {e}", path.display());
+        }
+        anyhow::bail!(
+            "no detector plugins found (searched {}); install the shipped plugins \
+             (libtickwatch_*.so) into PREFIX/lib/tickwatch/plugins next to PREFIX/bin/tickwatch \
+             (scripts/install.sh does), or point --plugin-dir or TICKWATCH_PLUGIN_DIR at them",
+            dirs.join(", ")
+        );
     }
     for p in reg.plugins() {
         outln!("{} {} (ABI {ABI_VERSION})  {}", p.name(), p.version(), p.path().display());

@@ -23,7 +23,12 @@ pub enum RequireError {
         reason: String,
     },
     /// No file provides it.
-    #[error("unknown detector {name:?}; detectors found: {found} (searched {searched}){failures}")]
+    #[error(
+        "unknown detector {name:?}; detectors found: {found} (searched {searched}){failures}\n  \
+         to install one, put its libtickwatch_<name>.so in one of those directories (an \
+         installed tickwatch looks in PREFIX/lib/tickwatch/plugins), or point --plugin-dir or \
+         TICKWATCH_PLUGIN_DIR at the directory holding it"
+    )]
     Unknown {
         /// The detector.
         name: String,
@@ -45,7 +50,9 @@ pub struct Registry {
     conflicts: Vec<(String, String)>,
 }
 
-/// The default plugin directories: the binary's own directory, then
+/// The default plugin directories: `<exe dir>/../lib/tickwatch/plugins`
+/// (an installed layout: `PREFIX/bin/tickwatch` with
+/// `PREFIX/lib/tickwatch/plugins/*.so`), the binary's own directory, then
 /// `<exe dir>/plugins`.
 ///
 /// When the binary runs from a Cargo target directory (`target/debug` or
@@ -58,9 +65,12 @@ pub fn default_dirs() -> Vec<PathBuf> {
     else {
         return Vec::new();
     };
-    let mut dirs = Vec::with_capacity(3);
+    let mut dirs = Vec::with_capacity(4);
     if is_cargo_profile_dir(&dir) {
         dirs.push(dir.join(CARGO_DEPS));
+    }
+    if let Some(prefix) = dir.parent() {
+        dirs.push(prefix.join(INSTALLED_PLUGINS));
     }
     dirs.push(dir.clone());
     dirs.push(dir.join("plugins"));
@@ -68,6 +78,8 @@ pub fn default_dirs() -> Vec<PathBuf> {
 }
 
 const CARGO_DEPS: &str = "deps";
+/// Where an installed tickwatch keeps its plugins, relative to its prefix.
+pub const INSTALLED_PLUGINS: &str = "lib/tickwatch/plugins";
 const WORKSPACE_PLUGIN_PREFIX: &str = "libtickwatch_";
 
 fn is_cargo_profile_dir(dir: &Path) -> bool {

@@ -90,6 +90,9 @@ pub struct Outcome {
 
 /// Runs `points` (time-ordered, named) through a served node.
 pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
+    // The served child would fail the same way, but its error would reach
+    // the user only as "the UDF did not answer Info": say it here first.
+    crate::plugin::Registry::require(&plan.detector, &plan.plugin_dirs)?;
     let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
     let state = tempfile::tempdir().context("cannot create a temporary state directory")?;
     let state_dir = state.path().to_str().context("temporary directory path is not UTF-8")?;
