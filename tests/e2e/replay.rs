@@ -220,3 +220,24 @@ fn plot_writes_a_valid_svg() {
     assert_eq!(opens, text.matches("</text>").count());
     assert!(text.matches("<polyline").count() >= 6, "value and p-value lines per field");
 }
+
+/// Regression: second timestamps replayed without `--precision s` reported
+/// "0 windows" and exited 0. Now: the unit is named, and no window is an error.
+#[test]
+fn replay_names_the_precision_the_timestamps_look_like() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("printers.lp");
+    write_two_printers(&file);
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('hotend','','').size(3600).alpha(0.001)",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no window closed"), "{stderr}");
+    assert!(stderr.contains("look like --precision s, not ns"), "{stderr}");
+}

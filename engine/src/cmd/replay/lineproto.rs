@@ -41,7 +41,18 @@ impl std::str::FromStr for Precision {
 }
 
 impl Precision {
-    fn to_ns(self) -> i64 {
+    /// The unit as `--precision` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Ns => "ns",
+            Precision::Us => "us",
+            Precision::Ms => "ms",
+            Precision::S => "s",
+        }
+    }
+
+    /// Nanoseconds in one unit.
+    pub fn to_ns(self) -> i64 {
         match self {
             Precision::Ns => 1,
             Precision::Us => 1_000,

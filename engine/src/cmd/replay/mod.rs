@@ -152,14 +152,29 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     }
     out.emitted = closed.points;
     drop(state);
-    if out.windows == 0 {
-        tracing::warn!(
-            "no window closed: the data spans less than one --every ({} s), or --precision does \
-             not match the timestamps",
-            plan.every / 1_000_000_000
-        );
-    }
     Ok(out)
+}
+
+/// Nanoseconds from 2000-01-01 to 2100-01-01: where real timestamps fall.
+const PLAUSIBLE_NS: std::ops::RangeInclusive<i128> =
+    946_684_800_000_000_000..=4_102_444_800_000_000_000;
+
+/// The `--precision` the timestamps seem written in, when it is not the one
+/// given: every point falls between 2000 and 2100 under that unit, and not
+/// under the given one.
+fn precision_hint(points: &[agent::Point], given: Precision) -> Option<&'static str> {
+    let (min, max) = (points.first()?.time, points.last()?.time);
+    let raw = |t: i64| i128::from(t) / i128::from(given.to_ns());
+    let fits = |factor: i128| {
+        PLAUSIBLE_NS.contains(&(raw(min) * factor)) && PLAUSIBLE_NS.contains(&(raw(max) * factor))
+    };
+    if fits(i128::from(given.to_ns())) {
+        return None;
+    }
+    [("ns", 1), ("us", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000)]
+        .into_iter()
+        .find(|(_, f)| fits(*f))
+        .map(|(unit, _)| unit)
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal and the
@@ -281,12 +296,25 @@ pub fn replay(cfg: &ReplayConfig) -> anyhow::Result<()> {
     if input.points.is_empty() {
         bail!("no points to replay ({} lines read, {} malformed)", input.lines, input.malformed);
     }
+    let hint = precision_hint(&input.points, cfg.precision).map(|unit| {
+        format!("the timestamps look like --precision {unit}, not {}", cfg.precision.name())
+    });
+    if let Some(h) = &hint {
+        tracing::warn!("{h}");
+    }
     let values = cfg
         .plot
         .as_ref()
         .map(|_| plot::Series::from_points(&input.points, &tracked.fields, &plan.group_by));
     let malformed = input.malformed;
     let out = run(&plan, input.points)?;
+    if out.windows == 0 {
+        bail!(
+            "no window closed: the data spans less than one --every ({} s){}",
+            plan.every / 1_000_000_000,
+            hint.map(|h| format!(", or rather {h}")).unwrap_or_default()
+        );
+    }
     emit(&out, plan.period, malformed, cfg.json)?;
     if let (Some(path), Some(values)) = (&cfg.plot, values) {
         plot::write(path, &values, &out, plan.period)?;
