@@ -12,9 +12,13 @@ use crate::cmd;
 use crate::serve::{self, ServeConfig};
 use args::{Command, env_nonempty};
 
+/// `tickwatch --version`: the release and the plugin ABI it loads (a unit
+/// test keeps the number equal to `tickwatch_plugin_api::abi::ABI_VERSION`).
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (plugin ABI 1)");
+
 /// tickwatch: anomaly detection for Kapacitor, as a UDF.
 #[derive(Debug, Parser)]
-#[command(name = "tickwatch", version, about, long_about = None)]
+#[command(name = "tickwatch", version = LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// Log level for stderr (error, warn, info, debug, trace) or a tracing
     /// filter. Kapacitor copies a UDF's stderr into its own log.
@@ -74,5 +78,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             detector: a.detector,
             field_arity: a.field_arity,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_names_the_plugin_abi_it_loads() {
+        let abi = tickwatch_plugin_api::abi::ABI_VERSION;
+        assert!(LONG_VERSION.ends_with(&format!("(plugin ABI {abi})")), "{LONG_VERSION}");
     }
 }
