@@ -88,3 +88,15 @@ fn info_carries_a_plugin_dir_given_by_the_environment() {
     let dir = support::plugin_dir().canonicalize().unwrap();
     assert!(text.contains(&format!("TICKWATCH_PLUGIN_DIR = \"{}\"", dir.display())), "{text}");
 }
+
+#[test]
+fn completions_and_a_man_page_are_generated() {
+    let out = support::tickwatch().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let bash = String::from_utf8_lossy(&out.stdout);
+    assert!(bash.contains("_tickwatch()") && bash.contains("replay"), "{bash}");
+    let out = support::tickwatch().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(man.contains(".TH tickwatch 1") && man.contains("plugin ABI"), "{man}");
+}

@@ -28,6 +28,14 @@ pub enum Command {
     /// How to use one detector: its TICKscript options, a kapacitor.conf
     /// section and a TICKscript to paste.
     Info(InfoArgs),
+    /// Print a shell completion script (e.g. `tickwatch completions bash >
+    /// /etc/bash_completion.d/tickwatch`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (troff), e.g. `tickwatch man > tickwatch.1`.
+    Man,
 }
 
 /// An environment variable's value, or `None` when unset or empty.

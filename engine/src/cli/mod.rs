@@ -44,6 +44,17 @@ fn group_commit_env() -> anyhow::Result<Option<u64>> {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, "tickwatch", &mut out);
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout().lock())?;
+            Ok(())
+        }
         Command::Serve(a) => serve::run(&ServeConfig {
             plugin_dirs: a.plugins.resolve(),
             state_dir: a.state.resolve(),
