@@ -23,3 +23,5 @@ mod replay;
 mod plugins;
 // The CLI as a Unix tool: a closed stdout is a quiet exit 0.
 mod cli;
+// Bounded queues (flat RSS, keepalives while full) and adaptive group commit under SIGKILL.
+mod backpressure;
