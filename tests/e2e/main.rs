@@ -25,3 +25,5 @@ mod plugins;
 mod cli;
 // Fuzz targets' regressions and a seeded mutation run of each.
 mod fuzz;
+// Bounded queues (flat RSS, keepalives while full) and adaptive group commit under SIGKILL.
+mod backpressure;

@@ -7,6 +7,7 @@
 #![deny(clippy::print_stdout)]
 
 pub mod persist;
+mod queue;
 pub mod session;
 pub mod socket;
 pub mod stdio;

@@ -4,15 +4,20 @@
 //! Owns the order that makes a crash lose nothing Kapacitor has seen: a
 //! batch's new field states are committed (and, by default, flushed) before
 //! its points are handed back for writing; restored state is committed
-//! before the node adopts it. Does not own: which state applies (the node's
+//! before the node adopts it. Several batches may share one commit (adaptive
+//! group commit, [`Persisted::process_all`]): still, no point comes back
+//! before the state of its batch is committed. Does not own: which state applies (the node's
 //! rules) or the wire (the session).
 #![deny(clippy::print_stdout)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tickwatch_proto::agent;
-use tickwatch_state::{NodeMeta, Snapshot, StateError, StateStore, StoreOptions, layout};
+use tickwatch_state::{
+    FieldState, NodeMeta, Snapshot, StateError, StateStore, StoreOptions, layout,
+};
 
 use crate::control::ControlServer;
 use crate::control::server::Source;
@@ -129,14 +134,45 @@ impl Persisted {
         self.store.as_ref().map(|s| s.dir().display().to_string())
     }
 
-    /// Scores one batch and commits its new states; the points may be
-    /// written once this returns.
-    pub fn process(&mut self, batch: &Batch) -> Result<Vec<agent::Point>, PersistError> {
-        let scored = self.node.process(batch)?;
-        if let Some(store) = self.store.as_mut() {
-            store.commit(&scored.states)?;
+    /// Scores `batches` in order and commits all their new states in one
+    /// atomic (and, by default, flushed) commit: a field touched by several
+    /// batches is written once, with its latest state. Returns the points of
+    /// every batch scored and committed, which may be written once this
+    /// returns; on a failure, also the error, and the points are those of
+    /// the batches before the failing one (committed as well).
+    pub fn process_all(&mut self, batches: &[Batch]) -> (Vec<agent::Point>, Option<PersistError>) {
+        let mut points = Vec::new();
+        let mut states: Vec<FieldState> = Vec::new();
+        // (group, field) → index in `states`, so each field is written once.
+        let mut latest: HashMap<(String, String), usize> = HashMap::new();
+        let mut failed = None;
+        for batch in batches {
+            match self.node.process(batch) {
+                Ok(scored) => {
+                    points.extend(scored.points);
+                    for st in scored.states {
+                        match latest.get(&(st.group.clone(), st.field.clone())) {
+                            Some(&i) => states[i] = st,
+                            None => {
+                                latest.insert((st.group.clone(), st.field.clone()), states.len());
+                                states.push(st);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed = Some(PersistError::Node(e));
+                    break;
+                }
+            }
         }
-        Ok(scored.points)
+        if let Some(store) = self.store.as_mut()
+            && let Err(e) = store.commit(&states)
+        {
+            // Nothing of these batches may reach Kapacitor.
+            return (Vec::new(), Some(e.into()));
+        }
+        (points, failed)
     }
 
     /// Applies Kapacitor's snapshot (the node's rules decide per field);

@@ -7,9 +7,16 @@
 //! - the reader decodes frames, answers keepalives straight to the writer,
 //!   assembles batches and queues everything else, in order, for
 //! - the worker, which owns the node (Init, Restore, batches, Snapshot) and
-//!   so answers a Snapshot only after every batch queued before it, and
+//!   so answers a Snapshot only after every batch queued before it; when
+//!   several batches are already queued it scores them all, commits their
+//!   states once and only then emits their points (adaptive group commit),
+//!   and
 //! - the writer, which frames responses onto the output and flushes whenever
 //!   it has nothing more to write.
+//!
+//! The queues between them are bounded by what they hold (see
+//! [`WORK_LIMIT`], [`OUT_LIMIT`]): a sender far ahead of the detector, or a
+//! Kapacitor that stops reading, stalls the session instead of growing it.
 //!
 //! stdout belongs to the protocol: nothing here prints.
 #![deny(clippy::print_stdout)]
@@ -17,14 +24,15 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
 use tickwatch_proto::{FrameError, read_request, write_message};
 use tickwatch_state::{NodeMeta, Snapshot};
 
 use super::persist::{Persisted, StateSettings};
+use super::queue;
 use crate::kapacitor::Batch;
 use crate::node::detector::panic_text;
 use crate::node::{Factory, Node, config};
@@ -85,6 +93,30 @@ impl Input for std::os::unix::net::UnixStream {
 /// `size` claims (the claim comes from the wire).
 const MAX_BATCH_RESERVE: usize = 65_536;
 
+/// What a decoded point is taken to cost in memory beyond its frame bytes
+/// (the `Point` itself, its name and the hash maps of its tags and fields;
+/// measured at roughly 400–600 bytes for a three-field printer point).
+const POINT_COST: usize = 512;
+
+/// Most bytes (frame bytes plus [`POINT_COST`] per point) of complete
+/// batches and other requests queued for the worker, beyond which the reader
+/// stops reading: about 14,000 printer points, which the shipped detectors
+/// score in tens of milliseconds, far inside Kapacitor's keepalive timeout
+/// (10 s by default). One item is always admitted into an empty queue, and
+/// the batch being assembled is held by the reader, so the reader holds at
+/// most this plus two batches.
+const WORK_LIMIT: usize = 8 << 20;
+
+/// Most bytes ([`POINT_COST`] per response, plus a snapshot's bytes) queued
+/// for the writer, beyond which the worker and the reader wait: a Kapacitor
+/// that stops reading stdout stalls tickwatch instead of growing it.
+const OUT_LIMIT: usize = 8 << 20;
+
+/// While the reader waits for room in the worker's queue, it re-answers the
+/// latest keepalive this often, so a detector slower than the bound assumes
+/// still never lets Kapacitor's timer (reset by any response) run out.
+const KEEPALIVE_TICK: Duration = Duration::from_secs(1);
+
 enum Work {
     Info,
     Init(agent::InitRequest),
@@ -95,18 +127,47 @@ enum Work {
     Broken(String),
 }
 
+impl Work {
+    /// What the item holds, for the queue's bound: `bytes` is the size of
+    /// the frames it came in.
+    fn cost(&self, bytes: usize) -> usize {
+        match self {
+            Work::Batch(b) => bytes.saturating_add(b.points.len().saturating_mul(POINT_COST)),
+            _ => bytes.max(1),
+        }
+    }
+}
+
 // Each message is moved once from producer to writer; boxing would only add
 // an allocation per emitted point.
 #[allow(clippy::large_enum_variant)]
 enum Out {
     Msg(response::Message),
+    /// The points of one or more batches whose states are committed: one
+    /// queue hand-off for all of them.
+    Points(Vec<agent::Point>),
     Close,
 }
 
-fn send(tx: &mpsc::Sender<Out>, m: response::Message) {
+impl Out {
+    fn cost(&self) -> usize {
+        match self {
+            Out::Msg(response::Message::Snapshot(s)) => POINT_COST + s.snapshot.len(),
+            Out::Points(p) => POINT_COST.saturating_mul(p.len()),
+            Out::Msg(_) | Out::Close => POINT_COST,
+        }
+    }
+}
+
+fn send_out(tx: &queue::Sender<Out>, item: Out) {
     // The writer outlives every sender until Close; a send error only means
     // the session is already ending.
-    let _ = tx.send(Out::Msg(m));
+    let cost = item.cost();
+    let _ = tx.send(item, cost);
+}
+
+fn send(tx: &queue::Sender<Out>, m: response::Message) {
+    send_out(tx, Out::Msg(m));
 }
 
 /// Serves one connection. Returns `Err` with the reason when the session
@@ -117,8 +178,8 @@ where
     R: Input,
     W: Write + Send,
 {
-    let (out_tx, out_rx) = mpsc::channel::<Out>();
-    let (work_tx, work_rx) = mpsc::channel::<Work>();
+    let (out_tx, out_rx) = queue::bounded::<Out>(OUT_LIMIT);
+    let (work_tx, work_rx) = queue::bounded::<Work>(WORK_LIMIT);
 
     let reader_out = out_tx.clone();
     let spawned = thread::Builder::new()
@@ -133,7 +194,7 @@ where
         let result =
             Worker { config, node: None, ids: "udf (before Init)".to_string(), out: &out_tx }
                 .run(work_rx);
-        let _ = out_tx.send(Out::Close);
+        send_out(&out_tx, Out::Close);
         match writer_thread.join() {
             Ok(Ok(())) => result,
             Ok(Err(e)) => result.and(Err(e)),
@@ -142,15 +203,19 @@ where
     })
 }
 
-fn read_loop<R: Input>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Out>) {
+fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>) {
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
+    // Frame bytes of the batch being assembled, for the queue's bound.
+    let mut batch_bytes = 0usize;
+    // The latest keepalive time seen, re-answered while the reader waits.
+    let mut last_keepalive: Option<i64> = None;
     loop {
         let req = match read_request(&mut reader, &mut buf) {
             Ok(Some(r)) => r,
             Ok(None) => {
-                let _ = work.send(Work::Eof { open_batch: batch.is_some() });
+                let _ = work.send(Work::Eof { open_batch: batch.is_some() }, 1);
                 return;
             }
             Err(e) => {
@@ -166,12 +231,16 @@ fn read_loop<R: Input>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Ou
                     }
                     _ => format!("broken stream: {e}"),
                 };
-                let _ = work.send(Work::Broken(msg));
+                let _ = work.send(Work::Broken(msg), 1);
                 return;
             }
         };
+        // Each frame's body plus its length prefix (at most 10 bytes).
+        let frame_bytes = buf.len() + 2;
+        let mut bytes = frame_bytes;
         let item = match req.message {
             Some(request::Message::Keepalive(k)) => {
+                last_keepalive = Some(k.time);
                 send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }));
                 continue;
             }
@@ -185,12 +254,14 @@ fn read_loop<R: Input>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Ou
                         points: Vec::with_capacity(reserve),
                         end: agent::EndBatch::default(),
                     });
+                    batch_bytes = frame_bytes;
                     continue;
                 }
             }
             Some(request::Message::Point(p)) => match batch.as_mut() {
                 Some(b) => {
                     b.points.push(p);
+                    batch_bytes += frame_bytes;
                     continue;
                 }
                 None => Work::Broken(
@@ -202,6 +273,7 @@ fn read_loop<R: Input>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Ou
             Some(request::Message::End(end)) => match batch.take() {
                 Some(mut b) => {
                     b.end = end;
+                    bytes += batch_bytes;
                     Work::Batch(b)
                 }
                 None => Work::Broken("protocol error: EndBatch without BeginBatch".into()),
@@ -216,16 +288,24 @@ fn read_loop<R: Input>(reader: R, work: mpsc::Sender<Work>, out: mpsc::Sender<Ou
             None => Work::Broken("protocol error: request with no message".into()),
         };
         let broken = matches!(item, Work::Broken(_));
-        if work.send(item).is_err() || broken {
+        let cost = item.cost(bytes);
+        // Blocks while the worker is a queue's worth behind; meanwhile
+        // Kapacitor keeps hearing from us (any response resets its timer).
+        let sent = work.send_waiting(item, cost, KEEPALIVE_TICK, || {
+            if let Some(time) = last_keepalive {
+                send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time }));
+            }
+        });
+        if sent.is_err() || broken {
             return;
         }
     }
 }
 
-fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), SessionError> {
+fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), SessionError> {
     let mut w = BufWriter::with_capacity(64 * 1024, writer);
     let mut failed: Option<std::io::Error> = None;
-    'outer: while let Ok(first) = rx.recv() {
+    'outer: while let Some(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
@@ -236,9 +316,18 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), Sessio
                         failed = Some(e);
                     }
                 }
-                Out::Msg(_) => {}
+                Out::Points(points) if failed.is_none() => {
+                    for p in points {
+                        let resp = agent::Response { message: Some(response::Message::Point(p)) };
+                        if let Err(e) = write_message(&mut w, &resp) {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                Out::Msg(_) | Out::Points(_) => {}
             }
-            next = rx.try_recv().ok();
+            next = rx.try_recv();
         }
         if failed.is_none()
             && let Err(e) = w.flush()
@@ -255,6 +344,15 @@ fn write_loop<W: Write>(writer: W, rx: mpsc::Receiver<Out>) -> Result<(), Sessio
     failed.map_or(Ok(()), |e| Err(SessionError::Write(e)))
 }
 
+/// What the worker takes from its queue in one go (moved once, so the
+/// size difference of the variants costs nothing).
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    /// Consecutive batches, scored together and committed once.
+    Batches(Vec<Batch>),
+    One(Work),
+}
+
 /// What the worker does after one item.
 enum Step {
     Continue,
@@ -266,16 +364,38 @@ struct Worker<'a> {
     node: Option<Persisted>,
     /// `task T node N` (once Init arrived), for log lines.
     ids: String,
-    out: &'a mpsc::Sender<Out>,
+    out: &'a queue::Sender<Out>,
 }
 
 impl Worker<'_> {
-    fn run(mut self, rx: mpsc::Receiver<Work>) -> Result<(), SessionError> {
-        while let Ok(work) = rx.recv() {
+    fn run(mut self, rx: queue::Receiver<Work>) -> Result<(), SessionError> {
+        while let Some(work) = rx.recv() {
+            // Adaptive group commit: the batches already waiting behind this
+            // one are scored with it and committed (flushed) once. Under a
+            // trickle nothing waits and this is one batch at a time.
+            let job = match work {
+                Work::Batch(b) => {
+                    let mut batches = vec![b];
+                    while rx.next_is(|w| matches!(w, Work::Batch(_))) {
+                        if let Some(Work::Batch(b)) = rx.try_recv() {
+                            batches.push(b);
+                        }
+                    }
+                    Job::Batches(batches)
+                }
+                other => Job::One(other),
+            };
             // A panic anywhere below (the database library, a bug of ours)
             // must end the session with an answer, never leave Kapacitor
             // waiting on a thread that is gone.
-            match catch_unwind(AssertUnwindSafe(|| self.handle(work))) {
+            let step = catch_unwind(AssertUnwindSafe(|| match job {
+                Job::Batches(batches) => match self.batches(&batches) {
+                    Ok(()) => Step::Continue,
+                    Err(e) => Step::End(Err(e)),
+                },
+                Job::One(work) => self.handle(work),
+            }));
+            match step {
                 Ok(Step::Continue) => {}
                 Ok(Step::End(result)) => return result,
                 Err(panic) => {
@@ -307,7 +427,7 @@ impl Worker<'_> {
                 Ok(())
             }
             Work::Snapshot => self.snapshot(),
-            Work::Batch(b) => self.batch(&b),
+            Work::Batch(b) => self.batches(std::slice::from_ref(&b)),
             Work::Eof { open_batch } => {
                 if open_batch {
                     tracing::warn!(
@@ -459,18 +579,21 @@ impl Worker<'_> {
         Ok(())
     }
 
-    fn batch(&mut self, batch: &Batch) -> Result<(), SessionError> {
+    /// Scores `batches` in order, commits their states once, then emits
+    /// their points. If one fails, the batches before it are still committed
+    /// and emitted, as if they had come one at a time, and then the session
+    /// ends with the failure.
+    fn batches(&mut self, batches: &[Batch]) -> Result<(), SessionError> {
         let Some(node) = self.node.as_mut() else {
             return Err(self.fatal("protocol error: batch before a successful Init".into()));
         };
-        match node.process(batch) {
-            Ok(points) => {
-                for p in points {
-                    send(self.out, response::Message::Point(p));
-                }
-                Ok(())
-            }
-            Err(e) => Err(self_fatal(self.out, &self.ids, e.to_string())),
+        let (points, failed) = node.process_all(batches);
+        if !points.is_empty() {
+            send_out(self.out, Out::Points(points));
+        }
+        match failed {
+            None => Ok(()),
+            Some(e) => Err(self_fatal(self.out, &self.ids, e.to_string())),
         }
     }
 }
@@ -478,7 +601,7 @@ impl Worker<'_> {
 /// `Worker::fatal` for when `self` is partly borrowed.
 /// Sends `msg` as an ErrorResponse (Kapacitor aborts the task with it) and
 /// returns it prefixed with the node's ids; the caller logs it once.
-fn self_fatal(out: &mpsc::Sender<Out>, ids: &str, msg: String) -> SessionError {
+fn self_fatal(out: &queue::Sender<Out>, ids: &str, msg: String) -> SessionError {
     let logged = format!("{ids}: {msg}");
     send(out, response::Message::Error(agent::ErrorResponse { error: msg }));
     SessionError::Fatal(logged)

@@ -1,11 +1,16 @@
 //! A detector that misbehaves on demand, for the engine's end-to-end tests:
 //! `.mode('panic')` panics on the third window, `.mode('nan')` returns a NaN
-//! p-value, `.mode('ok')` (default) answers p = 0.5.
+//! p-value, `.mode('slow')` sleeps `.delayMs(n)` ms (default 5) per window
+//! before answering p = 0.5 (a detector slower than the sender, for the
+//! backpressure tests), `.mode('ok')` (default) answers p = 0.5.
 
-use tickwatch_plugin_api::{Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector};
+use tickwatch_plugin_api::{
+    Detector, OptionSpec, Options, Summary, Value, Verdict, export_detector,
+};
 
 pub struct Faulty {
     mode: String,
+    delay: std::time::Duration,
     windows: u64,
 }
 
@@ -15,21 +20,29 @@ impl Detector for Faulty {
     const STATE_VERSION: u32 = 1;
 
     fn options() -> Vec<OptionSpec> {
-        vec![OptionSpec::with_default("mode", Value::String("ok".into()), "ok, panic or nan")]
+        vec![
+            OptionSpec::with_default("mode", Value::String("ok".into()), "ok, panic, nan or slow"),
+            OptionSpec::with_default("delayMs", Value::Int(5), "slow mode: ms per window"),
+        ]
     }
 
     fn new(options: &Options) -> Result<Self, String> {
         let mode = options.string("mode")?.to_string();
-        if !["ok", "panic", "nan"].contains(&mode.as_str()) {
-            return Err(format!("option mode must be ok, panic or nan, got {mode}"));
+        if !["ok", "panic", "nan", "slow"].contains(&mode.as_str()) {
+            return Err(format!("option mode must be ok, panic, nan or slow, got {mode}"));
         }
-        Ok(Self { mode, windows: 0 })
+        let delay_ms = options.int_in("delayMs", 0, 600_000)?;
+        let delay = std::time::Duration::from_millis(delay_ms as u64);
+        Ok(Self { mode, delay, windows: 0 })
     }
 
     fn score(&mut self, _window: &[f64]) -> Option<Verdict> {
         self.windows += 1;
         if self.mode == "panic" && self.windows == 3 {
             panic!("faulty detector panics on window {}", self.windows);
+        }
+        if self.mode == "slow" {
+            std::thread::sleep(self.delay);
         }
         let pvalue = if self.mode == "nan" { f64::NAN } else { 0.5 };
         Some(Verdict { pvalue, anomalous: false, stats: vec![("w".into(), self.windows as f64)] })

@@ -1,0 +1,314 @@
+//! `serve-perf`: how much a Kapacitor host pays for `tickwatch serve`.
+//!
+//! Pre-encodes the request streams of issue 13 (the printer day: one node,
+//! three fields, 86,402 points in 288 five-minute batches; and 4 days × 4
+//! printers × 3 fields), pipes each into the real release binary as fast as
+//! the pipe takes it, and prints one table: the child's CPU (user + sys from
+//! `wait4`), wall time, input points per second and peak RSS (`ru_maxrss`),
+//! with default durability, with `--group-commit-ms 100` and without a state
+//! directory; plus Info latency (spawn → InfoResponse). Each figure is the
+//! median of several runs. It measures; it asserts nothing.
+//!
+//! Run from the workspace root after building the binary and the ttest
+//! plugin: `cargo build --release -p tickwatch-engine -p tickwatch-ttest &&
+//! cargo run --release -p tickwatch-serve-perf`. `--bin PATH`,
+//! `--plugin-dir DIR` and `--runs N` override the defaults; the encoded
+//! streams are cached in `--streams DIR` (default `target/serve-perf`).
+#![deny(clippy::print_stdout)]
+#![allow(clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tickwatch_engine::kapacitor::options::opt;
+use tickwatch_engine::kapacitor::{Batch, Windower};
+use tickwatch_engine::scenario;
+use tickwatch_proto::agent::{self, request};
+use tickwatch_proto::{read_response, write_message};
+
+const FIVE_MIN: i64 = 300 * 1_000_000_000;
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+const FIELDS: [&str; 3] = ["hotend", "bed", "air"];
+
+/// One pre-encoded request stream.
+struct Stream {
+    bytes: Vec<u8>,
+    points: usize,
+    batches: usize,
+}
+
+/// A stream: its table name, its file name, (printer, seed) pairs, days.
+type Spec = (&'static str, &'static str, &'static [(&'static str, u64)], i64);
+
+/// One run's measurements.
+#[derive(Clone, Copy)]
+struct Sample {
+    cpu: f64,
+    wall: f64,
+    maxrss_kib: i64,
+}
+
+fn main() {
+    let mut bin = PathBuf::from("target/release/tickwatch");
+    let mut plugins = PathBuf::from("target/release");
+    let mut streams_dir = PathBuf::from("target/serve-perf");
+    let mut runs = 5usize;
+    let mut encode_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--encode" {
+            encode_only = true;
+            continue;
+        }
+        match (a.as_str(), args.next()) {
+            ("--bin", Some(v)) => bin = v.into(),
+            ("--plugin-dir", Some(v)) => plugins = v.into(),
+            ("--streams", Some(v)) => streams_dir = v.into(),
+            ("--runs", Some(v)) => runs = v.parse().unwrap_or(5).max(1),
+            _ => {
+                fail("usage: serve-perf [--bin PATH] [--plugin-dir DIR] [--streams DIR] [--runs N]")
+            }
+        }
+    }
+    let specs: [Spec; 2] = [
+        ("printer day", "day", &[("", 61)], 1),
+        ("4 days x 4 printers", "4x4", &[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4),
+    ];
+    if encode_only {
+        if let Err(e) = std::fs::create_dir_all(&streams_dir) {
+            fail(&format!("cannot create {}: {e}", streams_dir.display()));
+        }
+        for (_, file, printers, days) in specs {
+            let s = encode(printers, days);
+            let path = streams_dir.join(file);
+            let meta = format!("{} {}\n", s.points, s.batches);
+            if let Err(e) = std::fs::write(path.with_extension("bin"), &s.bytes)
+                .and_then(|()| std::fs::write(path.with_extension("txt"), meta))
+            {
+                fail(&format!("cannot write {}: {e}", path.display()));
+            }
+        }
+        return;
+    }
+    // The streams are encoded by a child process and read back from files:
+    // a child inherits its parent's peak RSS at exec (Linux keeps maxrss
+    // across exec), so the measuring process must never hold them whole.
+    if !streams_dir.join("4x4.txt").exists() {
+        let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("no current exe: {e}")));
+        let ok = Command::new(exe).arg("--encode").arg("--streams").arg(&streams_dir).status();
+        if !ok.is_ok_and(|s| s.success()) {
+            fail("encoding the streams failed");
+        }
+    }
+    let modes: [(&str, bool, &[&str]); 3] = [
+        ("state, durable (default)", true, &[]),
+        ("state, --group-commit-ms 100", true, &["--group-commit-ms", "100"]),
+        ("no --state-dir", false, &[]),
+    ];
+    let mut out = String::new();
+    out.push_str(
+        "| stream | mode | CPU s (user+sys) | wall s | points/s | peak RSS MiB |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for (name, file, _, _) in specs {
+        let path = streams_dir.join(file);
+        let meta = std::fs::read_to_string(path.with_extension("txt")).unwrap_or_default();
+        let mut counts = meta.split_whitespace().map(|x| x.parse::<usize>().unwrap_or(0));
+        let (points, batches) = (counts.next().unwrap_or(0), counts.next().unwrap_or(0));
+        let stream = path.with_extension("bin");
+        let size = std::fs::metadata(&stream).map(|m| m.len()).unwrap_or(0);
+        eprintln!("{name}: {points} points, {batches} batches, {:.1} MB", size as f64 / 1e6);
+        for (mode, state, extra) in &modes {
+            let n = if points > 1_000_000 { runs.div_ceil(2).max(3) } else { runs };
+            let samples: Vec<Sample> =
+                (0..n).map(|_| run(&bin, &plugins, *state, extra, &stream)).collect();
+            let cpu = median(samples.iter().map(|x| x.cpu).collect());
+            let wall = median(samples.iter().map(|x| x.wall).collect());
+            let rss = median(samples.iter().map(|x| x.maxrss_kib as f64).collect());
+            out.push_str(&format!(
+                "| {} | {} | {:.3} | {:.3} | {:.2} M | {:.1} |\n",
+                name,
+                mode,
+                cpu,
+                wall,
+                points as f64 / wall / 1e6,
+                rss / 1024.0
+            ));
+        }
+    }
+    let info = median((0..runs.max(5)).map(|_| info_latency(&bin, &plugins)).collect());
+    out.push_str(&format!("\nInfo latency (spawn → InfoResponse), median: {:.1} ms\n", info * 1e3));
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn frame(bytes: &mut Vec<u8>, m: request::Message) {
+    // Writing into a Vec cannot fail.
+    let _ = write_message(bytes, &agent::Request { message: Some(m) });
+}
+
+/// Info, Init for the three fields (ttest, size 3600, alpha 0.001) and the
+/// windows of `days` days of each printer, as Kapacitor's window node cuts
+/// them (grouped by `printer` unless the one printer has an empty name).
+fn encode(printers: &[(&str, u64)], days: i64) -> Stream {
+    let group_by: Vec<&str> =
+        if printers.iter().any(|(p, _)| !p.is_empty()) { vec!["printer"] } else { vec![] };
+    let mut w = Windower::new(FIVE_MIN, FIVE_MIN, &group_by);
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut points = 0;
+    for d in 0..days {
+        let readings: Vec<(HashMap<String, String>, Vec<scenario::Reading>)> = printers
+            .iter()
+            .map(|(p, seed)| {
+                let tags = if p.is_empty() {
+                    HashMap::new()
+                } else {
+                    HashMap::from([("printer".to_string(), p.to_string())])
+                };
+                (tags, scenario::printer_day(*seed + 1000 * d as u64))
+            })
+            .collect();
+        // Days follow each other: every day but the last stops at midnight.
+        let n = if d + 1 == days { scenario::READINGS } else { 86_400 };
+        for i in 0..n {
+            for (tags, day) in &readings {
+                let mut p = day[i].to_point(tags);
+                p.time += d * DAY_NS;
+                points += 1;
+                batches.extend(w.push(p));
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    frame(&mut bytes, request::Message::Info(agent::InfoRequest {}));
+    let mut options: Vec<agent::Option> =
+        vec![opt::call("field", FIELDS.iter().map(|f| opt::s(f)).collect())];
+    options.push(opt::call("size", vec![opt::i(3600)]));
+    options.push(opt::call("alpha", vec![opt::d(0.001)]));
+    frame(
+        &mut bytes,
+        request::Message::Init(agent::InitRequest {
+            task_id: "bench".into(),
+            node_id: "tTest2".into(),
+            options,
+        }),
+    );
+    for b in &batches {
+        frame(&mut bytes, request::Message::Begin(b.begin.clone()));
+        for p in &b.points {
+            frame(&mut bytes, request::Message::Point(p.clone()));
+        }
+        frame(&mut bytes, request::Message::End(b.end.clone()));
+    }
+    Stream { bytes, points, batches: batches.len() }
+}
+
+fn command(bin: &Path, plugins: &Path, state: Option<&Path>, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(["serve", "--detector", "ttest", "--log", "warn"]).arg("--plugin-dir").arg(plugins);
+    if let Some(dir) = state {
+        c.arg("--state-dir").arg(dir);
+    }
+    c.args(extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    c
+}
+
+/// Reaps `pid` and returns its rusage (the child's own, not the bench's).
+fn reap(pid: u32) -> libc::rusage {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status = 0;
+    // SAFETY: `pid` is our unreaped child; `status` and `ru` are valid for writes.
+    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
+    if r < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        fail(&format!("tickwatch did not exit cleanly (wait4 {r}, status {status:#x})"));
+    }
+    ru
+}
+
+fn seconds(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+/// Pipes `bytes` in as fast as the child reads them, drains its output, and
+/// measures the whole process life.
+// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run(bin: &Path, plugins: &Path, state: bool, extra: &[&str], stream: &Path) -> Sample {
+    let mut file = std::fs::File::open(stream)
+        .unwrap_or_else(|e| fail(&format!("cannot open {}: {e}", stream.display())));
+    let dir =
+        tempfile::tempdir().unwrap_or_else(|e| fail(&format!("cannot create a temp dir: {e}")));
+    let start = Instant::now();
+    let mut child = command(bin, plugins, state.then_some(dir.path()), extra)
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot run {}: {e}", bin.display())));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| fail("no stdin"));
+    let mut stdout = child.stdout.take().unwrap_or_else(|| fail("no stdout"));
+    let drained = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Err(e) = std::io::copy(&mut file, &mut stdin) {
+                eprintln!("warning: writing the stream failed: {e}");
+            }
+        });
+        let mut sink = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        while let Ok(n) = stdout.read(&mut sink) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let ru = reap(child.id());
+    let wall = start.elapsed().as_secs_f64();
+    if drained == 0 {
+        eprintln!("warning: no output");
+    }
+    Sample { cpu: seconds(ru.ru_utime) + seconds(ru.ru_stime), wall, maxrss_kib: ru.ru_maxrss }
+}
+
+/// Spawn → InfoResponse read, with a state directory as Kapacitor's start-up
+/// Info process has.
+fn info_latency(bin: &Path, plugins: &Path) -> f64 {
+    let dir =
+        tempfile::tempdir().unwrap_or_else(|e| fail(&format!("cannot create a temp dir: {e}")));
+    let mut req = Vec::new();
+    frame(&mut req, request::Message::Info(agent::InfoRequest {}));
+    let start = Instant::now();
+    let mut child = command(bin, plugins, Some(dir.path()), &[])
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("cannot run {}: {e}", bin.display())));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| fail("no stdin"));
+    let mut stdout = child.stdout.take().unwrap_or_else(|| fail("no stdout"));
+    if let Err(e) = stdin.write_all(&req) {
+        fail(&format!("cannot send Info: {e}"));
+    }
+    let mut buf = Vec::new();
+    let got = read_response(&mut stdout, &mut buf);
+    let t = start.elapsed().as_secs_f64();
+    if !matches!(
+        got,
+        Ok(Some(agent::Response { message: Some(agent::response::Message::Info(_)) }))
+    ) {
+        eprintln!("warning: no InfoResponse: {got:?}");
+    }
+    drop(stdin);
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(10));
+    t
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("serve-perf: {msg}");
+    std::process::exit(1)
+}
