@@ -50,6 +50,12 @@ pub trait History: Clone {
         None
     }
 
+    /// Windows the history remembers, when it keeps them (see
+    /// [`super::Windows`]); `None` (the default) otherwise.
+    fn windows(&self) -> Option<u64> {
+        None
+    }
+
     /// A floor under the history's variance for tests and for
     /// [`Learn::Winsorized`] (see [`super::Quantised`]); 0 by default.
     fn variance_floor(&self) -> f64 {
@@ -102,6 +108,15 @@ pub enum Learn {
     /// while a lasting or recurring change is learned step by step (each
     /// clipped window widens the range the next one is clipped to).
     Winsorized(f64),
+    /// Every window joins, whole, anomalous or not: for a test whose scale
+    /// comes from the history's own tail (see [`super::Windows`]), so that
+    /// a burst that recurs widens the tail and stops alarming, while a
+    /// single burst is one window of hundreds.
+    Every,
+    /// As [`Learn::Verdict`] until the history remembers this many windows
+    /// ([`History::windows`]), then as [`Learn::Every`]: a tail learned
+    /// from few windows says nothing, so until then anomalies stay out.
+    EveryFrom(u64),
 }
 
 /// A baseline of normal values (see the module docs), over a
@@ -273,7 +288,15 @@ impl<H: History> Baseline<H> {
     /// The values of `window` as they join the history under the learning
     /// policy, or `None` when the policy leaves it to the verdict.
     fn learned(&self, window: &[f64]) -> Option<Vec<f64>> {
-        let Learn::Winsorized(k) = self.learn else { return None };
+        let k = match self.learn {
+            Learn::Verdict => return None,
+            Learn::Every => return Some(window.to_vec()),
+            Learn::EveryFrom(k) => {
+                let enough = self.history.windows().is_some_and(|w| w >= k);
+                return enough.then(|| window.to_vec());
+            }
+            Learn::Winsorized(k) => k,
+        };
         let (mean, var) = self.history.mean_variance()?;
         let var = var.max(self.history.variance_floor());
         let reach = k * var.sqrt();
