@@ -104,6 +104,32 @@ impl<H> Windows<H> {
         x.is_finite().then_some(*x)
     }
 
+    /// The spread of the windows' spreads: over the remembered windows of
+    /// two or more values, `uᵢ = ln max(vᵢ, floor)` (`floor` > 0), their
+    /// mean, sample standard deviation and, with 100 or more such windows,
+    /// the 99th percentile of `|uᵢ − ū|` over 2.576 if it is larger, and
+    /// the degrees of freedom (windows − 1); `None` with fewer than two.
+    /// What a window's `ln` variance is compared with when its spread is
+    /// judged by what the spreads of past windows did.
+    pub fn log_spread(&self, floor: f64) -> Option<(f64, f64, f64)> {
+        let floor = if floor > 0.0 { floor } else { f64::MIN_POSITIVE };
+        let u: Vec<f64> =
+            self.windows.iter().filter(|w| w.n >= 2).map(|w| w.var.max(floor).ln()).collect();
+        let k = u.len();
+        if k < 2 {
+            return None;
+        }
+        let (mean, var) = mean_var(&u);
+        let mut sd = var.sqrt();
+        if k >= 100 {
+            let mut d: Vec<f64> = u.iter().map(|x| (x - mean).abs()).collect();
+            let i = ((0.99 * (k - 1) as f64).round() as usize).min(k - 1);
+            let (_, q, _) = d.select_nth_unstable_by(i, f64::total_cmp);
+            sd = sd.max(*q / 2.576);
+        }
+        (mean.is_finite() && sd.is_finite()).then_some((mean, sd, (k - 1) as f64))
+    }
+
     fn remember(&mut self, values: &[f64]) {
         if values.is_empty() {
             return;
