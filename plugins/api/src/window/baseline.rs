@@ -461,10 +461,31 @@ impl<H: History> Baseline<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::{MovingWindow, Quantised};
+    use crate::window::{MovingWindow, Quantised, Windows};
 
     fn bytes(b: &Baseline) -> Vec<u8> {
         b.save(ByteWriter::new())
+    }
+
+    /// `Learn::EveryFrom(k)`: the verdict decides until the history
+    /// remembers `k` windows, then every window joins, anomalous or not.
+    #[test]
+    fn every_from_k_windows_learns_every_window() {
+        let always = |_: &Windows<MovingWindow>, _: &[f64]| (0.0, vec![]);
+        let mut b = Baseline::of(Windows::new(MovingWindow::new(100), 100), 0)
+            .with_learning(Learn::EveryFrom(3));
+        b.seed(&[1.0, 2.0]);
+        b.seed(&[2.0, 1.0]);
+        assert_eq!(History::windows(b.history()), Some(2));
+        assert!(b.score(&[50.0, 51.0], 0.01, always).unwrap().anomalous);
+        assert_eq!(b.history().count(), 4, "two windows: the verdict decides");
+        b.seed(&[1.0, 2.0]);
+        assert!(b.score(&[50.0, 51.0], 0.01, always).unwrap().anomalous);
+        assert_eq!((b.history().count(), History::windows(b.history())), (8, Some(4)), "learned");
+        let mut every = Baseline::of(MovingWindow::new(10), 0).with_learning(Learn::Every);
+        every.seed(&[1.0, 2.0]);
+        assert!(every.score(&[50.0], 0.01, |_, _| (0.0, vec![])).unwrap().anomalous);
+        assert_eq!(every.history().len(), 3);
     }
 
     #[test]
