@@ -14,6 +14,21 @@
 //!   `pvalue < alpha`) and the window's values update the EWMA, value by
 //!   value, only if it is not anomalous.
 //!
+//! # Autocorrelated data (issue 9, round 2)
+//! The baseline also remembers the windows behind the last [`SCALE_SPAN`]
+//! values (`window::Windows`). Once it remembers [`MIN_WINDOWS`] of them,
+//! `s²` in the standard error is their between-window mean square (the
+//! spread window means really have, autocorrelation included; `s²` for
+//! independent values), raised from 100 windows to the squared 99th
+//! percentile of their standardised deviations over 2.576 (a bursty
+//! series' tail), with `K − 1` degrees of freedom; and every window updates
+//! the EWMA from then on (`Learn::EveryFrom`), so a recurring burst is
+//! learned. The mean stays the EWMA. On the guide's printer (300-value
+//! windows) it remembers 12 windows: the chart and learning are those
+//! below, unchanged. State is no longer four numbers: 24 bytes per window
+//! remembered (at most 3600 windows, 86 KB, for one-value windows; 14 KB
+//! for 6-value sliding windows).
+//!
 //! # Choosing `lambda`
 //! `lambda` is the weight of the newest value; the baseline's memory is about
 //! `2/lambda` values (the weight halves every `0.69/lambda` values). Small
@@ -71,7 +86,7 @@ pub mod ewstats;
 
 use tickwatch_plugin_api::options::{MAX_COUNT, preset};
 use tickwatch_plugin_api::window::{
-    Baseline, BaselineDetector, BaselineTest, History, Learn, Quantised, mean,
+    Baseline, BaselineDetector, BaselineTest, History, Learn, Quantised, Windows, mean,
 };
 use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, Summary, Value, export_detector};
 use tickwatch_stats::{ZResult, z_from_stats};
@@ -84,6 +99,43 @@ use ewstats::EwHistory;
 pub fn ewma_z(ew_mean: f64, ew_var: f64, ew_w2: f64, win_mean: f64, win_n: f64) -> ZResult {
     let se2 = ew_var * (1.0 / win_n + ew_w2);
     z_from_stats(win_mean - ew_mean, se2, 1.0 / ew_w2 - 1.0)
+}
+
+/// Windows the baseline must remember before their spread replaces the
+/// values' variance (as `zscore`'s `MIN_WINDOWS`; on the guide's printer,
+/// 300-value windows and the default `lambda`, it remembers 7 windows and
+/// the test and the learning are the value-by-value ones).
+pub const MIN_WINDOWS: usize = 30;
+
+/// The baseline: the EWMA of the values, the windows behind the last
+/// [`SCALE_SPAN`] values and the data's resolution.
+pub type EwBaseline = Quantised<Windows<EwHistory>>;
+
+/// Values whose windows give the chart its scale once there are
+/// [`MIN_WINDOWS`] of them: 3600, the history `zscore` and `levelspread`
+/// keep by default (an hour of 1 s data; 600 windows of a 6-value sliding
+/// window). Not `2/lambda`: the EWMA's memory is counted in values, and a
+/// sliding window absorbs each value once per window holding it, so the
+/// EWMA's memory in *windows* depends on the windowing; the scale needs
+/// enough windows for its 99th percentile whatever `lambda` is.
+pub const SCALE_SPAN: usize = 3600;
+
+/// The variance of one value behind the chart's standard error and its
+/// degrees of freedom: once the baseline remembers [`MIN_WINDOWS`]
+/// windows, the between-window mean square of the windows in its memory
+/// (raised, from 100 windows, to their standardised deviations' 99th
+/// percentile over 2.576 squared), `K − 1`; else the EWMA variance and
+/// `1/Σ wᵢ² − 1`; floored at the data's resolution.
+pub fn chart_variance(ew: &EwBaseline) -> (f64, f64) {
+    let floor = ew.variance_floor();
+    let by_windows = ew.between().filter(|_| ew.windows().unwrap_or(0) >= MIN_WINDOWS as u64);
+    match by_windows {
+        Some((ms, dof)) => {
+            let tail = ew.deviation_quantile(0.99).map_or(0.0, |q| (q / 2.576).powi(2));
+            (ms.max(tail).max(floor), dof)
+        }
+        None => (ew.variance().max(floor), 1.0 / ew.mean_variance_factor() - 1.0),
+    }
 }
 
 /// The default `rebaseline`: a lasting change is accepted after twelve
@@ -102,16 +154,17 @@ pub struct EwmaTest {
 }
 
 impl BaselineTest for EwmaTest {
-    /// Format 2: `u8` 2, then the baseline in `Layout::CountersFirst`:
+    /// Format 3: `u8` 3, then the baseline in `Layout::CountersFirst`:
     /// `u64` windows seen, anomalous, rebaselines, streak; the baseline and
     /// the candidate as (`u64` count, `f64` mean, weighted squared
-    /// deviations, `Σ wᵢ²`, the data's resolution). 113 bytes, always.
-    /// Format 1 (before the resolution) is not read: such state starts
-    /// fresh. Bump when a format change
+    /// deviations, `Σ wᵢ²`; `u64` windows remembered, then `u64` n, `f64`
+    /// mean, `f64` variance each; the data's resolution): 129 bytes plus 24
+    /// per window behind the last [`SCALE_SPAN`] values. Formats 1 and 2
+    /// are not read: such state starts fresh. Bump when a format change
     /// would misread old state.
-    const FORMAT: StateFormat = StateFormat::new("ewma", 2);
+    const FORMAT: StateFormat = StateFormat::new("ewma", 3);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = Quantised<EwHistory>;
+    type History = EwBaseline;
 
     fn options() -> Vec<OptionSpec> {
         vec![
@@ -148,16 +201,18 @@ impl BaselineTest for EwmaTest {
         let warmup = warmup as u64;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        let baseline = Baseline::of(Quantised::new(EwHistory::new(lambda)), rebaseline)
+        let history = Quantised::new(Windows::new(EwHistory::new(lambda), SCALE_SPAN));
+        let baseline = Baseline::of(history, rebaseline)
             .with_warmup(warmup)
-            .with_learning(Learn::Verdict);
+            .with_learning(Learn::EveryFrom(MIN_WINDOWS as u64));
         Ok(BaselineDetector::from_parts(EwmaTest { lambda, warmup }, alpha, baseline))
     }
 
-    fn test(&self, ew: &Quantised<EwHistory>, window: &[f64]) -> (f64, Vec<(String, f64)>) {
-        let ew_var = ew.variance().max(ew.variance_floor());
+    fn test(&self, ew: &EwBaseline, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (var, dof) = chart_variance(ew);
         let (ew_mean, ew_w2) = (ew.mean(), ew.mean_variance_factor());
-        let r = ewma_z(ew_mean, ew_var, ew_w2, mean(window), window.len() as f64);
+        let se2 = var * (1.0 / window.len() as f64 + ew_w2);
+        let r = z_from_stats(mean(window) - ew_mean, se2, dof);
         (r.pvalue, vec![("z".to_string(), r.z)])
     }
 
@@ -382,6 +437,32 @@ mod tests {
         assert_eq!(stat(&v, "rebaselined"), Some(0.0), "the run restarted at 1");
     }
 
+    /// Issue 9 (round 2): a daily cycle with recurring bursts through
+    /// 6-value sliding windows is normal once the baseline's windows say
+    /// how window means vary; a level far outside is still flagged.
+    #[test]
+    fn an_autocorrelated_cycle_is_normal_and_a_real_jump_is_not() {
+        let mut g = Gauss(12);
+        let xs: Vec<f64> = (0..3000)
+            .map(|i| {
+                let burst = if i % 97 == 50 { 8.0 } else { 0.0 };
+                10.0 + 5.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin()
+                    + g.window(1, 0.0, 0.3)[0]
+                    + burst
+            })
+            .collect();
+        let mut d = ewma(0.001, 600, 0.001, 12).unwrap();
+        let mut flagged = 0;
+        for end in 1..=xs.len() {
+            if let Some(v) = d.score(&xs[end.saturating_sub(6)..end]) {
+                flagged += usize::from(v.anomalous && end > 1000);
+            }
+        }
+        assert!(flagged <= 10, "{flagged} of 2000 windows flagged");
+        let jump = d.score(&[60.0; 6]).unwrap();
+        assert!(jump.anomalous, "{jump:?}");
+    }
+
     #[test]
     fn save_load_round_trips_exactly() {
         let mut g = Gauss(6);
@@ -391,7 +472,11 @@ mod tests {
         }
         assert_eq!(d.baseline().streak(), 2);
         let bytes = d.save();
-        assert_eq!(bytes.len(), 113);
+        // Format 3: the 113 bytes of format 2, plus per EWMA a count of
+        // windows and 24 bytes per window remembered.
+        let windows = d.baseline().history().windows().unwrap() as usize
+            + d.baseline().candidate().windows().unwrap() as usize;
+        assert_eq!(bytes.len(), 113 + 2 * 8 + 24 * windows);
         let mut e = ewma(0.002, 600, 0.001, 3).unwrap();
         e.load(&bytes).unwrap();
         assert_eq!(e, d);

@@ -16,6 +16,16 @@
 //!   either test is below `alpha/2`) and the window's values join the
 //!   history only if it is not anomalous.
 //!
+//! # Autocorrelated data (issue 9, round 2)
+//! Once the history remembers [`MIN_WINDOWS`] windows, both tests judge a
+//! window by what the history's *windows* did ([`by_windows`]): the level
+//! by the spread of their means (autocorrelation included; a bursty
+//! series' tail from 100 windows), the spread by the spread of their `ln`
+//! variances; and every window joins the history from then on
+//! (`Learn::EveryFrom`), so a recurring burst is learned. With the guide's
+//! 300-value windows and `size` 3600 the history holds 12 windows: there
+//! the tests and the learning are those below, unchanged.
+//!
 //! # Why these tests
 //! The guide's faults change both level and spread, and its air temperature
 //! also fluctuates more from 03:00 (stddev 3 → 5) at the same mean, which a
@@ -67,10 +77,11 @@
 
 use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{
-    Baseline, BaselineDetector, BaselineTest, History, Learn, MovingWindow, Quantised, mean_var,
+    Baseline, BaselineDetector, BaselineTest, History, Learn, MovingWindow, Quantised, Windows,
+    mean_var,
 };
 use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
-use tickwatch_stats::{FResult, WelchResult, f_test, welch_from_stats};
+use tickwatch_stats::{FResult, WelchResult, f_test, welch_from_stats, z_from_stats};
 
 /// Both tests and their combination.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,6 +108,51 @@ pub fn level_spread(
 /// Values the history holds before the first verdict (at most `size`).
 pub const MIN_HISTORY: u64 = 30;
 
+/// Windows the history must remember before the level test's scale comes
+/// from the spread of their means and the spread test's reference from the
+/// spread inside them (as `zscore`'s `MIN_WINDOWS`; with the guide's
+/// 300-value windows and `size` 3600 the history holds 12 windows, and
+/// both tests are the value-history ones).
+pub const MIN_WINDOWS: usize = 30;
+
+/// The history: the last `size` values, the windows they came in and the
+/// data's resolution.
+pub type LsHistory = Quantised<Windows<MovingWindow>>;
+
+/// [`level_spread`] against what the history's windows say (issue 9,
+/// round 2), for a history remembering at least [`MIN_WINDOWS`] windows
+/// (`None` before): the level's scale is `V`, the larger of the
+/// between-window mean square and, from 100 windows, the squared 99th
+/// percentile of the windows' standardised deviations over 2.576, so
+/// `t = (μ − m) / √(V/N + max(V, s_w²)/n)` (the window's own spread still
+/// counts when it is larger, as in Welch's test) with `K − 1` degrees of
+/// freedom; the spread test compares the window's `ln` variance with the
+/// `ln` variances of the history's windows (`Windows::log_spread`: their
+/// mean, and their standard deviation or tail, `K − 1` degrees of
+/// freedom), `f` = window variance over their geometric mean.
+pub fn by_windows(history: &LsHistory, (mean, var, n): (f64, f64, f64)) -> Option<LevelSpread> {
+    if history.windows().unwrap_or(0) < MIN_WINDOWS as u64 {
+        return None;
+    }
+    let floor = history.variance_floor();
+    let (ms, dof) = history.between()?;
+    let (lmean, lsd, ldof) = history.log_spread(floor)?;
+    let tail = history.deviation_quantile(0.99).map_or(0.0, |q| (q / 2.576).powi(2));
+    let v = ms.max(tail).max(floor);
+    let se2 = v / history.len() as f64 + v.max(var) / n;
+    let z = z_from_stats(history.mean() - mean, se2, dof);
+    let level = WelchResult { t: z.z, pvalue: z.pvalue };
+    let spread = if n >= 2.0 {
+        let u = var.max(if floor > 0.0 { floor } else { f64::MIN_POSITIVE }).ln();
+        let z = z_from_stats(u - lmean, lsd * lsd, ldof);
+        FResult { f: (u - lmean).exp().min(f64::MAX), pvalue: z.pvalue }
+    } else {
+        FResult { f: 1.0, pvalue: 1.0 }
+    };
+    let pvalue = (2.0 * level.pvalue.min(spread.pvalue)).clamp(0.0, 1.0);
+    Some(LevelSpread { level, spread, pvalue })
+}
+
 /// The default `rebaseline` (as `zscore`'s): a lasting change of level or
 /// spread is accepted after twelve flagged windows in a row.
 pub const REBASELINE: i64 = 12;
@@ -117,9 +173,13 @@ impl BaselineTest for LevelSpreadTest {
     /// resolution). Format 1 (before the resolution) is not read: such
     /// state starts fresh. Bump when a format change would misread old
     /// state.
-    const FORMAT: StateFormat = StateFormat::new("levelspread", 2);
+    /// Format 3 adds, after each ring of values, the windows behind it
+    /// (`u64` count, then `u64` n, `f64` mean, `f64` variance each; see
+    /// `window::Windows`). Formats 1 and 2 are not read: such state starts
+    /// fresh.
+    const FORMAT: StateFormat = StateFormat::new("levelspread", 3);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = Quantised<MovingWindow>;
+    type History = LsHistory;
 
     /// `size` (3600), `alpha` (0.001), `rebaseline` ([`REBASELINE`]).
     fn options() -> Vec<OptionSpec> {
@@ -134,21 +194,23 @@ impl BaselineTest for LevelSpreadTest {
         let size = options.length("size")?;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        let baseline = Baseline::of(Quantised::new(MovingWindow::new(size)), rebaseline)
+        let history = Quantised::new(Windows::new(MovingWindow::new(size), size));
+        let baseline = Baseline::of(history, rebaseline)
             .with_warmup(MIN_HISTORY.min(size as u64))
-            .with_learning(Learn::Verdict);
+            .with_learning(Learn::EveryFrom(MIN_WINDOWS as u64));
         Ok(BaselineDetector::from_parts(LevelSpreadTest, alpha, baseline))
     }
 
-    fn test(&self, history: &Quantised<MovingWindow>, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+    fn test(&self, history: &LsHistory, window: &[f64]) -> (f64, Vec<(String, f64)>) {
         let (mean, var) = mean_var(window);
         // Both variances floored at the data's resolution: a flat history
         // or a flat window (a counter at zero) is "no spread we can see",
         // not an infinitely certain change.
         let floor = history.variance_floor();
         let var = if window.len() > 1 { var.max(floor) } else { var };
+        let win = (mean, var, window.len() as f64);
         let hist = (history.mean(), history.variance().max(floor), history.len() as f64);
-        let r = level_spread(hist, (mean, var, window.len() as f64));
+        let r = by_windows(history, win).unwrap_or_else(|| level_spread(hist, win));
         let stats = vec![
             ("t".to_string(), r.level.t),
             ("f".to_string(), r.spread.f),
@@ -178,6 +240,35 @@ mod tests {
 
     fn stat(v: &Verdict, name: &str) -> Option<f64> {
         v.stats.iter().find(|(n, _)| n == name).map(|(_, x)| *x)
+    }
+
+    /// Issue 9 (round 2): a daily cycle with recurring bursts through
+    /// 6-value sliding windows is normal once the history's windows say
+    /// how window means and spreads vary; a level far outside and a stuck
+    /// sensor are still flagged.
+    #[test]
+    fn an_autocorrelated_cycle_is_normal_and_real_changes_are_not() {
+        let mut g = Gauss(12);
+        let xs: Vec<f64> = (0..3000)
+            .map(|i| {
+                let burst = if i % 97 == 50 { 8.0 } else { 0.0 };
+                10.0 + 5.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin()
+                    + g.window(1, 0.0, 0.3)[0]
+                    + burst
+            })
+            .collect();
+        let mut d = detector(3600, 0.001, 12).unwrap();
+        let mut flagged = 0;
+        for end in 1..=xs.len() {
+            if let Some(v) = d.score(&xs[end.saturating_sub(6)..end]) {
+                flagged += usize::from(v.anomalous && end > 1000);
+            }
+        }
+        assert!(flagged <= 10, "{flagged} of 2000 windows flagged");
+        let jump = d.clone().score(&[60.0, 60.1, 59.9, 60.0, 60.2, 60.0]).unwrap();
+        assert!(jump.anomalous && stat(&jump, "p_level").unwrap() < 1e-4, "{jump:?}");
+        let stuck = d.score(&[10.0; 6]).unwrap();
+        assert!(stuck.anomalous && stat(&stuck, "p_spread").unwrap() < 1e-4, "{stuck:?}");
     }
 
     #[test]

@@ -20,6 +20,20 @@
 //! the history has caught up (use the `ttest` or `levelspread` detector
 //! where the spread changes).
 //!
+//! # Autocorrelated data (issue 9, round 2)
+//! Once the history remembers [`MIN_WINDOWS`] windows, `s²` above is not
+//! the values' variance but the between-window mean square of the
+//! history's windows (`window::Windows`): the spread that window means
+//! really have, which equals `s²` for independent values and grows with
+//! the autocorrelation, with `K − 1` degrees of freedom; from 100 windows
+//! it is raised to the squared 99th percentile of the windows'
+//! standardised deviations over 2.576 when that is larger (a bursty
+//! series' tail). From then on every window joins the history
+//! (`Learn::EveryFrom`): a burst that recurs widens the tail and stops
+//! alarming; one burst is one window of hundreds. With the guide's
+//! 300-value windows and `size` 3600 the history holds 12 windows, so
+//! there the test and the learning are exactly those below.
+//!
 //! # Why `√(1/n + 1/N)` and not `1/√n`, and the p-value
 //! The history mean is itself an estimate. With `1/√n` alone, `z` is too
 //! large by `√(1 + n/N)` (4 % for a 300-value window against 3600 values),
@@ -56,7 +70,8 @@
 
 use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{
-    Baseline, BaselineDetector, BaselineTest, History, Learn, MovingWindow, Quantised, mean,
+    Baseline, BaselineDetector, BaselineTest, History, Learn, MovingWindow, Quantised, Windows,
+    mean,
 };
 use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
 use tickwatch_stats::{ZResult, z_from_stats};
@@ -74,6 +89,13 @@ pub fn z_test(hist_mean: f64, hist_var: f64, hist_n: f64, win_mean: f64, win_n: 
 /// one, two, three … values.
 pub const MIN_HISTORY: u64 = 30;
 
+/// Windows the history must remember before their spread replaces the
+/// values' variance: a mean square from fewer has too few degrees of
+/// freedom to say more than the values do (with 300-value windows and the
+/// default `size`, the history holds 12 windows and the test is the
+/// independent-values one).
+pub const MIN_WINDOWS: usize = 30;
+
 /// The default `rebaseline`: after an hour of 5-minute windows (or of any
 /// twelve windows in a row) flagged, the detector accepts the change as the
 /// new normal, so a lasting change alerts for a while and then stops,
@@ -83,10 +105,33 @@ pub const REBASELINE: i64 = 12;
 
 /// The history: the last `size` normal values with the data's resolution,
 /// verdicts after [`MIN_HISTORY`] values.
-pub fn robust_baseline(size: usize, rebaseline: u64) -> Baseline<Quantised<MovingWindow>> {
-    Baseline::of(Quantised::new(MovingWindow::new(size)), rebaseline)
+pub fn robust_baseline(size: usize, rebaseline: u64) -> Baseline<ZHistory> {
+    Baseline::of(Quantised::new(Windows::new(MovingWindow::new(size), size)), rebaseline)
         .with_warmup(MIN_HISTORY.min(size as u64))
-        .with_learning(Learn::Verdict)
+        .with_learning(Learn::EveryFrom(MIN_WINDOWS as u64))
+}
+
+/// The history: the last `size` values, the windows they came in (for the
+/// spread of window means) and the data's resolution.
+pub type ZHistory = Quantised<Windows<MovingWindow>>;
+
+/// The variance of one value that a window mean's standard error is built
+/// from, and its degrees of freedom: the between-window mean square of the
+/// history's windows once it holds two windows (the spread window means
+/// really have, autocorrelation included; `s²` for independent values), or
+/// from 100 windows on the square of their standardised deviations' 99th
+/// percentile over 2.576 if that is larger (the tail of a bursty series),
+/// once it remembers [`MIN_WINDOWS`]; else the values' variance; floored
+/// at the data's resolution.
+pub fn mean_square(history: &ZHistory) -> (f64, f64) {
+    let floor = history.variance_floor();
+    match history.between().filter(|_| history.windows().unwrap_or(0) >= MIN_WINDOWS as u64) {
+        Some((ms, dof)) => {
+            let tail = history.deviation_quantile(0.99).map_or(0.0, |q| (q / 2.576).powi(2));
+            (ms.max(tail).max(floor), dof)
+        }
+        None => (history.variance().max(floor), history.len() as f64 - 1.0),
+    }
 }
 
 /// The z-score detector: [`ZTest`] against a moving history.
@@ -105,9 +150,13 @@ impl BaselineTest for ZTest {
     /// slots and the headers. Format 1 (before the resolution) is not read:
     /// such state starts fresh. Bump when a format change would misread
     /// old state.
-    const FORMAT: StateFormat = StateFormat::new("zscore", 2);
+    /// Format 3 adds, after each ring of values, the windows behind it
+    /// (`u64` count, then `u64` n, `f64` mean, `f64` variance each; see
+    /// `window::Windows`). Formats 1 and 2 are not read: such state starts
+    /// fresh.
+    const FORMAT: StateFormat = StateFormat::new("zscore", 3);
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = Quantised<MovingWindow>;
+    type History = ZHistory;
 
     /// `size` (3600), `alpha` (0.001), `rebaseline` ([`REBASELINE`]).
     fn options() -> Vec<OptionSpec> {
@@ -125,10 +174,11 @@ impl BaselineTest for ZTest {
         Ok(BaselineDetector::from_parts(ZTest, alpha, robust_baseline(size, rebaseline)))
     }
 
-    fn test(&self, history: &Quantised<MovingWindow>, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+    fn test(&self, history: &ZHistory, window: &[f64]) -> (f64, Vec<(String, f64)>) {
         let (hist_n, win_n) = (history.len() as f64, window.len() as f64);
-        let var = history.variance().max(history.variance_floor());
-        let r = z_test(history.mean(), var, hist_n, mean(window), win_n);
+        let (var, dof) = mean_square(history);
+        let se2 = var * (1.0 / win_n + 1.0 / hist_n);
+        let r = z_from_stats(mean(window) - history.mean(), se2, dof);
         (r.pvalue, vec![("z".to_string(), r.z)])
     }
 }
@@ -226,6 +276,34 @@ mod tests {
             "an anomalous window must not join the history"
         );
         assert_eq!((d.baseline().windows_seen(), d.baseline().windows_anomalous()), (2, 1));
+    }
+
+    /// Issue 9 (round 2): a daily cycle seen through 6-value sliding
+    /// windows. Window means spread like the values, not like `s/√6`; with
+    /// the between-window mean square the cycle is normal, and a recurring
+    /// burst is learned once the history's tail holds it, while a level
+    /// far outside anything seen is still flagged.
+    #[test]
+    fn an_autocorrelated_cycle_is_normal_and_a_real_jump_is_not() {
+        let mut g = Gauss(12);
+        let xs: Vec<f64> = (0..3000)
+            .map(|i| {
+                let burst = if i % 97 == 50 { 8.0 } else { 0.0 };
+                10.0 + 5.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin()
+                    + g.window(1, 0.0, 0.3)[0]
+                    + burst
+            })
+            .collect();
+        let mut d = zscore(3600, 0.001, 12).unwrap();
+        let mut flagged = 0;
+        for end in 1..=xs.len() {
+            if let Some(v) = d.score(&xs[end.saturating_sub(6)..end]) {
+                flagged += usize::from(v.anomalous && end > 1000);
+            }
+        }
+        assert!(flagged <= 10, "{flagged} of 2000 windows flagged");
+        let jump = d.score(&[60.0; 6]).unwrap();
+        assert!(jump.anomalous, "{jump:?}");
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub trait History: Clone {
         None
     }
 
+    /// Windows the history remembers, when it keeps them (see
+    /// [`super::Windows`]); `None` (the default) otherwise.
+    fn windows(&self) -> Option<u64> {
+        None
+    }
+
     /// A floor under the history's variance for tests and for
     /// [`Learn::Winsorized`] (see [`super::Quantised`]); 0 by default.
     fn variance_floor(&self) -> f64 {
@@ -102,6 +108,15 @@ pub enum Learn {
     /// while a lasting or recurring change is learned step by step (each
     /// clipped window widens the range the next one is clipped to).
     Winsorized(f64),
+    /// Every window joins, whole, anomalous or not: for a test whose scale
+    /// comes from the history's own tail (see [`super::Windows`]), so that
+    /// a burst that recurs widens the tail and stops alarming, while a
+    /// single burst is one window of hundreds.
+    Every,
+    /// As [`Learn::Verdict`] until the history remembers this many windows
+    /// ([`History::windows`]), then as [`Learn::Every`]: a tail learned
+    /// from few windows says nothing, so until then anomalies stay out.
+    EveryFrom(u64),
 }
 
 /// A baseline of normal values (see the module docs), over a
@@ -273,7 +288,15 @@ impl<H: History> Baseline<H> {
     /// The values of `window` as they join the history under the learning
     /// policy, or `None` when the policy leaves it to the verdict.
     fn learned(&self, window: &[f64]) -> Option<Vec<f64>> {
-        let Learn::Winsorized(k) = self.learn else { return None };
+        let k = match self.learn {
+            Learn::Verdict => return None,
+            Learn::Every => return Some(window.to_vec()),
+            Learn::EveryFrom(k) => {
+                let enough = self.history.windows().is_some_and(|w| w >= k);
+                return enough.then(|| window.to_vec());
+            }
+            Learn::Winsorized(k) => k,
+        };
         let (mean, var) = self.history.mean_variance()?;
         let var = var.max(self.history.variance_floor());
         let reach = k * var.sqrt();
@@ -438,10 +461,31 @@ impl<H: History> Baseline<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::{MovingWindow, Quantised};
+    use crate::window::{MovingWindow, Quantised, Windows};
 
     fn bytes(b: &Baseline) -> Vec<u8> {
         b.save(ByteWriter::new())
+    }
+
+    /// `Learn::EveryFrom(k)`: the verdict decides until the history
+    /// remembers `k` windows, then every window joins, anomalous or not.
+    #[test]
+    fn every_from_k_windows_learns_every_window() {
+        let always = |_: &Windows<MovingWindow>, _: &[f64]| (0.0, vec![]);
+        let mut b = Baseline::of(Windows::new(MovingWindow::new(100), 100), 0)
+            .with_learning(Learn::EveryFrom(3));
+        b.seed(&[1.0, 2.0]);
+        b.seed(&[2.0, 1.0]);
+        assert_eq!(History::windows(b.history()), Some(2));
+        assert!(b.score(&[50.0, 51.0], 0.01, always).unwrap().anomalous);
+        assert_eq!(b.history().count(), 4, "two windows: the verdict decides");
+        b.seed(&[1.0, 2.0]);
+        assert!(b.score(&[50.0, 51.0], 0.01, always).unwrap().anomalous);
+        assert_eq!((b.history().count(), History::windows(b.history())), (8, Some(4)), "learned");
+        let mut every = Baseline::of(MovingWindow::new(10), 0).with_learning(Learn::Every);
+        every.seed(&[1.0, 2.0]);
+        assert!(every.score(&[50.0], 0.01, |_, _| (0.0, vec![])).unwrap().anomalous);
+        assert_eq!(every.history().len(), 3);
     }
 
     #[test]

@@ -13,11 +13,13 @@ mod baseline;
 mod detector;
 mod moving;
 mod quantised;
+mod windows;
 
 pub use baseline::{Baseline, History, Joins, Layout, Learn};
 pub use detector::{BaselineDetector, BaselineTest};
 pub use moving::{HEADER_BYTES, MovingWindow};
 pub use quantised::{Quantised, decimal_step};
+pub use windows::Windows;
 
 /// The finite values of `window`, borrowed when they all are. The host sends
 /// finite values only; detectors use this to stay total for direct callers.

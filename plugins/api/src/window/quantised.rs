@@ -126,6 +126,10 @@ impl<H: History> History for Quantised<H> {
         self.inner.mean_variance()
     }
 
+    fn windows(&self) -> Option<u64> {
+        self.inner.windows()
+    }
+
     fn variance_floor(&self) -> f64 {
         self.inner.mean_variance().map_or(0.0, |(m, _)| self.floor(m))
     }
