@@ -305,7 +305,7 @@ fn plugin_paths_that_others_could_swap_are_refused_naming_the_path() {
     let open = root.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::copy(support::plugin_dir().join(ttest_so()), open.join(ttest_so())).unwrap();
-    chmod(&open, 0o1777);
+    chmod(&open, 0o777);
     let safe = root.path().join("plugins");
     std::fs::create_dir(&safe).unwrap();
     std::os::unix::fs::symlink(open.join(ttest_so()), safe.join(ttest_so())).unwrap();

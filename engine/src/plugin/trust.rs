@@ -2,12 +2,22 @@
 //! inside tickwatch, often as a service user, so the file must be one only
 //! a trusted user could have put there.
 //!
-//! The rule, as OpenSSH's StrictModes and sudo apply it: the file's resolved
-//! path and every directory above it up to `/` must be owned by root or by
-//! the user running tickwatch, and writable by no one else (not by others,
-//! sticky `/tmp`-style directories included, and not by a group other than
-//! root's). Symlinks are resolved first, so a link in a safe directory that
-//! points into an unsafe one is judged by where it points.
+//! The rule, after OpenSSH's StrictModes and sudo: the file's resolved path
+//! and every directory above it up to `/` must be owned by root or by the
+//! user running tickwatch, and writable by no one else (not by others, and
+//! not by a group other than root's). Symlinks are resolved first, so a link
+//! in a safe directory that points into an unsafe one is judged by where it
+//! points.
+//!
+//! One exception, narrower than it looks: a sticky world-writable directory
+//! (`/tmp`) is accepted as an ancestor when the entry on our path inside it
+//! is owned by root or tickwatch's user. The sticky bit stops other users
+//! from renaming or removing that entry, so they cannot swap what lies
+//! below it, and they cannot have created it with our ownership. (OpenSSH
+//! refuses `/tmp` outright; a build tree or install prefix under a private
+//! `mktemp -d` directory is common enough, and just as safe, to keep.) A
+//! plugin file itself is never accepted in a world-writable directory, sticky
+//! or not, unless the file is ours: that case is the same rule.
 //!
 //! The file is then opened once and checked again through that descriptor
 //! (it must be the very file the path checks saw), and the loader `dlopen`s
@@ -36,8 +46,16 @@ fn whoami() -> u32 {
 }
 
 /// Why `meta` (of `path`, a plugin file or one of its directories) may not
-/// be trusted, if it may not.
-fn verdict(path: &Path, meta: &std::fs::Metadata, what: &str, me: u32) -> Result<(), String> {
+/// be trusted, if it may not. `child` is the entry on our path inside a
+/// directory, with its owner: a sticky directory may be world-writable when
+/// that entry is ours.
+fn verdict(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    what: &str,
+    me: u32,
+    child: Option<(&Path, u32)>,
+) -> Result<(), String> {
     let mode = meta.mode();
     if meta.uid() != ROOT && meta.uid() != me {
         return Err(format!(
@@ -49,13 +67,26 @@ fn verdict(path: &Path, meta: &std::fs::Metadata, what: &str, me: u32) -> Result
     }
     let refusing =
         if meta.is_dir() { "refusing to load plugins below it" } else { "refusing to load it" };
-    if mode & 0o002 != 0 {
-        let sticky = if mode & 0o1000 != 0 { " (sticky or not)" } else { "" };
-        return Err(format!(
-            "{what} {} is writable by other users{sticky}; {refusing} (chmod o-w it, or keep \
-             plugins elsewhere)",
-            path.display()
-        ));
+    let sticky = mode & 0o1000 != 0;
+    let ours = |uid: u32| uid == ROOT || uid == me;
+    match child {
+        _ if mode & 0o002 == 0 => {}
+        Some((_, owner)) if sticky && ours(owner) => {}
+        Some((entry, owner)) if sticky => {
+            return Err(format!(
+                "{what} {} is writable by other users and its entry {} is owned by uid {owner}, \
+                 neither root nor the user running tickwatch (uid {me}); {refusing}",
+                path.display(),
+                entry.display()
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "{what} {} is writable by other users; {refusing} (chmod o-w it, or keep \
+                 plugins elsewhere)",
+                path.display()
+            ));
+        }
     }
     if mode & 0o020 != 0 && meta.gid() != ROOT {
         return Err(format!(
@@ -80,12 +111,16 @@ pub fn open_checked(path: &Path) -> Result<Checked, String> {
         return Err(format!("{} is not a regular file", resolved.display()));
     }
     // The file itself first: its own problem is the most useful to report.
-    verdict(&resolved, &checked, "plugin file", me).map_err(|e| reword_file(e, path, &resolved))?;
+    verdict(&resolved, &checked, "plugin file", me, None)
+        .map_err(|e| reword_file(e, path, &resolved))?;
+    let mut child: (&Path, u32) = (&resolved, checked.uid());
     let mut dir = resolved.parent();
     let mut first = true;
     while let Some(d) = dir {
         let what = if first { "its directory" } else { "directory" };
-        verdict(d, &stat(d)?, what, me)?;
+        let meta = stat(d)?;
+        verdict(d, &meta, what, me, Some(child))?;
+        child = (d, meta.uid());
         first = false;
         dir = d.parent();
     }
@@ -99,7 +134,7 @@ pub fn open_checked(path: &Path) -> Result<Checked, String> {
     if (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
         return Err(format!("{} changed while it was being checked", resolved.display()));
     }
-    verdict(&resolved, &opened, "plugin file", me)?;
+    verdict(&resolved, &opened, "plugin file", me, None)?;
     Ok(Checked { file, resolved })
 }
 
@@ -157,16 +192,27 @@ mod tests {
     }
 
     #[test]
-    fn a_world_writable_ancestor_is_refused_even_if_sticky() {
+    fn a_world_writable_ancestor_is_refused_unless_sticky_with_our_entry() {
         let d = private_dir();
         let open = d.path().join("shared");
         let inner = open.join("plugins");
         std::fs::create_dir_all(&inner).unwrap();
-        chmod(&open, 0o1777);
         let f = inner.join("libx.so");
         std::fs::write(&f, b"x").unwrap();
+        chmod(&open, 0o777);
         let e = open_checked(&f).unwrap_err();
-        assert!(e.contains(&open.display().to_string()) && e.contains("sticky"), "{e}");
+        assert!(e.contains(&open.display().to_string()) && e.contains("writable by other"), "{e}");
+        // Sticky, and the entry inside it is ours: no one else can move it.
+        chmod(&open, 0o1777);
+        open_checked(&f).unwrap();
+        // Sticky, but the entry belongs to someone else (needs root to arrange).
+        if whoami() == ROOT {
+            let c = std::ffi::CString::new(inner.to_str().unwrap()).unwrap();
+            // SAFETY: a valid NUL-terminated path and plain ids.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+            let e = open_checked(&f).unwrap_err();
+            assert!(e.contains("is owned by uid 65534"), "{e}");
+        }
         chmod(&open, 0o755);
     }
 
