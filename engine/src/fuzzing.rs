@@ -44,8 +44,12 @@ pub fn line_protocol(data: &[u8]) {
 /// dispatch, option validation, batches, Snapshot and Restore, with an
 /// in-process detector and no state directory. Responses are discarded.
 pub fn session(data: &[u8]) {
-    let config =
-        SessionConfig { factory: InProcess::<Mean>::factory(), field_arity: 3, state: None };
+    let config = SessionConfig {
+        factory: InProcess::<Mean>::factory(),
+        field_arity: 3,
+        state: None,
+        batch_timeout: None,
+    };
     let _ = session::run(Cursor::new(data.to_vec()), std::io::sink(), &config);
 }
 

@@ -48,10 +48,12 @@ fn encode_batch(bytes: &mut Vec<u8>, b: &Batch) {
 }
 
 /// `tickwatch serve --detector faulty` on raw pipes, so one thread can write
-/// as fast as the pipe takes while another reads.
+/// as fast as the pipe takes while another reads. The watchdog is off: these
+/// detectors are slow on purpose, and the watchdog has its own test.
 fn spawn_faulty(state_dir: &Path) -> (Child, ChildStdout) {
     let mut child = Command::new(support::bin())
-        .args(["serve", "--detector", "faulty", "--log", "warn", "--plugin-dir"])
+        .args(["serve", "--detector", "faulty", "--log", "warn", "--batch-timeout", "off"])
+        .arg("--plugin-dir")
         .arg(support::test_plugin_dir())
         .arg("--state-dir")
         .arg(state_dir)

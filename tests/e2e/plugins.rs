@@ -334,3 +334,34 @@ fn plugin_paths_that_others_could_swap_are_refused_naming_the_path() {
     assert_eq!(unsafe { libc::chown(c.as_ptr(), nobody, nobody) }, 0);
     refused(dir.path(), "is owned by uid 65534");
 }
+
+/// A detector that never returns used to leave the task silent for ever:
+/// the reader kept answering keepalives, so Kapacitor's timeout never fired.
+/// The watchdog ends the task, naming the detector, field and group.
+#[test]
+fn a_stuck_detector_is_named_and_the_task_ends() {
+    let mut udf = support::spawn_detector(
+        "faulty",
+        &support::test_plugin_dir(),
+        &support::fresh_state_dir(),
+        &["--batch-timeout", "1s"],
+    );
+    udf.set_timeout(std::time::Duration::from_secs(60));
+    udf.info().unwrap();
+    let mut options = support::field_calls(&["hotend"]);
+    options.push(support::o::call("mode", vec![support::o::s("slow")]));
+    options.push(support::o::call("delayMs", vec![support::o::i(600_000)]));
+    let r = udf.init("t", "n", options).unwrap();
+    assert!(r.success, "{}", r.error);
+    let batches = support::day_batches(&[("a", 3)]);
+    udf.send_batch(&batches[0]).unwrap();
+    let closed = udf.close().unwrap();
+    let error = closed.error.expect("an ErrorResponse");
+    assert!(
+        error.contains("detector faulty has not returned")
+            && error.contains("field hotend")
+            && error.contains("printer=a"),
+        "{error}"
+    );
+    assert!(closed.status.is_some_and(|s| !s.success()), "{:?}", closed.status);
+}

@@ -141,6 +141,22 @@ pub struct ServeArgs {
     /// (e.g. 30s, 2m).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub init_timeout: i64,
+
+    /// Watchdog: a detector call that runs longer than this (e.g. 5s) ends
+    /// the task with an error naming the detector, field and group, so
+    /// Kapacitor restarts it (its own --timeout never fires while tickwatch
+    /// answers keepalives). Keep it under Kapacitor's UDF timeout. `off`
+    /// disables it.
+    #[arg(long, default_value = "5s", value_parser = parse_limit)]
+    pub batch_timeout: Limit,
+}
+
+/// A time limit in nanoseconds, or none (`off`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(pub Option<i64>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s == "off" { Ok(Limit(None)) } else { parse_duration(s).map(|ns| Limit(Some(ns))) }
 }
 
 /// `tickwatch demo` flags.

@@ -67,6 +67,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             },
             max_connections: a.max_connections,
             init_timeout: std::time::Duration::from_nanos(a.init_timeout.unsigned_abs()),
+            batch_timeout: a
+                .batch_timeout
+                .0
+                .map(|ns| std::time::Duration::from_nanos(ns.unsigned_abs())),
         }),
         Command::Demo(a) => cmd::demo::run(&cmd::demo::DemoConfig {
             seed: a.seed,

@@ -16,6 +16,7 @@ pub mod detector;
 pub mod point;
 pub mod restore;
 pub mod values;
+pub mod watch;
 
 use std::collections::BTreeMap;
 
@@ -108,6 +109,8 @@ pub struct Node {
     stats: NodeStats,
     warned_skip: bool,
     keep_states: bool,
+    /// Where a watchdog sees the detector call in progress.
+    progress: Option<std::sync::Arc<watch::Progress>>,
     /// Reused per batch so scoring allocates nothing per point.
     values: Vec<f64>,
 }
@@ -130,6 +133,7 @@ impl Node {
             stats: NodeStats::default(),
             warned_skip: false,
             keep_states: false,
+            progress: None,
             values: Vec::new(),
         })
     }
@@ -155,6 +159,11 @@ impl Node {
         self.keep_states = on;
     }
 
+    /// Publishes every detector call to `progress`, for a watchdog.
+    pub fn watch(&mut self, progress: std::sync::Arc<watch::Progress>) {
+        self.progress = Some(progress);
+    }
+
     /// Scores one batch for every tracked field. An error means a detector
     /// failed or the batch is unusable: the node's stream is over.
     pub fn process(&mut self, batch: &Batch) -> Result<Scored, NodeError> {
@@ -163,6 +172,9 @@ impl Node {
             return Err(NodeError::FieldTagCollision { tag: self.config.field_tag.clone() });
         }
         let mut out = Scored::default();
+        if let Some(p) = &self.progress {
+            p.batch(batch.group());
+        }
         for fi in 0..self.config.fields.len() {
             self.collect(fi, &batch.points);
             if self.values.is_empty() {
@@ -179,7 +191,14 @@ impl Node {
                     self.tracked.entry(key.clone()).or_insert(Tracked { detector, last_time: 0 })
                 }
             };
-            let verdict = tracked.detector.score(&self.values)?;
+            if let Some(p) = &self.progress {
+                p.enter(fi);
+            }
+            let verdict = tracked.detector.score(&self.values);
+            if let Some(p) = &self.progress {
+                p.leave();
+            }
+            let verdict = verdict?;
             tracked.last_time = batch.end.tmax;
             if self.keep_states {
                 let state = self.field_state(&key)?;

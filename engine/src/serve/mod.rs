@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub max_connections: Option<usize>,
     /// Socket mode: how long a connection may stay silent before its Init.
     pub init_timeout: std::time::Duration,
+    /// The watchdog's limit for one detector call (`None`: no watchdog).
+    pub batch_timeout: Option<std::time::Duration>,
 }
 
 /// Runs `serve` to completion.
@@ -69,7 +71,12 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         wait: STATE_LOCK_WAIT,
         group_commit_ms: cfg.group_commit_ms,
     });
-    let session = SessionConfig { factory: plugin, field_arity: cfg.field_arity, state };
+    let session = SessionConfig {
+        factory: plugin,
+        field_arity: cfg.field_arity,
+        state,
+        batch_timeout: cfg.batch_timeout,
+    };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),
         Some(path) => {

@@ -35,6 +35,7 @@ use super::persist::{Persisted, StateSettings};
 use super::queue;
 use crate::kapacitor::Batch;
 use crate::node::detector::panic_text;
+use crate::node::watch::Progress;
 use crate::node::{Factory, Node, config};
 
 /// What every session of a serving process shares.
@@ -46,6 +47,9 @@ pub struct SessionConfig {
     pub field_arity: usize,
     /// Where node state persists; `None` keeps it only in Kapacitor's snapshots.
     pub state: Option<StateSettings>,
+    /// The watchdog: a detector call running longer than this ends the
+    /// session with an ErrorResponse naming it (`None`: no watchdog).
+    pub batch_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -77,9 +81,21 @@ pub enum SessionError {
 pub trait Input: Read + Send + 'static {
     /// Init arrived: a socket connection stops its pre-Init timeout.
     fn init_arrived(&self) {}
+
+    /// How to end this connection when its worker is stuck (see the
+    /// watchdog); by default nothing can be done.
+    fn on_hang(&self) -> Hang {
+        Box::new(|| {})
+    }
 }
 
-impl Input for std::io::Stdin {}
+impl Input for std::io::Stdin {
+    fn on_hang(&self) -> Hang {
+        // The stuck call cannot be interrupted, and Kapacitor restarts the
+        // task only once this process is gone.
+        Box::new(|| std::process::exit(1))
+    }
+}
 
 impl Input for std::io::Cursor<Vec<u8>> {}
 
@@ -87,7 +103,21 @@ impl Input for std::os::unix::net::UnixStream {
     fn init_arrived(&self) {
         let _ = self.set_read_timeout(None);
     }
+
+    fn on_hang(&self) -> Hang {
+        // Close this connection; the stuck thread stays (it cannot be
+        // stopped) but every other connection goes on.
+        let stream = self.try_clone();
+        Box::new(move || {
+            if let Ok(s) = &stream {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        })
+    }
 }
+
+/// What ends a connection whose worker is stuck in a detector call.
+pub type Hang = Box<dyn Fn() + Send + Sync + 'static>;
 
 /// Largest capacity reserved up front for a batch, whatever its BeginBatch
 /// `size` claims (the claim comes from the wire).
@@ -182,6 +212,7 @@ where
     let (work_tx, work_rx) = queue::bounded::<Work>(WORK_LIMIT);
 
     let reader_out = out_tx.clone();
+    let on_hang: std::sync::Arc<Hang> = std::sync::Arc::new(reader.on_hang());
     let spawned = thread::Builder::new()
         .name("udf-reader".into())
         .spawn(move || read_loop(reader, work_tx, reader_out));
@@ -191,9 +222,14 @@ where
 
     thread::scope(|s| {
         let writer_thread = s.spawn(move || write_loop(writer, out_rx));
-        let result =
-            Worker { config, node: None, ids: "udf (before Init)".to_string(), out: &out_tx }
-                .run(work_rx);
+        let result = Worker {
+            config,
+            node: None,
+            ids: "udf (before Init)".to_string(),
+            out: &out_tx,
+            on_hang: &on_hang,
+        }
+        .run(work_rx);
         send_out(&out_tx, Out::Close);
         match writer_thread.join() {
             Ok(Ok(())) => result,
@@ -365,6 +401,7 @@ struct Worker<'a> {
     /// `task T node N` (once Init arrived), for log lines.
     ids: String,
     out: &'a queue::Sender<Out>,
+    on_hang: &'a std::sync::Arc<Hang>,
 }
 
 impl Worker<'_> {
@@ -517,7 +554,12 @@ impl Worker<'_> {
     fn open(&self, req: &agent::InitRequest) -> Result<Persisted, Box<dyn std::error::Error>> {
         let factory = &self.config.factory;
         let cfg = config::validate(&req.options, self.config.field_arity, factory.options())?;
-        let node = Node::new(factory.clone(), cfg, &self.ids)?;
+        let mut node = Node::new(factory.clone(), cfg, &self.ids)?;
+        if let Some(limit) = self.config.batch_timeout {
+            let progress = std::sync::Arc::new(Progress::default());
+            node.watch(std::sync::Arc::clone(&progress));
+            self.watchdog(&progress, limit, node.config().fields.clone());
+        }
         let Some(st) = &self.config.state else {
             tracing::warn!(
                 "{}: no state directory (--state-dir / TICKWATCH_STATE_DIR): state lives only in \
@@ -577,6 +619,48 @@ impl Worker<'_> {
             .map_err(|e| self_fatal(self.out, &self.ids, format!("snapshot failed: {e}")))?;
         send(self.out, response::Message::Snapshot(agent::SnapshotResponse { snapshot: bytes }));
         Ok(())
+    }
+
+    /// Starts the watchdog of this session's node: it ends the session when
+    /// a detector call runs past `limit`, with an ErrorResponse naming the
+    /// detector, field and group, so Kapacitor restarts the task (its own
+    /// timeout never fires while the reader answers keepalives). It stops
+    /// when the node is dropped.
+    fn watchdog(&self, progress: &std::sync::Arc<Progress>, limit: Duration, fields: Vec<String>) {
+        let progress = std::sync::Arc::downgrade(progress);
+        let out = self.out.clone();
+        let ids = self.ids.clone();
+        let detector = self.config.factory.name().to_string();
+        let on_hang = std::sync::Arc::clone(self.on_hang);
+        let tick = (limit / 10).clamp(Duration::from_millis(10), Duration::from_millis(200));
+        let spawned = thread::Builder::new().name("watchdog".into()).spawn(move || {
+            loop {
+                thread::sleep(tick);
+                let Some(p) = progress.upgrade() else { return };
+                let Some(stuck) = p.stuck(limit) else { continue };
+                let field = fields.get(stuck.field).map_or("?", String::as_str);
+                let msg = format!(
+                    "detector {detector} has not returned after {:.1} s scoring field {field} \
+                     of group {}; ending the task so that Kapacitor restarts it \
+                     (--batch-timeout {} s)",
+                    stuck.running.as_secs_f64(),
+                    crate::kapacitor::group_label(&stuck.group),
+                    limit.as_secs_f64()
+                );
+                tracing::error!("{ids}: {msg}");
+                send(&out, response::Message::Error(agent::ErrorResponse { error: msg }));
+                // Let the writer put the answer on the wire first.
+                thread::sleep(Duration::from_millis(500));
+                on_hang();
+                return;
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(
+                "{}: no watchdog ({e}); a stuck detector will not be reported",
+                self.ids
+            );
+        }
     }
 
     /// Scores `batches` in order, commits their states once, then emits
