@@ -149,6 +149,17 @@ impl Parser<'_> {
                 "h" => 3_600 * 1_000_000_000,
                 "d" => 86_400 * 1_000_000_000,
                 "w" => 7 * 86_400 * 1_000_000_000,
+                // `1e-10`: Kapacitor's lexer reads `e` as a duration unit
+                // and fails; say what the user meant instead.
+                "e" | "E"
+                    if self.peek().is_some_and(|c| c == '-' || c == '+' || c.is_ascii_digit()) =>
+                {
+                    self.pos = unit_start;
+                    return self.err(format!(
+                        "TICKscript numbers have no exponent: write {number}{unit}… out in full \
+                         (0.0000000001 for 1e-10)"
+                    ));
+                }
                 _ => {
                     self.pos = unit_start;
                     return self.err(format!(
@@ -310,6 +321,11 @@ mod tests {
         assert_eq!(err(".size(36 00)").column, 10);
         assert_eq!(err(".size(5x)").column, 8);
         assert!(err(".size(5x)").message.contains("unknown duration unit 'x'"));
+        // Issue 9: exponents are not TICKscript; say so instead of "unit 'e'".
+        let e = err(".alpha(1e-10)");
+        assert!(e.message.contains("TICKscript numbers have no exponent"), "{}", e.message);
+        assert_eq!(e.column, 9);
+        assert!(err(".alpha(2.5E3)").message.contains("no exponent"));
         assert_eq!(err(".field(\"hotend\")").column, 8);
         assert!(err(".field(\"hotend\")").message.contains("field reference"));
         assert_eq!(err(".flag(true)").column, 7);
