@@ -365,3 +365,11 @@ fn a_stuck_detector_is_named_and_the_task_ends() {
     );
     assert!(closed.status.is_some_and(|s| !s.success()), "{:?}", closed.status);
 }
+
+#[test]
+fn a_mistyped_detector_gets_a_suggestion() {
+    let out = serve_output("tttest", &support::plugin_dir());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown detector \"tttest\" (did you mean \"ttest\"?)"), "{stderr}");
+}

@@ -241,3 +241,24 @@ fn replay_names_the_precision_the_timestamps_look_like() {
     assert!(stderr.contains("no window closed"), "{stderr}");
     assert!(stderr.contains("look like --precision s, not ns"), "{stderr}");
 }
+
+#[test]
+fn replay_warns_about_a_tracked_field_the_input_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("printers.lp");
+    write_two_printers(&file);
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--precision",
+        "s",
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('hotend','bedd','').size(3600).alpha(0.001)",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tracked field \"bedd\" appears in no point"), "{stderr}");
+    assert!(!stderr.contains("\"hotend\" appears"), "{stderr}");
+}

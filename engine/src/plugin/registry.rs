@@ -24,7 +24,8 @@ pub enum RequireError {
     },
     /// No file provides it.
     #[error(
-        "unknown detector {name:?}; detectors found: {found} (searched {searched}){failures}\n  \
+        "unknown detector {name:?}{suggestion}; detectors found: {found} (searched \
+         {searched}){failures}\n  \
          to install one, put its libtickwatch_<name>.so in one of those directories (an \
          installed tickwatch looks in PREFIX/lib/tickwatch/plugins), or point --plugin-dir or \
          TICKWATCH_PLUGIN_DIR at the directory holding it"
@@ -38,6 +39,8 @@ pub enum RequireError {
         searched: String,
         /// One line per file that failed to load.
         failures: String,
+        /// ` (did you mean "x"?)` for a near miss, else empty.
+        suggestion: String,
     },
 }
 
@@ -201,7 +204,16 @@ impl Registry {
         }
         let names = registry.names();
         let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        // A near miss (edit distance ≤ 2, or one contains the other).
+        let suggestion = names
+            .iter()
+            .map(|n| (strsim::levenshtein(n, name), *n))
+            .filter(|(d, n)| *d <= 2 || n.contains(name) || name.contains(n))
+            .min()
+            .map(|(_, n)| format!(" (did you mean {n:?}?)"))
+            .unwrap_or_default();
         Err(RequireError::Unknown {
+            suggestion,
             name: name.into(),
             found: if names.is_empty() { "none".into() } else { names.join(", ") },
             searched: searched.join(", "),

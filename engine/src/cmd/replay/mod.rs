@@ -155,6 +155,26 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     Ok(out)
 }
 
+/// Warns about each tracked field no point carries (a typo such as `bedd`
+/// would otherwise only show as a field with no verdicts), naming the
+/// fields the input does have.
+fn warn_missing_fields(points: &[agent::Point], tracked: &[String]) {
+    let mut seen: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for p in points {
+        seen.extend(p.fields_double.keys().map(String::as_str));
+        seen.extend(p.fields_int.keys().map(String::as_str));
+        seen.extend(p.fields_string.keys().map(String::as_str));
+        seen.extend(p.fields_bool.keys().map(String::as_str));
+    }
+    for f in tracked.iter().filter(|f| !seen.contains(f.as_str())) {
+        let fields: Vec<&str> = seen.iter().copied().collect();
+        tracing::warn!(
+            "tracked field {f:?} appears in no point of the input (its fields: {})",
+            fields.join(", ")
+        );
+    }
+}
+
 /// Nanoseconds from 2000-01-01 to 2100-01-01: where real timestamps fall.
 const PLAUSIBLE_NS: std::ops::RangeInclusive<i128> =
     946_684_800_000_000_000..=4_102_444_800_000_000_000;
@@ -302,6 +322,7 @@ pub fn replay(cfg: &ReplayConfig) -> anyhow::Result<()> {
     if let Some(h) = &hint {
         tracing::warn!("{h}");
     }
+    warn_missing_fields(&input.points, &tracked.fields);
     let values = cfg
         .plot
         .as_ref()
