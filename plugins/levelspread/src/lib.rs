@@ -248,22 +248,11 @@ mod tests {
     /// sensor are still flagged.
     #[test]
     fn an_autocorrelated_cycle_is_normal_and_real_changes_are_not() {
-        let mut g = Gauss(12);
-        let xs: Vec<f64> = (0..3000)
-            .map(|i| {
-                let burst = if i % 97 == 50 { 8.0 } else { 0.0 };
-                10.0 + 5.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin()
-                    + g.window(1, 0.0, 0.3)[0]
-                    + burst
-            })
-            .collect();
+        let xs = tickwatch_stats::testkit::cycle_with_bursts(12);
         let mut d = detector(3600, 0.001, 12).unwrap();
-        let mut flagged = 0;
-        for end in 1..=xs.len() {
-            if let Some(v) = d.score(&xs[end.saturating_sub(6)..end]) {
-                flagged += usize::from(v.anomalous && end > 1000);
-            }
-        }
+        let flagged = tickwatch_stats::testkit::sliding_flags(&xs, 6, 1000, |w| {
+            d.score(w).map(|v| v.anomalous)
+        });
         assert!(flagged <= 10, "{flagged} of 2000 windows flagged");
         let jump = d.clone().score(&[60.0, 60.1, 59.9, 60.0, 60.2, 60.0]).unwrap();
         assert!(jump.anomalous && stat(&jump, "p_level").unwrap() < 1e-4, "{jump:?}");

@@ -27,3 +27,32 @@ impl Gauss {
             .collect()
     }
 }
+
+/// 3000 values of a daily cycle (period 288, amplitude 5 around 10) with
+/// noise (sd 0.3) and a burst of +8 every 97 values: an autocorrelated,
+/// bursty series whose sliding windows must look normal to a detector that
+/// has learned it.
+pub fn cycle_with_bursts(seed: u64) -> Vec<f64> {
+    let mut g = Gauss(seed);
+    (0..3000)
+        .map(|i| {
+            let burst = if i % 97 == 50 { 8.0 } else { 0.0 };
+            10.0 + 5.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin()
+                + g.window(1, 0.0, 0.3)[0]
+                + burst
+        })
+        .collect()
+}
+
+/// Feeds `xs` through `score` as sliding windows of `width` values ending at
+/// each value; counts the windows flagged anomalous that end after `after`.
+pub fn sliding_flags(
+    xs: &[f64],
+    width: usize,
+    after: usize,
+    mut score: impl FnMut(&[f64]) -> Option<bool>,
+) -> usize {
+    (1..=xs.len())
+        .filter(|&end| score(&xs[end.saturating_sub(width)..end]) == Some(true) && end > after)
+        .count()
+}

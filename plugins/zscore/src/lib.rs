@@ -285,22 +285,11 @@ mod tests {
     /// far outside anything seen is still flagged.
     #[test]
     fn an_autocorrelated_cycle_is_normal_and_a_real_jump_is_not() {
-        let mut g = Gauss(12);
-        let xs: Vec<f64> = (0..3000)
-            .map(|i| {
-                let burst = if i % 97 == 50 { 8.0 } else { 0.0 };
-                10.0 + 5.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin()
-                    + g.window(1, 0.0, 0.3)[0]
-                    + burst
-            })
-            .collect();
+        let xs = tickwatch_stats::testkit::cycle_with_bursts(12);
         let mut d = zscore(3600, 0.001, 12).unwrap();
-        let mut flagged = 0;
-        for end in 1..=xs.len() {
-            if let Some(v) = d.score(&xs[end.saturating_sub(6)..end]) {
-                flagged += usize::from(v.anomalous && end > 1000);
-            }
-        }
+        let flagged = tickwatch_stats::testkit::sliding_flags(&xs, 6, 1000, |w| {
+            d.score(w).map(|v| v.anomalous)
+        });
         assert!(flagged <= 10, "{flagged} of 2000 windows flagged");
         let jump = d.score(&[60.0; 6]).unwrap();
         assert!(jump.anomalous, "{jump:?}");
