@@ -168,6 +168,44 @@ impl<T> Receiver<T> {
     }
 }
 
+/// Reads how much a queue holds, from any thread, without keeping it (or
+/// its items) alive.
+#[derive(Clone)]
+pub struct Depth(std::sync::Weak<dyn Load + Send + Sync>);
+
+trait Load {
+    /// (items, cost) queued now.
+    fn load(&self) -> (usize, usize);
+}
+
+impl<T> Load for Shared<T> {
+    fn load(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.items.len(), g.cost)
+    }
+}
+
+impl Depth {
+    /// (items, cost) queued now; `None` once the queue is gone.
+    pub fn load(&self) -> Option<(usize, usize)> {
+        self.0.upgrade().map(|s| s.load())
+    }
+
+    /// The same as a metrics probe.
+    pub fn probe(&self) -> crate::metrics::QueueProbe {
+        let d = self.clone();
+        Box::new(move || d.load().map(|(n, c)| (n as u64, c as u64)))
+    }
+}
+
+impl<T: Send + 'static> Receiver<T> {
+    /// A reader of this queue's depth.
+    pub fn depth(&self) -> Depth {
+        let weak: std::sync::Weak<Shared<T>> = Arc::downgrade(&self.0);
+        Depth(weak)
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.0.lock().receiver = false;
