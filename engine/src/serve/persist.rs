@@ -332,3 +332,42 @@ impl Drop for Persisted {
         self.control.take();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tickwatch_state::Provenance;
+
+    use super::*;
+
+    fn st(group: &str, field: &str, len: usize) -> FieldState {
+        FieldState {
+            group: group.into(),
+            field: field.into(),
+            provenance: Provenance {
+                detector: "d".into(),
+                detector_version: "0".into(),
+                state_version: 1,
+                options: "{}".into(),
+                last_time: 0,
+            },
+            state: vec![0; len],
+        }
+    }
+
+    #[test]
+    fn state_sizes_keep_running_totals_per_field() {
+        let fields = vec!["a".to_string(), "b".to_string()];
+        let m = NodeMetrics::new("t", "n", "d", &fields);
+        let mut sizes = StateSizes::new(2);
+        sizes.update(&m, &fields, &[st("g1", "a", 10), st("g2", "a", 5), st("g1", "b", 7)], false);
+        // A group's new state replaces its old size; an unknown field is ignored.
+        sizes.update(&m, &fields, &[st("g1", "a", 3), st("g1", "zzz", 99)], false);
+        let f = m.figures();
+        assert_eq!((f.fields[0].state_bytes, f.fields[0].state_groups), (8, 2));
+        assert_eq!((f.fields[1].state_bytes, f.fields[1].state_groups), (7, 1));
+        // Set aside: gone.
+        sizes.update(&m, &fields, &[st("g2", "a", 5)], true);
+        let f = m.figures();
+        assert_eq!((f.fields[0].state_bytes, f.fields[0].state_groups), (3, 1));
+    }
+}

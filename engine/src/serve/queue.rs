@@ -255,6 +255,21 @@ mod tests {
     }
 
     #[test]
+    fn depth_reads_items_and_cost_until_the_queue_is_gone() {
+        let (tx, rx) = bounded::<u32>(100);
+        let depth = rx.depth();
+        assert_eq!(depth.load(), Some((0, 0)));
+        tx.send(1, 30).ok();
+        tx.send(2, 5).ok();
+        assert_eq!(depth.load(), Some((2, 35)));
+        assert_eq!((depth.probe())(), Some((2, 35)));
+        assert_eq!(rx.recv(), Some(1));
+        assert_eq!(depth.load(), Some((1, 5)));
+        drop((tx, rx));
+        assert_eq!(depth.load(), None);
+    }
+
+    #[test]
     fn a_waiting_sender_ticks() {
         let (tx, rx) = bounded::<u32>(1);
         tx.send(1, 1).ok();
