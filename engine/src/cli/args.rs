@@ -36,6 +36,9 @@ pub enum Command {
     },
     /// Print the manual page (troff), e.g. `tickwatch man > tickwatch.1`.
     Man,
+    /// Serve Prometheus metrics of every live node under a state directory
+    /// (process-mode UDFs), asked through their control sockets.
+    Exporter(ExporterArgs),
 }
 
 /// An environment variable's value, or `None` when unset or empty.
@@ -149,6 +152,29 @@ pub struct ServeArgs {
     /// disables it.
     #[arg(long, default_value = "5s", value_parser = parse_limit)]
     pub batch_timeout: Limit,
+
+    /// Socket mode: serve Prometheus metrics at http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9105; port 0 picks a free one, logged at info). For
+    /// process mode, run `tickwatch exporter` instead.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+/// `tickwatch exporter` flags.
+#[derive(Debug, clap::Args)]
+pub struct ExporterArgs {
+    #[command(flatten)]
+    pub state: StateDirArg,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks a
+    /// free one, logged at info).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+
+    /// How long one scrape waits for each node's answer before skipping it
+    /// (e.g. 2s).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub node_timeout: i64,
 }
 
 /// A time limit in nanoseconds, or none (`off`).

@@ -71,6 +71,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .batch_timeout
                 .0
                 .map(|ns| std::time::Duration::from_nanos(ns.unsigned_abs())),
+            metrics_listen: a.metrics_listen,
+        }),
+        Command::Exporter(a) => cmd::exporter::run(&cmd::exporter::ExporterConfig {
+            state_dir: a.state.resolve().ok_or_else(|| {
+                anyhow!("no state directory: pass --state-dir or set TICKWATCH_STATE_DIR")
+            })?,
+            listen: a.listen,
+            node_timeout: std::time::Duration::from_nanos(a.node_timeout.unsigned_abs()),
         }),
         Command::Demo(a) => cmd::demo::run(&cmd::demo::DemoConfig {
             seed: a.seed,

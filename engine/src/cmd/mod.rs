@@ -1,5 +1,5 @@
-//! Command bodies: `demo`, `replay`, `state`, `plugins` and `info`. Each
-//! takes a validated config (built by `crate::cli`, which this module never
+//! Command bodies: `demo`, `replay`, `state`, `plugins`, `info` and
+//! `exporter`. Each takes a validated config (built by `crate::cli`, which this module never
 //! imports) and writes its output through [`out!`]/[`outln!`].
 //!
 //! Output goes through a locked stdout and returns its error instead of
@@ -7,6 +7,7 @@
 //! (`tickwatch plugins | head -1`) into a quiet exit 0.
 
 pub mod demo;
+pub mod exporter;
 pub mod plugins;
 pub mod replay;
 pub mod state;
