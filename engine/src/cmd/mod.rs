@@ -6,8 +6,10 @@
 //! panicking as `println!` does on a closed pipe: `main` turns a broken pipe
 //! (`tickwatch plugins | head -1`) into a quiet exit 0.
 
+#[cfg(feature = "tools")]
 pub mod demo;
 pub mod plugins;
+#[cfg(feature = "tools")]
 pub mod replay;
 pub mod state;
 
