@@ -17,7 +17,10 @@
 #    DPKG_ROOT) and never touch the machine's: the tickwatch user and group,
 #    /var/lib/tickwatch (tickwatch, 2770), kapacitor in group tickwatch; the
 #    installed binary runs; a second configure changes nothing; purge removes
-#    the files and the state. Skipped with a message when not root.
+#    the files and the state. Then, with numeric uids (setpriv), the socket
+#    permissions the unit relies on: served as one uid and group in a 0750
+#    directory, a uid in that group gets Kapacitor's Info answer, another
+#    uid is refused. Skipped with a message when not root.
 # 4. systemd-analyze verify on the unit, when the tool exists.
 # Any failed check exits non-zero with the reason.
 set -euo pipefail
@@ -166,6 +169,72 @@ else
     [ ! -e "$r/usr/bin/tickwatch" ] || fail "purge left usr/bin/tickwatch"
     [ ! -e "$r/var/lib/tickwatch" ] || fail "purge left /var/lib/tickwatch"
     ok "dpkg --root: user, group, kapacitor's membership, /var/lib/tickwatch 2770, runs, idempotent, purge"
+
+    # Socket permissions as the unit sets them up, with real uids (numeric,
+    # so this machine's users stay untouched): tickwatch serves as uid T,
+    # group G, in a 0750 T:G directory; a "kapacitor" uid in group G gets an
+    # Info answer over the socket, another uid is refused.
+    if command -v setpriv >/dev/null && [ -x /usr/bin/python3 ]; then
+        t_uid=64970 g_id=64971 k_uid=64972 o_uid=64973
+        chmod 0755 "$tmp"
+        run=$tmp/perm/run state=$tmp/perm/state
+        mkdir -p "$run" "$state"
+        chmod 0755 "$tmp/perm"
+        chown "$t_uid:$g_id" "$run" "$state"
+        chmod 0750 "$run"
+        chmod 2770 "$state"
+        sock=$run/ttest.sock
+        setpriv --reuid="$t_uid" --regid="$g_id" --clear-groups \
+            env -i -C / PATH=/usr/bin:/bin "$x/usr/bin/tickwatch" serve --detector ttest \
+            --socket "$sock" --state-dir "$state" 2>"$tmp/perm.log" &
+        server=$!
+        for _ in $(seq 100); do
+            [ -S "$sock" ] && break
+            kill -0 "$server" 2>/dev/null || fail "serve as uid $t_uid exited: $(cat "$tmp/perm.log")"
+            sleep 0.1
+        done
+        [ -S "$sock" ] || fail "serve as uid $t_uid made no socket: $(cat "$tmp/perm.log")"
+        [ "$(stat -c '%u %g %a' "$sock")" = "$t_uid $g_id 660" ] ||
+            fail "the socket is $(stat -c '%u %g %a' "$sock"), not $t_uid $g_id 660"
+        # Kapacitor's first exchange: one frame holding Request{info: {}};
+        # the answer must be Response{info: …} naming ttest's options.
+        info='
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    sys.exit(3)
+s.sendall(b"\x02\x0a\x00")
+n, shift = 0, 0
+while True:
+    b = s.recv(1)[0]
+    n |= (b & 0x7F) << shift
+    shift += 7
+    if b < 0x80:
+        break
+msg = b""
+while len(msg) < n:
+    chunk = s.recv(n - len(msg))
+    if not chunk:
+        sys.exit("connection closed")
+    msg += chunk
+sys.exit(0 if msg[:1] == b"\x0a" and b"alpha" in msg else "not an InfoResponse: %r" % msg[:40])
+'
+        setpriv --reuid="$k_uid" --regid="$k_uid" --groups="$g_id" \
+            /usr/bin/python3 -c "$info" "$sock" ||
+            fail "a user in the socket's group got no Info answer: $(cat "$tmp/perm.log")"
+        rc=0
+        setpriv --reuid="$o_uid" --regid="$o_uid" --clear-groups \
+            /usr/bin/python3 -c "$info" "$sock" || rc=$?
+        [ "$rc" -eq 3 ] || fail "a user outside the socket's group was not refused (exit $rc)"
+        kill -TERM "$server"
+        wait "$server" || fail "serve as uid $t_uid exited non-zero on SIGTERM: $(cat "$tmp/perm.log")"
+        server=""
+        ok "socket permissions: group member gets Info, others refused"
+    else
+        echo "check-deb: skipped: socket permission check needs setpriv and /usr/bin/python3"
+    fi
 fi
 
 # --- 4. the unit ---------------------------------------------------------
