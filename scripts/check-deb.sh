@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Checks the Debian package that `cargo deb -p tickwatch-engine --no-build
-# --no-strip` made (docs/install.md); CI runs it after the release build.
+# Checks the Debian package that scripts/build-deb.sh made (docs/install.md);
+# CI runs it after the release build.
 #
 #   scripts/check-deb.sh [DEB]     (default: target/debian/tickwatch_*.deb)
 #
 # 1. Contents (dpkg-deb -c / -f): the binary, every shipped plugin (each
 #    cdylib crate under plugins/) and nothing else in the plugin directory,
-#    the systemd unit, the example confs, the maintainer scripts.
+#    the systemd unit, the man page and completions, the example confs, the
+#    maintainer scripts.
 # 2. The extracted tree (dpkg-deb -x into a temporary root): its
 #    usr/bin/tickwatch, run from / with a clean environment, finds its
 #    plugins, runs `demo`, and in socket mode makes a 0660 socket that
@@ -36,7 +37,7 @@ if [ $# -gt 0 ]; then
     deb=$1
 else
     debs=(target/debian/tickwatch_*.deb)
-    [ -f "${debs[0]}" ] || fail "no target/debian/tickwatch_*.deb; run cargo deb -p tickwatch-engine --no-build --no-strip"
+    [ -f "${debs[0]}" ] || fail "no target/debian/tickwatch_*.deb; run scripts/build-deb.sh"
     [ ${#debs[@]} -eq 1 ] || fail "several packages in target/debian (${debs[*]}); name one"
     deb=${debs[0]}
 fi
@@ -71,6 +72,10 @@ has -rw-r--r-- "usr/lib/systemd/system/tickwatch@.service"
 has -rw-r--r-- usr/share/doc/tickwatch/examples/kapacitor-process.conf
 has -rw-r--r-- usr/share/doc/tickwatch/examples/kapacitor-socket.conf
 has -rw-r--r-- usr/share/doc/tickwatch/install.md
+has -rw-r--r-- usr/share/man/man1/tickwatch.1.gz
+has -rw-r--r-- usr/share/bash-completion/completions/tickwatch
+has -rw-r--r-- usr/share/zsh/vendor-completions/_tickwatch
+has -rw-r--r-- usr/share/fish/vendor_completions.d/tickwatch.fish
 if grep -v ' \./usr/' <<<"$listing" | grep -qv ' \./$'; then
     fail "files outside /usr: $(grep -v ' \./usr/' <<<"$listing")"
 fi
@@ -79,7 +84,7 @@ for script in postinst prerm postrm; do
     grep -q " $script " <<<"$control" || fail "no $script maintainer script"
 done
 grep -q 'Depends:.*passwd' <<<"$control" || fail "Depends lacks passwd (useradd)"
-ok "contents: binary, $shipped plugins, unit, examples, maintainer scripts"
+ok "contents: binary, $shipped plugins, unit, man page, completions, examples, maintainer scripts"
 
 # --- 2. the extracted tree -----------------------------------------------
 # Only a clean PATH: no cargo, no TICKWATCH_* variables, run from /.
@@ -101,6 +106,10 @@ $out"
 x=$tmp/x
 dpkg-deb -x "$deb" "$x"
 runs "$x"
+gzip -dc "$x/usr/share/man/man1/tickwatch.1.gz" | grep -q '^\.TH tickwatch 1' ||
+    fail "usr/share/man/man1/tickwatch.1.gz is not tickwatch's man page"
+grep -q '_tickwatch()' "$x/usr/share/bash-completion/completions/tickwatch" ||
+    fail "the bash completion is not tickwatch's"
 ok "extracted: tickwatch plugins, demo and info run with a clean PATH"
 
 # Socket mode, as tickwatch@.service runs it: a 0660 socket, removed on
