@@ -8,7 +8,11 @@ use anyhow::anyhow;
 use clap::Subcommand;
 
 #[cfg(feature = "tools")]
-use crate::cmd::replay::{ReplayConfig, chain, lineproto::Precision};
+use crate::cmd::replay::ReplayConfig;
+#[cfg(feature = "tools")]
+use crate::cmd::replay::chain;
+#[cfg(feature = "tools")]
+use crate::cmd::replay::lineproto::Precision;
 use crate::cmd::state::{Selection, StateCommand};
 
 /// Subcommands.
