@@ -32,7 +32,9 @@ pub mod node;
 pub mod plugin;
 mod serve;
 
+#[cfg(feature = "tools")]
 #[doc(hidden)]
 pub mod fuzzing;
 
+#[cfg(feature = "tools")]
 pub use cmd::demo::scenario;

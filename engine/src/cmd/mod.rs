@@ -6,9 +6,11 @@
 //! panicking as `println!` does on a closed pipe: `main` turns a broken pipe
 //! (`tickwatch plugins | head -1`) into a quiet exit 0.
 
+#[cfg(feature = "tools")]
 pub mod demo;
 pub mod exporter;
 pub mod plugins;
+#[cfg(feature = "tools")]
 pub mod replay;
 pub mod state;
 
