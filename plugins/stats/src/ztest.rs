@@ -54,6 +54,16 @@ pub fn two_sided_t(z: f64, df: f64) -> f64 {
     }
 }
 
+/// The standard normal's quantile: the `z` with `P(Z ≤ z) = p`, for `p` in
+/// (0, 1) (±infinity at 0 and 1, NaN outside).
+pub fn normal_quantile(p: f64) -> f64 {
+    use statrs::distribution::Normal;
+    match Normal::new(0.0, 1.0) {
+        Ok(n) if (0.0..=1.0).contains(&p) => n.inverse_cdf(p),
+        _ => f64::NAN,
+    }
+}
+
 /// `P(|Z| ≥ |z|)` for a standard normal `Z`, accurate in the far tail
 /// (relative error below 1e-9 down to the smallest positive f64).
 pub fn two_sided_normal(z: f64) -> f64 {
@@ -63,6 +73,20 @@ pub fn two_sided_normal(z: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_quantile_matches_scipy() {
+        // Reference values: scipy.stats.norm.ppf(p).
+        for (p, z) in [
+            (0.975, 1.9599639845400536),
+            (0.999, 3.090232306167813),
+            (1e-10, -6.361340902404056),
+            (0.5, 0.0),
+        ] {
+            assert!((normal_quantile(p) - z).abs() < 1e-9, "{p}: {}", normal_quantile(p));
+        }
+        assert!(normal_quantile(1.5).is_nan());
+    }
 
     #[test]
     fn t_tail_matches_scipy() {
