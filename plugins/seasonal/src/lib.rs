@@ -68,7 +68,7 @@ use tickwatch_plugin_api::{
     Verdict, export_detector,
     options::{MAX_LENGTH, preset},
 };
-use tickwatch_stats::{normal_quantile, two_sided_t};
+use tickwatch_stats::{largest_normal, two_sided_t};
 
 /// Earlier windows whose levels must be known before the first verdict.
 pub const MIN_LEVELS: usize = 3;
@@ -152,15 +152,6 @@ impl Ring {
         }
         Ok(Self { cap, values, head })
     }
-}
-
-/// The median of the largest of `n` absolute standard normal values: the
-/// `z` with `P(|Z| ≤ z)ⁿ = 1/2` (1.52 for 5, 3.04 for 288,
-/// 3.58 for 2016).
-fn largest_normal(n: usize) -> f64 {
-    // P(|Z| > z) = q with (1 − q)ⁿ = 1/2; exp_m1 keeps q exact for large n.
-    let q = -(-std::f64::consts::LN_2 / n.max(1) as f64).exp_m1();
-    normal_quantile(1.0 - q / 2.0)
 }
 
 /// Median of `xs` (not empty), reordering it.
@@ -588,15 +579,6 @@ mod tests {
         let mut other = seasonal(10, 3, 4).unwrap();
         assert!(other.load(&bytes).unwrap_err().contains("capacity 20"));
         assert_eq!(other, seasonal(10, 3, 4).unwrap(), "a refused load changes nothing");
-    }
-
-    #[test]
-    fn largest_normal_is_the_median_maximum_of_n_normals() {
-        // Reference: scipy.stats.norm.ppf(1 - q/2), q = 1 - 2**(-1/n).
-        for (n, z) in [(1, 0.6744897501960817), (5, 1.5162765576377857), (288, 3.0351868483995528)]
-        {
-            assert!((largest_normal(n) - z).abs() < 1e-9, "{n}: {}", largest_normal(n));
-        }
     }
 
     /// Round 3: a residual is remembered clipped to `CLIP` scales, so one
