@@ -17,17 +17,19 @@
 //! # Autocorrelated data (issue 9, round 2)
 //! The baseline also remembers the windows behind the last [`SCALE_SPAN`]
 //! values (`window::Windows`). Once it remembers [`MIN_WINDOWS`] of them,
-//! `s²` in the standard error is the mean square of their means about
-//! the EWMA `μ` (the spread window means really have around the chart's
-//! centre line, autocorrelation and the EWMA's lag included; `s²` for
+//! `s²` in the standard error is their between-window mean square (the
+//! spread window means really have, autocorrelation included; `s²` for
 //! independent values), raised to the square of their largest
-//! standardised deviation from `μ` over the median largest of as many
-//! normals (a bursty series' tail), with `K − 1` degrees of freedom
-//! (issue 9 round 3; round 2 measured the windows about their own mean,
-//! which the lagging `μ` is not, and took the 99th percentile over 2.576
-//! from 100 windows: where a series had just settled, a tiny spread
-//! against a `μ` still on its way made `p = 0`, and the NAB score swung
-//! from 0 to 35 with the span); and every window updates
+//! standardised deviation from the EWMA `μ` (weighted for `μ`'s own
+//! noise) over the 95th percentile of the largest of as many normals
+//! (`tickwatch_stats::TAIL_CONFIDENCE`) when that is larger: a bursty
+//! series' tail, and the lag of `μ` behind a series that has just moved
+//! or settled; with `K − 1` degrees of freedom. Issue 9 round 3: round 2
+//! took the 99th percentile over 2.576 from 100 windows, about the
+//! windows' own mean, which the lagging `μ` is not: where a series had
+//! just settled, a tiny spread against a `μ` still on its way made
+//! `p = 0`, and the NAB score swung from 0 to 35 with the span (now 47.8
+//! to 52.3 for spans of 2000 to 7200 values). And every window updates
 //! the EWMA from then on (`Learn::EveryFrom`), so a recurring burst is
 //! learned. The mean stays the EWMA. On the guide's printer (300-value
 //! windows) it remembers 12 windows: the chart and learning are those
@@ -128,9 +130,10 @@ pub const SCALE_SPAN: usize = 3600;
 
 /// The variance of one value behind the chart's standard error and its
 /// degrees of freedom: once the baseline remembers [`MIN_WINDOWS`]
-/// windows, the mean square of their means about the EWMA mean (raised to
-/// their largest standardised deviation from it over the median largest of
-/// as many normals, squared), `K − 1`; else the EWMA variance and
+/// windows, their between-window mean square (raised to their largest
+/// standardised deviation from the EWMA mean over the 95th percentile of
+/// the largest of as many normals, squared, when that is larger), `K − 1`;
+/// else the EWMA variance and
 /// `1/Σ wᵢ² − 1`; floored at the data's resolution.
 pub fn chart_variance(ew: &EwBaseline) -> (f64, f64) {
     let floor = ew.variance_floor();

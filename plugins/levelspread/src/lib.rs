@@ -126,17 +126,18 @@ pub type LsHistory = Quantised<Windows<MovingWindow>>;
 /// round 2), for a history remembering at least [`MIN_WINDOWS`] windows
 /// (`None` before): the level's scale is `V`, the larger of the
 /// between-window mean square and the square of the windows' largest
-/// standardised deviation over the median largest of as many normals, so
+/// standardised deviation over the 95th percentile of the largest of as
+/// many normals (`tickwatch_stats::TAIL_CONFIDENCE`), so
 /// `t = (μ − m) / √(V/N + max(V, s_w²)/n)` (the window's own spread still
 /// counts when it is larger, as in Welch's test) with `K − 1` degrees of
 /// freedom; the spread test compares the window's `ln` variance with the
 /// `ln` variances of the history's windows
 /// (`Windows::log_spread_deviations`: their mean, and the larger of their
-/// standard deviation and their largest deviation over the median largest
-/// of as many normals, `K − 1` degrees of freedom), `f` = window variance
-/// over their geometric mean. Issue 9 round 3: the largest deviation
-/// rather than the 99th percentile over 2.576 from 100 windows, for both
-/// tests (NAB development subset 30.4 → 43.8).
+/// standard deviation and their largest deviation over the same
+/// percentile, `K − 1` degrees of freedom), `f` = window variance over
+/// their geometric mean. Issue 9 round 3: the largest deviation rather
+/// than the 99th percentile over 2.576 from 100 windows, for both tests
+/// (NAB development subset 30.4 → 39.1).
 pub fn by_windows(history: &LsHistory, (mean, var, n): (f64, f64, f64)) -> Option<LevelSpread> {
     if history.windows().unwrap_or(0) < MIN_WINDOWS as u64 {
         return None;

@@ -27,9 +27,9 @@
 //! really have, which equals `s²` for independent values and grows with
 //! the autocorrelation, with `K − 1` degrees of freedom; it is raised to
 //! the square of the windows' largest standardised deviation over the
-//! median largest of `K` normals when that is larger (a bursty series'
-//! tail; issue 9 round 3, before it the 99th percentile over 2.576 from
-//! 100 windows: NAB development subset 43.2 → 49.2). From then on every window joins the history
+//! 95th percentile of the largest of `K` normals when that is larger (a
+//! bursty series' tail; issue 9 round 3, before it the 99th percentile
+//! over 2.576 from 100 windows: NAB development subset 43.2 → 47.9). From then on every window joins the history
 //! (`Learn::EveryFrom`): a burst that recurs widens the tail and stops
 //! alarming; one burst is one window of hundreds. With the guide's
 //! 300-value windows and `size` 3600 the history holds 12 windows, so
@@ -120,9 +120,9 @@ pub type ZHistory = Quantised<Windows<MovingWindow>>;
 /// from, and its degrees of freedom: the between-window mean square of the
 /// history's windows once it holds two windows (the spread window means
 /// really have, autocorrelation included; `s²` for independent values), or
-/// the square of their largest standardised deviation over the median
-/// largest of as many normals if that is larger (the tail of a bursty
-/// series),
+/// the square of their largest standardised deviation over the 95th
+/// percentile of the largest of as many normals if that is larger (the
+/// tail of a bursty series; `tickwatch_stats::TAIL_CONFIDENCE`),
 /// once it remembers [`MIN_WINDOWS`]; else the values' variance; floored
 /// at the data's resolution.
 pub fn mean_square(history: &ZHistory) -> (f64, f64) {
