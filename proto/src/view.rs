@@ -84,7 +84,20 @@ impl<'a> Cursor<'a> {
 
     /// A uvarint of at most 10 bytes whose 10th byte is 0 or 1 (prost's
     /// overflow rule).
+    #[inline]
     fn varint(&mut self) -> Option<u64> {
+        // Keys, lengths and most small values are one byte.
+        if let Some((&b, rest)) = self.buf.split_first()
+            && b < 0x80
+        {
+            self.buf = rest;
+            return Some(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    #[cold]
+    fn varint_long(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for (i, &b) in self.buf.iter().enumerate().take(10) {
             if i == 9 && b > 1 {
@@ -100,6 +113,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A field key: (field number, wire type), as prost's `decode_key`.
+    #[inline]
     fn key(&mut self) -> Option<(u32, u8)> {
         let key = self.varint()?;
         let key = u32::try_from(key).ok()?;
@@ -126,6 +140,7 @@ impl<'a> Cursor<'a> {
 
     /// One field: its number and payload. Only the three wire types the
     /// schema uses are read; a 32-bit field or a group is `None`.
+    #[inline]
     fn field(&mut self) -> Option<(u32, u8, Raw<'a>)> {
         let (number, wire) = self.key()?;
         let raw = match wire {
@@ -136,6 +151,13 @@ impl<'a> Cursor<'a> {
         };
         Some((number, wire, raw))
     }
+}
+
+/// Whether `b` is UTF-8, as prost checks every string (ASCII, the common
+/// case, checked word by word first).
+#[inline]
+fn is_utf8(b: &[u8]) -> bool {
+    b.is_ascii() || std::str::from_utf8(b).is_ok()
 }
 
 /// The wire type a map entry's value must have, and whether it is a string.
@@ -155,11 +177,15 @@ fn check_entry(entry: &[u8], map: u32) -> Option<()> {
     while !c.is_empty() {
         match c.field()? {
             (1, LEN, Raw::Bytes(b)) => {
-                std::str::from_utf8(b).ok()?;
+                if !is_utf8(b) {
+                    return None;
+                }
             }
             (2, wire, raw) if wire == want => {
                 if let (true, Raw::Bytes(b)) = (is_string, raw) {
-                    std::str::from_utf8(b).ok()?;
+                    if !is_utf8(b) {
+                    return None;
+                }
                 }
             }
             _ => return None,
@@ -179,7 +205,9 @@ fn check_point(body: &[u8]) -> Option<()> {
                 LEN,
                 Raw::Bytes(b),
             ) => {
-                std::str::from_utf8(b).ok()?;
+                if !is_utf8(b) {
+                    return None;
+                }
             }
             (
                 map @ (tag::TAGS
@@ -324,6 +352,12 @@ impl<'a> PointView<'a> {
     /// Every entry of the four field maps, in wire order, with its map. A
     /// key may repeat within a map; the last entry is its value there.
     pub fn fields(&self) -> impl Iterator<Item = (&'a str, FieldValue<'a>)> + 'a {
+        self.field_entries().map(|(k, v)| (text(k), v))
+    }
+
+    /// [`PointView::fields`] with each key as its bytes (checked UTF-8), for
+    /// a caller that only compares names and so skips a second check.
+    pub fn field_entries(&self) -> impl Iterator<Item = (&'a [u8], FieldValue<'a>)> + 'a {
         self.fields_raw().filter_map(|(n, raw)| {
             let Raw::Bytes(b) = raw else { return None };
             if !matches!(
@@ -346,7 +380,7 @@ impl<'a> PointView<'a> {
                 (_, Some(Raw::Varint(x))) => FieldValue::Bool(x != 0),
                 (_, _) => FieldValue::Bool(false),
             };
-            Some((text(k), v))
+            Some((k, v))
         })
     }
 

@@ -72,9 +72,9 @@ impl ViewReader {
     ) -> impl ExactSizeIterator<Item = Reading> + 's {
         self.seen.clear();
         self.seen.resize(fields.len(), Seen::default());
-        for (key, value) in p.fields() {
+        for (key, value) in p.field_entries() {
             // A node tracks a handful of fields: a scan beats hashing.
-            let Some(i) = fields.iter().position(|f| f.as_str() == key) else { continue };
+            let Some(i) = fields.iter().position(|f| f.as_bytes() == key) else { continue };
             let seen = &mut self.seen[i];
             match value {
                 FieldValue::Double(v) => seen.double = Some(v),
