@@ -182,10 +182,10 @@ fn check_entry(entry: &[u8], map: u32) -> Option<()> {
                 }
             }
             (2, wire, raw) if wire == want => {
-                if let (true, Raw::Bytes(b)) = (is_string, raw) {
-                    if !is_utf8(b) {
+                if let (true, Raw::Bytes(b)) = (is_string, raw)
+                    && !is_utf8(b)
+                {
                     return None;
-                }
                 }
             }
             _ => return None,

@@ -127,6 +127,9 @@ pub fn read_request<R: Read>(
 }
 
 /// One request as a reader that can keep points in place takes it.
+// Returned once and matched at once: boxing the request would add an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Incoming<'a> {
     /// A `Request{point}` read in place (see [`crate::view`]).

@@ -148,6 +148,8 @@ const OUT_LIMIT: usize = 8 << 20;
 /// still never lets Kapacitor's timer (reset by any response) run out.
 const KEEPALIVE_TICK: Duration = Duration::from_secs(1);
 
+// Moved once through the queue, like `Out`.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Info,
     Init(agent::InitRequest),
