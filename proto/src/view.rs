@@ -418,6 +418,41 @@ impl<'a> PointView<'a> {
     }
 }
 
+/// The fast path's contract, checked on one `Request` frame body: `Ok(true)`
+/// when [`PointView::from_request`] takes it and prost decodes it to the same
+/// point (NaNs compared by their bits), `Ok(false)` when the fast path leaves
+/// it to prost, `Err` with both readings when they differ. For the tests and
+/// the `point_view` fuzz target.
+pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
+    let Some(view) = PointView::from_request(frame) else { return Ok(false) };
+    let decoded = <agent::Request as prost::Message>::decode(frame);
+    let Ok(agent::Request { message: Some(agent::request::Message::Point(p)) }) = decoded else {
+        return Err(format!("fast path took a frame prost decodes as {decoded:?}"));
+    };
+    let fast = view.to_point();
+    if normal(&fast) != normal(&p) {
+        return Err(format!("fast path read {fast:?}, prost {p:?}"));
+    }
+    Ok(true)
+}
+
+/// A point's contents in a comparable order, doubles as bits.
+fn normal(p: &agent::Point) -> impl PartialEq + use<> {
+    fn sorted<V: Clone + PartialOrd>(m: &std::collections::HashMap<String, V>) -> Vec<(String, V)> {
+        let mut v: Vec<(String, V)> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+    let doubles: std::collections::HashMap<String, u64> =
+        p.fields_double.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect();
+    (
+        (p.time, p.by_name, p.dimensions.clone()),
+        [p.name.clone(), p.database.clone(), p.retention_policy.clone(), p.group.clone()],
+        (sorted(&p.tags), sorted(&doubles), sorted(&p.fields_int)),
+        (sorted(&p.fields_string), sorted(&p.fields_bool)),
+    )
+}
+
 /// Encodes `p` as a `Point` message with prost's primitives, map values
 /// always present (see [`EncodedPoints::push_point`]).
 fn encode_point(p: &agent::Point, out: &mut Vec<u8>) {

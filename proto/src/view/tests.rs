@@ -47,7 +47,11 @@ fn request_frame(p: agent::Point) -> Vec<u8> {
 /// The property: a frame the fast path takes is a `Request{point}` prost
 /// decodes to the same point. Returns whether the fast path took it.
 fn agrees(frame: &[u8]) -> bool {
-    let Some(view) = PointView::from_request(frame) else { return false };
+    let Some(view) = PointView::from_request(frame) else {
+        assert_eq!(compare_with_prost(frame), Ok(false));
+        return false;
+    };
+    assert_eq!(compare_with_prost(frame), Ok(true));
     let decoded = Request::decode(frame);
     let Ok(Request { message: Some(request::Message::Point(p)) }) = decoded else {
         panic!("fast path took a frame prost decodes as {decoded:?}: {frame:02x?}");
