@@ -169,10 +169,40 @@ fn value_wire(map: u32) -> (u8, bool) {
     }
 }
 
+/// The shape prost (and Kapacitor) write a map entry in: key (1) with a
+/// one-byte length, then value (2), each once and nothing else. Returns the
+/// key, the value and the value's wire type; `None` for any other shape
+/// (read then field by field).
+#[inline]
+fn entry_fast(bytes: &[u8]) -> Option<(&[u8], Raw<'_>, u8)> {
+    let [0x0a, klen, rest @ ..] = bytes else { return None };
+    let klen = usize::from(*klen);
+    if klen >= 0x80 || klen >= rest.len() {
+        return None;
+    }
+    let (key, rest) = rest.split_at(klen);
+    let (&vkey, value) = rest.split_first()?;
+    let mut c = Cursor { buf: value };
+    let raw = match vkey {
+        0x10 => Raw::Varint(c.varint()?),
+        0x11 => Raw::Fixed64(c.fixed64()?),
+        0x12 => Raw::Bytes(c.bytes()?),
+        _ => return None,
+    };
+    c.is_empty().then_some((key, raw, vkey & 7))
+}
+
 /// Checks one map entry: only key (1, a string) and value (2, of the map's
 /// type), each possibly missing or repeated.
 fn check_entry(entry: &[u8], map: u32) -> Option<()> {
     let (want, is_string) = value_wire(map);
+    if let Some((key, raw, wire)) = entry_fast(entry) {
+        let value_ok = match raw {
+            Raw::Bytes(b) => !is_string || is_utf8(b),
+            _ => true,
+        };
+        return (wire == want && value_ok && is_utf8(key)).then_some(());
+    }
     let mut c = Cursor { buf: entry };
     while !c.is_empty() {
         match c.field()? {
@@ -232,6 +262,9 @@ fn text(b: &[u8]) -> &str {
 /// A decoded map entry: key bytes and the value's raw payload (`None` when
 /// the entry omits it: the map's default value).
 fn entry(bytes: &[u8]) -> (&[u8], Option<Raw<'_>>) {
+    if let Some((key, raw, _)) = entry_fast(bytes) {
+        return (key, Some(raw));
+    }
     let mut key: &[u8] = &[];
     let mut value = None;
     let mut c = Cursor { buf: bytes };
