@@ -114,10 +114,12 @@ fn main() {
         ("no state directory", false, &[]),
     ];
     let mut out = String::new();
-    out.push_str(
-        "| stream | mode | CPU s (user+sys) | wall s | points/s | peak RSS MiB |\n\
-         |---|---|---|---|---|---|\n",
-    );
+    if only != "series" {
+        out.push_str(
+            "| stream | mode | CPU s (user+sys) | wall s | points/s | peak RSS MiB |\n\
+             |---|---|---|---|---|---|\n",
+        );
+    }
     for (name, file, _, _) in specs {
         if only == "series" {
             break;
