@@ -19,6 +19,24 @@ pub fn frames(data: &[u8]) {
     while let Ok(Some(_)) = tickwatch_proto::read_request(&mut r, &mut buf) {}
 }
 
+/// A request stream, frame by frame, through the borrowed fast path for
+/// points and through prost: wherever the fast path takes a frame, both must
+/// read the same point; a difference panics, so the fuzzer reports it. The
+/// whole input is also tried as one frame body (most inputs are no stream).
+pub fn point_view(data: &[u8]) {
+    let check = |frame: &[u8]| {
+        if let Err(e) = tickwatch_proto::view::compare_with_prost(frame) {
+            panic!("fast path and prost differ on {frame:02x?}: {e}");
+        }
+    };
+    check(data);
+    let mut r = data;
+    let mut buf = Vec::new();
+    while let Ok(true) = tickwatch_proto::wire::read_request_frame(&mut r, &mut buf) {
+        check(&buf);
+    }
+}
+
 /// A snapshot through the decoder, as a Restore hands it over: as given
 /// (the checksum stops most damage), and with its checksum made to match,
 /// so the bytes also reach the header checks, the decompressor and the

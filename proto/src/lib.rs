@@ -1,10 +1,12 @@
 //! Kapacitor's UDF wire schema (proto package `agent`) and its framing.
 //!
 //! Owns: the generated message types ([`agent`]) and the uvarint length
-//! framing ([`wire`]). Does not own: what a UDF does with the messages, how
+//! framing ([`wire`]), and a borrowed fast path for reading points in place
+//! ([`view`]). Does not own: what a UDF does with the messages, how
 //! it schedules reads and writes, or any engine types.
 
 pub mod error;
+pub mod view;
 pub mod wire;
 
 /// Messages generated from `udf.proto` (package `agent`).
@@ -14,7 +16,8 @@ pub mod agent {
 }
 
 pub use error::FrameError;
+pub use view::{EncodedPoints, FieldValue, PointView};
 pub use wire::{
-    MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, encode_frame, read_message, read_request, read_response,
-    write_message,
+    Incoming, MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, encode_frame, read_message, read_request,
+    read_request_or_point, read_response, write_message,
 };

@@ -126,6 +126,38 @@ pub fn read_request<R: Read>(
         .map_err(|source| FrameError::Decode { len: buf.len(), source })
 }
 
+/// One request as a reader that can keep points in place takes it.
+// Returned once and matched at once: boxing the request would add an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Incoming<'a> {
+    /// A `Request{point}` read in place (see [`crate::view`]).
+    Point(crate::PointView<'a>),
+    /// Any other request, or a point the fast path leaves to prost.
+    Request(crate::agent::Request),
+}
+
+/// [`read_request`], with the borrowed fast path for points when
+/// `points_in_place`: a point frame it takes comes back as
+/// [`Incoming::Point`], borrowing `buf`; everything else is decoded by prost,
+/// with prost's errors.
+pub fn read_request_or_point<'b, R: Read>(
+    r: &mut R,
+    buf: &'b mut Vec<u8>,
+    points_in_place: bool,
+) -> Result<Option<Incoming<'b>>, FrameError> {
+    if !read_request_frame(r, buf)? {
+        return Ok(None);
+    }
+    if points_in_place && let Some(p) = crate::PointView::from_request(buf) {
+        return Ok(Some(Incoming::Point(p)));
+    }
+    crate::agent::Request::decode(buf.as_slice())
+        .map(|r| Some(Incoming::Request(r)))
+        .map_err(|source| FrameError::Decode { len: buf.len(), source })
+}
+
 /// Reads and decodes one message. `Ok(None)` on a clean end of stream.
 pub fn read_message<M: Message + Default, R: Read>(
     r: &mut R,

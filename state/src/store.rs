@@ -41,6 +41,15 @@ use crate::{StateError, codec};
 
 /// Bytes per stored chunk of detector state.
 pub const CHUNK: usize = 4096;
+/// Most bytes of last-committed states the store keeps in memory to diff
+/// new states against. A node with few series (a printer day: 3 × 29 kB)
+/// keeps all of them; beyond this (thousands of groups) the rest are read
+/// back from the database when they are committed, so memory per series is
+/// the detector's own and not twice that.
+const WRITTEN_BUDGET: usize = 16 << 20;
+/// sled's page cache, in bytes (sled's default is 1 GiB, which a node with
+/// 10,000 groups filled: 23 kB per series on top of the detector's state).
+const SLED_CACHE: u64 = 16 << 20;
 const FIELDS_TREE: &str = "fields";
 const ASIDE_TREE: &str = "aside";
 const LOCK_FILE: &str = "LOCK";
@@ -84,6 +93,31 @@ pub struct StoreOptions {
     pub group_commit_ms: Option<u64>,
 }
 
+/// The last committed bytes of as many fields as fit [`WRITTEN_BUDGET`].
+#[derive(Debug, Default)]
+struct Written {
+    map: HashMap<Vec<u8>, Vec<u8>>,
+    bytes: usize,
+}
+
+impl Written {
+    /// Keeps `state` as `fk`'s last committed bytes if it fits the budget;
+    /// otherwise `fk` is not kept (and is read back when next committed).
+    fn insert(&mut self, fk: Vec<u8>, state: &[u8]) {
+        self.remove(&fk);
+        if self.bytes + state.len() <= WRITTEN_BUDGET {
+            self.bytes += state.len();
+            self.map.insert(fk, state.to_vec());
+        }
+    }
+
+    fn remove(&mut self, fk: &[u8]) {
+        if let Some(old) = self.map.remove(fk) {
+            self.bytes -= old.len();
+        }
+    }
+}
+
 /// One node's open state database.
 pub struct StateStore {
     dir: PathBuf,
@@ -91,8 +125,9 @@ pub struct StateStore {
     fields: sled::Tree,
     aside: sled::Tree,
     group_commit: bool,
-    /// Bytes last committed per field key, to write only changed chunks.
-    written: HashMap<Vec<u8>, Vec<u8>>,
+    /// Bytes last committed per field key, to write only changed chunks
+    /// (at most [`WRITTEN_BUDGET`] bytes of them).
+    written: Written,
     /// sled's log file, for `fdatasync` after each flush.
     log: File,
     _lock: File,
@@ -247,6 +282,7 @@ impl StateStore {
             let db = sled::Config::new()
                 .path(dir.join(DB_DIR))
                 .flush_every_ms(opts.group_commit_ms)
+                .cache_capacity(SLED_CACHE)
                 .open()
                 .map_err(|e| corrupt(&dir, format!("sled cannot open it: {e}")))?;
             let fields = db.open_tree(FIELDS_TREE).map_err(|e| corrupt(&dir, e))?;
@@ -262,7 +298,7 @@ impl StateStore {
             fields,
             aside,
             group_commit: opts.group_commit_ms.is_some(),
-            written: HashMap::new(),
+            written: Written::default(),
             log,
             _lock: lock,
         })
@@ -286,7 +322,7 @@ impl StateStore {
     pub fn load(&mut self) -> Result<Vec<FieldState>, StateError> {
         let all = self.reader().fields()?;
         for f in &all {
-            self.written.insert(field_key(&f.group, &f.field), f.state.clone());
+            self.written.insert(field_key(&f.group, &f.field), &f.state);
         }
         Ok(all)
     }
@@ -295,12 +331,11 @@ impl StateStore {
     /// database (a store that was never `load`ed still writes only changed
     /// chunks and removes the ones a shorter state no longer uses). Unreadable
     /// bytes count as none: every chunk is then rewritten.
-    fn previous(&mut self, fk: &[u8]) -> &[u8] {
-        if !self.written.contains_key(fk) {
-            let stored = self.reader().field_bytes(fk).ok().flatten().unwrap_or_default();
-            self.written.insert(fk.to_vec(), stored);
+    fn previous(&self, fk: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        match self.written.map.get(fk) {
+            Some(bytes) => std::borrow::Cow::Borrowed(bytes),
+            None => self.reader().field_bytes(fk).ok().flatten().unwrap_or_default().into(),
         }
-        self.written.get(fk).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Commits new states (one atomic batch, flushed unless group commit).
@@ -340,7 +375,7 @@ impl StateStore {
         self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.flush()?;
         for u in updates {
-            self.written.insert(field_key(&u.group, &u.field), u.state.clone());
+            self.written.insert(field_key(&u.group, &u.field), &u.state);
         }
         Ok(())
     }
@@ -658,5 +693,23 @@ mod tests {
         s.commit(&[fs("", "hotend", 3, vec![1; 10])]).unwrap();
         assert_eq!(s.fields.scan_prefix([b'c']).count(), 1, "stale chunks removed");
         assert_eq!(s.load().unwrap(), vec![fs("", "hotend", 3, vec![1; 10])]);
+    }
+
+    #[test]
+    fn the_diff_cache_keeps_states_only_up_to_its_budget() {
+        let mut w = Written::default();
+        let big = vec![0u8; WRITTEN_BUDGET / 2];
+        w.insert(b"a".to_vec(), &big);
+        w.insert(b"b".to_vec(), &big);
+        assert_eq!(w.bytes, WRITTEN_BUDGET);
+        // Full: a third field is not kept; replacing a kept one still is.
+        w.insert(b"c".to_vec(), &[1, 2, 3]);
+        assert!(!w.map.contains_key(b"c".as_slice()));
+        w.insert(b"a".to_vec(), &[9; 10]);
+        assert_eq!(w.bytes, WRITTEN_BUDGET / 2 + 10);
+        w.insert(b"c".to_vec(), &[1, 2, 3]);
+        assert_eq!(w.map.get(b"c".as_slice()).map(Vec::as_slice), Some([1u8, 2, 3].as_slice()));
+        w.remove(b"b");
+        assert_eq!(w.bytes, 13);
     }
 }

@@ -15,8 +15,9 @@ use crate::support;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("frames", fuzzing::frames),
+    ("point_view", fuzzing::point_view),
     ("snapshot", fuzzing::snapshot),
     ("line_protocol", fuzzing::line_protocol),
     ("session", fuzzing::session),
@@ -52,7 +53,7 @@ fn stream_seed() -> Vec<u8> {
 fn seeds(target: &str) -> Vec<Vec<u8>> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"));
     match target {
-        "frames" | "session" => vec![stream_seed()],
+        "frames" | "session" | "point_view" => vec![stream_seed()],
         "snapshot" => vec![
             std::fs::read(fixtures.join("state/tests/fixtures/snapshot_v1.bin")).unwrap(),
             std::fs::read(fixtures.join("state/tests/fixtures/snapshot_v2.bin")).unwrap(),

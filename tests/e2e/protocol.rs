@@ -249,6 +249,7 @@ fn keepalive_is_answered_behind_a_huge_batch() {
             })
             .collect(),
         end: agent::EndBatch { name: "m".into(), tmax: t0 + n as i64, ..Default::default() },
+        ..Default::default()
     };
     udf.send_batch(&mk(300_000, 0)).unwrap();
     udf.send_batch(&mk(300_000, 1_000_000)).unwrap();

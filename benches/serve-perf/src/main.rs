@@ -9,10 +9,16 @@
 //! directory; plus Info latency (spawn → InfoResponse). Each figure is the
 //! median of several runs. It measures; it asserts nothing.
 //!
+//! A third stream measures memory per tracked series: 10,000 groups × 3
+//! fields, `size` 360, each group sent 12 windows of 30 points so every
+//! history is full; the table adds peak RSS per series and its ratio to a
+//! full history's values (`size` × 8 bytes).
+//!
 //! Run from the workspace root after building the binary and the ttest
 //! plugin: `cargo build --release -p tickwatch-engine -p tickwatch-ttest &&
 //! cargo run --release -p tickwatch-serve-perf`. `--bin PATH`,
-//! `--plugin-dir DIR` and `--runs N` override the defaults; the encoded
+//! `--plugin-dir DIR` and `--runs N` override the defaults, `--only streams`
+//! or `--only series` runs one of the two tables; the encoded
 //! streams are cached in `--streams DIR` (default `target/serve-perf`).
 #![deny(clippy::print_stdout)]
 #![allow(clippy::print_stderr)]
@@ -57,6 +63,8 @@ fn main() {
     let mut streams_dir = PathBuf::from("target/serve-perf");
     let mut runs = 5usize;
     let mut encode_only = false;
+    // `--only streams` or `--only series`: one of the two tables.
+    let mut only = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--encode" {
@@ -68,9 +76,11 @@ fn main() {
             ("--plugin-dir", Some(v)) => plugins = v.into(),
             ("--streams", Some(v)) => streams_dir = v.into(),
             ("--runs", Some(v)) => runs = v.parse().unwrap_or(5).max(1),
-            _ => {
-                fail("usage: serve-perf [--bin PATH] [--plugin-dir DIR] [--streams DIR] [--runs N]")
-            }
+            ("--only", Some(v)) => only = v,
+            _ => fail(
+                "usage: serve-perf [--bin PATH] [--plugin-dir DIR] [--streams DIR] [--runs N] \
+                     [--only streams|series]",
+            ),
         }
     }
     let specs: [Spec; 2] = [
@@ -83,20 +93,15 @@ fn main() {
         }
         for (_, file, printers, days) in specs {
             let s = encode(printers, days);
-            let path = streams_dir.join(file);
-            let meta = format!("{} {}\n", s.points, s.batches);
-            if let Err(e) = std::fs::write(path.with_extension("bin"), &s.bytes)
-                .and_then(|()| std::fs::write(path.with_extension("txt"), meta))
-            {
-                fail(&format!("cannot write {}: {e}", path.display()));
-            }
+            save(&streams_dir.join(file), &s);
         }
+        save(&streams_dir.join(MANY_FILE), &encode_many());
         return;
     }
     // The streams are encoded by a child process and read back from files:
     // a child inherits its parent's peak RSS at exec (Linux keeps maxrss
     // across exec), so the measuring process must never hold them whole.
-    if !streams_dir.join("4x4.txt").exists() {
+    if !streams_dir.join(format!("{MANY_FILE}.txt")).exists() {
         let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("no current exe: {e}")));
         let ok = Command::new(exe).arg("--encode").arg("--streams").arg(&streams_dir).status();
         if !ok.is_ok_and(|s| s.success()) {
@@ -106,14 +111,19 @@ fn main() {
     let modes: [(&str, bool, &[&str]); 3] = [
         ("state, durable (default)", true, &[]),
         ("state, --group-commit-ms 100", true, &["--group-commit-ms", "100"]),
-        ("no --state-dir", false, &[]),
+        ("no state directory", false, &[]),
     ];
     let mut out = String::new();
-    out.push_str(
-        "| stream | mode | CPU s (user+sys) | wall s | points/s | peak RSS MiB |\n\
-         |---|---|---|---|---|---|\n",
-    );
+    if only != "series" {
+        out.push_str(
+            "| stream | mode | CPU s (user+sys) | wall s | points/s | peak RSS MiB |\n\
+             |---|---|---|---|---|---|\n",
+        );
+    }
     for (name, file, _, _) in specs {
+        if only == "series" {
+            break;
+        }
         let path = streams_dir.join(file);
         let meta = std::fs::read_to_string(path.with_extension("txt")).unwrap_or_default();
         let mut counts = meta.split_whitespace().map(|x| x.parse::<usize>().unwrap_or(0));
@@ -139,10 +149,125 @@ fn main() {
             ));
         }
     }
+    if only != "streams" {
+        out.push_str(&many_groups(&bin, &plugins, &streams_dir, runs));
+    }
     let info = median((0..runs.max(5)).map(|_| info_latency(&bin, &plugins)).collect());
     out.push_str(&format!("\nInfo latency (spawn → InfoResponse), median: {:.1} ms\n", info * 1e3));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
+}
+
+/// The many-groups stream: its file, groups, windows per group, points per
+/// window and the `size` its Init asks for (windows × points: full).
+const MANY_FILE: &str = "10k-groups";
+const MANY_GROUPS: usize = 10_000;
+const MANY_WINDOWS: usize = 12;
+const MANY_POINTS: usize = 30;
+const MANY_SIZE: i64 = (MANY_WINDOWS * MANY_POINTS) as i64;
+
+fn save(path: &Path, s: &Stream) {
+    let meta = format!("{} {}\n", s.points, s.batches);
+    if let Err(e) = std::fs::write(path.with_extension("bin"), &s.bytes)
+        .and_then(|()| std::fs::write(path.with_extension("txt"), meta))
+    {
+        fail(&format!("cannot write {}: {e}", path.display()));
+    }
+}
+
+/// Info, Init (ttest, `size` [`MANY_SIZE`]) and, window after window, one
+/// batch per group (`host=gNNNNN`), three fields of a noisy sine each.
+fn encode_many() -> Stream {
+    let mut bytes = Vec::new();
+    frame(&mut bytes, request::Message::Info(agent::InfoRequest {}));
+    frame(&mut bytes, request::Message::Init(init(MANY_SIZE)));
+    let mut points = 0;
+    let mut noise: u64 = 0x9e37_79b9_7f4a_7c15;
+    for w in 0..MANY_WINDOWS {
+        let tmax = (w as i64 + 1) * FIVE_MIN;
+        for g in 0..MANY_GROUPS {
+            let host = format!("g{g:05}");
+            let group = format!("host={host}");
+            let tags = HashMap::from([("host".to_string(), host)]);
+            frame(
+                &mut bytes,
+                request::Message::Begin(agent::BeginBatch {
+                    name: "m".into(),
+                    group: group.clone(),
+                    tags: tags.clone(),
+                    size: MANY_POINTS as i64,
+                    by_name: false,
+                }),
+            );
+            for i in 0..MANY_POINTS {
+                let time = tmax - FIVE_MIN + (i as i64) * (FIVE_MIN / MANY_POINTS as i64);
+                let mut fields_double = HashMap::new();
+                for (k, f) in FIELDS.iter().enumerate() {
+                    // xorshift noise on a slow sine: deterministic, not flat.
+                    noise ^= noise << 13;
+                    noise ^= noise >> 7;
+                    noise ^= noise << 17;
+                    let x = 50.0 * (k + 1) as f64
+                        + (time as f64 / 3e12).sin()
+                        + (noise % 1000) as f64 / 1000.0;
+                    fields_double.insert(f.to_string(), x);
+                }
+                let p = agent::Point {
+                    time,
+                    name: "m".into(),
+                    group: group.clone(),
+                    tags: tags.clone(),
+                    fields_double,
+                    ..Default::default()
+                };
+                frame(&mut bytes, request::Message::Point(p));
+                points += 1;
+            }
+            frame(
+                &mut bytes,
+                request::Message::End(agent::EndBatch {
+                    name: "m".into(),
+                    group,
+                    tmax,
+                    tags,
+                    by_name: false,
+                }),
+            );
+        }
+    }
+    Stream { bytes, points, batches: MANY_GROUPS * MANY_WINDOWS }
+}
+
+/// The memory-per-series rows: peak RSS of the many-groups stream, with and
+/// without a state directory, per tracked series (groups × fields).
+fn many_groups(bin: &Path, plugins: &Path, streams_dir: &Path, runs: usize) -> String {
+    let stream = streams_dir.join(MANY_FILE).with_extension("bin");
+    let series = (MANY_GROUPS * FIELDS.len()) as f64;
+    let history = MANY_SIZE as f64 * 8.0;
+    eprintln!(
+        "{MANY_GROUPS} groups x 3 fields: {} points",
+        MANY_GROUPS * MANY_WINDOWS * MANY_POINTS
+    );
+    let mut out = format!(
+        "\n{MANY_GROUPS} groups × 3 fields, size {MANY_SIZE} (every history full: {} B of \
+         values per series):\n\n| mode | CPU s | wall s | peak RSS MiB | RSS per series | per \
+         series / (size × 8 B) |\n|---|---|---|---|---|---|\n",
+        history
+    );
+    for (mode, state) in [("state, durable (default)", true), ("no state directory", false)] {
+        let n = runs.div_ceil(2).max(1);
+        let samples: Vec<Sample> = (0..n).map(|_| run(bin, plugins, state, &[], &stream)).collect();
+        let cpu = median(samples.iter().map(|x| x.cpu).collect());
+        let wall = median(samples.iter().map(|x| x.wall).collect());
+        let rss = median(samples.iter().map(|x| x.maxrss_kib as f64 * 1024.0).collect());
+        out.push_str(&format!(
+            "| {mode} | {cpu:.2} | {wall:.2} | {:.1} | {:.0} B | {:.2} |\n",
+            rss / 1048576.0,
+            rss / series,
+            rss / series / history
+        ));
+    }
+    out
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -189,18 +314,7 @@ fn encode(printers: &[(&str, u64)], days: i64) -> Stream {
     }
     let mut bytes = Vec::new();
     frame(&mut bytes, request::Message::Info(agent::InfoRequest {}));
-    let mut options: Vec<agent::Option> =
-        vec![opt::call("field", FIELDS.iter().map(|f| opt::s(f)).collect())];
-    options.push(opt::call("size", vec![opt::i(3600)]));
-    options.push(opt::call("alpha", vec![opt::d(0.001)]));
-    frame(
-        &mut bytes,
-        request::Message::Init(agent::InitRequest {
-            task_id: "bench".into(),
-            node_id: "tTest2".into(),
-            options,
-        }),
-    );
+    frame(&mut bytes, request::Message::Init(init(3600)));
     for b in &batches {
         frame(&mut bytes, request::Message::Begin(b.begin.clone()));
         for p in &b.points {
@@ -211,11 +325,25 @@ fn encode(printers: &[(&str, u64)], days: i64) -> Stream {
     Stream { bytes, points, batches: batches.len() }
 }
 
+/// Init for the three fields: ttest, `size`, alpha 0.001.
+fn init(size: i64) -> agent::InitRequest {
+    let mut options: Vec<agent::Option> =
+        vec![opt::call("field", FIELDS.iter().map(|f| opt::s(f)).collect())];
+    options.push(opt::call("size", vec![opt::i(size)]));
+    options.push(opt::call("alpha", vec![opt::d(0.001)]));
+    agent::InitRequest { task_id: "bench".into(), node_id: "tTest2".into(), options }
+}
+
 fn command(bin: &Path, plugins: &Path, state: Option<&Path>, extra: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.args(["serve", "--detector", "ttest", "--log", "warn"]).arg("--plugin-dir").arg(plugins);
     if let Some(dir) = state {
         c.arg("--state-dir").arg(dir);
+    } else {
+        // Without a flag, serve falls back to $TICKWATCH_STATE_DIR,
+        // $XDG_STATE_HOME/tickwatch, then $HOME/.local/state/tickwatch: only
+        // with none of them set does state live in memory alone.
+        c.env_remove("TICKWATCH_STATE_DIR").env_remove("XDG_STATE_HOME").env("HOME", "");
     }
     c.args(extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     c

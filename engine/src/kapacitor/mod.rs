@@ -18,19 +18,26 @@ pub mod window;
 
 use std::collections::HashMap;
 
-use tickwatch_proto::agent;
+use tickwatch_proto::{EncodedPoints, agent};
 
 pub use client::{HostError, UdfClient};
 pub use options::check_options;
 pub use window::Windower;
 
 /// One complete batch as a UDF receives it: BeginBatch, its points, EndBatch.
+///
+/// Its rows are `points` followed by `encoded`. A host (the windower, the
+/// client, tests) fills `points`; `serve`'s reader keeps the points it reads
+/// as their bytes in `encoded` (no allocation per point, see
+/// `tickwatch_proto::view`).
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     /// The BeginBatch.
     pub begin: agent::BeginBatch,
-    /// The rows.
+    /// The rows, decoded.
     pub points: Vec<agent::Point>,
+    /// The rows read in place, after `points`.
+    pub encoded: EncodedPoints,
     /// The EndBatch.
     pub end: agent::EndBatch,
 }
@@ -45,6 +52,16 @@ impl Batch {
     /// The batch's group id, as [`Batch::name`].
     pub fn group(&self) -> &str {
         if self.end.group.is_empty() { &self.begin.group } else { &self.end.group }
+    }
+
+    /// How many rows the batch holds.
+    pub fn len(&self) -> usize {
+        self.points.len() + self.encoded.len()
+    }
+
+    /// Whether it holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The batch's group-by tags, as [`Batch::name`].

@@ -111,6 +111,7 @@ impl Windower {
                     tags: w.tags.clone(),
                     by_name: false,
                 },
+                ..Default::default()
             });
             // Kapacitor (`windowByTime.Insert`): the next emit time depends on
             // the point that closed this window, not on the last end, so a gap

@@ -128,8 +128,13 @@ pub struct Node {
     keep_states: bool,
     /// Where a watchdog sees the detector call in progress.
     progress: Option<std::sync::Arc<watch::Progress>>,
-    /// Reused per batch so scoring allocates nothing per point.
-    values: Vec<f64>,
+    /// Each tracked field's values in the batch being scored; reused per
+    /// batch so scoring allocates nothing per point.
+    columns: Vec<Vec<f64>>,
+    /// Unusable values per tracked field in the batch being scored.
+    skips: Vec<u64>,
+    /// Reads the tracked fields of points kept as bytes.
+    reader: values::ViewReader,
 }
 
 impl std::fmt::Debug for Node {
@@ -151,7 +156,9 @@ impl Node {
             warned_skip: false,
             keep_states: false,
             progress: None,
-            values: Vec::new(),
+            columns: Vec::new(),
+            skips: Vec::new(),
+            reader: values::ViewReader::default(),
         })
     }
 
@@ -195,10 +202,11 @@ impl Node {
         if let Some(p) = &self.progress {
             p.batch(batch.group());
         }
+        self.collect(batch);
         for fi in 0..self.config.fields.len() {
-            out.tally[fi].skipped = self.collect(fi, &batch.points);
-            out.tally[fi].values = self.values.len() as u64;
-            if self.values.is_empty() {
+            out.tally[fi].skipped = self.skips[fi];
+            out.tally[fi].values = self.columns[fi].len() as u64;
+            if self.columns[fi].is_empty() {
                 continue;
             }
             let key = FieldKey {
@@ -216,7 +224,7 @@ impl Node {
                 p.enter(fi);
             }
             let started = std::time::Instant::now();
-            let verdict = tracked.detector.score(&self.values);
+            let verdict = tracked.detector.score(&self.columns[fi]);
             out.tally[fi].score_ns =
                 Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             if let Some(p) = &self.progress {
@@ -248,30 +256,43 @@ impl Node {
         Ok(out)
     }
 
-    /// Fills `self.values` with field `fi`'s usable values from `points`,
-    /// counting (and, the first time, logging) the unusable ones; returns
-    /// how many it skipped.
-    fn collect(&mut self, fi: usize, points: &[agent::Point]) -> u64 {
-        self.values.clear();
-        let field = &self.config.fields[fi];
-        let mut skipped = 0;
-        for p in points {
-            match values::read(p, field) {
-                Reading::Value(v) => self.values.push(v),
-                Reading::Unusable => skipped += 1,
-                Reading::Absent => {}
+    /// Fills `self.columns` with each tracked field's usable values from
+    /// the batch's rows, counting (and, the first time, logging) the
+    /// unusable ones.
+    fn collect(&mut self, batch: &Batch) {
+        let fields = &self.config.fields;
+        self.columns.resize_with(fields.len(), Vec::new);
+        self.columns.iter_mut().for_each(Vec::clear);
+        self.skips.clear();
+        self.skips.resize(fields.len(), 0);
+        let mut take = |fi: usize, r: Reading| match r {
+            Reading::Value(v) => self.columns[fi].push(v),
+            Reading::Unusable => self.skips[fi] += 1,
+            Reading::Absent => {}
+        };
+        for p in &batch.points {
+            for (fi, field) in fields.iter().enumerate() {
+                take(fi, values::read(p, field));
             }
         }
-        self.stats.skipped += skipped;
-        if skipped > 0 && !self.warned_skip {
+        for p in batch.encoded.iter() {
+            for (fi, r) in self.reader.read(&p, fields).enumerate() {
+                take(fi, r);
+            }
+        }
+        self.stats.skipped += self.skips.iter().sum::<u64>();
+        if self.warned_skip {
+            return;
+        }
+        if let Some((fi, &skipped)) = self.skips.iter().enumerate().find(|(_, s)| **s > 0) {
             self.warned_skip = true;
             tracing::warn!(
-                "{}: skipped {skipped} unusable value(s) of field {field} (NaN, infinite, string \
+                "{}: skipped {skipped} unusable value(s) of field {} (NaN, infinite, string \
                  or bool); further skips are counted without logging",
                 self.label,
+                fields[fi],
             );
         }
-        skipped
     }
 
     /// Who builds this node's state: stored beside every field state.

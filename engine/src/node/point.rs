@@ -72,6 +72,7 @@ mod tests {
                 tags,
                 by_name,
             },
+            ..Default::default()
         }
     }
 

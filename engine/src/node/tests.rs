@@ -106,6 +106,7 @@ fn batch(group: &str, tmax: i64, points: Vec<agent::Point>) -> Batch {
         },
         points,
         end: agent::EndBatch { name: "m".into(), group: group.into(), tmax, tags, by_name: false },
+        ..Default::default()
     }
 }
 
@@ -317,4 +318,58 @@ fn state_that_does_not_load_fails_and_changes_nothing() {
     assert!(err.to_string().starts_with("state of field a group \"\" does not load"), "{err}");
     assert!(n.plan_restore(Snapshot { fields: vec![bad] }).is_err());
     assert_eq!(n.snapshot().unwrap(), before);
+}
+
+/// `batch` with its points moved into `encoded`, as `serve`'s reader keeps
+/// them: each through prost's encoding and the fast path.
+fn in_place(mut b: Batch) -> Batch {
+    use tickwatch_proto::agent::{Request, request};
+    use tickwatch_proto::{Incoming, encode_frame, read_request_or_point};
+    let mut buf = Vec::new();
+    for p in std::mem::take(&mut b.points) {
+        let frame = encode_frame(&Request { message: Some(request::Message::Point(p)) });
+        match read_request_or_point(&mut frame.as_slice(), &mut buf, true) {
+            Ok(Some(Incoming::Point(v))) => b.encoded.push(v),
+            other => panic!("the fast path refused a point prost encoded: {other:?}"),
+        }
+    }
+    b
+}
+
+#[test]
+fn points_kept_as_bytes_score_as_decoded_points() {
+    // The printer day, its windows through both nodes: same points, same
+    // states, same skip count (the day has NaN-free doubles; a few are
+    // made unusable and a few become ints).
+    let mut w = crate::kapacitor::Windower::new(300_000_000_000, 300_000_000_000, &[]);
+    let mut windows = Vec::new();
+    for (i, r) in crate::scenario::printer_day(7).iter().enumerate().take(20_000) {
+        let mut p = r.to_point(&HashMap::new());
+        match i % 997 {
+            1 => drop(p.fields_double.insert("hotend".into(), f64::NAN)),
+            2 => {
+                let v = p.fields_double.remove("bed").unwrap_or(0.0);
+                p.fields_int.insert("bed".into(), v as i64);
+            }
+            3 => {
+                p.fields_double.remove("air");
+                p.fields_string.insert("air".into(), "n/a".into());
+            }
+            _ => {}
+        }
+        windows.extend(w.push(p));
+    }
+    assert!(windows.len() > 50);
+    let fields = ["hotend", "bed", "air"];
+    let (mut decoded, mut read) = (node(&fields), node(&fields));
+    decoded.keep_states(true);
+    read.keep_states(true);
+    for b in windows {
+        let a = decoded.process(&b).unwrap();
+        let r = read.process(&in_place(b)).unwrap();
+        assert_eq!(a.points, r.points);
+        assert_eq!(a.states, r.states);
+    }
+    assert_eq!(decoded.stats(), read.stats());
+    assert!(decoded.stats().skipped > 0);
 }

@@ -28,7 +28,7 @@ use std::thread;
 use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
-use tickwatch_proto::{FrameError, read_request, write_message};
+use tickwatch_proto::{FrameError, Incoming, read_request_or_point, write_message};
 use tickwatch_state::{NodeMeta, Snapshot};
 
 use super::persist::{Persisted, StateSettings};
@@ -128,9 +128,10 @@ const MAX_BATCH_RESERVE: usize = 65_536;
 /// measured at roughly 400–600 bytes for a three-field printer point).
 const POINT_COST: usize = 512;
 
-/// Most bytes (frame bytes plus [`POINT_COST`] per point) of complete
-/// batches and other requests queued for the worker, beyond which the reader
-/// stops reading: about 14,000 printer points, which the shipped detectors
+/// Most bytes (frame bytes, plus what the batch holds: [`POINT_COST`] per
+/// decoded point, the buffer of points kept as bytes) of complete batches
+/// and other requests queued for the worker, beyond which the reader stops
+/// reading: about 40,000 printer points, which the shipped detectors
 /// score in tens of milliseconds, far inside Kapacitor's keepalive timeout
 /// (10 s by default). One item is always admitted into an empty queue, and
 /// the batch being assembled is held by the reader, so the reader holds at
@@ -147,6 +148,8 @@ const OUT_LIMIT: usize = 8 << 20;
 /// still never lets Kapacitor's timer (reset by any response) run out.
 const KEEPALIVE_TICK: Duration = Duration::from_secs(1);
 
+// Moved once through the queue, like `Out`.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Info,
     Init(agent::InitRequest),
@@ -162,7 +165,9 @@ impl Work {
     /// the frames it came in.
     fn cost(&self, bytes: usize) -> usize {
         match self {
-            Work::Batch(b) => bytes.saturating_add(b.points.len().saturating_mul(POINT_COST)),
+            Work::Batch(b) => bytes
+                .saturating_add(b.points.len().saturating_mul(POINT_COST))
+                .saturating_add(b.encoded.heap_bytes()),
             _ => bytes.max(1),
         }
     }
@@ -249,8 +254,17 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
     // The latest keepalive time seen, re-answered while the reader waits.
     let mut last_keepalive: Option<i64> = None;
     loop {
-        let req = match read_request(&mut reader, &mut buf) {
-            Ok(Some(r)) => r,
+        // Inside a batch, points are kept as their bytes (the fast path of
+        // `tickwatch_proto::view`; what it leaves to prost comes back decoded).
+        let req = match read_request_or_point(&mut reader, &mut buf, batch.is_some()) {
+            Ok(Some(Incoming::Point(p))) => {
+                if let Some(b) = batch.as_mut() {
+                    b.encoded.push(p);
+                    batch_bytes += p.as_bytes().len() + 5;
+                }
+                continue;
+            }
+            Ok(Some(Incoming::Request(r))) => r,
             Ok(None) => {
                 let _ = work.send(Work::Eof { open_batch: batch.is_some() }, 1);
                 return;
@@ -288,8 +302,8 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     let reserve = usize::try_from(begin.size).unwrap_or(0).min(MAX_BATCH_RESERVE);
                     batch = Some(Batch {
                         begin,
-                        points: Vec::with_capacity(reserve),
-                        end: agent::EndBatch::default(),
+                        encoded: tickwatch_proto::EncodedPoints::with_capacity(reserve),
+                        ..Batch::default()
                     });
                     batch_bytes = frame_bytes;
                     continue;
@@ -297,7 +311,7 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
             }
             Some(request::Message::Point(p)) => match batch.as_mut() {
                 Some(b) => {
-                    b.points.push(p);
+                    b.encoded.push_point(&p);
                     batch_bytes += frame_bytes;
                     continue;
                 }

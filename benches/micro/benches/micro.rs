@@ -1,0 +1,120 @@
+//! Criterion micro-benchmarks of issue 13: frame decoding (prost against the
+//! borrowed fast path), one batch through a node (decoded or kept as bytes,
+//! with and without producing states to persist), and a detector's `score`.
+//! Fixtures: `tickwatch_micro` (the printer day's five-minute windows).
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use tickwatch_micro::{FIELDS, in_place, node, point_frames, printer_windows, ttest};
+use tickwatch_plugin_api::Detector;
+use tickwatch_proto::{FieldValue, PointView};
+
+/// Decodes one frame body with prost, through `read_request` as `serve`
+/// did before the fast path (the length prefix put back first).
+fn prost_decode(frame: &[u8]) -> Option<tickwatch_proto::agent::Request> {
+    let mut with_len = Vec::with_capacity(frame.len() + 2);
+    let mut n = frame.len();
+    while n >= 0x80 {
+        with_len.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    with_len.push(n as u8);
+    with_len.extend_from_slice(frame);
+    tickwatch_proto::read_request(&mut with_len.as_slice(), &mut Vec::new()).ok().flatten()
+}
+
+fn decode(c: &mut Criterion) {
+    let windows = printer_windows();
+    let frames = point_frames(&windows[100]);
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("prost, 300 point frames", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(prost_decode(black_box(f)));
+            }
+        })
+    });
+    g.bench_function("fast path check, 300 point frames", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(PointView::from_request(black_box(f)));
+            }
+        })
+    });
+    g.bench_function("fast path check and read 3 fields, 300 point frames", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            for f in &frames {
+                if let Some(v) = PointView::from_request(black_box(f)) {
+                    for (k, x) in v.field_entries() {
+                        if FIELDS.iter().any(|f| f.as_bytes() == k)
+                            && let FieldValue::Double(x) = x
+                        {
+                            sum += x;
+                        }
+                    }
+                }
+            }
+            black_box(sum)
+        })
+    });
+    g.finish();
+}
+
+fn node_batch(c: &mut Criterion) {
+    let windows = printer_windows();
+    let batch = windows[100].clone();
+    let bytes = in_place(&batch);
+    let mut g = c.benchmark_group("node");
+    g.throughput(Throughput::Elements(batch.points.len() as u64));
+    for (name, b, keep) in [
+        ("one batch, decoded points", &batch, false),
+        ("one batch, points as bytes", &bytes, false),
+        ("one batch, points as bytes, states kept", &bytes, true),
+    ] {
+        g.bench_function(name, |bench| {
+            bench.iter_batched_ref(
+                || node(&windows, 20, keep),
+                |n| black_box(n.process(b).map(|s| s.points.len())),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn score(c: &mut Criterion) {
+    let windows = printer_windows();
+    let values: Vec<Vec<f64>> = windows
+        .iter()
+        .map(|b| b.points.iter().filter_map(|p| p.fields_double.get("hotend").copied()).collect())
+        .collect();
+    let mut g = c.benchmark_group("score");
+    g.throughput(Throughput::Elements(values[100].len() as u64));
+    g.bench_function("ttest size 3600, one 300-value window", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut d = ttest(3600);
+                for w in values.iter().take(20) {
+                    d.score(w);
+                }
+                d
+            },
+            |d| black_box(d.score(black_box(&values[100]))),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("ttest size 3600, save", |b| {
+        let mut d = ttest(3600);
+        for w in values.iter().take(20) {
+            d.score(w);
+        }
+        b.iter(|| black_box(d.save()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, node_batch, score);
+criterion_main!(benches);

@@ -1,0 +1,320 @@
+//! The fast path against prost: on generated points, on hand-built encodings
+//! prost's own encoder never writes (repeats, missing entry parts, overlong
+//! varints, unknown fields, bad UTF-8, wrong wire types) and on mutations of
+//! both, whatever the fast path takes must decode to what prost decodes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::agent::{Request, request};
+
+/// A point in a form that compares NaNs by bits and maps in key order.
+type Norm = (
+    i64,
+    [String; 4],
+    Vec<String>,
+    BTreeMap<String, String>,
+    BTreeMap<String, u64>,
+    BTreeMap<String, i64>,
+    BTreeMap<String, String>,
+    bool,
+    BTreeMap<String, bool>,
+);
+
+fn norm(p: &agent::Point) -> Norm {
+    let sorted = |m: &HashMap<String, String>| m.clone().into_iter().collect();
+    (
+        p.time,
+        [p.name.clone(), p.database.clone(), p.retention_policy.clone(), p.group.clone()],
+        p.dimensions.clone(),
+        sorted(&p.tags),
+        p.fields_double.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect(),
+        p.fields_int.clone().into_iter().collect(),
+        sorted(&p.fields_string),
+        p.by_name,
+        p.fields_bool.clone().into_iter().collect(),
+    )
+}
+
+fn request_frame(p: agent::Point) -> Vec<u8> {
+    Request { message: Some(request::Message::Point(p)) }.encode_to_vec()
+}
+
+/// The property: a frame the fast path takes is a `Request{point}` prost
+/// decodes to the same point. Returns whether the fast path took it.
+fn agrees(frame: &[u8]) -> bool {
+    let Some(view) = PointView::from_request(frame) else {
+        assert_eq!(compare_with_prost(frame), Ok(false));
+        return false;
+    };
+    assert_eq!(compare_with_prost(frame), Ok(true));
+    let decoded = Request::decode(frame);
+    let Ok(Request { message: Some(request::Message::Point(p)) }) = decoded else {
+        panic!("fast path took a frame prost decodes as {decoded:?}: {frame:02x?}");
+    };
+    assert_eq!(norm(&view.to_point()), norm(&p), "frame {frame:02x?}");
+    // The accessors agree with the owned form too.
+    assert_eq!(view.time(), p.time);
+    assert_eq!((view.name(), view.group(), view.by_name()), (&*p.name, &*p.group, p.by_name));
+    for (k, v) in &p.tags {
+        assert_eq!(view.tag(k), Some(v.as_str()));
+    }
+    // And stored, it reads back the same.
+    let mut stored = EncodedPoints::default();
+    stored.push(view);
+    stored.push_point(&p);
+    let back: Vec<Norm> = stored.iter().map(|v| norm(&v.to_point())).collect();
+    assert_eq!(back, [norm(&p), norm(&p)]);
+    true
+}
+
+fn text(rng: &mut ChaCha8Rng) -> String {
+    const PIECES: [&str; 8] = ["", "a", "hotend", "printer", "é", "日本", "x=y,z", "\n"];
+    (0..rng.random_range(0..3usize)).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect()
+}
+
+fn double(rng: &mut ChaCha8Rng) -> f64 {
+    match rng.random_range(0..6u8) {
+        0 => f64::NAN,
+        1 => f64::NEG_INFINITY,
+        2 => 0.0,
+        3 => -0.0,
+        _ => f64::from_bits(rng.next_u64()),
+    }
+}
+
+fn point(rng: &mut ChaCha8Rng) -> agent::Point {
+    let mut p = agent::Point {
+        time: rng.next_u64() as i64 >> rng.random_range(0..64u32),
+        name: text(rng),
+        database: text(rng),
+        retention_policy: text(rng),
+        group: text(rng),
+        by_name: rng.random(),
+        ..Default::default()
+    };
+    for _ in 0..rng.random_range(0..4usize) {
+        p.dimensions.push(text(rng));
+        p.tags.insert(text(rng), text(rng));
+        p.fields_double.insert(text(rng), double(rng));
+        p.fields_int.insert(text(rng), rng.next_u64() as i64 >> rng.random_range(0..64u32));
+        p.fields_string.insert(text(rng), text(rng));
+        p.fields_bool.insert(text(rng), rng.random());
+    }
+    p
+}
+
+#[test]
+fn prost_encoded_points_take_the_fast_path_and_decode_alike() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for _ in 0..5_000 {
+        let frame = request_frame(point(&mut rng));
+        assert!(agrees(&frame), "prost's own encoding refused: {frame:02x?}");
+    }
+}
+
+/// Hand-built encodings, with what prost's encoder never writes.
+mod raw {
+    use super::*;
+
+    pub fn varint(out: &mut Vec<u8>, mut v: u64, overlong: usize) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        // Overlong forms: prost accepts them up to ten bytes.
+        for _ in 0..overlong {
+            out.push((v as u8) | 0x80);
+            v = 0;
+        }
+        out.push(v as u8);
+    }
+
+    pub fn key(out: &mut Vec<u8>, number: u32, wire: u8, overlong: usize) {
+        varint(out, u64::from(number) << 3 | u64::from(wire), overlong);
+    }
+
+    pub fn len_field(out: &mut Vec<u8>, number: u32, payload: &[u8], overlong: usize) {
+        key(out, number, LEN, overlong);
+        varint(out, payload.len() as u64, overlong);
+        out.extend_from_slice(payload);
+    }
+
+    fn string(rng: &mut ChaCha8Rng) -> Vec<u8> {
+        let mut s = text(rng).into_bytes();
+        if rng.random_range(0..40u8) == 0 {
+            s.push(0xff); // not UTF-8: prost refuses it
+        }
+        s
+    }
+
+    fn overlong(rng: &mut ChaCha8Rng) -> usize {
+        if rng.random_range(0..10u8) == 0 { rng.random_range(1..5usize) } else { 0 }
+    }
+
+    /// One map entry for `map`: key and value in any order, either missing
+    /// or repeated, sometimes a stray field or a wrong wire type.
+    fn entry(rng: &mut ChaCha8Rng, map: u32) -> Vec<u8> {
+        let mut e = Vec::new();
+        for _ in 0..rng.random_range(0..4usize) {
+            let o = overlong(rng);
+            match rng.random_range(0..12u8) {
+                0..=4 => len_field(&mut e, 1, &string(rng), o),
+                5..=9 => match map {
+                    tag::FIELDS_DOUBLE => {
+                        key(&mut e, 2, FIXED64, o);
+                        e.extend_from_slice(&double(rng).to_le_bytes());
+                    }
+                    tag::FIELDS_INT | tag::FIELDS_BOOL => {
+                        key(&mut e, 2, VARINT, o);
+                        varint(&mut e, rng.next_u64() >> rng.random_range(0..64u32), o);
+                    }
+                    _ => len_field(&mut e, 2, &string(rng), o),
+                },
+                10 => {
+                    // An unknown field inside the entry (prost skips it).
+                    key(&mut e, 3, VARINT, o);
+                    varint(&mut e, 7, 0);
+                }
+                _ => {
+                    // The value with a wrong wire type (prost refuses it).
+                    key(&mut e, 2, if map == tag::FIELDS_DOUBLE { VARINT } else { FIXED64 }, o);
+                    e.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+                }
+            }
+        }
+        e
+    }
+
+    pub fn point_body(rng: &mut ChaCha8Rng) -> Vec<u8> {
+        let mut b = Vec::new();
+        for _ in 0..rng.random_range(0..14usize) {
+            let o = overlong(rng);
+            let number = rng.random_range(1..=13u32);
+            match number {
+                tag::TIME | tag::BY_NAME => {
+                    key(&mut b, number, VARINT, o);
+                    varint(&mut b, rng.next_u64() >> rng.random_range(0..64u32), o);
+                }
+                tag::NAME..=tag::DIMENSIONS => len_field(&mut b, number, &string(rng), o),
+                tag::TAGS..=tag::FIELDS_STRING | tag::FIELDS_BOOL => {
+                    let e = entry(rng, number);
+                    len_field(&mut b, number, &e, o);
+                }
+                _ => {
+                    // Unknown field 13, sometimes a 32-bit one.
+                    if rng.random() {
+                        key(&mut b, 13, 5, o);
+                        b.extend_from_slice(&[1, 2, 3, 4]);
+                    } else {
+                        len_field(&mut b, 13, b"zz", o);
+                    }
+                }
+            }
+        }
+        b
+    }
+
+    pub fn request(rng: &mut ChaCha8Rng, body: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        len_field(&mut f, REQUEST_POINT, body, overlong(rng));
+        f
+    }
+}
+
+#[test]
+fn hand_built_encodings_decode_alike_or_go_to_prost() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let (mut taken, n) = (0, 20_000);
+    for _ in 0..n {
+        let body = raw::point_body(&mut rng);
+        let frame = raw::request(&mut rng, &body);
+        taken += usize::from(agrees(&frame));
+    }
+    // Most of them are well-formed: the property is exercised, not skipped.
+    assert!(taken > n / 4, "only {taken} of {n} taken");
+}
+
+#[test]
+fn mutated_encodings_decode_alike_or_go_to_prost() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut taken = 0;
+    for i in 0..20_000 {
+        let mut frame = if i % 2 == 0 {
+            request_frame(point(&mut rng))
+        } else {
+            let body = raw::point_body(&mut rng);
+            raw::request(&mut rng, &body)
+        };
+        for _ in 0..rng.random_range(1..4usize) {
+            if frame.is_empty() {
+                break;
+            }
+            let at = rng.random_range(0..frame.len());
+            match rng.random_range(0..4u8) {
+                0 => frame[at] = rng.random(),
+                1 => frame[at] ^= 1 << rng.random_range(0..8u32),
+                2 => frame.truncate(at),
+                _ => frame.insert(at, rng.random()),
+            }
+        }
+        taken += usize::from(agrees(&frame));
+    }
+    assert!(taken > 100, "only {taken} mutated frames taken");
+}
+
+#[test]
+fn other_requests_and_trailing_fields_go_to_prost() {
+    let keepalive =
+        Request { message: Some(request::Message::Keepalive(agent::KeepaliveRequest { time: 5 })) };
+    assert!(PointView::from_request(&keepalive.encode_to_vec()).is_none());
+    let begin = Request { message: Some(request::Message::Begin(agent::BeginBatch::default())) };
+    assert!(PointView::from_request(&begin.encode_to_vec()).is_none());
+    // Two point fields: prost merges them; the fast path leaves that to it.
+    let mut two = request_frame(agent::Point { time: 1, ..Default::default() });
+    two.extend(request_frame(agent::Point { name: "m".into(), ..Default::default() }));
+    assert!(PointView::from_request(&two).is_none());
+    let merged = Request::decode(two.as_slice()).unwrap();
+    let Some(request::Message::Point(p)) = merged.message else { panic!("{merged:?}") };
+    assert_eq!((p.time, p.name.as_str()), (1, "m"));
+    assert!(PointView::from_request(&[]).is_none());
+}
+
+#[test]
+fn repeated_scalars_and_map_keys_keep_the_last_as_prost_does() {
+    let mut body = Vec::new();
+    for t in [5u64, 9] {
+        raw::key(&mut body, tag::TIME, VARINT, 0);
+        raw::varint(&mut body, t, 0);
+    }
+    for v in [1.5f64, 2.5] {
+        let mut e = Vec::new();
+        raw::len_field(&mut e, 1, b"hotend", 0);
+        raw::key(&mut e, 2, FIXED64, 0);
+        e.extend_from_slice(&v.to_le_bytes());
+        raw::len_field(&mut body, tag::FIELDS_DOUBLE, &e, 0);
+    }
+    // An entry with no value: the key maps to 0.
+    let mut e = Vec::new();
+    raw::len_field(&mut e, 1, b"bed", 0);
+    raw::len_field(&mut body, tag::FIELDS_INT, &e, 0);
+    let mut frame = Vec::new();
+    raw::len_field(&mut frame, REQUEST_POINT, &body, 0);
+    assert!(agrees(&frame));
+    let view = PointView::from_request(&frame).unwrap();
+    assert_eq!(view.time(), 9);
+    let fields: Vec<_> = view.fields().collect();
+    assert_eq!(
+        fields,
+        [
+            ("hotend", FieldValue::Double(1.5)),
+            ("hotend", FieldValue::Double(2.5)),
+            ("bed", FieldValue::Int(0))
+        ]
+    );
+    assert_eq!(view.to_point().fields_double["hotend"], 2.5);
+}
