@@ -242,7 +242,7 @@ impl Persisted {
         for batch in batches {
             match self.node.process(batch) {
                 Ok(scored) => {
-                    self.metrics.batch(batch.points.len(), &scored.tally);
+                    self.metrics.batch(batch.len(), &scored.tally);
                     scored_batches.push(scored.tally.iter().fold((0, 0, 0), |(v, a, ns), t| {
                         (v + t.verdicts, a + t.anomalies, ns + t.score_ns.unwrap_or(0))
                     }));
@@ -291,7 +291,7 @@ impl Persisted {
                      score {:.3} ms, commit {commit}",
                     self.metrics.ids(),
                     group_label(batch.group()),
-                    batch.points.len(),
+                    batch.len(),
                     *score_ns as f64 / 1e6,
                 );
             }
