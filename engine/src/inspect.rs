@@ -122,6 +122,11 @@ pub fn aside_rows(records: &[tickwatch_state::store::AsideRecord]) -> Vec<AsideR
         .collect()
 }
 
+/// RFC 3339 text of a millisecond timestamp (when state was set aside).
+pub fn rfc3339_ms(ms: u64) -> String {
+    rfc3339(i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000))
+}
+
 /// RFC 3339 text of a nanosecond timestamp.
 pub fn rfc3339(ns: i64) -> String {
     if ns < 0 {

@@ -365,6 +365,15 @@ pub enum StateCmd {
         #[arg(long)]
         node: Option<String>,
     },
+    /// Brings state set aside back when it is compatible with the node's
+    /// current configuration (same detector and state format, same
+    /// state-shaping options, a tracked field): per (group, field) the
+    /// newest compatible record. Refuses, with the reason per record, when
+    /// none is. The node must not be running.
+    Adopt {
+        #[command(flatten)]
+        sel: Select,
+    },
     /// Resets a field (its state is set aside) or, without --group/--field, a
     /// whole node (its directory, even a corrupt one, is moved aside). Nothing
     /// is deleted. The node must not be running.
@@ -384,6 +393,7 @@ impl StateCmd {
             StateCmd::Export { task, node, output } => StateCommand::Export { task, node, output },
             StateCmd::Import { file, task, node } => StateCommand::Import { file, task, node },
             StateCmd::Reset { sel } => StateCommand::Reset { sel: sel.into() },
+            StateCmd::Adopt { sel } => StateCommand::Adopt { sel: sel.into() },
         }
     }
 }

@@ -32,6 +32,9 @@ struct OptionOut {
     types: Vec<&'static str>,
     default: Option<serde_json::Value>,
     help: String,
+    /// Whether the option shapes the detector's saved state (in the
+    /// options fingerprint stored beside it).
+    shapes_state: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +104,7 @@ pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
                             types: vec![kind_name(o.kind)],
                             default: o.default.as_ref().map(value_json),
                             help: o.help.clone(),
+                            shapes_state: o.shapes_state,
                         };
                         (o.name.clone(), serde_json::to_value(v).unwrap_or_default())
                     })

@@ -569,9 +569,9 @@ impl Worker<'_> {
             return Ok(Persisted::in_memory(node));
         };
         let meta = NodeMeta {
-            task: req.task_id.clone(),
-            node: req.node_id.clone(),
-            detector: factory.name().to_string(),
+            options: Some(config::options_json(&node.config().detector_options)),
+            fields: node.config().fields.clone(),
+            ..NodeMeta::new(&req.task_id, &req.node_id, factory.name())
         };
         let (node, n) = Persisted::open(node, st, &meta)?;
         tracing::info!(

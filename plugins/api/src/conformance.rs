@@ -244,6 +244,7 @@ mod tests {
                     kind: ValueKind::Int,
                     default: Some(Value::Double(1.0)),
                     help: String::new(),
+                    shapes_state: true,
                 },
             ]
         }
