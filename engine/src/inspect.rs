@@ -19,8 +19,11 @@ pub enum ImportError {
     #[error("not a tickwatch state export (format {0:?})")]
     Format(String),
     /// An export version this build does not read.
-    #[error("export version {0} is not {EXPORT_VERSION}")]
+    #[error("export version {0} is not one this build reads (1 or {EXPORT_VERSION})")]
     Version(u32),
+    /// Not JSON of an export's shape.
+    #[error("not a tickwatch state export: {0}")]
+    Json(String),
     /// A field's state is not base64.
     #[error("field {field} group {group:?}: bad base64: {source}")]
     Base64 {
@@ -35,8 +38,67 @@ pub enum ImportError {
 
 /// Format tag of an export file.
 pub const EXPORT_FORMAT: &str = "tickwatch-state-export";
-/// Version of the export file layout.
-pub const EXPORT_VERSION: u32 = 1;
+/// Version of the export file layout this build writes: 2 (options as a
+/// JSON object, `last_time` as RFC 3339 beside `last_time_ns`). Version 1
+/// (options as JSON text in a string, `last_time` in nanoseconds) is still
+/// imported.
+pub const EXPORT_VERSION: u32 = 2;
+
+/// Who built a field's state, as every JSON output of `tickwatch state`
+/// shows it: one shape per concept (`last_time` is RFC 3339 text,
+/// `last_time_ns` the same instant in nanoseconds, `options` a JSON
+/// object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvenanceJson {
+    /// Detector name.
+    pub detector: String,
+    /// Detector version (for inspection only).
+    pub detector_version: String,
+    /// The detector's state format.
+    pub state_version: u32,
+    /// The state-shaping options the state was built under (the stored
+    /// fingerprint as an object; the text itself if it is not one).
+    pub options: serde_json::Value,
+    /// Time of the last batch applied, RFC 3339.
+    pub last_time: String,
+    /// The same in nanoseconds since the epoch.
+    pub last_time_ns: i64,
+}
+
+impl From<&Provenance> for ProvenanceJson {
+    fn from(p: &Provenance) -> Self {
+        let options = serde_json::from_str::<serde_json::Value>(&p.options)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::Value::String(p.options.clone()));
+        Self {
+            detector: p.detector.clone(),
+            detector_version: p.detector_version.clone(),
+            state_version: p.state_version,
+            options,
+            last_time: rfc3339(p.last_time),
+            last_time_ns: p.last_time,
+        }
+    }
+}
+
+impl ProvenanceJson {
+    /// The stored provenance back (the fingerprint text exactly: serde_json
+    /// writes objects with sorted keys, as the fingerprint is written).
+    pub fn provenance(&self) -> Provenance {
+        let options = match &self.options {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Provenance {
+            detector: self.detector.clone(),
+            detector_version: self.detector_version.clone(),
+            state_version: self.state_version,
+            options,
+            last_time: self.last_time_ns,
+        }
+    }
+}
 
 /// One (group, field) as `state show` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,11 +130,68 @@ pub struct ExportedField {
     pub group: String,
     /// Field.
     pub field: String,
-    /// Who built the state (`last_time` in ns).
+    /// Who built the state.
     #[serde(flatten)]
-    pub provenance: Provenance,
+    pub provenance: ProvenanceJson,
     /// State bytes, base64 (standard alphabet, padded).
     pub state: String,
+}
+
+/// A field in an export of version 1: the provenance as stored (options as
+/// JSON text, `last_time` in nanoseconds).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct ExportedFieldV1 {
+    group: String,
+    field: String,
+    #[serde(flatten)]
+    provenance: Provenance,
+    state: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportV1 {
+    task: String,
+    node: String,
+    fields: Vec<ExportedFieldV1>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportHeader {
+    format: String,
+    version: u32,
+}
+
+/// Reads an export file of any version this build knows.
+pub fn parse_export(text: &str) -> Result<Export, ImportError> {
+    let header: ExportHeader =
+        serde_json::from_str(text).map_err(|e| ImportError::Json(e.to_string()))?;
+    if header.format != EXPORT_FORMAT {
+        return Err(ImportError::Format(header.format));
+    }
+    match header.version {
+        1 => {
+            let v1: ExportV1 =
+                serde_json::from_str(text).map_err(|e| ImportError::Json(e.to_string()))?;
+            Ok(Export {
+                format: header.format,
+                version: EXPORT_VERSION,
+                task: v1.task,
+                node: v1.node,
+                fields: v1
+                    .fields
+                    .into_iter()
+                    .map(|f| ExportedField {
+                        group: f.group,
+                        field: f.field,
+                        provenance: ProvenanceJson::from(&f.provenance),
+                        state: f.state,
+                    })
+                    .collect(),
+            })
+        }
+        EXPORT_VERSION => serde_json::from_str(text).map_err(|e| ImportError::Json(e.to_string())),
+        v => Err(ImportError::Version(v)),
+    }
 }
 
 /// A whole node's state, as `state export` writes it.
@@ -97,9 +216,9 @@ pub struct AsideRow {
     pub group: String,
     /// Field.
     pub field: String,
-    /// Who built the state (`last_time` in ns, as in an export).
+    /// Who built the state (as in an export).
     #[serde(flatten)]
-    pub provenance: Provenance,
+    pub provenance: ProvenanceJson,
     /// Why it was set aside.
     pub reason: String,
     /// When, RFC 3339.
@@ -113,11 +232,9 @@ pub fn aside_rows(records: &[tickwatch_state::store::AsideRecord]) -> Vec<AsideR
         .map(|r| AsideRow {
             group: r.state.group.clone(),
             field: r.state.field.clone(),
-            provenance: r.state.provenance.clone(),
+            provenance: ProvenanceJson::from(&r.state.provenance),
             reason: r.reason.clone(),
-            set_aside_at: rfc3339(
-                i64::try_from(r.at_ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
-            ),
+            set_aside_at: rfc3339_ms(r.at_ms),
         })
         .collect()
 }
@@ -177,7 +294,7 @@ pub fn export(task: &str, node: &str, fields: &[FieldState]) -> Export {
             .map(|f| ExportedField {
                 group: f.group.clone(),
                 field: f.field.clone(),
-                provenance: f.provenance.clone(),
+                provenance: ProvenanceJson::from(&f.provenance),
                 state: base64::engine::general_purpose::STANDARD.encode(&f.state),
             })
             .collect(),
@@ -203,7 +320,7 @@ pub fn import(export: &Export) -> Result<Vec<FieldState>, ImportError> {
             Ok(FieldState {
                 group: f.group.clone(),
                 field: f.field.clone(),
-                provenance: f.provenance.clone(),
+                provenance: f.provenance.provenance(),
                 state,
             })
         })
@@ -222,7 +339,7 @@ mod tests {
                 detector: "ttest".into(),
                 detector_version: "0.1.0".into(),
                 state_version: 1,
-                options: "{}".into(),
+                options: r#"{"size":3600}"#.into(),
                 last_time: 42,
             },
             state: vec![9, 8, 7],
@@ -237,9 +354,23 @@ mod tests {
         for key in ["group", "field", "detector", "detector_version", "state_version", "options"] {
             assert!(f.get(key).is_some(), "{key} at the top level: {f}");
         }
-        assert_eq!(f["last_time"], 42);
+        assert_eq!(f["last_time"], "1970-01-01T00:00:00.000000042Z");
+        assert_eq!(f["last_time_ns"], 42);
+        assert_eq!(f["options"], serde_json::json!({"size": 3600}));
         assert_eq!(f["state"], "CQgH");
         assert_eq!(import(&e).unwrap(), vec![state()]);
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(import(&parse_export(&text).unwrap()).unwrap(), vec![state()]);
+        // Version 1 (options as text, last_time in ns) still imports, exactly.
+        let v1 = r#"{"format":"tickwatch-state-export","version":1,"task":"t","node":"n",
+            "fields":[{"group":"printer=a","field":"bed","detector":"ttest",
+            "detector_version":"0.1.0","state_version":1,"options":"{\"size\":3600}",
+            "last_time":42,"state":"CQgH"}]}"#;
+        assert_eq!(import(&parse_export(v1).unwrap()).unwrap(), vec![state()]);
+        assert!(matches!(
+            parse_export(&v1.replace("\"version\":1", "\"version\":9")),
+            Err(ImportError::Version(9))
+        ));
         let mut wrong = e.clone();
         wrong.format = "x".into();
         assert!(matches!(import(&wrong), Err(ImportError::Format(_))));

@@ -686,7 +686,10 @@ mod tests {
         assert_eq!(s.load().unwrap(), vec![old]);
         let aside = s.reader().aside().unwrap();
         assert_eq!(aside.len(), 1);
-        assert_eq!((aside[0].state.clone(), aside[0].reason.as_str()), (fresh, "replaced by adopt"));
+        assert_eq!(
+            (aside[0].state.clone(), aside[0].reason.as_str()),
+            (fresh, "replaced by adopt")
+        );
     }
 
     #[test]

@@ -251,7 +251,8 @@ fn a_snapshot_from_format_version_1_still_restores() {
 fn a_snapshot_fingerprinted_over_every_option_restores_under_another_alpha() {
     let batches = support::day_batches(&[("", 71)]);
     let t = |v: Vec<support::Verdict>| v.into_iter().map(|v| v.t).collect::<Vec<_>>();
-    let want = t(verdicts(&support::run_all(support::node(&["hotend"], 3600, 0.001), &batches[..8])));
+    let want =
+        t(verdicts(&support::run_all(support::node(&["hotend"], 3600, 0.001), &batches[..8])));
     let mut udf = support::node(&["hotend"], 3600, 0.05);
     let r = udf.restore(std::fs::read(FIXTURE).unwrap()).unwrap();
     assert!(r.success, "{}", r.error);

@@ -191,7 +191,7 @@ fn state_set_aside_is_listed_with_its_reason() {
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 4, "2 printers × 2 fields");
     for r in rows {
-        assert_eq!(r["options"], r#"{"size":3600}"#);
+        assert_eq!(r["options"], serde_json::json!({"size": 3600}));
         assert!(r["reason"].as_str().unwrap().contains("size 3600 (node uses 600)"), "{r}");
     }
     let human = ok(state(&dir, &["aside", "--task", "print_temps", "--node", "tTest2"]));
@@ -270,10 +270,8 @@ fn a_new_alpha_keeps_history_a_new_size_sets_it_aside_and_adopt_brings_it_back()
     let kept_until = batches[81].end.tmax;
 
     // Another size: the 3600-value histories are set aside, with the reason.
-    let fresh = support::run_all(
-        support::node_in(&dir, &["hotend", "bed"], 600, 0.01),
-        &batches[82..84],
-    );
+    let fresh =
+        support::run_all(support::node_in(&dir, &["hotend", "bed"], 600, 0.01), &batches[82..84]);
     assert!(fresh.is_empty(), "a fresh history seeds on its first window");
     let rows = aside_rows(&dir);
     assert_eq!(rows.len(), 4);
@@ -296,8 +294,15 @@ fn a_new_alpha_keeps_history_a_new_size_sets_it_aside_and_adopt_brings_it_back()
     let one = ok(state(
         &dir,
         &[
-            "adopt", "--task", "print_temps", "--node", "tTest2", "--group", "printer=a",
-            "--field", "bed",
+            "adopt",
+            "--task",
+            "print_temps",
+            "--node",
+            "tTest2",
+            "--group",
+            "printer=a",
+            "--field",
+            "bed",
         ],
     ));
     assert!(one.contains("adopted field bed group printer=a"), "{one}");
@@ -348,4 +353,95 @@ fn adopt_refuses_a_running_node_and_nodes_without_state_aside() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the node is running") && err.contains("kapacitor disable"), "{err}");
     live.close().unwrap();
+}
+
+/// Asserts `v` carries the time concept as RFC 3339 text (`key`) and as
+/// integer nanoseconds (`key_ns`), naming the same instant.
+fn assert_time(v: &Value, key: &str) {
+    let text = v[key].as_str().unwrap_or_else(|| panic!("{key} is not a string in {v}"));
+    let ns = v[format!("{key}_ns")].as_i64().unwrap_or_else(|| panic!("{key}_ns in {v}"));
+    let t = humantime::parse_rfc3339(text).unwrap();
+    assert_eq!(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64, ns, "{v}");
+}
+
+/// Issue 11: one JSON shape per concept across commands: `last_time` is
+/// RFC 3339 text beside `last_time_ns` everywhere (`time`/`time_ns` for
+/// replay's points), options are JSON objects (not JSON in a string), and
+/// `plugins --json` keeps the detector's declaration order.
+#[test]
+fn every_json_output_has_one_shape_per_concept() {
+    let dir = stopped_node();
+    support::run_all(support::node_in(&dir, &["hotend", "bed"], 600, 0.01), &[]);
+    support::run_all(
+        support::node_in(&dir, &["hotend", "bed"], 600, 0.01),
+        &support::day_batches(&[("a", 81), ("b", 82)])[..4],
+    );
+    let listed = json(&dir, &["list", "--json"]);
+    for f in listed[0]["fields"].as_array().unwrap() {
+        assert_time(f, "last_time");
+    }
+    for r in json(&dir, &["show", "--task", "print_temps", "--node", "tTest2", "--json"])
+        .as_array()
+        .unwrap()
+    {
+        assert_time(r, "last_time");
+    }
+    let aside = aside_rows(&dir);
+    assert_eq!(aside.len(), 4);
+    for r in &aside {
+        assert_time(r, "last_time");
+        assert_eq!(r["options"], serde_json::json!({"size": 3600}), "{r}");
+    }
+    let export: Value = serde_json::from_str(&ok(state(
+        &dir,
+        &["export", "--task", "print_temps", "--node", "tTest2"],
+    )))
+    .unwrap();
+    assert_eq!(export["version"], 2);
+    for f in export["fields"].as_array().unwrap() {
+        assert_time(f, "last_time");
+        assert_eq!(f["options"], serde_json::json!({"size": 600}), "{f}");
+    }
+
+    let plugins = support::tickwatch()
+        .args(["plugins", "--json", "--plugin-dir"])
+        .arg(support::plugin_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(plugins.stdout).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    let ttest = all.as_array().unwrap().iter().find(|p| p["name"] == "ttest").unwrap();
+    assert!(ttest["options"].is_object());
+    // Declaration order (size, alpha, rebaseline), not sorted.
+    let from = text.find("\"name\": \"ttest\"").unwrap();
+    let at = |k: &str| from + text[from..].find(&format!("\"{k}\": {{")).unwrap();
+    assert!(at("size") < at("alpha") && at("alpha") < at("rebaseline"), "{text}");
+
+    let lp = dir.join("in.lp");
+    let mut lines = String::new();
+    for i in 0..1200i64 {
+        lines.push_str(&format!(
+            "temps hotend={} {}\n",
+            220.0 + (i % 7) as f64 * 0.1,
+            i * 1_000_000_000
+        ));
+    }
+    std::fs::write(&lp, lines).unwrap();
+    let out = support::tickwatch()
+        .args(["replay", "--json", "--detector", "ttest", "--window", "5m", "--udf"])
+        .arg(".field('hotend','','').size(600).alpha(0.001)")
+        .arg("--plugin-dir")
+        .arg(support::plugin_dir())
+        .arg(&lp)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let points: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!points.is_empty());
+    for p in &points {
+        assert_time(p, "time");
+    }
 }

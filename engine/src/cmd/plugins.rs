@@ -37,13 +37,29 @@ struct OptionOut {
     shapes_state: bool,
 }
 
+/// A JSON object whose keys keep their order (serde_json's own map sorts
+/// them): options are shown in the order the detector declares them.
+#[derive(Debug)]
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for Ordered<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct PluginOut {
     name: Option<String>,
     version: Option<String>,
     abi: Option<u32>,
     path: PathBuf,
-    options: Option<serde_json::Map<String, serde_json::Value>>,
+    options: Option<Ordered<OptionOut>>,
     error: Option<String>,
 }
 
@@ -96,7 +112,7 @@ pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
             version: Some(p.version().into()),
             abi: Some(ABI_VERSION),
             path: p.path().to_path_buf(),
-            options: Some(
+            options: Some(Ordered(
                 p.options()
                     .iter()
                     .map(|o| {
@@ -106,10 +122,10 @@ pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
                             help: o.help.clone(),
                             shapes_state: o.shapes_state,
                         };
-                        (o.name.clone(), serde_json::to_value(v).unwrap_or_default())
+                        (o.name.clone(), v)
                     })
                     .collect(),
-            ),
+            )),
             error: None,
         })
         .collect();

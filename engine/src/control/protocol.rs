@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::inspect::{AsideRow, Export, FieldRow};
 
 /// The version this build speaks. 1 was the unversioned `{"op": …}` form.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// What `tickwatch state` asks a running node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,11 +106,11 @@ mod tests {
     fn the_wire_form_is_readable_json() {
         let line = serde_json::to_string(&RequestLine { version: VERSION, request: Request::Show })
             .unwrap();
-        assert_eq!(line, r#"{"version":2,"request":"show"}"#);
+        assert_eq!(line, r#"{"version":3,"request":"show"}"#);
         let err = ResponseLine { version: VERSION, response: Response::Error("x".into()) };
         assert_eq!(
             serde_json::to_string(&err).unwrap(),
-            r#"{"version":2,"response":{"error":"x"}}"#
+            r#"{"version":3,"response":{"error":"x"}}"#
         );
     }
 }

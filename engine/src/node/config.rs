@@ -496,15 +496,21 @@ mod tests {
             state_mismatch(&a.fingerprint, &shaped(), &r.detector_options).unwrap(),
             r#"options {"size":3600}: rebaseline 0 (node uses 4)"#
         );
-        assert!(state_mismatch(r#"{"size":3600,"gone":1}"#, &shaped(), &a.detector_options)
-            .unwrap()
-            .contains("naming option gone, which the detector no longer declares"));
-        assert!(state_mismatch("alpha=0.001,size=3600", &shaped(), &a.detector_options)
-            .unwrap()
-            .contains("not a JSON object"));
-        assert!(state_mismatch(r#"{"size":"big"}"#, &shaped(), &a.detector_options)
-            .unwrap()
-            .contains("option size in"));
+        assert!(
+            state_mismatch(r#"{"size":3600,"gone":1}"#, &shaped(), &a.detector_options)
+                .unwrap()
+                .contains("naming option gone, which the detector no longer declares")
+        );
+        assert!(
+            state_mismatch("alpha=0.001,size=3600", &shaped(), &a.detector_options)
+                .unwrap()
+                .contains("not a JSON object")
+        );
+        assert!(
+            state_mismatch(r#"{"size":"big"}"#, &shaped(), &a.detector_options)
+                .unwrap()
+                .contains("option size in")
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@
 
 use tickwatch_state::{FieldState, Provenance, Snapshot};
 
-use super::{DetectorHandle, config, FieldKey, Node, NodeError, Tracked};
+use super::{DetectorHandle, FieldKey, Node, NodeError, Tracked, config};
 
 /// What [`Node::adopt`] did with persisted state.
 #[derive(Debug, Default)]

@@ -254,8 +254,9 @@ fn describe(lib: &libloading::Library, path: PathBuf) -> Result<Described, LoadE
                 reason: format!("state_options failed: {}", String::from_utf8_lossy(&bytes)),
             });
         }
-        abi::apply_state_options(&bytes, &mut options).map_err(|e| {
-            LoadError::BadDescriptor { path: path.clone(), reason: format!("state options: {e}") }
+        abi::apply_state_options(&bytes, &mut options).map_err(|e| LoadError::BadDescriptor {
+            path: path.clone(),
+            reason: format!("state options: {e}"),
         })?;
     }
     for (i, spec) in options.iter().enumerate() {

@@ -211,13 +211,15 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-/// One emitted point as a JSON object: time (RFC 3339), name, tags (the
+/// One emitted point as a JSON object: time (RFC 3339) and time_ns (the
+/// same in nanoseconds, as `last_time`/`last_time_ns` in `tickwatch state`), name, tags (the
 /// group's), field, pvalue, anomalous and the detector's statistics.
 pub fn json_line(p: &agent::Point, field_tag: &str) -> serde_json::Value {
     let mut tags = p.tags.clone();
     let field = tags.remove(field_tag).unwrap_or_default();
     let mut obj = serde_json::Map::new();
     obj.insert("time".into(), rfc3339(p.time).into());
+    obj.insert("time_ns".into(), p.time.into());
     obj.insert("name".into(), p.name.clone().into());
     obj.insert(
         "tags".into(),

@@ -411,8 +411,8 @@ fn aside(state_dir: &Path, task: &str, node: &str, json: bool) -> anyhow::Result
                     r.provenance.detector_version,
                     r.provenance.state_version
                 ),
-                r.provenance.options.clone(),
-                inspect::rfc3339(r.provenance.last_time),
+                r.provenance.options.to_string(),
+                r.provenance.last_time.clone(),
                 r.set_aside_at.clone(),
                 r.reason.clone(),
             ]
@@ -460,7 +460,7 @@ fn import(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let export: Export =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        inspect::parse_export(&text).with_context(|| format!("reading {}", file.display()))?;
     let states = inspect::import(&export)?;
     let (task, node) = (task.unwrap_or(&export.task), node.unwrap_or(&export.node));
     let detector = states.first().map(|s| s.provenance.detector.clone()).unwrap_or_default();
