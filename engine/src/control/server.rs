@@ -241,7 +241,7 @@ mod tests {
         let Response::Error(e) = respond(&src, r#"{"version":1,"request":"show"}"#) else {
             panic!("error expected")
         };
-        assert!(e.contains("version 1 is not this node's 2"), "{e}");
+        assert!(e.contains("version 1 is not this node's 3"), "{e}");
         assert!(
             matches!(respond(&src, r#"{"op":"show"}"#), Response::Error(e) if e.starts_with("bad request"))
         );
