@@ -10,6 +10,7 @@ pub mod demo;
 pub mod plugins;
 pub mod replay;
 pub mod state;
+pub mod table;
 
 /// `print!` that returns write errors (use inside a function returning
 /// `anyhow::Result` or `io::Result`).

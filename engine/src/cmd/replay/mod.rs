@@ -266,23 +266,46 @@ pub fn report(out: &Outcome, period: i64, malformed: u64) -> String {
     }
     for ((group, field), points) in &by {
         let _ = writeln!(s, "{group} {field}: {} anomalous window(s)", points.len());
-        for p in points {
-            let mut stats: Vec<String> = p
-                .fields_double
-                .iter()
-                .filter(|(k, _)| *k != "pvalue")
-                .map(|(k, v)| format!("{k}={v:+.3}"))
-                .collect();
-            stats.sort();
-            let _ = writeln!(
-                s,
-                "  CRITICAL  window {} – {}  pvalue={:.3e}  {}",
-                rfc3339(p.time - period),
-                rfc3339(p.time),
-                p.fields_double.get("pvalue").copied().unwrap_or(f64::NAN),
-                stats.join(" ")
-            );
-        }
+        let rows: Vec<Vec<String>> = points
+            .iter()
+            .map(|p| {
+                let mut stats: Vec<String> = p
+                    .fields_double
+                    .iter()
+                    .filter(|(k, _)| *k != "pvalue")
+                    .map(|(k, v)| format!("{k}={v:+.3}"))
+                    .collect();
+                stats.sort();
+                vec![
+                    "  CRITICAL".to_string(),
+                    format!("window {} – {}", rfc3339(p.time - period), rfc3339(p.time)),
+                    format!(
+                        "pvalue={:.3e}",
+                        p.fields_double.get("pvalue").copied().unwrap_or(f64::NAN)
+                    ),
+                    stats.join(" "),
+                ]
+            })
+            .collect();
+        let text = crate::cmd::table::render(&["", "", "", ""], &rows, &[]);
+        // Header-less: the group line above names the columns' subject.
+        s.push_str(text.split_once('\n').map_or("", |(_, rest)| rest));
+    }
+    if !per_field.is_empty() {
+        let rows: Vec<Vec<String>> = per_field
+            .iter()
+            .map(|(f, (n, a))| vec![f.clone(), n.to_string(), a.to_string()])
+            .collect();
+        let _ = writeln!(s);
+        s.push_str(&crate::cmd::table::render(
+            &["FIELD", "VERDICTS", "ANOMALOUS"],
+            &rows,
+            &[
+                crate::cmd::table::Align::Left,
+                crate::cmd::table::Align::Right,
+                crate::cmd::table::Align::Right,
+            ],
+        ));
     }
     let anomalies: Vec<String> = per_field.iter().map(|(f, (_, a))| format!("{f} {a}")).collect();
     let _ = writeln!(

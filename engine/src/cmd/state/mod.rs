@@ -159,30 +159,9 @@ fn find_node(state_dir: &Path, task: &str, node: &str) -> anyhow::Result<(PathBu
     Ok((dir, meta))
 }
 
-/// Left-aligned columns.
+/// Left-aligned columns (see [`crate::cmd::table`]).
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(head.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
+    crate::cmd::table::render(head, rows, &[])
 }
 
 #[derive(Serialize)]
