@@ -262,3 +262,75 @@ fn replay_warns_about_a_tracked_field_the_input_lacks() {
     assert!(stderr.contains("tracked field \"bedd\" appears in no point"), "{stderr}");
     assert!(!stderr.contains("\"hotend\" appears"), "{stderr}");
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+/// Issue 11: Ctrl-C during a replay left its temporary state directory
+/// (and could leave its node) behind. A real replay reading a stdin that
+/// stays open gets SIGINT: it exits 130, its node is gone and its
+/// temporary directory removed.
+#[test]
+fn an_interrupted_replay_leaves_no_temporary_directory_or_node_behind() {
+    use std::io::Write;
+    let tmp = support::private_dir();
+    let mut child = support::tickwatch()
+        .args(["replay", "--precision", "s", "--detector", "ttest", "--udf"])
+        .arg(".field('hotend','','').size(600).alpha(0.001)")
+        .arg("--plugin-dir")
+        .arg(support::plugin_dir())
+        .arg("-")
+        .env("TMPDIR", tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..1000 {
+        writeln!(stdin, "t hotend={} {}", 220 + i % 3, 1_451_606_400 + i).unwrap();
+    }
+    stdin.flush().unwrap();
+    // Wait (without a deadline of our own: the test harness has one) for
+    // the node's temporary state directory to exist.
+    let state_dir = loop {
+        let entries: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        if let Some(e) = entries.first() {
+            break e.path();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let needle = state_dir.to_string_lossy().into_owned();
+    while processes_mentioning(&needle).is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(!state_dir.exists(), "{} left behind", state_dir.display());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    assert_eq!(processes_mentioning(&needle), Vec::<String>::new(), "the node still runs");
+}
+
+#[test]
+fn a_window_kapacitor_cannot_express_is_refused_with_the_reason() {
+    let out =
+        run(&["replay", "--detector", "ttest", "--udf", ".field('a')", "--window", "1 month", "x"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no month or year unit") && err.contains("30d"), "{err}");
+}

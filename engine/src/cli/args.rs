@@ -216,11 +216,12 @@ pub struct ReplayArgs {
     /// ".field('hotend','bed','air').size(3600).alpha(0.001)".
     #[arg(long)]
     pub udf: String,
-    /// Window period, as `|window().period()` (e.g. 5m, 300s).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    /// Window period, as `|window().period()`: a TICKscript duration (e.g.
+    /// 5m, 300s; units ns, u, ms, s, m, h, d, w).
+    #[arg(long, default_value = "5m", value_parser = chain::duration)]
     pub window: i64,
     /// Window every, as `|window().every()` (default: the period).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = chain::duration)]
     pub every: Option<i64>,
     /// Group by this tag (repeatable), as `|groupBy()`.
     #[arg(long = "group-by")]
