@@ -136,6 +136,21 @@ fn envelope(points: &[(i64, f64)], start: i64, end: i64, buckets: usize) -> Vec<
     b.into_iter().flatten().flat_map(|(x, lo, hi)| [(x, lo), (x, hi)]).collect()
 }
 
+/// Mean per bucket, in time order.
+fn means(points: &[(i64, f64)], start: i64, end: i64, buckets: usize) -> Vec<(f64, f64)> {
+    let span = (end - start).max(1) as f64;
+    let mut b: Vec<(f64, f64, u32)> = vec![(0.0, 0.0, 0); buckets];
+    for &(t, v) in points {
+        let i = ((((t - start) as f64 / span) * (buckets - 1) as f64) as usize).min(buckets - 1);
+        if b[i].2 == 0 {
+            b[i].0 = (t - start) as f64 / 3.6e12;
+        }
+        b[i].1 += v;
+        b[i].2 += 1;
+    }
+    b.into_iter().filter(|e| e.2 > 0).map(|(x, sum, n)| (x, sum / f64::from(n))).collect()
+}
+
 /// Width of the legend column right of the charts.
 const LEGEND_W: u32 = 230;
 
@@ -152,7 +167,8 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (charts, legend) = root.split_horizontally(w - LEGEND_W);
     let hours = (series.end - series.start).max(1) as f64 / 3.6e12;
-    let with_date = hours > 24.0;
+    // A day's data is a day and a few seconds: dates from 25 hours on.
+    let with_date = hours > 25.0;
     let start = series.start;
     let x = |t: i64| (t - series.start) as f64 / 3.6e12;
     let x_fmt = move |h: &f64| clock(start, *h, with_date);
@@ -164,7 +180,7 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
         g
     };
     let color = |group: &str| color_of(groups.iter().position(|g| g == group).unwrap_or(0));
-    let anomalous = |p: &&agent::Point| p.fields_bool.get("anomalous") == Some(&true);
+    let anomalous = |p: &&&agent::Point| p.fields_bool.get("anomalous") == Some(&true);
     for (fi, field) in series.fields.iter().enumerate() {
         let verdicts: Vec<&agent::Point> =
             out.emitted.iter().filter(|p| p.tags.get(&out.field_tag) == Some(field)).collect();
@@ -175,7 +191,21 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
             .filter(|((_, f), _)| f == field)
             .map(|((g, _), v)| (g, v))
             .collect();
-        let (lo, hi) = data
+        // One group: its min/max envelope (spikes stay visible). Several:
+        // each group's mean per bucket, so twelve lines stay twelve lines
+        // instead of one band of overlapping envelopes.
+        let lines: Vec<(&String, Vec<(f64, f64)>)> = data
+            .iter()
+            .map(|(group, values)| {
+                let line = if groups.len() > 1 {
+                    means(values, series.start, series.end, 360)
+                } else {
+                    envelope(values, series.start, series.end, 1500)
+                };
+                (*group, line)
+            })
+            .collect();
+        let (lo, hi) = lines
             .iter()
             .flat_map(|(_, v)| v.iter().map(|p| p.1))
             .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
@@ -198,22 +228,27 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
             .y_desc(field.as_str())
             .draw()
             .map_err(|e| err(&e))?;
-        // Each group's anomalous windows, shaded in its colour.
+        for (group, line) in lines {
+            let c = color(group);
+            chart.draw_series(LineSeries::new(line, c.stroke_width(1))).map_err(|e| err(&e))?;
+        }
+        // Each group's anomalous windows, shaded in its colour over the
+        // lines, at least 1/250 of the axis wide so a 5-minute window in a
+        // day's plot is still seen.
+        let min_w = hours / 250.0;
         chart
             .draw_series(verdicts.iter().filter(anomalous).map(|p| {
-                let c = color(&super::group_of(p, &out.field_tag));
-                Rectangle::new([(x(p.time - period), lo), (x(p.time), hi)], c.mix(0.3).filled())
+                // One group: red, which its own line is not.
+                let c = if groups.len() > 1 {
+                    color(&super::group_of(p, &out.field_tag))
+                } else {
+                    RGBColor(230, 60, 60)
+                };
+                let (a, b) = (x(p.time - period), x(p.time));
+                let pad = ((min_w - (b - a)) / 2.0).max(0.0);
+                Rectangle::new([(a - pad, lo), (b + pad, hi)], c.mix(0.35).filled())
             }))
             .map_err(|e| err(&e))?;
-        for (group, values) in &data {
-            let c = color(group);
-            chart
-                .draw_series(LineSeries::new(
-                    envelope(values, series.start, series.end, 1500),
-                    c.stroke_width(1),
-                ))
-                .map_err(|e| err(&e))?;
-        }
         // p-value panel, log scale.
         let floor = verdicts
             .iter()
@@ -221,7 +256,10 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
             .chain(out.alpha)
             .filter(|p| *p > 0.0)
             .fold(1e-3f64, f64::min)
-            .max(1e-300)
+            // Below 1e-16 a p-value says nothing more (f64 resolution near
+            // 1): smaller ones are drawn at the bottom, so the scale stays
+            // readable.
+            .max(1e-16)
             / 10.0;
         let mut pchart = ChartBuilder::on(&panels[fi * 2 + 1])
             .margin(8)
@@ -291,8 +329,12 @@ pub fn write(path: &Path, series: &Series, out: &Outcome, period: i64) -> anyhow
     }
     y += 16;
     let key = [
+        "lines: each group's mean over",
+        "  1/360 of the span (one group:",
+        "  its min/max envelope)",
         "shaded: an anomalous window,",
-        "  in its group's colour",
+        "  in its group's colour (red",
+        "  when there is one group)",
         "dot: an anomalous verdict,",
         "  in its group's colour",
         "dashed red: alpha",
