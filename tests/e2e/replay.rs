@@ -334,3 +334,51 @@ fn a_window_kapacitor_cannot_express_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no month or year unit") && err.contains("30d"), "{err}");
 }
+
+/// Issue 11: the plot of a grouped replay has a line at alpha, wall-clock
+/// time, a legend naming each group, and each anomalous window shaded in
+/// its own group's colour (the legend's colour for that group).
+#[test]
+fn a_grouped_plot_says_whose_anomaly_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("printers.lp");
+    write_two_printers(&file);
+    let svg = dir.path().join("two.svg");
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--precision",
+        "s",
+        "--group-by",
+        "printer",
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('hotend','bed','air').size(3600).alpha(0.001)",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("alpha 0.001") && text.contains("time (UTC)"));
+    assert!(text.contains("\n05:00\n"), "wall-clock labels");
+    // Legend: a coloured stroke before each group's name.
+    let legend_color = |group: &str| {
+        let at = text.find(&format!("\n{group}\n")).unwrap_or_else(|| panic!("no {group}"));
+        let stroke = text[..at].rfind("stroke=\"#").unwrap();
+        text[stroke + 8..stroke + 15].to_string()
+    };
+    let (a, b) = (legend_color("printer=a"), legend_color("printer=b"));
+    assert_ne!(a, b, "distinct colours per group");
+    let shades: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("<rect") && l.contains("opacity=\"0.35\"")).collect();
+    assert!(!shades.is_empty(), "anomalous windows are shaded");
+    for s in &shades {
+        assert!(
+            s.contains(&format!("fill=\"{a}\"")) || s.contains(&format!("fill=\"{b}\"")),
+            "{s}"
+        );
+    }
+    // Both printers have faults, so both colours shade something.
+    assert!(shades.iter().any(|s| s.contains(&a)) && shades.iter().any(|s| s.contains(&b)));
+}
