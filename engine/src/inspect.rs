@@ -41,8 +41,11 @@ pub const EXPORT_FORMAT: &str = "tickwatch-state-export";
 /// Version of the export file layout this build writes: 2 (options as a
 /// JSON object, `last_time` as RFC 3339 beside `last_time_ns`). Version 1
 /// (options as JSON text in a string, `last_time` in nanoseconds) is still
-/// imported.
+/// imported; it is also the shape a running node's control socket answers
+/// `export` in ([`Export`]), so the control protocol did not change.
 pub const EXPORT_VERSION: u32 = 2;
+/// Version of [`Export`], the stored shape (the file format of version 1).
+pub const WIRE_EXPORT_VERSION: u32 = 1;
 
 /// Who built a field's state, as every JSON output of `tickwatch state`
 /// shows it: one shape per concept (`last_time` is RFC 3339 text,
@@ -121,11 +124,27 @@ pub struct FieldRow {
     pub summary: serde_json::Value,
 }
 
-/// One field's state in an export file (exact: `state` is the detector's
-/// bytes, base64). The provenance fields sit at the top level of the JSON
-/// object, beside `group`, `field` and `state`.
+/// One field's state as stored and as the control socket sends it
+/// (exact: `state` is the detector's bytes, base64). The provenance fields
+/// sit at the top level of the JSON object, beside `group`, `field` and
+/// `state`. This is the export file format of version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportedField {
+    /// Group id.
+    pub group: String,
+    /// Field.
+    pub field: String,
+    /// Who built the state (`last_time` in ns, options as text).
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    /// State bytes, base64 (standard alphabet, padded).
+    pub state: String,
+}
+
+/// One field's state in an export file of version 2: as
+/// [`ExportedField`], the provenance in the JSON output's shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileField {
     /// Group id.
     pub group: String,
     /// Field.
@@ -137,66 +156,9 @@ pub struct ExportedField {
     pub state: String,
 }
 
-/// A field in an export of version 1: the provenance as stored (options as
-/// JSON text, `last_time` in nanoseconds).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-struct ExportedFieldV1 {
-    group: String,
-    field: String,
-    #[serde(flatten)]
-    provenance: Provenance,
-    state: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct ExportV1 {
-    task: String,
-    node: String,
-    fields: Vec<ExportedFieldV1>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ExportHeader {
-    format: String,
-    version: u32,
-}
-
-/// Reads an export file of any version this build knows.
-pub fn parse_export(text: &str) -> Result<Export, ImportError> {
-    let header: ExportHeader =
-        serde_json::from_str(text).map_err(|e| ImportError::Json(e.to_string()))?;
-    if header.format != EXPORT_FORMAT {
-        return Err(ImportError::Format(header.format));
-    }
-    match header.version {
-        1 => {
-            let v1: ExportV1 =
-                serde_json::from_str(text).map_err(|e| ImportError::Json(e.to_string()))?;
-            Ok(Export {
-                format: header.format,
-                version: EXPORT_VERSION,
-                task: v1.task,
-                node: v1.node,
-                fields: v1
-                    .fields
-                    .into_iter()
-                    .map(|f| ExportedField {
-                        group: f.group,
-                        field: f.field,
-                        provenance: ProvenanceJson::from(&f.provenance),
-                        state: f.state,
-                    })
-                    .collect(),
-            })
-        }
-        EXPORT_VERSION => serde_json::from_str(text).map_err(|e| ImportError::Json(e.to_string())),
-        v => Err(ImportError::Version(v)),
-    }
-}
-
-/// A whole node's state, as `state export` writes it.
+/// A whole node's state, as `state export` writes it (version 2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Export {
+pub struct ExportFile {
     /// Always [`EXPORT_FORMAT`].
     pub format: String,
     /// [`EXPORT_VERSION`].
@@ -206,23 +168,128 @@ pub struct Export {
     /// Node id.
     pub node: String,
     /// Every field.
+    pub fields: Vec<FileField>,
+}
+
+/// The export file for `e`.
+pub fn export_file(e: &Export) -> ExportFile {
+    ExportFile {
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        task: e.task.clone(),
+        node: e.node.clone(),
+        fields: e
+            .fields
+            .iter()
+            .map(|f| FileField {
+                group: f.group.clone(),
+                field: f.field.clone(),
+                provenance: ProvenanceJson::from(&f.provenance),
+                state: f.state.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportHeader {
+    format: String,
+    version: u32,
+}
+
+/// Reads an export file of any version this build knows, into the stored
+/// shape.
+pub fn parse_export(text: &str) -> Result<Export, ImportError> {
+    let json = |e: serde_json::Error| ImportError::Json(e.to_string());
+    let header: ExportHeader = serde_json::from_str(text).map_err(json)?;
+    if header.format != EXPORT_FORMAT {
+        return Err(ImportError::Format(header.format));
+    }
+    match header.version {
+        WIRE_EXPORT_VERSION => serde_json::from_str(text).map_err(json),
+        EXPORT_VERSION => {
+            let file: ExportFile = serde_json::from_str(text).map_err(json)?;
+            Ok(Export {
+                format: file.format,
+                version: WIRE_EXPORT_VERSION,
+                task: file.task,
+                node: file.node,
+                fields: file
+                    .fields
+                    .into_iter()
+                    .map(|f| ExportedField {
+                        group: f.group,
+                        field: f.field,
+                        provenance: f.provenance.provenance(),
+                        state: f.state,
+                    })
+                    .collect(),
+            })
+        }
+        v => Err(ImportError::Version(v)),
+    }
+}
+
+/// A whole node's state in the stored shape (version 1), as the control
+/// socket answers `export`; `state export` writes [`export_file`] of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    /// [`WIRE_EXPORT_VERSION`].
+    pub version: u32,
+    /// Task id.
+    pub task: String,
+    /// Node id.
+    pub node: String,
+    /// Every field.
     pub fields: Vec<ExportedField>,
 }
 
-/// State kept aside (not applied, or reset), as `state aside` prints it.
+/// State kept aside (not applied, or reset), as stored and as the control
+/// socket sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsideRow {
     /// Group id.
     pub group: String,
     /// Field.
     pub field: String,
-    /// Who built the state (as in an export).
+    /// Who built the state (`last_time` in ns, options as text).
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    /// Why it was set aside.
+    pub reason: String,
+    /// When, RFC 3339.
+    pub set_aside_at: String,
+}
+
+/// An [`AsideRow`] as `state aside --json` prints it (the JSON output's
+/// shapes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AsideOut {
+    /// Group id.
+    pub group: String,
+    /// Field.
+    pub field: String,
+    /// Who built the state.
     #[serde(flatten)]
     pub provenance: ProvenanceJson,
     /// Why it was set aside.
     pub reason: String,
     /// When, RFC 3339.
     pub set_aside_at: String,
+}
+
+impl From<&AsideRow> for AsideOut {
+    fn from(r: &AsideRow) -> Self {
+        Self {
+            group: r.group.clone(),
+            field: r.field.clone(),
+            provenance: ProvenanceJson::from(&r.provenance),
+            reason: r.reason.clone(),
+            set_aside_at: r.set_aside_at.clone(),
+        }
+    }
 }
 
 /// Rows for records set aside.
@@ -232,7 +299,7 @@ pub fn aside_rows(records: &[tickwatch_state::store::AsideRecord]) -> Vec<AsideR
         .map(|r| AsideRow {
             group: r.state.group.clone(),
             field: r.state.field.clone(),
-            provenance: ProvenanceJson::from(&r.state.provenance),
+            provenance: r.state.provenance.clone(),
             reason: r.reason.clone(),
             set_aside_at: rfc3339_ms(r.at_ms),
         })
@@ -286,7 +353,7 @@ pub fn row(task: &str, node: &str, state: &FieldState, summary: serde_json::Valu
 pub fn export(task: &str, node: &str, fields: &[FieldState]) -> Export {
     Export {
         format: EXPORT_FORMAT.into(),
-        version: EXPORT_VERSION,
+        version: WIRE_EXPORT_VERSION,
         task: task.into(),
         node: node.into(),
         fields: fields
@@ -294,7 +361,7 @@ pub fn export(task: &str, node: &str, fields: &[FieldState]) -> Export {
             .map(|f| ExportedField {
                 group: f.group.clone(),
                 field: f.field.clone(),
-                provenance: ProvenanceJson::from(&f.provenance),
+                provenance: f.provenance.clone(),
                 state: base64::engine::general_purpose::STANDARD.encode(&f.state),
             })
             .collect(),
@@ -306,7 +373,7 @@ pub fn import(export: &Export) -> Result<Vec<FieldState>, ImportError> {
     if export.format != EXPORT_FORMAT {
         return Err(ImportError::Format(export.format.clone()));
     }
-    if export.version != EXPORT_VERSION {
+    if export.version != WIRE_EXPORT_VERSION {
         return Err(ImportError::Version(export.version));
     }
     export
@@ -320,7 +387,7 @@ pub fn import(export: &Export) -> Result<Vec<FieldState>, ImportError> {
             Ok(FieldState {
                 group: f.group.clone(),
                 field: f.field.clone(),
-                provenance: f.provenance.provenance(),
+                provenance: f.provenance.clone(),
                 state,
             })
         })
@@ -349,7 +416,8 @@ mod tests {
     #[test]
     fn export_keeps_the_flat_json_shape_and_imports_back_exactly() {
         let e = export("t", "n", &[state()]);
-        let json = serde_json::to_value(&e).unwrap();
+        let json = serde_json::to_value(export_file(&e)).unwrap();
+        assert_eq!(json["version"], 2);
         let f = &json["fields"][0];
         for key in ["group", "field", "detector", "detector_version", "state_version", "options"] {
             assert!(f.get(key).is_some(), "{key} at the top level: {f}");
@@ -359,7 +427,7 @@ mod tests {
         assert_eq!(f["options"], serde_json::json!({"size": 3600}));
         assert_eq!(f["state"], "CQgH");
         assert_eq!(import(&e).unwrap(), vec![state()]);
-        let text = serde_json::to_string(&e).unwrap();
+        let text = serde_json::to_string(&export_file(&e)).unwrap();
         assert_eq!(import(&parse_export(&text).unwrap()).unwrap(), vec![state()]);
         // Version 1 (options as text, last_time in ns) still imports, exactly.
         let v1 = r#"{"format":"tickwatch-state-export","version":1,"task":"t","node":"n",

@@ -8,8 +8,11 @@
 //! - [`node`]: the domain, with no I/O: options → config, batches → points,
 //!   which state applies; detectors behind the `DetectorFactory` trait.
 //! - [`plugin`]: FFI: loading detector `.so` files, finding them by name.
-//! - `control`: the control socket `tickwatch state` reads a running node
-//!   through; `inspect`: what `tickwatch state` shows and exports.
+//! - `control`: the control socket `tickwatch state` (and `tickwatch
+//!   exporter`) reads a running node through; `inspect`: what `tickwatch
+//!   state` shows and exports.
+//! - `metrics`: a node's counters, the Prometheus text page and the
+//!   `/metrics` endpoint (`serve --metrics-listen`, `tickwatch exporter`).
 //! - [`kapacitor`]: the Kapacitor side of the protocol (client, windower,
 //!   batches and group ids), used by `replay`, `demo` and the tests.
 //!
@@ -24,11 +27,14 @@ mod cmd;
 mod control;
 mod inspect;
 pub mod kapacitor;
+mod metrics;
 pub mod node;
 pub mod plugin;
 mod serve;
 
+#[cfg(feature = "tools")]
 #[doc(hidden)]
 pub mod fuzzing;
 
+#[cfg(feature = "tools")]
 pub use cmd::demo::scenario;

@@ -27,3 +27,5 @@ mod cli;
 mod fuzz;
 // Bounded queues (flat RSS, keepalives while full) and adaptive group commit under SIGKILL.
 mod backpressure;
+// Prometheus metrics over HTTP (socket mode, the exporter) and the per-batch debug log.
+mod metrics;

@@ -3,11 +3,15 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "tools")]
 use anyhow::anyhow;
 use clap::Subcommand;
 
+#[cfg(feature = "tools")]
 use crate::cmd::replay::ReplayConfig;
+#[cfg(feature = "tools")]
 use crate::cmd::replay::chain;
+#[cfg(feature = "tools")]
 use crate::cmd::replay::lineproto::Precision;
 use crate::cmd::state::{Selection, StateCommand};
 
@@ -18,11 +22,21 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the 3D-printer demo: a generated day of temperatures through one
     /// tickwatch node, over the real protocol.
+    #[cfg(feature = "tools")]
     Demo(DemoArgs),
     /// Inspect, export, import or reset persisted node state.
     State(StateArgs),
     /// Replay recorded line protocol through a node, as Kapacitor would.
+    #[cfg(feature = "tools")]
     Replay(ReplayArgs),
+    /// Not in this build (no `tools` feature): says how to get it.
+    #[cfg(not(feature = "tools"))]
+    #[command(hide = true)]
+    Demo(NotBuilt),
+    /// Not in this build (no `tools` feature): says how to get it.
+    #[cfg(not(feature = "tools"))]
+    #[command(hide = true)]
+    Replay(NotBuilt),
     /// List the detector plugins found, with their options.
     Plugins(PluginsArgs),
     /// How to use one detector: its TICKscript options, a kapacitor.conf
@@ -36,6 +50,9 @@ pub enum Command {
     },
     /// Print the manual page (troff), e.g. `tickwatch man > tickwatch.1`.
     Man,
+    /// Serve Prometheus metrics of every live node under a state directory
+    /// (process-mode UDFs), asked through their control sockets.
+    Exporter(ExporterArgs),
 }
 
 /// An environment variable's value, or `None` when unset or empty.
@@ -149,6 +166,29 @@ pub struct ServeArgs {
     /// disables it.
     #[arg(long, default_value = "5s", value_parser = parse_limit)]
     pub batch_timeout: Limit,
+
+    /// Socket mode: serve Prometheus metrics at http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9105; port 0 picks a free one, logged at info). For
+    /// process mode, run `tickwatch exporter` instead.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+/// `tickwatch exporter` flags.
+#[derive(Debug, clap::Args)]
+pub struct ExporterArgs {
+    #[command(flatten)]
+    pub state: StateDirArg,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks a
+    /// free one, logged at info).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+
+    /// How long one scrape waits for each node's answer before skipping it
+    /// (e.g. 2s).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub node_timeout: i64,
 }
 
 /// A time limit in nanoseconds, or none (`off`).
@@ -159,7 +199,19 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
     if s == "off" { Ok(Limit(None)) } else { parse_duration(s).map(|ns| Limit(Some(ns))) }
 }
 
+/// A command left out of this build: takes any arguments, so the user gets
+/// the reason instead of a usage error.
+#[cfg(not(feature = "tools"))]
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct NotBuilt {
+    /// Whatever was given.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<std::ffi::OsString>,
+}
+
 /// `tickwatch demo` flags.
+#[cfg(feature = "tools")]
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// RNG seed for the generated day.
@@ -204,6 +256,7 @@ pub struct InfoArgs {
 }
 
 /// `tickwatch replay` flags.
+#[cfg(feature = "tools")]
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// Line-protocol files (`-` for stdin; `.gz` is decompressed).
@@ -256,6 +309,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     Ok(ns)
 }
 
+#[cfg(feature = "tools")]
 impl ReplayArgs {
     /// Checks the chain and builds the replay's config.
     pub fn into_config(self) -> anyhow::Result<ReplayConfig> {

@@ -3,17 +3,32 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// sled logs every page it writes at debug level (207 of 211 lines of a
-/// `--log debug` run): keep it at warn unless the filter names it.
-fn with_quiet_sled(filter: &str) -> String {
-    if filter.contains("sled") { filter.to_string() } else { format!("{filter},sled=warn") }
+/// Crates whose log lines are tickwatch's own: a bare level applies to them.
+const OURS: [&str; 2] = ["tickwatch", "tickwatch_engine"];
+
+/// The filter for `--log`: a bare level (`debug`) is tickwatch's level, and
+/// every dependency is capped at warn (sled alone logs every page it writes
+/// at debug: 207 of 211 lines of a `--log debug` run). A filter with
+/// directives (`debug,sled=debug`, `tickwatch_engine::serve=trace`) is taken
+/// as written, except that sled stays at warn unless the filter names it.
+fn directives(filter: &str) -> String {
+    let f = filter.trim();
+    if let Ok(level) = f.parse::<tracing_subscriber::filter::LevelFilter>() {
+        let deps = level.min(tracing_subscriber::filter::LevelFilter::WARN);
+        let mut out = deps.to_string();
+        for target in OURS {
+            out.push_str(&format!(",{target}={level}"));
+        }
+        return out;
+    }
+    if f.contains("sled") { f.to_string() } else { format!("{f},sled=warn") }
 }
 
 /// Installs the stderr logger with `filter` (a level or a tracing filter).
 pub fn init(filter: &str) {
     // `TICKWATCH_LOG = ""` in kapacitor.conf means "not set".
     let filter = if filter.trim().is_empty() { "info" } else { filter };
-    let filter = with_quiet_sled(filter);
+    let filter = directives(filter);
     let filter = filter.as_str();
     let (filter, bad) = match EnvFilter::try_new(filter) {
         Ok(f) => (f, None),
@@ -39,9 +54,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sled_is_quiet_unless_named() {
-        assert_eq!(with_quiet_sled("debug"), "debug,sled=warn");
-        assert_eq!(with_quiet_sled("debug,sled=trace"), "debug,sled=trace");
-        assert!(EnvFilter::try_new(with_quiet_sled("info")).is_ok());
+    fn a_bare_level_is_ours_and_dependencies_stay_at_warn() {
+        assert_eq!(directives("debug"), "warn,tickwatch=debug,tickwatch_engine=debug");
+        assert_eq!(directives(" TRACE "), "warn,tickwatch=trace,tickwatch_engine=trace");
+        // Quieter than warn applies to everyone.
+        assert_eq!(directives("error"), "error,tickwatch=error,tickwatch_engine=error");
+        assert_eq!(directives("off"), "off,tickwatch=off,tickwatch_engine=off");
+    }
+
+    #[test]
+    fn directives_are_kept_and_sled_is_quiet_unless_named() {
+        assert_eq!(directives("debug,sled=trace"), "debug,sled=trace");
+        assert_eq!(
+            directives("info,tickwatch_engine::serve=debug"),
+            "info,tickwatch_engine::serve=debug,sled=warn"
+        );
+        for f in ["debug", "info", "debug,sled=debug", "tickwatch_engine=trace"] {
+            assert!(EnvFilter::try_new(directives(f)).is_ok(), "{f}");
+        }
     }
 }

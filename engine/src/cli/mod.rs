@@ -41,6 +41,17 @@ fn group_commit_env() -> anyhow::Result<Option<u64>> {
         .transpose()
 }
 
+/// Why `tickwatch demo`/`replay` is missing, and how to get it.
+#[cfg(not(feature = "tools"))]
+fn not_built(command: &str) -> anyhow::Error {
+    anyhow!(
+        "tickwatch {command} is not in this build: it was built without the `tools` feature \
+         (a serving-only binary: serve, state, plugins, info). Install the tickwatch package \
+         or scripts/install.sh, or build with `cargo build --release -p tickwatch-engine` \
+         (`tools` is on by default); see docs/install.md"
+    )
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -71,7 +82,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .batch_timeout
                 .0
                 .map(|ns| std::time::Duration::from_nanos(ns.unsigned_abs())),
+            metrics_listen: a.metrics_listen,
         }),
+        Command::Exporter(a) => cmd::exporter::run(&cmd::exporter::ExporterConfig {
+            state_dir: a.state.resolve().ok_or_else(|| {
+                anyhow!("no state directory: pass --state-dir or set TICKWATCH_STATE_DIR")
+            })?,
+            listen: a.listen,
+            node_timeout: std::time::Duration::from_nanos(a.node_timeout.unsigned_abs()),
+        }),
+        #[cfg(feature = "tools")]
         Command::Demo(a) => cmd::demo::run(&cmd::demo::DemoConfig {
             seed: a.seed,
             json: a.json,
@@ -86,7 +106,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cmd::state::run(&state_dir, &a.plugins.resolve(), a.cmd.into_command())
         }
         Command::Plugins(a) => cmd::plugins::plugins(&a.plugins.resolve(), a.json),
+        #[cfg(feature = "tools")]
         Command::Replay(a) => cmd::replay::replay(&a.into_config()?),
+        #[cfg(not(feature = "tools"))]
+        Command::Demo(_) => Err(not_built("demo")),
+        #[cfg(not(feature = "tools"))]
+        Command::Replay(_) => Err(not_built("replay")),
         Command::Info(a) => cmd::plugins::info(&cmd::plugins::InfoConfig {
             plugin_dirs: a.plugins.resolve(),
             given_dirs: a.plugins.given(),

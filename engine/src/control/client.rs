@@ -34,11 +34,21 @@ pub enum ControlError {
 
 /// Asks the node at `path`; `Ok(None)` when nothing listens there.
 pub fn query(path: &Path, request: Request) -> Result<Option<Response>, ControlError> {
+    query_within(path, request, Duration::from_secs(30))
+}
+
+/// [`query`], waiting at most `timeout` for each read and write.
+pub fn query_within(
+    path: &Path,
+    request: Request,
+    timeout: Duration,
+) -> Result<Option<Response>, ControlError> {
     let Ok(stream) = UnixStream::connect(path) else {
         return Ok(None);
     };
     let io = |source| ControlError::Io { path: path.to_path_buf(), source };
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let mut line = serde_json::to_vec(&RequestLine { version: VERSION, request })?;
     line.push(b'\n');
     (&stream).write_all(&line).map_err(io)?;

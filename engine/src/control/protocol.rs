@@ -1,16 +1,26 @@
 //! The control socket's wire types: one [`RequestLine`] in, one
 //! [`ResponseLine`] out, each a JSON object on one line.
 //!
-//! Versioned: both sides send [`VERSION`]; a node answers a request of
-//! another version with an error naming both, so a `tickwatch state` from
-//! another release fails clearly instead of misreading the answer.
+//! Versioned: the asking side sends its [`VERSION`]; a node answers a
+//! request of any version from [`MIN_VERSION`] to its own in that version
+//! (so an older `tickwatch state` still reads a newer node) and refuses
+//! others with an error naming both, so a tickwatch from another release
+//! fails clearly instead of misreading the answer.
+//!
+//! Versions: 1 was the unversioned `{"op": …}` form; 2 added the version;
+//! 3 added [`Request::Metrics`] (`tickwatch exporter`), asked of a node
+//! that speaks 2 it is refused by name.
 
 use serde::{Deserialize, Serialize};
 
 use crate::inspect::{AsideRow, Export, FieldRow};
+use crate::metrics::{NodeFigures, ProcessFigures};
 
-/// The version this build speaks. 1 was the unversioned `{"op": …}` form.
+/// The version this build speaks.
 pub const VERSION: u32 = 3;
+
+/// The oldest version a node still answers.
+pub const MIN_VERSION: u32 = 2;
 
 /// What `tickwatch state` asks a running node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +32,27 @@ pub enum Request {
     Export,
     /// State kept aside (`state aside`).
     Aside,
+    /// The node's metrics and its process's (`tickwatch exporter`; since 3).
+    Metrics,
+}
+
+impl Request {
+    /// The first protocol version with this request.
+    pub fn since(self) -> u32 {
+        match self {
+            Request::Show | Request::Export | Request::Aside => 2,
+            Request::Metrics => 3,
+        }
+    }
+}
+
+/// A node's figures and its process's, for [`Request::Metrics`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// The node's counters.
+    pub node: NodeFigures,
+    /// The process serving it.
+    pub process: ProcessFigures,
 }
 
 /// The node's answer.
@@ -34,6 +65,8 @@ pub enum Response {
     Export(Export),
     /// For [`Request::Aside`].
     Aside(Vec<AsideRow>),
+    /// For [`Request::Metrics`].
+    Metrics(Box<Figures>),
     /// The request failed; why.
     Error(String),
 }
@@ -83,7 +116,7 @@ mod tests {
             },
             state: vec![0, 1, 2, 255],
         };
-        for request in [Request::Show, Request::Export, Request::Aside] {
+        for request in [Request::Show, Request::Export, Request::Aside, Request::Metrics] {
             round_trip(RequestLine { version: VERSION, request });
         }
         let summary = serde_json::json!({"n": 3600, "mean": 220.5});
@@ -96,6 +129,10 @@ mod tests {
                 at_ms: 1_700_000_000_000,
             }])),
             Response::Error("no\nsuch node".into()),
+            Response::Metrics(Box::new(Figures {
+                node: crate::metrics::NodeMetrics::new("t", "n", "ttest", &["f".into()]).figures(),
+                process: crate::metrics::process(),
+            })),
         ];
         for response in responses {
             round_trip(ResponseLine { version: VERSION, response });

@@ -17,7 +17,9 @@ use std::time::Duration;
 use tickwatch_plugin_api::Options;
 use tickwatch_state::StoreReader;
 
-use super::protocol::{Request, RequestLine, Response, ResponseLine, VERSION};
+use super::protocol::{
+    Figures, MIN_VERSION, Request, RequestLine, Response, ResponseLine, VERSION,
+};
 use crate::inspect;
 use crate::node::Factory;
 
@@ -40,6 +42,8 @@ pub struct Source {
     pub task: String,
     /// Kapacitor node id.
     pub node: String,
+    /// The node's counters, for `tickwatch exporter`.
+    pub metrics: Option<Arc<crate::metrics::NodeMetrics>>,
 }
 
 /// Creates the directory holding control sockets: owner-only (0700), so the
@@ -83,19 +87,44 @@ impl ControlServer {
     }
 }
 
-/// The answer to one request.
-pub fn respond(source: &Source, line: &str) -> Response {
-    let req = match serde_json::from_str::<RequestLine>(line) {
-        Ok(r) if r.version == VERSION => r.request,
+/// The answer to one request line, in the version it was asked in.
+pub fn respond(source: &Source, line: &str) -> ResponseLine {
+    let (version, req) = match serde_json::from_str::<RequestLine>(line) {
+        Ok(r) if (MIN_VERSION..=VERSION).contains(&r.version) => (r.version, r.request),
         Ok(r) => {
-            return Response::Error(format!(
-                "control protocol version {} is not this node's {VERSION}; use the tickwatch \
-                 that serves the node",
+            let msg = format!(
+                "control protocol version {} is not this node's {VERSION} (it answers \
+                 {MIN_VERSION} to {VERSION}); use the tickwatch that serves the node",
                 r.version
-            ));
+            );
+            return ResponseLine { version: VERSION, response: Response::Error(msg) };
         }
-        Err(e) => return Response::Error(format!("bad request: {e}")),
+        Err(e) => {
+            let response = Response::Error(format!("bad request: {e}"));
+            return ResponseLine { version: VERSION, response };
+        }
     };
+    let response = if req.since() > version {
+        Response::Error(format!(
+            "request {req:?} needs control protocol version {}; it was asked in {version}",
+            req.since()
+        ))
+    } else {
+        answer_request(source, req)
+    };
+    ResponseLine { version, response }
+}
+
+fn answer_request(source: &Source, req: Request) -> Response {
+    if req == Request::Metrics {
+        return match &source.metrics {
+            Some(m) => Response::Metrics(Box::new(Figures {
+                node: m.figures(),
+                process: crate::metrics::process(),
+            })),
+            None => Response::Error("this node keeps no metrics".into()),
+        };
+    }
     let fields = match source.reader.fields() {
         Ok(f) => f,
         Err(e) => return Response::Error(e.to_string()),
@@ -115,6 +144,7 @@ pub fn respond(source: &Source, line: &str) -> Response {
             Ok(records) => Response::Aside(inspect::aside_rows(&records)),
             Err(e) => Response::Error(e.to_string()),
         },
+        Request::Metrics => Response::Error("unreachable: answered above".into()),
     }
 }
 
@@ -123,7 +153,7 @@ fn answer(source: &Source, stream: UnixStream) -> std::io::Result<()> {
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
-    let resp = ResponseLine { version: VERSION, response: respond(source, &line) };
+    let resp = respond(source, &line);
     let mut out = serde_json::to_vec(&resp).map_err(std::io::Error::other)?;
     out.push(b'\n');
     (&stream).write_all(&out)
@@ -206,6 +236,12 @@ mod tests {
             options: Options::new(Vec::new()),
             task: "t".into(),
             node: node.into(),
+            metrics: Some(Arc::new(crate::metrics::NodeMetrics::new(
+                "t",
+                node,
+                "count",
+                &["f".into()],
+            ))),
         }
     }
 
@@ -238,13 +274,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), "n");
         let src = source(&s, "n");
-        let Response::Error(e) = respond(&src, r#"{"version":1,"request":"show"}"#) else {
+        let Response::Error(e) = respond(&src, r#"{"version":1,"request":"show"}"#).response else {
             panic!("error expected")
         };
         assert!(e.contains("version 1 is not this node's 3"), "{e}");
         assert!(
-            matches!(respond(&src, r#"{"op":"show"}"#), Response::Error(e) if e.starts_with("bad request"))
+            matches!(respond(&src, r#"{"op":"show"}"#).response, Response::Error(e) if e.starts_with("bad request"))
         );
+    }
+
+    #[test]
+    fn an_older_client_is_answered_in_its_version_and_metrics_need_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "n");
+        let src = source(&s, "n");
+        let old = respond(&src, r#"{"version":2,"request":"show"}"#);
+        assert_eq!(old.version, 2);
+        assert!(matches!(old.response, Response::Rows(r) if r.len() == 1));
+        let Response::Error(e) = respond(&src, r#"{"version":2,"request":"metrics"}"#).response
+        else {
+            panic!("error expected")
+        };
+        assert!(e.contains("needs control protocol version 3"), "{e}");
+    }
+
+    #[test]
+    fn metrics_are_answered_over_a_real_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "n");
+        let path = dir.path().join("control").join("n.sock");
+        let src = source(&s, "n");
+        let m = Arc::clone(src.metrics.as_ref().unwrap());
+        let tally = [crate::node::FieldTally { values: 9, skipped: 2, ..Default::default() }];
+        m.batch(11, &tally);
+        let _server = ControlServer::start(&path, src).unwrap();
+        let Some(Response::Metrics(f)) = query(&path, Request::Metrics).unwrap() else {
+            panic!("metrics expected")
+        };
+        assert_eq!((f.node.task.as_str(), f.node.node.as_str()), ("t", "n"));
+        assert_eq!((f.node.batches, f.node.points_in), (1, 11));
+        assert_eq!((f.node.fields[0].values, f.node.fields[0].skipped), (9, 2));
+        assert_eq!(f.process.pid, std::process::id());
     }
 
     /// Regression: starting a control socket used to swap the process-wide

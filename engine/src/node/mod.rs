@@ -89,6 +89,21 @@ pub enum NodeError {
     },
 }
 
+/// What one batch did to one tracked field (for metrics and the debug log).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FieldTally {
+    /// Usable values handed to the detector.
+    pub values: u64,
+    /// Unusable values skipped (NaN, infinities, strings, bools).
+    pub skipped: u64,
+    /// Points emitted (0 or 1).
+    pub verdicts: u64,
+    /// Of those, points flagged anomalous.
+    pub anomalies: u64,
+    /// How long the detector's score call took, in ns (`None`: not called).
+    pub score_ns: Option<u64>,
+}
+
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct Scored {
@@ -97,6 +112,8 @@ pub struct Scored {
     /// The new state of every field the batch touched (empty unless the node
     /// was asked to keep states, see [`Node::keep_states`]).
     pub states: Vec<FieldState>,
+    /// Per tracked field, in the order of the node's `fields`.
+    pub tally: Vec<FieldTally>,
 }
 
 /// A node: configuration plus per-(group, field) detectors.
@@ -171,12 +188,16 @@ impl Node {
         if batch.tags().contains_key(&self.config.field_tag) {
             return Err(NodeError::FieldTagCollision { tag: self.config.field_tag.clone() });
         }
-        let mut out = Scored::default();
+        let mut out = Scored {
+            tally: vec![FieldTally::default(); self.config.fields.len()],
+            ..Scored::default()
+        };
         if let Some(p) = &self.progress {
             p.batch(batch.group());
         }
         for fi in 0..self.config.fields.len() {
-            self.collect(fi, &batch.points);
+            out.tally[fi].skipped = self.collect(fi, &batch.points);
+            out.tally[fi].values = self.values.len() as u64;
             if self.values.is_empty() {
                 continue;
             }
@@ -194,7 +215,10 @@ impl Node {
             if let Some(p) = &self.progress {
                 p.enter(fi);
             }
+            let started = std::time::Instant::now();
             let verdict = tracked.detector.score(&self.values);
+            out.tally[fi].score_ns =
+                Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             if let Some(p) = &self.progress {
                 p.leave();
             }
@@ -205,8 +229,13 @@ impl Node {
                 out.states.push(state);
             }
             let Some(v) = verdict else { continue };
+            let anomalous = v.anomalous;
             match point::verdict_point(batch, &self.config.field_tag, &key.field, v) {
-                Ok(p) => out.points.push(p),
+                Ok(p) => {
+                    out.points.push(p);
+                    out.tally[fi].verdicts = 1;
+                    out.tally[fi].anomalies = u64::from(anomalous);
+                }
                 Err(e) => tracing::error!(
                     "{}: detector {} returned {e} for field {}; point dropped",
                     self.label,
@@ -220,8 +249,9 @@ impl Node {
     }
 
     /// Fills `self.values` with field `fi`'s usable values from `points`,
-    /// counting (and, the first time, logging) the unusable ones.
-    fn collect(&mut self, fi: usize, points: &[agent::Point]) {
+    /// counting (and, the first time, logging) the unusable ones; returns
+    /// how many it skipped.
+    fn collect(&mut self, fi: usize, points: &[agent::Point]) -> u64 {
         self.values.clear();
         let field = &self.config.fields[fi];
         let mut skipped = 0;
@@ -241,6 +271,7 @@ impl Node {
                 self.label,
             );
         }
+        skipped
     }
 
     /// Who builds this node's state: stored beside every field state.

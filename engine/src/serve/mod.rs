@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub init_timeout: std::time::Duration,
     /// The watchdog's limit for one detector call (`None`: no watchdog).
     pub batch_timeout: Option<std::time::Duration>,
+    /// Socket mode: serve Prometheus metrics on this address (`host:port`).
+    pub metrics_listen: Option<String>,
 }
 
 /// Runs `serve` to completion.
@@ -59,6 +61,13 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
     if cfg.init_timeout.is_zero() {
         bail!("--init-timeout must be positive");
     }
+    if cfg.metrics_listen.is_some() && cfg.socket.is_none() {
+        bail!(
+            "--metrics-listen needs --socket: a process-mode node is one process per task; \
+             run `tickwatch exporter --state-dir DIR --listen ADDR` once to see them all"
+        );
+    }
+    crate::metrics::mark_start();
     let plugin = Registry::require(&cfg.detector, &cfg.plugin_dirs)?;
     tracing::debug!(
         "detector {} {} from {}",
@@ -80,6 +89,9 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),
         Some(path) => {
+            if let Some(addr) = &cfg.metrics_listen {
+                metrics_endpoint(addr)?;
+            }
             let limits = socket::Limits {
                 max_connections: cfg
                     .max_connections
@@ -90,4 +102,20 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
                 .with_context(|| format!("serving on socket {}", path.display()))
         }
     }
+}
+
+/// Starts `GET /metrics` on `addr` for every node this process serves.
+fn metrics_endpoint(addr: &str) -> anyhow::Result<()> {
+    use crate::metrics::{self, encode};
+    let render: metrics::http::Render = std::sync::Arc::new(|| {
+        encode::page(encode::Page {
+            nodes: metrics::live::figures(),
+            processes: vec![encode::Proc { node: None, figures: metrics::process() }],
+            exporter: None,
+        })
+    });
+    let bound = metrics::http::serve(addr, render)
+        .with_context(|| format!("cannot listen for metrics on {addr} (--metrics-listen)"))?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    Ok(())
 }

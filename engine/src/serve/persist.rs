@@ -8,11 +8,16 @@
 //! group commit, [`Persisted::process_all`]): still, no point comes back
 //! before the state of its batch is committed. Does not own: which state applies (the node's
 //! rules) or the wire (the session).
+//!
+//! Every batch result passes through here, so this is where the node's
+//! metrics (`crate::metrics`) are counted and its one debug line per batch
+//! is logged.
 #![deny(clippy::print_stdout)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tickwatch_proto::agent;
 use tickwatch_state::{
@@ -21,7 +26,8 @@ use tickwatch_state::{
 
 use crate::control::ControlServer;
 use crate::control::server::Source;
-use crate::kapacitor::Batch;
+use crate::kapacitor::{Batch, group_label};
+use crate::metrics::{self, NodeMetrics};
 use crate::node::{DetectorError, Node, NodeError};
 
 /// Persistence settings.
@@ -59,9 +65,70 @@ pub enum PersistError {
     },
 }
 
+/// Bytes of persisted state per tracked field (by index) and group, with
+/// running totals, for the state gauges.
+#[derive(Debug, Default)]
+struct StateSizes(Vec<(HashMap<String, u64>, u64)>);
+
+impl StateSizes {
+    fn new(fields: usize) -> StateSizes {
+        StateSizes((0..fields).map(|_| (HashMap::new(), 0)).collect())
+    }
+
+    /// Records `st`'s size (or, with `gone`, its removal); returns its
+    /// field's index.
+    fn set(&mut self, fields: &[String], st: &FieldState, gone: bool) -> Option<usize> {
+        let fi = fields.iter().position(|f| *f == st.field)?;
+        let (groups, total) = self.0.get_mut(fi)?;
+        let old = if gone {
+            groups.remove(st.group.as_str()).unwrap_or(0)
+        } else {
+            let len = st.state.len() as u64;
+            match groups.get_mut(st.group.as_str()) {
+                Some(v) => std::mem::replace(v, len),
+                None => {
+                    groups.insert(st.group.clone(), len);
+                    0
+                }
+            }
+        };
+        *total = total.saturating_sub(old) + if gone { 0 } else { st.state.len() as u64 };
+        Some(fi)
+    }
+
+    fn publish(&self, m: &NodeMetrics, fi: usize) {
+        if let Some((groups, total)) = self.0.get(fi) {
+            m.state(fi, *total, groups.len() as u64);
+        }
+    }
+
+    /// Records every state of `states` and publishes the fields touched.
+    fn update<'a>(
+        &mut self,
+        m: &NodeMetrics,
+        fields: &[String],
+        states: impl IntoIterator<Item = &'a FieldState>,
+        gone: bool,
+    ) {
+        let mut touched = vec![false; fields.len()];
+        for st in states {
+            if let Some(fi) = self.set(fields, st, gone) {
+                touched[fi] = true;
+            }
+        }
+        for (fi, t) in touched.into_iter().enumerate() {
+            if t {
+                self.publish(m, fi);
+            }
+        }
+    }
+}
+
 /// A node and, when it has a state directory, its store and control socket.
 pub struct Persisted {
     node: Node,
+    metrics: Arc<NodeMetrics>,
+    sizes: StateSizes,
     /// Dropped (closed) before the store.
     control: Option<ControlServer>,
     store: Option<StateStore>,
@@ -74,9 +141,23 @@ impl std::fmt::Debug for Persisted {
 }
 
 impl Persisted {
+    /// The metrics of a node for `meta`, listed among the live nodes.
+    fn new_metrics(node: &Node, meta: &NodeMeta) -> Arc<NodeMetrics> {
+        let m = Arc::new(NodeMetrics::new(
+            &meta.task,
+            &meta.node,
+            &meta.detector,
+            &node.config().fields,
+        ));
+        metrics::live::register(&m);
+        m
+    }
+
     /// A node whose state lives only in Kapacitor's snapshots.
-    pub fn in_memory(node: Node) -> Persisted {
-        Persisted { node, control: None, store: None }
+    pub fn in_memory(node: Node, meta: &NodeMeta) -> Persisted {
+        let metrics = Self::new_metrics(&node, meta);
+        let sizes = StateSizes::new(node.config().fields.len());
+        Persisted { node, metrics, sizes, control: None, store: None }
     }
 
     /// Opens the node's database (opened here, at Init, never for Info),
@@ -92,6 +173,9 @@ impl Persisted {
         let mut store = StateStore::open(&settings.dir, meta, opts).map_err(PersistError::Open)?;
         let dir = store.dir().display().to_string();
         let stored = store.load().map_err(PersistError::Open)?;
+        let metrics = Self::new_metrics(&node, meta);
+        let mut sizes = StateSizes::new(node.config().fields.len());
+        sizes.update(&metrics, &node.config().fields, &stored, false);
         let adopted = node.adopt(stored).map_err(|source| PersistError::Stored {
             source: Box::new(source),
             dir: dir.clone(),
@@ -99,6 +183,7 @@ impl Persisted {
         for (state, why) in &adopted.aside {
             store.put_aside(state, why)?;
         }
+        sizes.update(&metrics, &node.config().fields, adopted.aside.iter().map(|(s, _)| s), true);
         node.keep_states(true);
         let path = layout::control_socket(&settings.dir, &meta.task, &meta.node);
         let source = Source {
@@ -107,6 +192,7 @@ impl Persisted {
             options: node.config().detector_options.clone(),
             task: meta.task.clone(),
             node: meta.node.clone(),
+            metrics: Some(Arc::clone(&metrics)),
         };
         let control = match ControlServer::start(&path, source) {
             Ok(c) => Some(c),
@@ -121,12 +207,17 @@ impl Persisted {
                 None
             }
         };
-        Ok((Persisted { node, control, store: Some(store) }, adopted.loaded))
+        Ok((Persisted { node, metrics, sizes, control, store: Some(store) }, adopted.loaded))
     }
 
     /// The node.
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<NodeMetrics> {
+        &self.metrics
     }
 
     /// Where the state lives, if anywhere.
@@ -146,9 +237,15 @@ impl Persisted {
         // (group, field) → index in `states`, so each field is written once.
         let mut latest: HashMap<(String, String), usize> = HashMap::new();
         let mut failed = None;
+        // Per batch scored: (verdicts, anomalies, score ns), for the debug line.
+        let mut scored_batches: Vec<(u64, u64, u64)> = Vec::with_capacity(batches.len());
         for batch in batches {
             match self.node.process(batch) {
                 Ok(scored) => {
+                    self.metrics.batch(batch.points.len(), &scored.tally);
+                    scored_batches.push(scored.tally.iter().fold((0, 0, 0), |(v, a, ns), t| {
+                        (v + t.verdicts, a + t.anomalies, ns + t.score_ns.unwrap_or(0))
+                    }));
                     points.extend(scored.points);
                     for st in scored.states {
                         match latest.get(&(st.group.clone(), st.field.clone())) {
@@ -166,11 +263,38 @@ impl Persisted {
                 }
             }
         }
+        let mut commit_time = None;
         if let Some(store) = self.store.as_mut()
-            && let Err(e) = store.commit(&states)
+            && !states.is_empty()
         {
-            // Nothing of these batches may reach Kapacitor.
-            return (Vec::new(), Some(e.into()));
+            let started = Instant::now();
+            if let Err(e) = store.commit(&states) {
+                // Nothing of these batches may reach Kapacitor.
+                return (Vec::new(), Some(e.into()));
+            }
+            let took = started.elapsed();
+            self.metrics.commit(took);
+            commit_time = Some(took);
+            self.sizes.update(&self.metrics, &self.node.config().fields, &states, false);
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let commit = match commit_time {
+                Some(t) if scored_batches.len() > 1 => {
+                    format!("{:.3} ms (one commit for {} batches)", ms(t), scored_batches.len())
+                }
+                Some(t) => format!("{:.3} ms", ms(t)),
+                None => "none".to_string(),
+            };
+            for (batch, (verdicts, anomalies, score_ns)) in batches.iter().zip(&scored_batches) {
+                tracing::debug!(
+                    "{}: batch group {}: {} points, {verdicts} verdicts ({anomalies} anomalous), \
+                     score {:.3} ms, commit {commit}",
+                    self.metrics.ids(),
+                    group_label(batch.group()),
+                    batch.points.len(),
+                    *score_ns as f64 / 1e6,
+                );
+            }
         }
         (points, failed)
     }
@@ -185,7 +309,9 @@ impl Persisted {
             for (state, why) in &plan.aside {
                 store.keep_aside(state, why)?;
             }
-            store.commit(&plan.applied_states())?;
+            let applied = plan.applied_states();
+            store.commit(&applied)?;
+            self.sizes.update(&self.metrics, &self.node.config().fields, &applied, false);
         }
         Ok(self.node.apply_restore(plan))
     }
@@ -196,9 +322,52 @@ impl Persisted {
     }
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 impl Drop for Persisted {
     fn drop(&mut self) {
         // The control socket reads the store: close it first.
         self.control.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tickwatch_state::Provenance;
+
+    use super::*;
+
+    fn st(group: &str, field: &str, len: usize) -> FieldState {
+        FieldState {
+            group: group.into(),
+            field: field.into(),
+            provenance: Provenance {
+                detector: "d".into(),
+                detector_version: "0".into(),
+                state_version: 1,
+                options: "{}".into(),
+                last_time: 0,
+            },
+            state: vec![0; len],
+        }
+    }
+
+    #[test]
+    fn state_sizes_keep_running_totals_per_field() {
+        let fields = vec!["a".to_string(), "b".to_string()];
+        let m = NodeMetrics::new("t", "n", "d", &fields);
+        let mut sizes = StateSizes::new(2);
+        sizes.update(&m, &fields, &[st("g1", "a", 10), st("g2", "a", 5), st("g1", "b", 7)], false);
+        // A group's new state replaces its old size; an unknown field is ignored.
+        sizes.update(&m, &fields, &[st("g1", "a", 3), st("g1", "zzz", 99)], false);
+        let f = m.figures();
+        assert_eq!((f.fields[0].state_bytes, f.fields[0].state_groups), (8, 2));
+        assert_eq!((f.fields[1].state_bytes, f.fields[1].state_groups), (7, 1));
+        // Set aside: gone.
+        sizes.update(&m, &fields, &[st("g2", "a", 5)], true);
+        let f = m.figures();
+        assert_eq!((f.fields[0].state_bytes, f.fields[0].state_groups), (3, 1));
     }
 }

@@ -168,6 +168,44 @@ impl<T> Receiver<T> {
     }
 }
 
+/// Reads how much a queue holds, from any thread, without keeping it (or
+/// its items) alive.
+#[derive(Clone)]
+pub struct Depth(std::sync::Weak<dyn Load + Send + Sync>);
+
+trait Load {
+    /// (items, cost) queued now.
+    fn load(&self) -> (usize, usize);
+}
+
+impl<T> Load for Shared<T> {
+    fn load(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.items.len(), g.cost)
+    }
+}
+
+impl Depth {
+    /// (items, cost) queued now; `None` once the queue is gone.
+    pub fn load(&self) -> Option<(usize, usize)> {
+        self.0.upgrade().map(|s| s.load())
+    }
+
+    /// The same as a metrics probe.
+    pub fn probe(&self) -> crate::metrics::QueueProbe {
+        let d = self.clone();
+        Box::new(move || d.load().map(|(n, c)| (n as u64, c as u64)))
+    }
+}
+
+impl<T: Send + 'static> Receiver<T> {
+    /// A reader of this queue's depth.
+    pub fn depth(&self) -> Depth {
+        let weak: std::sync::Weak<Shared<T>> = Arc::downgrade(&self.0);
+        Depth(weak)
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.0.lock().receiver = false;
@@ -214,6 +252,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(rx);
         assert_eq!(t.join().ok(), Some(true));
+    }
+
+    #[test]
+    fn depth_reads_items_and_cost_until_the_queue_is_gone() {
+        let (tx, rx) = bounded::<u32>(100);
+        let depth = rx.depth();
+        assert_eq!(depth.load(), Some((0, 0)));
+        tx.send(1, 30).ok();
+        tx.send(2, 5).ok();
+        assert_eq!(depth.load(), Some((2, 35)));
+        assert_eq!((depth.probe())(), Some((2, 35)));
+        assert_eq!(rx.recv(), Some(1));
+        assert_eq!(depth.load(), Some((1, 5)));
+        drop((tx, rx));
+        assert_eq!(depth.load(), None);
     }
 
     #[test]

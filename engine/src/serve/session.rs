@@ -228,6 +228,7 @@ where
             ids: "udf (before Init)".to_string(),
             out: &out_tx,
             on_hang: &on_hang,
+            queue: work_rx.depth(),
         }
         .run(work_rx);
         send_out(&out_tx, Out::Close);
@@ -402,6 +403,8 @@ struct Worker<'a> {
     ids: String,
     out: &'a queue::Sender<Out>,
     on_hang: &'a std::sync::Arc<Hang>,
+    /// What waits in the worker's queue, for the node's metrics.
+    queue: queue::Depth,
 }
 
 impl Worker<'_> {
@@ -560,20 +563,23 @@ impl Worker<'_> {
             node.watch(std::sync::Arc::clone(&progress));
             self.watchdog(&progress, limit, node.config().fields.clone());
         }
+        let meta = NodeMeta {
+            options: Some(config::options_json(&node.config().detector_options)),
+            fields: node.config().fields.clone(),
+            ..NodeMeta::new(&req.task_id, &req.node_id, factory.name())
+        };
         let Some(st) = &self.config.state else {
             tracing::warn!(
                 "{}: no state directory (--state-dir / TICKWATCH_STATE_DIR): state lives only in \
                  Kapacitor's snapshots",
                 self.ids
             );
-            return Ok(Persisted::in_memory(node));
-        };
-        let meta = NodeMeta {
-            options: Some(config::options_json(&node.config().detector_options)),
-            fields: node.config().fields.clone(),
-            ..NodeMeta::new(&req.task_id, &req.node_id, factory.name())
+            let node = Persisted::in_memory(node, &meta);
+            node.metrics().watch_queue(self.queue.probe());
+            return Ok(node);
         };
         let (node, n) = Persisted::open(node, st, &meta)?;
+        node.metrics().watch_queue(self.queue.probe());
         tracing::info!(
             "{}: state in {}; picked up {n} persisted field state(s)",
             self.ids,

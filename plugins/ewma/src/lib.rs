@@ -19,9 +19,17 @@
 //! values (`window::Windows`). Once it remembers [`MIN_WINDOWS`] of them,
 //! `s²` in the standard error is their between-window mean square (the
 //! spread window means really have, autocorrelation included; `s²` for
-//! independent values), raised from 100 windows to the squared 99th
-//! percentile of their standardised deviations over 2.576 (a bursty
-//! series' tail), with `K − 1` degrees of freedom; and every window updates
+//! independent values), raised to the square of their largest
+//! standardised deviation from the EWMA `μ` (weighted for `μ`'s own
+//! noise) over the 95th percentile of the largest of as many normals
+//! (`tickwatch_stats::TAIL_CONFIDENCE`) when that is larger: a bursty
+//! series' tail, and the lag of `μ` behind a series that has just moved
+//! or settled; with `K − 1` degrees of freedom. Issue 9 round 3: round 2
+//! took the 99th percentile over 2.576 from 100 windows, about the
+//! windows' own mean, which the lagging `μ` is not: where a series had
+//! just settled, a tiny spread against a `μ` still on its way made
+//! `p = 0`, and the NAB score swung from 0 to 35 with the span (now 47.8
+//! to 52.3 for spans of 2000 to 7200 values). And every window updates
 //! the EWMA from then on (`Learn::EveryFrom`), so a recurring burst is
 //! learned. The mean stays the EWMA. On the guide's printer (300-value
 //! windows) it remembers 12 windows: the chart and learning are those
@@ -89,7 +97,7 @@ use tickwatch_plugin_api::window::{
     Baseline, BaselineDetector, BaselineTest, History, Learn, Quantised, Windows, mean,
 };
 use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, Summary, Value, export_detector};
-use tickwatch_stats::{ZResult, z_from_stats};
+use tickwatch_stats::{TAIL_CONFIDENCE, ZResult, largest_normal_at, z_from_stats};
 
 use ewstats::EwHistory;
 
@@ -122,16 +130,24 @@ pub const SCALE_SPAN: usize = 3600;
 
 /// The variance of one value behind the chart's standard error and its
 /// degrees of freedom: once the baseline remembers [`MIN_WINDOWS`]
-/// windows, the between-window mean square of the windows in its memory
-/// (raised, from 100 windows, to their standardised deviations' 99th
-/// percentile over 2.576 squared), `K − 1`; else the EWMA variance and
+/// windows, their between-window mean square (raised to their largest
+/// standardised deviation from the EWMA mean over the 95th percentile of
+/// the largest of as many normals, squared, when that is larger), `K − 1`;
+/// else the EWMA variance and
 /// `1/Σ wᵢ² − 1`; floored at the data's resolution.
 pub fn chart_variance(ew: &EwBaseline) -> (f64, f64) {
     let floor = ew.variance_floor();
     let by_windows = ew.between().filter(|_| ew.windows().unwrap_or(0) >= MIN_WINDOWS as u64);
     match by_windows {
         Some((ms, dof)) => {
-            let tail = ew.deviation_quantile(0.99).map_or(0.0, |q| (q / 2.576).powi(2));
+            // The tail about the EWMA mean, not the windows' own mean: the
+            // chart compares a window with `μ`, which lags a series that
+            // has just moved or settled.
+            let tail = ew
+                .deviations_from(ew.mean(), ew.mean_variance_factor())
+                .map_or(0.0, |(_, largest, k)| {
+                    (largest / largest_normal_at(k, TAIL_CONFIDENCE)).powi(2)
+                });
             (ms.max(tail).max(floor), dof)
         }
         None => (ew.variance().max(floor), 1.0 / ew.mean_variance_factor() - 1.0),

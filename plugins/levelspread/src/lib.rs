@@ -81,7 +81,10 @@ use tickwatch_plugin_api::window::{
     mean_var,
 };
 use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
-use tickwatch_stats::{FResult, WelchResult, f_test, welch_from_stats, z_from_stats};
+use tickwatch_stats::{
+    FResult, TAIL_CONFIDENCE, WelchResult, f_test, largest_normal_at, welch_from_stats,
+    z_from_stats,
+};
 
 /// Both tests and their combination.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,22 +125,31 @@ pub type LsHistory = Quantised<Windows<MovingWindow>>;
 /// [`level_spread`] against what the history's windows say (issue 9,
 /// round 2), for a history remembering at least [`MIN_WINDOWS`] windows
 /// (`None` before): the level's scale is `V`, the larger of the
-/// between-window mean square and, from 100 windows, the squared 99th
-/// percentile of the windows' standardised deviations over 2.576, so
+/// between-window mean square and the square of the windows' largest
+/// standardised deviation over the 95th percentile of the largest of as
+/// many normals (`tickwatch_stats::TAIL_CONFIDENCE`), so
 /// `t = (μ − m) / √(V/N + max(V, s_w²)/n)` (the window's own spread still
 /// counts when it is larger, as in Welch's test) with `K − 1` degrees of
 /// freedom; the spread test compares the window's `ln` variance with the
-/// `ln` variances of the history's windows (`Windows::log_spread`: their
-/// mean, and their standard deviation or tail, `K − 1` degrees of
-/// freedom), `f` = window variance over their geometric mean.
+/// `ln` variances of the history's windows
+/// (`Windows::log_spread_deviations`: their mean, and the larger of their
+/// standard deviation and their largest deviation over the same
+/// percentile, `K − 1` degrees of freedom), `f` = window variance over
+/// their geometric mean. Issue 9 round 3: the largest deviation rather
+/// than the 99th percentile over 2.576 from 100 windows, for both tests
+/// (NAB development subset 30.4 → 39.1).
 pub fn by_windows(history: &LsHistory, (mean, var, n): (f64, f64, f64)) -> Option<LevelSpread> {
     if history.windows().unwrap_or(0) < MIN_WINDOWS as u64 {
         return None;
     }
     let floor = history.variance_floor();
     let (ms, dof) = history.between()?;
-    let (lmean, lsd, ldof) = history.log_spread(floor)?;
-    let tail = history.deviation_quantile(0.99).map_or(0.0, |q| (q / 2.576).powi(2));
+    let (lmean, lsd, llargest, lk) = history.log_spread_deviations(floor)?;
+    let lsd = lsd.max(llargest / largest_normal_at(lk, TAIL_CONFIDENCE));
+    let ldof = (lk - 1) as f64;
+    let tail = history
+        .deviation_largest()
+        .map_or(0.0, |(largest, k)| (largest / largest_normal_at(k, TAIL_CONFIDENCE)).powi(2));
     let v = ms.max(tail).max(floor);
     let se2 = v / history.len() as f64 + v.max(var) / n;
     let z = z_from_stats(history.mean() - mean, se2, dof);

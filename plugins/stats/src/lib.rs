@@ -20,7 +20,10 @@ pub mod ztest;
 
 pub use ftest::{FResult, f_test};
 pub use welch::{WelchResult, welch_from_stats};
-pub use ztest::{ZResult, two_sided_normal, two_sided_t, z_from_stats};
+pub use ztest::{
+    TAIL_CONFIDENCE, ZResult, largest_normal, largest_normal_at, normal_quantile, two_sided_normal,
+    two_sided_t, z_from_stats,
+};
 
 /// The answer when the standard error is zero: equal means are no evidence
 /// of change (statistic 0, p = 1); different means a certain change

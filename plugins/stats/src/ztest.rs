@@ -54,6 +54,40 @@ pub fn two_sided_t(z: f64, df: f64) -> f64 {
     }
 }
 
+/// The standard normal's quantile: the `z` with `P(Z ≤ z) = p`, for `p` in
+/// (0, 1) (±infinity at 0 and 1, NaN outside).
+pub fn normal_quantile(p: f64) -> f64 {
+    use statrs::distribution::Normal;
+    match Normal::new(0.0, 1.0) {
+        Ok(n) if (0.0..=1.0).contains(&p) => n.inverse_cdf(p),
+        _ => f64::NAN,
+    }
+}
+
+/// The median of the largest of `n` absolute standard normal values: the
+/// `z` with `P(|Z| ≤ z)ⁿ = 1/2` (1.52 for 5, 3.04 for 288,
+/// 3.58 for 2016).
+pub fn largest_normal(n: usize) -> f64 {
+    largest_normal_at(n, 0.5)
+}
+
+/// How sure the window detectors (`zscore`, `ewma`, `levelspread`) must be
+/// that their windows' largest deviation is beyond normal noise before it
+/// raises their scale: it must exceed the 95th percentile of the largest
+/// of as many normals. Under independent normal noise the tail then
+/// leaves the mean square alone 19 times in 20, so the test keeps its
+/// `alpha`; the median instead would raise it every other time and halve
+/// the false-alarm rate (issue 9 round 3).
+pub const TAIL_CONFIDENCE: f64 = 0.95;
+
+/// The `c`-quantile of the largest of `n` absolute standard normal
+/// values: the `z` with `P(|Z| ≤ z)ⁿ = c` (`c` in (0, 1)).
+pub fn largest_normal_at(n: usize, c: f64) -> f64 {
+    // P(|Z| > z) = q with (1 − q)ⁿ = c; exp_m1 keeps q exact for large n.
+    let q = -(c.ln() / n.max(1) as f64).exp_m1();
+    normal_quantile(1.0 - q / 2.0)
+}
+
 /// `P(|Z| ≥ |z|)` for a standard normal `Z`, accurate in the far tail
 /// (relative error below 1e-9 down to the smallest positive f64).
 pub fn two_sided_normal(z: f64) -> f64 {
@@ -63,6 +97,29 @@ pub fn two_sided_normal(z: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_quantile_matches_scipy() {
+        // Reference values: scipy.stats.norm.ppf(p).
+        for (p, z) in [
+            (0.975, 1.9599639845400536),
+            (0.999, 3.090232306167813),
+            (1e-10, -6.361340902404056),
+            (0.5, 0.0),
+        ] {
+            assert!((normal_quantile(p) - z).abs() < 1e-9, "{p}: {}", normal_quantile(p));
+        }
+        assert!(normal_quantile(1.5).is_nan());
+    }
+
+    #[test]
+    fn largest_normal_is_the_median_maximum_of_n_normals() {
+        // Reference: scipy.stats.norm.ppf(1 - q/2), q = 1 - 2**(-1/n).
+        for (n, z) in [(1, 0.6744897501960817), (5, 1.5162765576377857), (288, 3.0351868483995528)]
+        {
+            assert!((largest_normal(n) - z).abs() < 1e-9, "{n}: {}", largest_normal(n));
+        }
+    }
 
     #[test]
     fn t_tail_matches_scipy() {

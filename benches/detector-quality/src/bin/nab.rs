@@ -221,20 +221,74 @@ fn alarm_rule(runner: &Runner, threshold: f64) -> String {
     }
 }
 
+/// Writes each file's rows with their anomaly scores (as p-values) to
+/// `dir/<detector>/<category>__<file>`: for looking at where a detector
+/// gains and loses.
+fn write_dump(
+    dir: &std::path::Path,
+    runner: &Runner,
+    files: &[DataFile],
+    runs: &[FileRun],
+) -> Result<(), String> {
+    let name = runner.label.split(' ').next().unwrap_or("detector");
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for (f, run) in files.iter().zip(runs) {
+        let mut text = String::from("time,value,pvalue,window\n");
+        let mut window_of = vec![-1i64; f.values.len()];
+        for (k, w) in f.labels.windows().iter().enumerate() {
+            for slot in &mut window_of[w.first..=w.last.min(f.values.len() - 1)] {
+                *slot = k as i64;
+            }
+        }
+        for (i, (t, v)) in f.timestamps.iter().zip(&f.values).enumerate() {
+            let p = pvalue_of(run.scores[i]);
+            text.push_str(&format!("{t},{v},{p:e},{}\n", window_of[i]));
+        }
+        let path = out.join(f.name.replace('/', "__"));
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+const USAGE: &str = "usage: nab [--data NAB_DIR] [--only DETECTOR] [--per-file] [--dump DIR]   \
+                     (default data ../shared/data/nab-dev)";
+
+/// Each file's standard-profile outcome at the corpus threshold: where a
+/// detector gains and loses (for development; the corpus score is what
+/// counts).
+fn print_per_file(files: &[DataFile], runs: &[FileRun], threshold: f64) {
+    let standard = &PROFILES[0];
+    for (f, run) in files.iter().zip(runs) {
+        let o = f.labels.score(|i| run.scores[i] >= threshold, standard);
+        println!(
+            "|   {} | {}/{} | {} | raw {:.2} (null {:.2}, perfect {:.2}) |",
+            f.name, o.caught, o.windows, o.false_positives, o.raw, o.null, o.perfect
+        );
+    }
+}
+
 fn run() -> Result<(), String> {
     let mut data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/nab-dev");
+    let mut only: Option<String> = None;
+    let mut per_file = false;
+    let mut dump: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--data", Some(d)) => data = PathBuf::from(d),
-            _ => {
-                return Err("usage: nab [--data NAB_DIR]   (default ../shared/data/nab-dev)".into());
-            }
+        match a.as_str() {
+            "--per-file" => per_file = true,
+            "--dump" => dump = args.next().map(PathBuf::from),
+            "--data" | "--only" => match (a.as_str(), args.next()) {
+                ("--data", Some(d)) => data = PathBuf::from(d),
+                (_, Some(name)) => only = Some(name),
+                _ => return Err(format!("{a} needs an argument\n{USAGE}")),
+            },
+            _ => return Err(USAGE.into()),
         }
     }
     let files = corpus::load(&data).map_err(|e| e.to_string())?;
     let registry = Registry::discover(&default_dirs());
-    let runners = vec![
+    let runners: Vec<Runner> = vec![
         detector(
             &registry,
             "ttest",
@@ -247,7 +301,10 @@ fn run() -> Result<(), String> {
         detector(&registry, "seasonal", vec![], "")?,
         Runner { label: "null (reference)".into(), source: Source::Null },
         Runner { label: "random (reference)".into(), source: Source::Random },
-    ];
+    ]
+    .into_iter()
+    .filter(|r| only.as_ref().is_none_or(|o| r.label.split(' ').next() == Some(o.as_str())))
+    .collect();
 
     let rows: usize = files.iter().map(|f| f.values.len()).sum();
     let windows: usize = files.iter().map(|f| f.labels.windows().len()).sum();
@@ -293,6 +350,12 @@ fn run() -> Result<(), String> {
                 per_profile[1],
                 per_profile[2],
             );
+        }
+        if let Some(dir) = &dump {
+            write_dump(dir, runner, &files, &runs)?;
+        }
+        if per_file {
+            print_per_file(&files, &runs, r.thresholds[0]);
         }
         eprintln!("{}: {:.1} s", runner.label, started.elapsed().as_secs_f64());
     }

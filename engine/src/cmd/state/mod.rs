@@ -370,6 +370,7 @@ fn aside(state_dir: &Path, task: &str, node: &str, json: bool) -> anyhow::Result
         },
         Access::Disk(store) => inspect::aside_rows(&store.reader().aside()?),
     };
+    let rows: Vec<inspect::AsideOut> = rows.iter().map(inspect::AsideOut::from).collect();
     if json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -413,7 +414,7 @@ fn export(state_dir: &Path, task: &str, node: &str, output: Option<&Path>) -> an
         Access::Live(path) => ask_export(&path)?,
         Access::Disk(mut store) => inspect::export(&meta.task, &meta.node, &store.load()?),
     };
-    let text = serde_json::to_string_pretty(&export)? + "\n";
+    let text = serde_json::to_string_pretty(&inspect::export_file(&export))? + "\n";
     match output {
         Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
         None => out!("{text}"),

@@ -104,6 +104,70 @@ impl<H> Windows<H> {
         x.is_finite().then_some(*x)
     }
 
+    /// The windows' means about a centre `c` other than their own mean (a
+    /// baseline that lags them, such as an EWMA) that is itself an
+    /// estimate with variance `c_var · σ²`: with `gᵢ = nᵢ / (1 + nᵢ c_var)`,
+    /// the mean square `Σ gᵢ (mᵢ − c)² / K`, the largest `√gᵢ · |mᵢ − c|`,
+    /// and `K`; `None` without windows. For independent values of variance
+    /// `σ²` around `c` (and `c` independent of them) the mean square's
+    /// expectation is `σ²`.
+    pub fn deviations_from(&self, c: f64, c_var: f64) -> Option<(f64, f64, usize)> {
+        let k = self.windows.len();
+        if k == 0 {
+            return None;
+        }
+        let c_var = c_var.max(0.0);
+        let d = self.windows.iter().map(|w| (w.n as f64 / (1.0 + w.n as f64 * c_var), w.mean - c));
+        let ms = d.clone().map(|(g, d)| g * d * d).sum::<f64>() / k as f64;
+        let largest = d.map(|(g, d)| g.sqrt() * d.abs()).fold(0.0, f64::max);
+        (ms.is_finite() && largest.is_finite()).then_some((ms, largest, k))
+    }
+
+    /// The largest of the windows' standardised deviations
+    /// `√nᵢ · |mᵢ − m̄|` from their count-weighted mean, and how many
+    /// windows it is the largest of; `None` with fewer than two windows.
+    /// For independent normal values of variance `σ²` it is about `σ`
+    /// times the median largest of as many absolute standard normals
+    /// (`tickwatch_stats::largest_normal`); a series whose windows burst
+    /// now and then has a far larger one.
+    pub fn deviation_largest(&self) -> Option<(f64, usize)> {
+        let k = self.windows.len();
+        if k < 2 || self.values == 0 {
+            return None;
+        }
+        let grand =
+            self.windows.iter().map(|w| w.n as f64 * w.mean).sum::<f64>() / self.values as f64;
+        let x = self
+            .windows
+            .iter()
+            .map(|w| (w.n as f64).sqrt() * (w.mean - grand).abs())
+            .fold(0.0, f64::max);
+        x.is_finite().then_some((x, k))
+    }
+
+    /// The windows' `ln` variances `uᵢ = ln max(vᵢ, floor)` (`floor` > 0)
+    /// over the remembered windows of two or more values: their mean,
+    /// sample standard deviation, largest `|uᵢ − ū|` and count; `None` with
+    /// fewer than two. The pieces of [`Windows::log_spread`] for a caller
+    /// that chooses its own tail rule.
+    pub fn log_spread_deviations(&self, floor: f64) -> Option<(f64, f64, f64, usize)> {
+        let floor = if floor > 0.0 { floor } else { f64::MIN_POSITIVE };
+        let u: Vec<f64> =
+            self.windows.iter().filter(|w| w.n >= 2).map(|w| w.var.max(floor).ln()).collect();
+        if u.len() < 2 {
+            return None;
+        }
+        let (mean, var) = mean_var(&u);
+        let largest = u.iter().map(|x| (x - mean).abs()).fold(0.0, f64::max);
+        let sd = var.sqrt();
+        (mean.is_finite() && sd.is_finite() && largest.is_finite()).then_some((
+            mean,
+            sd,
+            largest,
+            u.len(),
+        ))
+    }
+
     /// The spread of the windows' spreads: over the remembered windows of
     /// two or more values, `uᵢ = ln max(vᵢ, floor)` (`floor` > 0), their
     /// mean, sample standard deviation and, with 100 or more such windows,
@@ -244,6 +308,33 @@ mod tests {
         assert!((b - want).abs() < 1e-12 && dof == 2.0, "{b} {dof}");
         assert_eq!(h.within(), Some((2.0, 3.0)));
         assert_eq!(h.fresh().windows(), 0);
+    }
+
+    /// Round 3's tail statistics, by hand on three two-value windows.
+    #[test]
+    fn largest_deviations_about_the_grand_mean_a_centre_and_in_ln_variance() {
+        let mut h = Windows::new(MovingWindow::new(6), 6);
+        assert_eq!((h.deviation_largest(), h.deviations_from(0.0, 0.0)), (None, None));
+        h.extend(&[1.0, 3.0]); // mean 2, variance 2
+        h.extend(&[5.0, 7.0]); // mean 6, variance 2
+        h.extend(&[2.0, 6.0]); // mean 4, variance 8
+        // Grand mean 4: the largest standardised deviation is √2 · 2.
+        let (x, k) = h.deviation_largest().unwrap();
+        assert!((x - 2.0 * 2f64.sqrt()).abs() < 1e-12 && k == 3, "{x} {k}");
+        // About 5: deviations −3, 1, −1 → mean square 2 · 11 / 3.
+        let (ms, largest, k) = h.deviations_from(5.0, 0.0).unwrap();
+        assert!((ms - 22.0 / 3.0).abs() < 1e-12, "{ms}");
+        assert!((largest - 3.0 * 2f64.sqrt()).abs() < 1e-12 && k == 3, "{largest}");
+        // A centre as uncertain as one value: each weight 2 / (1 + 2).
+        let (ms, largest, _) = h.deviations_from(5.0, 1.0).unwrap();
+        assert!((ms - 11.0 / 3.0 * 2.0 / 3.0).abs() < 1e-12, "{ms}");
+        assert!((largest - 3.0 * (2f64 / 3.0).sqrt()).abs() < 1e-12, "{largest}");
+        // ln 2, ln 2, ln 8 = (1, 1, 3) ln 2: mean 5/3 ln 2, deviations
+        // (−2/3, −2/3, 4/3) ln 2, sample sd √(4/3) ln 2.
+        let ln2 = 2f64.ln();
+        let (m, sd, l, n) = h.log_spread_deviations(1e-12).unwrap();
+        assert!((m - 5.0 / 3.0 * ln2).abs() < 1e-12 && (l - 4.0 / 3.0 * ln2).abs() < 1e-12);
+        assert!((sd - (4f64 / 3.0).sqrt() * ln2).abs() < 1e-12 && n == 3, "{sd}");
     }
 
     #[test]
