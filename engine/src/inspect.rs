@@ -19,8 +19,11 @@ pub enum ImportError {
     #[error("not a tickwatch state export (format {0:?})")]
     Format(String),
     /// An export version this build does not read.
-    #[error("export version {0} is not {EXPORT_VERSION}")]
+    #[error("export version {0} is not one this build reads (1 or {EXPORT_VERSION})")]
     Version(u32),
+    /// Not JSON of an export's shape.
+    #[error("not a tickwatch state export: {0}")]
+    Json(String),
     /// A field's state is not base64.
     #[error("field {field} group {group:?}: bad base64: {source}")]
     Base64 {
@@ -35,8 +38,70 @@ pub enum ImportError {
 
 /// Format tag of an export file.
 pub const EXPORT_FORMAT: &str = "tickwatch-state-export";
-/// Version of the export file layout.
-pub const EXPORT_VERSION: u32 = 1;
+/// Version of the export file layout this build writes: 2 (options as a
+/// JSON object, `last_time` as RFC 3339 beside `last_time_ns`). Version 1
+/// (options as JSON text in a string, `last_time` in nanoseconds) is still
+/// imported; it is also the shape a running node's control socket answers
+/// `export` in ([`Export`]), so the control protocol did not change.
+pub const EXPORT_VERSION: u32 = 2;
+/// Version of [`Export`], the stored shape (the file format of version 1).
+pub const WIRE_EXPORT_VERSION: u32 = 1;
+
+/// Who built a field's state, as every JSON output of `tickwatch state`
+/// shows it: one shape per concept (`last_time` is RFC 3339 text,
+/// `last_time_ns` the same instant in nanoseconds, `options` a JSON
+/// object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvenanceJson {
+    /// Detector name.
+    pub detector: String,
+    /// Detector version (for inspection only).
+    pub detector_version: String,
+    /// The detector's state format.
+    pub state_version: u32,
+    /// The state-shaping options the state was built under (the stored
+    /// fingerprint as an object; the text itself if it is not one).
+    pub options: serde_json::Value,
+    /// Time of the last batch applied, RFC 3339.
+    pub last_time: String,
+    /// The same in nanoseconds since the epoch.
+    pub last_time_ns: i64,
+}
+
+impl From<&Provenance> for ProvenanceJson {
+    fn from(p: &Provenance) -> Self {
+        let options = serde_json::from_str::<serde_json::Value>(&p.options)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::Value::String(p.options.clone()));
+        Self {
+            detector: p.detector.clone(),
+            detector_version: p.detector_version.clone(),
+            state_version: p.state_version,
+            options,
+            last_time: rfc3339(p.last_time),
+            last_time_ns: p.last_time,
+        }
+    }
+}
+
+impl ProvenanceJson {
+    /// The stored provenance back (the fingerprint text exactly: serde_json
+    /// writes objects with sorted keys, as the fingerprint is written).
+    pub fn provenance(&self) -> Provenance {
+        let options = match &self.options {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Provenance {
+            detector: self.detector.clone(),
+            detector_version: self.detector_version.clone(),
+            state_version: self.state_version,
+            options,
+            last_time: self.last_time_ns,
+        }
+    }
+}
 
 /// One (group, field) as `state show` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,25 +124,41 @@ pub struct FieldRow {
     pub summary: serde_json::Value,
 }
 
-/// One field's state in an export file (exact: `state` is the detector's
-/// bytes, base64). The provenance fields sit at the top level of the JSON
-/// object, beside `group`, `field` and `state`.
+/// One field's state as stored and as the control socket sends it
+/// (exact: `state` is the detector's bytes, base64). The provenance fields
+/// sit at the top level of the JSON object, beside `group`, `field` and
+/// `state`. This is the export file format of version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportedField {
     /// Group id.
     pub group: String,
     /// Field.
     pub field: String,
-    /// Who built the state (`last_time` in ns).
+    /// Who built the state (`last_time` in ns, options as text).
     #[serde(flatten)]
     pub provenance: Provenance,
     /// State bytes, base64 (standard alphabet, padded).
     pub state: String,
 }
 
-/// A whole node's state, as `state export` writes it.
+/// One field's state in an export file of version 2: as
+/// [`ExportedField`], the provenance in the JSON output's shapes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Export {
+pub struct FileField {
+    /// Group id.
+    pub group: String,
+    /// Field.
+    pub field: String,
+    /// Who built the state.
+    #[serde(flatten)]
+    pub provenance: ProvenanceJson,
+    /// State bytes, base64 (standard alphabet, padded).
+    pub state: String,
+}
+
+/// A whole node's state, as `state export` writes it (version 2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportFile {
     /// Always [`EXPORT_FORMAT`].
     pub format: String,
     /// [`EXPORT_VERSION`].
@@ -87,23 +168,128 @@ pub struct Export {
     /// Node id.
     pub node: String,
     /// Every field.
+    pub fields: Vec<FileField>,
+}
+
+/// The export file for `e`.
+pub fn export_file(e: &Export) -> ExportFile {
+    ExportFile {
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        task: e.task.clone(),
+        node: e.node.clone(),
+        fields: e
+            .fields
+            .iter()
+            .map(|f| FileField {
+                group: f.group.clone(),
+                field: f.field.clone(),
+                provenance: ProvenanceJson::from(&f.provenance),
+                state: f.state.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportHeader {
+    format: String,
+    version: u32,
+}
+
+/// Reads an export file of any version this build knows, into the stored
+/// shape.
+pub fn parse_export(text: &str) -> Result<Export, ImportError> {
+    let json = |e: serde_json::Error| ImportError::Json(e.to_string());
+    let header: ExportHeader = serde_json::from_str(text).map_err(json)?;
+    if header.format != EXPORT_FORMAT {
+        return Err(ImportError::Format(header.format));
+    }
+    match header.version {
+        WIRE_EXPORT_VERSION => serde_json::from_str(text).map_err(json),
+        EXPORT_VERSION => {
+            let file: ExportFile = serde_json::from_str(text).map_err(json)?;
+            Ok(Export {
+                format: file.format,
+                version: WIRE_EXPORT_VERSION,
+                task: file.task,
+                node: file.node,
+                fields: file
+                    .fields
+                    .into_iter()
+                    .map(|f| ExportedField {
+                        group: f.group,
+                        field: f.field,
+                        provenance: f.provenance.provenance(),
+                        state: f.state,
+                    })
+                    .collect(),
+            })
+        }
+        v => Err(ImportError::Version(v)),
+    }
+}
+
+/// A whole node's state in the stored shape (version 1), as the control
+/// socket answers `export`; `state export` writes [`export_file`] of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// Always [`EXPORT_FORMAT`].
+    pub format: String,
+    /// [`WIRE_EXPORT_VERSION`].
+    pub version: u32,
+    /// Task id.
+    pub task: String,
+    /// Node id.
+    pub node: String,
+    /// Every field.
     pub fields: Vec<ExportedField>,
 }
 
-/// State kept aside (not applied, or reset), as `state aside` prints it.
+/// State kept aside (not applied, or reset), as stored and as the control
+/// socket sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsideRow {
     /// Group id.
     pub group: String,
     /// Field.
     pub field: String,
-    /// Who built the state (`last_time` in ns, as in an export).
+    /// Who built the state (`last_time` in ns, options as text).
     #[serde(flatten)]
     pub provenance: Provenance,
     /// Why it was set aside.
     pub reason: String,
     /// When, RFC 3339.
     pub set_aside_at: String,
+}
+
+/// An [`AsideRow`] as `state aside --json` prints it (the JSON output's
+/// shapes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AsideOut {
+    /// Group id.
+    pub group: String,
+    /// Field.
+    pub field: String,
+    /// Who built the state.
+    #[serde(flatten)]
+    pub provenance: ProvenanceJson,
+    /// Why it was set aside.
+    pub reason: String,
+    /// When, RFC 3339.
+    pub set_aside_at: String,
+}
+
+impl From<&AsideRow> for AsideOut {
+    fn from(r: &AsideRow) -> Self {
+        Self {
+            group: r.group.clone(),
+            field: r.field.clone(),
+            provenance: ProvenanceJson::from(&r.provenance),
+            reason: r.reason.clone(),
+            set_aside_at: r.set_aside_at.clone(),
+        }
+    }
 }
 
 /// Rows for records set aside.
@@ -115,11 +301,14 @@ pub fn aside_rows(records: &[tickwatch_state::store::AsideRecord]) -> Vec<AsideR
             field: r.state.field.clone(),
             provenance: r.state.provenance.clone(),
             reason: r.reason.clone(),
-            set_aside_at: rfc3339(
-                i64::try_from(r.at_ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
-            ),
+            set_aside_at: rfc3339_ms(r.at_ms),
         })
         .collect()
+}
+
+/// RFC 3339 text of a millisecond timestamp (when state was set aside).
+pub fn rfc3339_ms(ms: u64) -> String {
+    rfc3339(i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000))
 }
 
 /// RFC 3339 text of a nanosecond timestamp.
@@ -164,7 +353,7 @@ pub fn row(task: &str, node: &str, state: &FieldState, summary: serde_json::Valu
 pub fn export(task: &str, node: &str, fields: &[FieldState]) -> Export {
     Export {
         format: EXPORT_FORMAT.into(),
-        version: EXPORT_VERSION,
+        version: WIRE_EXPORT_VERSION,
         task: task.into(),
         node: node.into(),
         fields: fields
@@ -184,7 +373,7 @@ pub fn import(export: &Export) -> Result<Vec<FieldState>, ImportError> {
     if export.format != EXPORT_FORMAT {
         return Err(ImportError::Format(export.format.clone()));
     }
-    if export.version != EXPORT_VERSION {
+    if export.version != WIRE_EXPORT_VERSION {
         return Err(ImportError::Version(export.version));
     }
     export
@@ -217,7 +406,7 @@ mod tests {
                 detector: "ttest".into(),
                 detector_version: "0.1.0".into(),
                 state_version: 1,
-                options: "{}".into(),
+                options: r#"{"size":3600}"#.into(),
                 last_time: 42,
             },
             state: vec![9, 8, 7],
@@ -227,14 +416,29 @@ mod tests {
     #[test]
     fn export_keeps_the_flat_json_shape_and_imports_back_exactly() {
         let e = export("t", "n", &[state()]);
-        let json = serde_json::to_value(&e).unwrap();
+        let json = serde_json::to_value(export_file(&e)).unwrap();
+        assert_eq!(json["version"], 2);
         let f = &json["fields"][0];
         for key in ["group", "field", "detector", "detector_version", "state_version", "options"] {
             assert!(f.get(key).is_some(), "{key} at the top level: {f}");
         }
-        assert_eq!(f["last_time"], 42);
+        assert_eq!(f["last_time"], "1970-01-01T00:00:00.000000042Z");
+        assert_eq!(f["last_time_ns"], 42);
+        assert_eq!(f["options"], serde_json::json!({"size": 3600}));
         assert_eq!(f["state"], "CQgH");
         assert_eq!(import(&e).unwrap(), vec![state()]);
+        let text = serde_json::to_string(&export_file(&e)).unwrap();
+        assert_eq!(import(&parse_export(&text).unwrap()).unwrap(), vec![state()]);
+        // Version 1 (options as text, last_time in ns) still imports, exactly.
+        let v1 = r#"{"format":"tickwatch-state-export","version":1,"task":"t","node":"n",
+            "fields":[{"group":"printer=a","field":"bed","detector":"ttest",
+            "detector_version":"0.1.0","state_version":1,"options":"{\"size\":3600}",
+            "last_time":42,"state":"CQgH"}]}"#;
+        assert_eq!(import(&parse_export(v1).unwrap()).unwrap(), vec![state()]);
+        assert!(matches!(
+            parse_export(&v1.replace("\"version\":1", "\"version\":9")),
+            Err(ImportError::Version(9))
+        ));
         let mut wrong = e.clone();
         wrong.format = "x".into();
         assert!(matches!(import(&wrong), Err(ImportError::Format(_))));

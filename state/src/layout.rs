@@ -44,6 +44,30 @@ pub struct NodeMeta {
     pub node: String,
     /// Detector serving the node when it was last opened.
     pub detector: String,
+    /// The node's detector options when it was last opened (every declared
+    /// option, defaults filled in, as a JSON object), so that
+    /// `tickwatch state adopt` can judge state set aside against them while
+    /// the node is stopped. `None` in directories written before it was
+    /// kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<serde_json::Value>,
+    /// The fields the node tracked when it was last opened (empty when
+    /// unknown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+impl NodeMeta {
+    /// Ids and detector only (options and fields unknown).
+    pub fn new(task: &str, node: &str, detector: &str) -> Self {
+        Self {
+            task: task.into(),
+            node: node.into(),
+            detector: detector.into(),
+            options: None,
+            fields: Vec::new(),
+        }
+    }
 }
 
 /// FNV-1a, 64 bit: a stable hash for names (not for security).

@@ -434,6 +434,29 @@ impl StateStore {
         guarded(&dir, "setting state aside", || self.put_aside_inner(state, reason))
     }
 
+    /// Brings the record stored under `key` in the `aside` tree back as its
+    /// field's state (`tickwatch state adopt`). The field's current state,
+    /// if any, is first copied aside with `replaced_reason`; the record
+    /// leaves the `aside` tree last, so a crash in between leaves a copy
+    /// behind rather than losing one.
+    pub fn adopt_aside(
+        &mut self,
+        key: &[u8],
+        record: &AsideRecord,
+        current: Option<&FieldState>,
+        replaced_reason: &str,
+    ) -> Result<(), StateError> {
+        let dir = self.dir.clone();
+        guarded(&dir, "adopting state set aside", || {
+            if let Some(cur) = current {
+                self.keep_aside_inner(cur, replaced_reason)?;
+            }
+            self.commit_inner(std::slice::from_ref(&record.state))?;
+            self.aside.remove(key).map_err(|e| write_err(&self.dir, e))?;
+            self.flush()
+        })
+    }
+
     fn put_aside_inner(&mut self, state: &FieldState, reason: &str) -> Result<(), StateError> {
         self.keep_aside_inner(state, reason)?;
         let fk = field_key(&state.group, &state.field);
@@ -566,10 +589,20 @@ impl StoreReader {
     }
 
     fn aside_unguarded(&self) -> Result<Vec<AsideRecord>, StateError> {
+        Ok(self.aside_keyed_unguarded()?.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Every record set aside with its key (for
+    /// [`StateStore::adopt_aside`]), oldest first per field.
+    pub fn aside_keyed(&self) -> Result<Vec<(Vec<u8>, AsideRecord)>, StateError> {
+        guarded(&self.dir, "reading", || self.aside_keyed_unguarded())
+    }
+
+    fn aside_keyed_unguarded(&self) -> Result<Vec<(Vec<u8>, AsideRecord)>, StateError> {
         let mut out = Vec::new();
         for item in self.aside.iter() {
-            let (_, v) = item.map_err(|e| corrupt(&self.dir, e))?;
-            out.push(codec::decode(&v).map_err(|e| corrupt(&self.dir, e))?);
+            let (k, v) = item.map_err(|e| corrupt(&self.dir, e))?;
+            out.push((k.to_vec(), codec::decode(&v).map_err(|e| corrupt(&self.dir, e))?));
         }
         Ok(out)
     }
@@ -595,7 +628,7 @@ mod tests {
     }
 
     fn meta() -> NodeMeta {
-        NodeMeta { task: "t".into(), node: "n".into(), detector: "ttest".into() }
+        NodeMeta::new("t", "n", "ttest")
     }
 
     fn opts() -> StoreOptions {
@@ -669,6 +702,29 @@ mod tests {
         assert_eq!(aside.len(), 1);
         assert_eq!(aside[0].state, f);
         assert_eq!(aside[0].reason, "options changed");
+    }
+
+    #[test]
+    fn adopt_aside_brings_a_record_back_and_keeps_the_replaced_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let old = fs("", "air", 1, vec![7; 5000]);
+        s.commit(std::slice::from_ref(&old)).unwrap();
+        s.put_aside(&old, "options changed").unwrap();
+        let fresh = fs("", "air", 2, vec![1; 10]);
+        s.commit(std::slice::from_ref(&fresh)).unwrap();
+        let keyed = s.reader().aside_keyed().unwrap();
+        assert_eq!(keyed.len(), 1);
+        s.adopt_aside(&keyed[0].0, &keyed[0].1, Some(&fresh), "replaced by adopt").unwrap();
+        drop(s);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        assert_eq!(s.load().unwrap(), vec![old]);
+        let aside = s.reader().aside().unwrap();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            (aside[0].state.clone(), aside[0].reason.as_str()),
+            (fresh, "replaced by adopt")
+        );
     }
 
     #[test]

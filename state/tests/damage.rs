@@ -35,7 +35,7 @@ fn state(field: &str, t: i64) -> FieldState {
 /// A node directory after several commits; returns it with every version
 /// committed (a damaged log may fall back to an earlier one).
 fn pristine(root: &Path) -> (PathBuf, Vec<Vec<FieldState>>) {
-    let meta = NodeMeta { task: "t".into(), node: "n".into(), detector: "ttest".into() };
+    let meta = NodeMeta::new("t", "n", "ttest");
     let mut s = StateStore::open(root, &meta, opts()).unwrap();
     let mut versions = vec![Vec::new()];
     for t in 1..=40 {

@@ -241,6 +241,29 @@ fn a_snapshot_from_format_version_1_still_restores() {
     assert_eq!(got, want[4..]);
 }
 
+/// Migration (issue 11): the fixture's state was fingerprinted over every
+/// option (`{"alpha":0.001,"size":3600}`), before options declared whether
+/// they shape state. A node with another alpha applies it (alpha does not
+/// shape the t-test's history): it scores from the first window, with the
+/// same statistic as the node it came from; one with another size sets it
+/// aside and starts fresh.
+#[test]
+fn a_snapshot_fingerprinted_over_every_option_restores_under_another_alpha() {
+    let batches = support::day_batches(&[("", 71)]);
+    let t = |v: Vec<support::Verdict>| v.into_iter().map(|v| v.t).collect::<Vec<_>>();
+    let want =
+        t(verdicts(&support::run_all(support::node(&["hotend"], 3600, 0.001), &batches[..8])));
+    let mut udf = support::node(&["hotend"], 3600, 0.05);
+    let r = udf.restore(std::fs::read(FIXTURE).unwrap()).unwrap();
+    assert!(r.success, "{}", r.error);
+    let got = t(verdicts(&support::run_all(udf, &batches[5..8])));
+    assert_eq!(got, want[4..], "history applied: a verdict from the first window on");
+    let mut other_size = support::node(&["hotend"], 600, 0.001);
+    let r = other_size.restore(std::fs::read(FIXTURE).unwrap()).unwrap();
+    assert!(r.success, "{}", r.error);
+    assert!(support::run_all(other_size, &batches[5..6]).is_empty(), "set aside: fresh start");
+}
+
 /// Writes the fixture above; run with `--ignored` only when adding a format.
 #[test]
 #[ignore]

@@ -373,3 +373,28 @@ fn a_mistyped_detector_gets_a_suggestion() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown detector \"tttest\" (did you mean \"ttest\"?)"), "{stderr}");
 }
+
+/// A plugin built before ABI 1 could declare which options shape its state
+/// still loads, and every one of its options shapes its state; the shipped
+/// t-test declares `alpha` scoring-only.
+#[test]
+fn a_plugin_without_the_state_options_symbol_loads_with_every_option_shaping_state() {
+    let options = |dir: &std::path::Path, name: &str| {
+        let out = support::tickwatch()
+            .args(["plugins", "--json", "--plugin-dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = v.as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+        p.unwrap_or_else(|| panic!("{name} not loaded: {v}"))["options"].clone()
+    };
+    let old = options(&support::test_plugin_dir(), "oldabi");
+    assert_eq!(old["size"]["shapes_state"], true);
+    assert_eq!(old["limit"]["shapes_state"], true, "an old plugin cannot declare it");
+    let ttest = options(&support::plugin_dir(), "ttest");
+    assert_eq!(ttest["size"]["shapes_state"], true);
+    assert_eq!(ttest["rebaseline"]["shapes_state"], true);
+    assert_eq!(ttest["alpha"]["shapes_state"], false);
+}

@@ -262,3 +262,123 @@ fn replay_warns_about_a_tracked_field_the_input_lacks() {
     assert!(stderr.contains("tracked field \"bedd\" appears in no point"), "{stderr}");
     assert!(!stderr.contains("\"hotend\" appears"), "{stderr}");
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+/// Issue 11: Ctrl-C during a replay left its temporary state directory
+/// (and could leave its node) behind. A real replay reading a stdin that
+/// stays open gets SIGINT: it exits 130, its node is gone and its
+/// temporary directory removed.
+#[test]
+fn an_interrupted_replay_leaves_no_temporary_directory_or_node_behind() {
+    use std::io::Write;
+    let tmp = support::private_dir();
+    let mut child = support::tickwatch()
+        .args(["replay", "--precision", "s", "--detector", "ttest", "--udf"])
+        .arg(".field('hotend','','').size(600).alpha(0.001)")
+        .arg("--plugin-dir")
+        .arg(support::plugin_dir())
+        .arg("-")
+        .env("TMPDIR", tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..1000 {
+        writeln!(stdin, "t hotend={} {}", 220 + i % 3, 1_451_606_400 + i).unwrap();
+    }
+    stdin.flush().unwrap();
+    // Wait (without a deadline of our own: the test harness has one) for
+    // the node's temporary state directory to exist.
+    let state_dir = loop {
+        let entries: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        if let Some(e) = entries.first() {
+            break e.path();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let needle = state_dir.to_string_lossy().into_owned();
+    while processes_mentioning(&needle).is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(!state_dir.exists(), "{} left behind", state_dir.display());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    assert_eq!(processes_mentioning(&needle), Vec::<String>::new(), "the node still runs");
+}
+
+#[test]
+fn a_window_kapacitor_cannot_express_is_refused_with_the_reason() {
+    let out =
+        run(&["replay", "--detector", "ttest", "--udf", ".field('a')", "--window", "1 month", "x"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no month or year unit") && err.contains("30d"), "{err}");
+}
+
+/// Issue 11: the plot of a grouped replay has a line at alpha, wall-clock
+/// time, a legend naming each group, and each anomalous window shaded in
+/// its own group's colour (the legend's colour for that group).
+#[test]
+fn a_grouped_plot_says_whose_anomaly_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("printers.lp");
+    write_two_printers(&file);
+    let svg = dir.path().join("two.svg");
+    let out = run(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--precision",
+        "s",
+        "--group-by",
+        "printer",
+        "--detector",
+        "ttest",
+        "--udf",
+        ".field('hotend','bed','air').size(3600).alpha(0.001)",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("alpha 0.001") && text.contains("time (UTC)"));
+    assert!(text.contains("\n05:00\n"), "wall-clock labels");
+    // Legend: a coloured stroke before each group's name.
+    let legend_color = |group: &str| {
+        let at = text.find(&format!("\n{group}\n")).unwrap_or_else(|| panic!("no {group}"));
+        let stroke = text[..at].rfind("stroke=\"#").unwrap();
+        text[stroke + 8..stroke + 15].to_string()
+    };
+    let (a, b) = (legend_color("printer=a"), legend_color("printer=b"));
+    assert_ne!(a, b, "distinct colours per group");
+    let shades: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("<rect") && l.contains("opacity=\"0.35\"")).collect();
+    assert!(!shades.is_empty(), "anomalous windows are shaded");
+    for s in &shades {
+        assert!(
+            s.contains(&format!("fill=\"{a}\"")) || s.contains(&format!("fill=\"{b}\"")),
+            "{s}"
+        );
+    }
+    // Both printers have faults, so both colours shade something.
+    assert!(shades.iter().any(|s| s.contains(&a)) && shades.iter().any(|s| s.contains(&b)));
+}

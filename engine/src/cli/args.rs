@@ -269,11 +269,12 @@ pub struct ReplayArgs {
     /// ".field('hotend','bed','air').size(3600).alpha(0.001)".
     #[arg(long)]
     pub udf: String,
-    /// Window period, as `|window().period()` (e.g. 5m, 300s).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    /// Window period, as `|window().period()`: a TICKscript duration (e.g.
+    /// 5m, 300s; units ns, u, ms, s, m, h, d, w).
+    #[arg(long, default_value = "5m", value_parser = chain::duration)]
     pub window: i64,
     /// Window every, as `|window().every()` (default: the period).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = chain::duration)]
     pub every: Option<i64>,
     /// Group by this tag (repeatable), as `|groupBy()`.
     #[arg(long = "group-by")]
@@ -419,6 +420,15 @@ pub enum StateCmd {
         #[arg(long)]
         node: Option<String>,
     },
+    /// Brings state set aside back when it is compatible with the node's
+    /// current configuration (same detector and state format, same
+    /// state-shaping options, a tracked field): per (group, field) the
+    /// newest compatible record. Refuses, with the reason per record, when
+    /// none is. The node must not be running.
+    Adopt {
+        #[command(flatten)]
+        sel: Select,
+    },
     /// Resets a field (its state is set aside) or, without --group/--field, a
     /// whole node (its directory, even a corrupt one, is moved aside). Nothing
     /// is deleted. The node must not be running.
@@ -438,6 +448,7 @@ impl StateCmd {
             StateCmd::Export { task, node, output } => StateCommand::Export { task, node, output },
             StateCmd::Import { file, task, node } => StateCommand::Import { file, task, node },
             StateCmd::Reset { sel } => StateCommand::Reset { sel: sel.into() },
+            StateCmd::Adopt { sel } => StateCommand::Adopt { sel: sel.into() },
         }
     }
 }

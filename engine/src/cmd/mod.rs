@@ -13,6 +13,7 @@ pub mod plugins;
 #[cfg(feature = "tools")]
 pub mod replay;
 pub mod state;
+pub mod table;
 
 /// `print!` that returns write errors (use inside a function returning
 /// `anyhow::Result` or `io::Result`).

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tickwatch_plugin_api::abi::ABI_VERSION;
 use tickwatch_plugin_api::{OptionSpec, Value, ValueKind};
 
-use crate::cmd::{out, outln};
+use crate::cmd::{out, outln, table};
 use crate::node::DetectorFactory;
 use crate::node::config::{DEFAULT_FIELD_TAG, FIELD_OPTION, FIELD_TAG_OPTION, value_json};
 use crate::plugin::Registry;
@@ -32,6 +32,25 @@ struct OptionOut {
     types: Vec<&'static str>,
     default: Option<serde_json::Value>,
     help: String,
+    /// Whether the option shapes the detector's saved state (in the
+    /// options fingerprint stored beside it).
+    shapes_state: bool,
+}
+
+/// A JSON object whose keys keep their order (serde_json's own map sorts
+/// them): options are shown in the order the detector declares them.
+#[derive(Debug)]
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for Ordered<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -40,7 +59,7 @@ struct PluginOut {
     version: Option<String>,
     abi: Option<u32>,
     path: PathBuf,
-    options: Option<serde_json::Map<String, serde_json::Value>>,
+    options: Option<Ordered<OptionOut>>,
     error: Option<String>,
 }
 
@@ -93,7 +112,7 @@ pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
             version: Some(p.version().into()),
             abi: Some(ABI_VERSION),
             path: p.path().to_path_buf(),
-            options: Some(
+            options: Some(Ordered(
                 p.options()
                     .iter()
                     .map(|o| {
@@ -101,11 +120,12 @@ pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
                             types: vec![kind_name(o.kind)],
                             default: o.default.as_ref().map(value_json),
                             help: o.help.clone(),
+                            shapes_state: o.shapes_state,
                         };
-                        (o.name.clone(), serde_json::to_value(v).unwrap_or_default())
+                        (o.name.clone(), v)
                     })
                     .collect(),
-            ),
+            )),
             error: None,
         })
         .collect();
@@ -135,13 +155,25 @@ pub fn plugins(dirs: &[PathBuf], json: bool) -> anyhow::Result<()> {
     }
     for p in reg.plugins() {
         outln!("{} {} (ABI {ABI_VERSION})  {}", p.name(), p.version(), p.path().display());
-        for o in p.options() {
-            let default = o
-                .default
-                .as_ref()
-                .map_or("required".to_string(), |d| format!("default {}", literal(d)));
-            outln!("    {:<12} {:<9} {:<16} {}", o.name, kind_name(o.kind), default, o.help);
-        }
+        let rows: Vec<Vec<String>> = p
+            .options()
+            .iter()
+            .map(|o| {
+                let default = o
+                    .default
+                    .as_ref()
+                    .map_or("required".to_string(), |d| format!("default {}", literal(d)));
+                let state = if o.shapes_state { "shapes state" } else { "scoring only" };
+                vec![
+                    format!("    {}", o.name),
+                    kind_name(o.kind).to_string(),
+                    default,
+                    state.to_string(),
+                    o.help.clone(),
+                ]
+            })
+            .collect();
+        out!("{}", table::render(&["    OPTION", "TYPE", "DEFAULT", "STATE", "HELP"], &rows, &[]));
     }
     for (path, e) in reg.failures() {
         outln!("not loaded: {}: {e}", path.display());
@@ -192,11 +224,11 @@ pub fn info_text(
             o.help.clone(),
         ));
     }
-    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
-    for (a, b, c) in &rows {
-        let _ = writeln!(s, "  {a:<w0$}  {b:<w1$}  {c}");
-    }
+    let rows: Vec<Vec<String>> =
+        rows.into_iter().map(|(a, b, c)| vec![format!("  {a}"), b, c]).collect();
+    // The table's header is not part of the snippet: drop its first line.
+    let text = table::render(&["", "", ""], &rows, &[]);
+    s.push_str(text.split_once('\n').map_or("", |(_, rest)| rest));
     // The snippet sets the required options; the table above lists the rest.
     let chain: String = std::iter::once(field_call)
         .chain(

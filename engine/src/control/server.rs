@@ -210,7 +210,7 @@ mod tests {
     }
 
     fn store(dir: &Path, node: &str) -> StateStore {
-        let meta = NodeMeta { task: "t".into(), node: node.into(), detector: "count".into() };
+        let meta = NodeMeta::new("t", node, "count");
         let opts = StoreOptions { wait: Duration::from_secs(1), group_commit_ms: None };
         let mut s = StateStore::open(dir, &meta, opts).unwrap();
         s.commit(&[FieldState {

@@ -254,21 +254,104 @@ pub fn value_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// Canonical text of detector options: a JSON object with sorted keys of the
-/// options that differ from their defaults (`{"alpha":0.001,"size":3600}`).
-/// Stored beside state; readable, and parseable back into options with
-/// [`options_from_fingerprint`]. Leaving defaults out means a detector
-/// release that adds an option (whose default keeps the old behaviour) does
-/// not orphan the state built before it.
+/// Every option as a JSON object (what a node records in its `meta.json`).
+pub fn options_json(options: &Options) -> serde_json::Value {
+    serde_json::Value::Object(options.iter().map(|(n, v)| (n.to_string(), value_json(v))).collect())
+}
+
+/// Options back from [`options_json`] (or a [`fingerprint`]), typed by the
+/// detector's specs; options it leaves out take their defaults.
+pub fn options_from_json(
+    json: &serde_json::Value,
+    specs: &[OptionSpec],
+) -> Result<Options, ConfigError> {
+    options_from_fingerprint(&json.to_string(), specs)
+}
+
+/// Canonical text of the detector options that shape its state: a JSON
+/// object with sorted keys of the state-shaping options (see
+/// [`OptionSpec::shapes_state`]) that differ from their defaults
+/// (`{"size":3600}`). Stored beside state; readable, and parseable back
+/// into options with [`options_from_fingerprint`]. Leaving defaults out
+/// means a detector release that adds an option (whose default keeps the
+/// old behaviour) does not orphan the state built before it; leaving
+/// scoring-only options out (the t-test's `alpha`) means changing them
+/// keeps every field's history. Whether stored state applies is decided by
+/// [`state_mismatch`], which also reads fingerprints written before this
+/// rule, over every option.
 pub fn fingerprint(options: &Options, specs: &[OptionSpec]) -> String {
-    let is_default =
-        |n: &str, v: &Value| specs.iter().any(|s| s.name == n && s.default.as_ref() == Some(v));
+    let shaping_non_default = |n: &str, v: &Value| {
+        specs.iter().any(|s| s.name == n && s.shapes_state && s.default.as_ref() != Some(v))
+    };
     let map: serde_json::Map<String, serde_json::Value> = options
         .iter()
-        .filter(|(n, v)| !is_default(n, v))
+        .filter(|(n, v)| shaping_non_default(n, v))
         .map(|(n, v)| (n.to_string(), value_json(v)))
         .collect();
     serde_json::Value::Object(map).to_string()
+}
+
+/// Why state stored with fingerprint `stored` must not be loaded into a
+/// detector built from `current`, if it must not: a state-shaping option
+/// differs (a missing one stands at its default), or the fingerprint names
+/// an option the detector no longer declares, or does not parse.
+/// Scoring-only options are ignored, so a fingerprint written over every
+/// option (before options declared whether they shape state) still
+/// matches when only those differ.
+pub fn state_mismatch(stored: &str, specs: &[OptionSpec], current: &Options) -> Option<String> {
+    let map: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(stored) {
+        Ok(m) => m,
+        Err(_) => return Some(format!("options {stored} (not a JSON object this build reads)")),
+    };
+    if let Some(unknown) = map.keys().find(|k| !specs.iter().any(|s| &s.name == *k)) {
+        return Some(format!(
+            "options {stored}, naming option {unknown}, which the detector no longer declares"
+        ));
+    }
+    let stored_opts = match options_from_fingerprint(stored, specs) {
+        Ok(o) => o,
+        Err(e) => return Some(e.to_string()),
+    };
+    let differing: Vec<String> = specs
+        .iter()
+        .filter(|s| s.shapes_state && stored_opts.get(&s.name) != current.get(&s.name))
+        .map(|s| {
+            let show = |o: Option<&Value>| o.map_or_else(|| "unset".to_string(), |v| v.to_string());
+            format!(
+                "{} {} (node uses {})",
+                s.name,
+                show(stored_opts.get(&s.name)),
+                show(current.get(&s.name))
+            )
+        })
+        .collect();
+    (!differing.is_empty()).then(|| format!("options {stored}: {}", differing.join(", ")))
+}
+
+/// The options to describe state stored with fingerprint `fp` under: the
+/// fingerprint's (state-shaping) options, the rest taken from `node` (the
+/// node's recorded options), else from the defaults. Fails when a required
+/// option is known from neither.
+pub fn describing_options(
+    fp: &str,
+    specs: &[OptionSpec],
+    node: Option<&Options>,
+) -> Result<Options, ConfigError> {
+    let stored = options_from_fingerprint(fp, specs)?;
+    let mut pairs = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let from_node = node.and_then(|n| n.get(&spec.name));
+        match stored.get(&spec.name).or(from_node) {
+            Some(v) => pairs.push((spec.name.clone(), v.clone())),
+            None => {
+                return Err(ConfigError::Required {
+                    name: spec.name.clone(),
+                    help: spec.help.clone(),
+                });
+            }
+        }
+    }
+    Ok(Options::new(pairs))
 }
 
 /// Options back from a [`fingerprint`], typed by the detector's specs.
@@ -369,6 +452,64 @@ mod tests {
         assert_eq!(
             options_from_fingerprint(&d.fingerprint, &with_default).unwrap(),
             d.detector_options
+        );
+    }
+
+    fn shaped() -> Vec<OptionSpec> {
+        vec![
+            OptionSpec::required("size", ValueKind::Int, "history"),
+            OptionSpec::required("alpha", ValueKind::Double, "level").scoring_only(),
+            OptionSpec::with_default("rebaseline", Value::Int(0), "off"),
+        ]
+    }
+
+    fn node(size: i64, alpha: f64, extra: Vec<agent::Option>) -> NodeConfig {
+        let mut o = vec![
+            opt("field", vec![s("a"), s(""), s("")]),
+            opt("size", vec![i(size)]),
+            opt("alpha", vec![d(alpha)]),
+        ];
+        o.extend(extra);
+        validate(&o, 3, &shaped()).unwrap()
+    }
+
+    #[test]
+    fn only_state_shaping_options_are_fingerprinted_and_compared() {
+        let a = node(3600, 0.001, vec![]);
+        assert_eq!(a.fingerprint, r#"{"size":3600}"#);
+        let b = node(3600, 0.05, vec![]);
+        assert_eq!(b.fingerprint, a.fingerprint);
+        assert_eq!(state_mismatch(&a.fingerprint, &shaped(), &b.detector_options), None);
+        // A fingerprint over every option (written before options declared
+        // whether they shape state) still matches when only alpha differs.
+        let old = r#"{"alpha":0.001,"size":3600}"#;
+        assert_eq!(state_mismatch(old, &shaped(), &b.detector_options), None);
+        let c = node(600, 0.001, vec![]);
+        assert_eq!(
+            state_mismatch(old, &shaped(), &c.detector_options).unwrap(),
+            r#"options {"alpha":0.001,"size":3600}: size 3600 (node uses 600)"#
+        );
+        // A default left out stands for its value.
+        let r = node(3600, 0.001, vec![opt("rebaseline", vec![i(4)])]);
+        assert_eq!(r.fingerprint, r#"{"rebaseline":4,"size":3600}"#);
+        assert_eq!(
+            state_mismatch(&a.fingerprint, &shaped(), &r.detector_options).unwrap(),
+            r#"options {"size":3600}: rebaseline 0 (node uses 4)"#
+        );
+        assert!(
+            state_mismatch(r#"{"size":3600,"gone":1}"#, &shaped(), &a.detector_options)
+                .unwrap()
+                .contains("naming option gone, which the detector no longer declares")
+        );
+        assert!(
+            state_mismatch("alpha=0.001,size=3600", &shaped(), &a.detector_options)
+                .unwrap()
+                .contains("not a JSON object")
+        );
+        assert!(
+            state_mismatch(r#"{"size":"big"}"#, &shaped(), &a.detector_options)
+                .unwrap()
+                .contains("option size in")
         );
     }
 

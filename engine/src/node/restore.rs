@@ -1,7 +1,8 @@
 //! Which state a node applies, and what it sets aside.
 //!
 //! - At Init ([`Node::adopt`]), persisted states that this node could have
-//!   built (same detector, state format and options, a tracked field) are
+//!   built (same detector, state format and state-shaping options, see
+//!   [`config::state_mismatch`], a tracked field) are
 //!   loaded; the others are set aside, never applied: a reused task name
 //!   must not inherit another configuration's history.
 //! - At Restore ([`Node::plan_restore`], then [`Node::apply_restore`]), per
@@ -17,7 +18,7 @@
 
 use tickwatch_state::{FieldState, Provenance, Snapshot};
 
-use super::{DetectorHandle, FieldKey, Node, NodeError, Tracked};
+use super::{DetectorHandle, FieldKey, Node, NodeError, Tracked, config};
 
 /// What [`Node::adopt`] did with persisted state.
 #[derive(Debug, Default)]
@@ -69,13 +70,26 @@ impl Node {
                 f.version(),
                 f.state_version()
             ))
-        } else if p.options != self.config.fingerprint {
-            Some(format!("options {} (node uses {})", p.options, self.config.fingerprint))
+        } else if let Some(why) =
+            config::state_mismatch(&p.options, f.options(), &self.config.detector_options)
+        {
+            Some(why)
         } else if !self.config.fields.iter().any(|x| x == field) {
             Some("a field this node does not track".to_string())
         } else {
             None
         }
+    }
+
+    /// Why `e` could not be applied to this node, if it could not: built
+    /// with another detector, state format or state-shaping options, for a
+    /// field the node does not track, or bytes the detector's `load`
+    /// refuses. What `tickwatch state adopt` asks of state set aside.
+    pub fn judge(&self, e: &FieldState) -> Option<String> {
+        if let Some(why) = self.mismatch(&e.provenance, &e.field) {
+            return Some(format!("built with {why}"));
+        }
+        self.load_state(e).err().map(|err| err.to_string())
     }
 
     /// A detector holding `e`'s state.

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tickwatch_plugin_api::abi::{
-    self, ABI_VERSION, ENTRY_SYMBOL, EntryFn, PluginDescriptor, RawBuf, RawResult, RawStr, Status,
+    self, ABI_VERSION, ENTRY_SYMBOL, EntryFn, PluginDescriptor, RawBuf, RawResult, RawStr,
+    STATE_OPTIONS_SYMBOL, StateOptionsFn, Status,
 };
 use tickwatch_plugin_api::{OptionSpec, Options, Verdict};
 
@@ -233,10 +234,31 @@ fn describe(lib: &libloading::Library, path: PathBuf) -> Result<Described, LoadE
             reason: format!("option_specs failed: {}", String::from_utf8_lossy(&bytes)),
         });
     }
-    let options = abi::decode_specs(&bytes).map_err(|e| LoadError::BadDescriptor {
+    let mut options = abi::decode_specs(&bytes).map_err(|e| LoadError::BadDescriptor {
         path: path.clone(),
         reason: format!("option specs: {e}"),
     })?;
+    // Which options shape the state: an optional symbol added within ABI 1.
+    // A plugin built before it lacks it, and every option then shapes the
+    // state (as its state was fingerprinted).
+    // SAFETY: `StateOptionsFn` is the documented type of
+    // STATE_OPTIONS_SYMBOL; as for the entry symbol, a library exporting
+    // the name with another type breaks the plugin contract.
+    if let Ok(state_options) = unsafe { lib.get::<StateOptionsFn>(STATE_OPTIONS_SYMBOL) } {
+        // SAFETY: calling the plugin's no-argument state-options shim; its
+        // buffer is freed by the same library's `free_buf` in `take`.
+        let (status, bytes) = take(desc, unsafe { state_options() });
+        if status != Status::Ok as u32 {
+            return Err(LoadError::BadDescriptor {
+                path,
+                reason: format!("state_options failed: {}", String::from_utf8_lossy(&bytes)),
+            });
+        }
+        abi::apply_state_options(&bytes, &mut options).map_err(|e| LoadError::BadDescriptor {
+            path: path.clone(),
+            reason: format!("state options: {e}"),
+        })?;
+    }
     for (i, spec) in options.iter().enumerate() {
         if RESERVED_OPTION_NAMES.contains(&spec.name.as_str()) {
             return Err(LoadError::BadDescriptor {

@@ -578,9 +578,9 @@ impl Worker<'_> {
             self.watchdog(&progress, limit, node.config().fields.clone());
         }
         let meta = NodeMeta {
-            task: req.task_id.clone(),
-            node: req.node_id.clone(),
-            detector: factory.name().to_string(),
+            options: Some(config::options_json(&node.config().detector_options)),
+            fields: node.config().fields.clone(),
+            ..NodeMeta::new(&req.task_id, &req.node_id, factory.name())
         };
         let Some(st) = &self.config.state else {
             tracing::warn!(

@@ -71,7 +71,10 @@ impl Detector for Mad {
                 "alpha",
                 Value::Double(0.001),
                 "significance level in (0, 1): pvalue < alpha is anomalous",
-            ),
+            )
+            // Only judges windows: the saved history does not depend on it,
+            // so changing it keeps every field's history. `size` does.
+            .scoring_only(),
         ]
     }
 

@@ -35,6 +35,19 @@ pub const ENTRY_SYMBOL: &[u8] = b"tickwatch_detector_entry\0";
 /// The entry function's type.
 pub type EntryFn = unsafe extern "C" fn() -> *const PluginDescriptor;
 
+/// An optional second symbol (added within ABI 1): which declared options
+/// shape the detector's saved state (see [`OptionSpec::shapes_state`]),
+/// encoded by [`encode_state_options`]. A plugin built before it exports
+/// only [`ENTRY_SYMBOL`]; the host then treats every option as shaping the
+/// state, which is what such a plugin's state was fingerprinted with. A
+/// host that predates it never looks it up. So neither the descriptor nor
+/// [`ABI_VERSION`] changed.
+pub const STATE_OPTIONS_SYMBOL: &[u8] = b"tickwatch_detector_state_options\0";
+
+/// The state-options function's type: no arguments, a [`RawResult`] whose
+/// buffer is freed with the descriptor's `free_buf`.
+pub type StateOptionsFn = unsafe extern "C" fn() -> RawResult;
+
 /// Borrowed bytes. Valid only for the duration of the call that passes them.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -217,6 +230,13 @@ unsafe extern "C" fn shim_option_specs<D: Detector>() -> RawResult {
     guarded(|| Ok(encode_specs(&D::options())))
 }
 
+/// The [`STATE_OPTIONS_SYMBOL`] function for `D` (what
+/// [`export_detector!`](crate::export_detector) exports). Callable from
+/// any thread; a panic comes back as [`Status::Panic`].
+pub extern "C" fn state_options<D: Detector>() -> RawResult {
+    guarded(|| Ok(encode_state_options(&D::options())))
+}
+
 unsafe extern "C" fn shim_create<D: Detector>(options: RawStr, out: *mut *mut c_void) -> RawResult {
     guarded(|| {
         // SAFETY: the host passes bytes it owns for the duration of this call.
@@ -351,10 +371,43 @@ pub fn decode_specs(bytes: &[u8]) -> Result<Vec<OptionSpec>, CodecError> {
         let kind = get_kind(&mut r)?;
         let help = r.str()?.to_string();
         let default = if r.bool()? { Some(get_value(&mut r)?) } else { None };
-        out.push(OptionSpec { name, kind, default, help });
+        out.push(OptionSpec { name, kind, default, help, shapes_state: true });
     }
     r.finish()?;
     Ok(out)
+}
+
+/// Encodes which options shape the state: `u64` count, then each such
+/// option's name (`str`), in declaration order.
+pub fn encode_state_options(specs: &[OptionSpec]) -> Vec<u8> {
+    let mut w = ByteWriter::new();
+    let shaping: Vec<&OptionSpec> = specs.iter().filter(|s| s.shapes_state).collect();
+    w.u64(shaping.len() as u64);
+    for s in shaping {
+        w.str(&s.name);
+    }
+    w.finish()
+}
+
+/// Applies a [`STATE_OPTIONS_SYMBOL`] answer to decoded specs: exactly the
+/// named options shape the state. A name the specs do not declare is
+/// refused.
+pub fn apply_state_options(bytes: &[u8], specs: &mut [OptionSpec]) -> Result<(), CodecError> {
+    let mut r = ByteReader::new(bytes);
+    let n = r.len(8)?;
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.str()?;
+        if !specs.iter().any(|s| s.name == name) {
+            return Err(r.error(&format!("state option {name:?} is not a declared option")));
+        }
+        names.push(name.to_string());
+    }
+    r.finish()?;
+    for s in specs {
+        s.shapes_state = names.contains(&s.name);
+    }
+    Ok(())
 }
 
 /// Encodes validated options.
@@ -479,6 +532,21 @@ mod tests {
             let (st, specs) = take(&D, (D.option_specs)());
             assert_eq!(st, 0);
             assert_eq!(decode_specs(&specs).unwrap(), Touchy::options());
+            // Which options shape the state travels beside the specs.
+            let mut two = vec![
+                OptionSpec::with_default("size", Value::Int(3), "s"),
+                OptionSpec::with_default("alpha", Value::Double(0.1), "a").scoring_only(),
+            ];
+            let answer = encode_state_options(&two);
+            let mut decoded = decode_specs(&encode_specs(&two)).unwrap();
+            assert!(decoded.iter().all(|s| s.shapes_state), "without the answer: all shape");
+            apply_state_options(&answer, &mut decoded).unwrap();
+            assert_eq!(decoded, two);
+            two.pop();
+            let e = apply_state_options(&answer, &mut two[..0]).unwrap_err().to_string();
+            assert!(e.contains("\"size\" is not a declared option"), "{e}");
+            let (st, bytes) = take(&D, state_options::<Touchy>());
+            assert_eq!((st, bytes), (0, encode_state_options(&Touchy::options())));
 
             let bad = encode_options(&Options::new(vec![("limit".into(), Value::Int(-1))]));
             let mut h: *mut c_void = std::ptr::null_mut();

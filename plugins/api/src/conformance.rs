@@ -1,6 +1,7 @@
 //! The conformance suite every detector plugin runs (feature
 //! `conformance`): declared options are consistent, `save`/`load`
-//! round-trips exactly, and scoring never panics on empty, constant,
+//! round-trips exactly, state loads under another value of every option
+//! declared scoring-only, and scoring never panics on empty, constant,
 //! NaN-laden, extreme or very large windows, always answering with a finite
 //! p-value in `[0, 1]` and finite statistics.
 //!
@@ -53,6 +54,7 @@ pub fn check<D: Detector>(options: &Options) {
         Ok(_) => {
             check_windows::<D>(&opts, &mut failures);
             check_round_trip::<D>(&opts, &mut failures);
+            check_scoring_only::<D>(&opts, &mut failures);
             check_bad_state::<D>(&opts, &mut failures);
         }
     }
@@ -160,6 +162,44 @@ fn check_windows<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
     }
 }
 
+/// An option declared scoring-only must not change what `load` accepts:
+/// state saved under one value loads into a detector built with another
+/// (the value halved, or one more, or flipped, when `new` accepts it).
+fn check_scoring_only<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
+    let Ok(mut a) = D::new(opts) else { return };
+    let all = windows();
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        for (_, w) in all.iter().filter(|(n, _)| n.starts_with("ordinary")).take(8) {
+            a.score(w);
+        }
+    }));
+    let saved = a.save();
+    for spec in D::options().iter().filter(|s| !s.shapes_state) {
+        let other = match opts.get(&spec.name) {
+            Some(Value::Double(d)) => Value::Double(d * 0.5),
+            Some(Value::Int(i)) => Value::Int(i.saturating_add(1)),
+            Some(Value::Duration(i)) => Value::Duration(i.saturating_add(1_000_000_000)),
+            Some(Value::Bool(b)) => Value::Bool(!b),
+            _ => continue,
+        };
+        let changed = Options::new(
+            opts.iter()
+                .map(|(n, v)| {
+                    (n.to_string(), if n == spec.name { other.clone() } else { v.clone() })
+                })
+                .collect(),
+        );
+        let Ok(mut b) = D::new(&changed) else { continue };
+        if let Err(e) = b.load(&saved) {
+            failures.push(format!(
+                "option {} is declared scoring-only, but state saved under one value does not \
+                 load under {other}: {e}",
+                spec.name
+            ));
+        }
+    }
+}
+
 fn check_round_trip<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
     let (Ok(mut a), Ok(mut fresh)) = (D::new(opts), D::new(opts)) else { return };
     let all = windows();
@@ -244,6 +284,7 @@ mod tests {
                     kind: ValueKind::Int,
                     default: Some(Value::Double(1.0)),
                     help: String::new(),
+                    shapes_state: true,
                 },
             ]
         }
@@ -283,5 +324,52 @@ mod tests {
         ] {
             assert!(msg.contains(expected), "missing {expected:?} in:\n{msg}");
         }
+    }
+
+    /// Saves its `size` and refuses state of another size, yet declares
+    /// `size` scoring-only: the suite must say so.
+    struct Mislabelled {
+        size: i64,
+    }
+
+    impl Detector for Mislabelled {
+        const NAME: &'static str = "mislabelled";
+        const VERSION: &'static str = "0.0.0";
+        const STATE_VERSION: u32 = 1;
+        fn options() -> Vec<OptionSpec> {
+            vec![OptionSpec::with_default("size", Value::Int(3), "history length").scoring_only()]
+        }
+        fn new(o: &Options) -> Result<Self, String> {
+            Ok(Self { size: o.int("size")? })
+        }
+        fn score(&mut self, _: &[f64]) -> Option<Verdict> {
+            None
+        }
+        fn save(&self) -> Vec<u8> {
+            self.size.to_le_bytes().to_vec()
+        }
+        fn load(&mut self, state: &[u8]) -> Result<(), String> {
+            let b: [u8; 8] = state.try_into().map_err(|_| "need 8 bytes".to_string())?;
+            if i64::from_le_bytes(b) != self.size {
+                return Err("saved with another size".into());
+            }
+            Ok(())
+        }
+        fn describe(&self) -> Summary {
+            Summary::new().int("size", self.size)
+        }
+    }
+
+    #[test]
+    fn an_option_mislabelled_scoring_only_fails() {
+        let err = catch_unwind(|| check::<Mislabelled>(&Options::default())).unwrap_err();
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains(
+                "option size is declared scoring-only, but state saved under one value \
+                          does not load under 4: saved with another size"
+            ),
+            "{msg}"
+        );
     }
 }

@@ -150,5 +150,12 @@ macro_rules! export_detector {
             static DESCRIPTOR: $crate::abi::PluginDescriptor = $crate::abi::descriptor::<$t>();
             &DESCRIPTOR
         }
+
+        /// Which options shape the detector's state (see
+        /// `tickwatch_plugin_api::abi::STATE_OPTIONS_SYMBOL`).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn tickwatch_detector_state_options() -> $crate::abi::RawResult {
+            $crate::abi::state_options::<$t>()
+        }
     };
 }

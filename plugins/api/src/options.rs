@@ -125,17 +125,42 @@ pub struct OptionSpec {
     pub default: Option<Value>,
     /// One line shown to users: meaning and valid range.
     pub help: String,
+    /// Whether the option shapes the detector's saved state (true unless
+    /// declared [`OptionSpec::scoring_only`]). Only these options belong in
+    /// the fingerprint stored beside the state: state saved under another
+    /// value of a scoring-only option is still applied.
+    pub shapes_state: bool,
 }
 
 impl OptionSpec {
-    /// A required option.
+    /// A required option (shaping the state until declared
+    /// [`OptionSpec::scoring_only`]).
     pub fn required(name: &str, kind: ValueKind, help: &str) -> Self {
-        Self { name: name.into(), kind, default: None, help: help.into() }
+        Self { name: name.into(), kind, default: None, help: help.into(), shapes_state: true }
     }
 
-    /// An option with a default.
+    /// An option with a default (shaping the state until declared
+    /// [`OptionSpec::scoring_only`]).
     pub fn with_default(name: &str, default: Value, help: &str) -> Self {
-        Self { name: name.into(), kind: default.kind(), default: Some(default), help: help.into() }
+        Self {
+            name: name.into(),
+            kind: default.kind(),
+            default: Some(default),
+            help: help.into(),
+            shapes_state: true,
+        }
+    }
+
+    /// Declares that the option only changes how a window is judged (a
+    /// threshold such as `alpha`), not what `save` writes nor how `load`
+    /// reads it: state saved under any other value of it is valid under
+    /// this one. The host then leaves it out of the options fingerprint,
+    /// so changing it keeps every field's history. Declare it only when
+    /// that holds; an option that sizes or parameterises the saved state
+    /// (`size`, `rebaseline`, a smoothing weight) shapes the state.
+    pub fn scoring_only(mut self) -> Self {
+        self.shapes_state = false;
+        self
     }
 }
 

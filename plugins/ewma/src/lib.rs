@@ -193,8 +193,10 @@ impl BaselineTest for EwmaTest {
                 "warmup",
                 Value::Int(600),
                 "values absorbed before the first verdict; 2 to 1000000",
-            ),
-            preset::alpha(Some(0.001)),
+            )
+            // A gate on the count the state already holds, not part of it.
+            .scoring_only(),
+            preset::alpha(Some(0.001)).scoring_only(),
             preset::rebaseline_with(REBASELINE),
         ]
     }

@@ -197,7 +197,7 @@ impl BaselineTest for LevelSpreadTest {
     fn options() -> Vec<OptionSpec> {
         vec![
             preset::size(Some(3600)),
-            preset::alpha(Some(0.001)),
+            preset::alpha(Some(0.001)).scoring_only(),
             preset::rebaseline_with(REBASELINE),
         ]
     }

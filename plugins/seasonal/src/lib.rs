@@ -277,7 +277,7 @@ impl Detector for Seasonal {
                 Value::Int(12),
                 "windows in the local median (12 = an hour of .every(5m)); 1 to 1000",
             ),
-            preset::alpha(Some(0.001)),
+            preset::alpha(Some(0.001)).scoring_only(),
         ]
     }
 

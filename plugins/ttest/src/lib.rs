@@ -72,7 +72,7 @@ impl BaselineTest for WelchTest {
 
     /// `size` and `alpha` are required, as in the guide's TICKscript.
     fn options() -> Vec<OptionSpec> {
-        vec![preset::size(None), preset::alpha(None), preset::rebaseline()]
+        vec![preset::size(None), preset::alpha(None).scoring_only(), preset::rebaseline()]
     }
 
     fn build(options: &Options) -> Result<TTest, String> {

@@ -166,7 +166,7 @@ impl BaselineTest for ZTest {
     fn options() -> Vec<OptionSpec> {
         vec![
             preset::size(Some(3600)),
-            preset::alpha(Some(0.001)),
+            preset::alpha(Some(0.001)).scoring_only(),
             preset::rebaseline_with(REBASELINE),
         ]
     }

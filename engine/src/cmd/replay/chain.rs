@@ -250,6 +250,55 @@ impl Parser<'_> {
     }
 }
 
+/// A `--window`/`--every` value as a TICKscript duration literal
+/// (`|window().period(5m)`): a whole number and one unit, `ns`, `u`/`µ`/`us`,
+/// `ms`, `s`, `m`, `h`, `d` or `w`, in nanoseconds. Anything else is refused
+/// with the reason: `1 month` would be read by a general duration parser,
+/// but Kapacitor has no month (or year) unit, their length varies.
+pub fn duration(s: &str) -> Result<i64, String> {
+    let text = s.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let unit = unit.trim_start();
+    let scale: i64 = match unit {
+        "ns" => 1,
+        "u" | "µ" | "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60 * 1_000_000_000,
+        "h" => 3_600 * 1_000_000_000,
+        "d" => 86_400 * 1_000_000_000,
+        "w" => 7 * 86_400 * 1_000_000_000,
+        _ => {
+            let lower = unit.to_lowercase();
+            let why = if lower.starts_with("mo") || lower.starts_with('y') {
+                "Kapacitor durations have no month or year unit (their length varies): use \
+                 days or weeks, such as 30d or 52w"
+                    .to_string()
+            } else if number.is_empty() {
+                "a duration is a whole number and a unit, such as 5m or 300s".to_string()
+            } else {
+                format!("unknown duration unit {unit:?}")
+            };
+            return Err(format!(
+                "{s:?} is not a Kapacitor duration: {why} (units: ns, u or µ, ms, s, m, h, d, w)"
+            ));
+        }
+    };
+    if number.is_empty() {
+        return Err(format!(
+            "{s:?} is not a Kapacitor duration: a duration is a whole number and a unit, such \
+             as 5m or 300s"
+        ));
+    }
+    let n: i64 = number.parse().map_err(|_| format!("{s:?} is out of range"))?;
+    let ns = n.checked_mul(scale).ok_or_else(|| format!("{s:?} is out of range"))?;
+    if ns <= 0 {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(ns)
+}
+
 /// Parses a chain into Init options, in script order.
 pub fn parse(src: &str) -> Result<Vec<agent::Option>, ChainError> {
     let mut p = Parser { chars: src.chars().collect(), pos: 0, _src: src };
@@ -311,6 +360,22 @@ mod tests {
         );
         let opts = parse(".field('a','','b').field('c','','')").unwrap();
         assert_eq!(crate::node::config::tracking(&opts).unwrap().fields, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn window_durations_are_kapacitor_literals() {
+        assert_eq!(duration("5m"), Ok(300_000_000_000));
+        assert_eq!(duration("300s"), Ok(300_000_000_000));
+        assert_eq!(duration("1w"), Ok(7 * 86_400_000_000_000));
+        assert_eq!(duration("10µ"), Ok(10_000));
+        assert_eq!(duration("250ms"), Ok(250_000_000));
+        let e = duration("1 month").unwrap_err();
+        assert!(e.contains("no month or year unit") && e.contains("30d"), "{e}");
+        assert!(duration("2y").unwrap_err().contains("no month or year unit"));
+        assert!(duration("1.5h").unwrap_err().contains("unknown duration unit \".5h\""));
+        assert!(duration("m").unwrap_err().contains("whole number and a unit"));
+        assert!(duration("0s").unwrap_err().contains("must be positive"));
+        assert!(duration("99999999999999w").unwrap_err().contains("out of range"));
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub struct Input {
 }
 
 /// How many malformed lines are printed before only counting.
-const REPORT_LIMIT: u64 = 20;
+pub const REPORT_LIMIT: u64 = 20;
 
 fn open(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
@@ -131,46 +131,284 @@ pub fn parse(
     input: &mut Input,
 ) {
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line_no = i + 1;
-        let Ok(line) = std::str::from_utf8(raw) else {
-            report(input, name, line_no, "not valid UTF-8");
-            continue;
-        };
-        let line = line.trim_end_matches('\r');
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        input.lines += 1;
-        match influxdb_line_protocol::parse_lines(trimmed).next() {
-            Some(Ok(parsed)) => {
-                if measurement.is_some_and(|m| parsed.series.measurement.as_str() != m) {
-                    input.filtered += 1;
-                    continue;
-                }
-                let time = match parsed.timestamp {
-                    Some(t) => match t.checked_mul(precision.to_ns()) {
-                        Some(ns) => ns,
-                        None => {
-                            report(
-                                input,
-                                name,
-                                line_no,
-                                "timestamp out of range for the precision",
-                            );
-                            continue;
-                        }
-                    },
-                    None => now_ns,
-                };
-                input.points.push(point(&parsed, time));
-            }
-            Some(Err(e)) => report(input, name, line_no, &e.to_string()),
-            None => {}
+        let ctx = LineCtx { name, precision, measurement, now_ns };
+        if let Some(p) = parse_line(raw, i + 1, &ctx, input) {
+            input.points.push(p);
         }
     }
 }
 
+/// How one input's lines are read.
+struct LineCtx<'a> {
+    name: &'a str,
+    precision: Precision,
+    measurement: Option<&'a str>,
+    now_ns: i64,
+}
+
+/// One line → a point, or `None` (blank, comment, filtered, malformed:
+/// counted on `input`).
+fn parse_line(
+    raw: &[u8],
+    line_no: usize,
+    ctx: &LineCtx<'_>,
+    input: &mut Input,
+) -> Option<agent::Point> {
+    let Ok(line) = std::str::from_utf8(raw) else {
+        report(input, ctx.name, line_no, "not valid UTF-8");
+        return None;
+    };
+    let line = line.trim_end_matches(['\r', '\n']);
+    let trimmed = line.trim_start();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return None;
+    }
+    input.lines += 1;
+    match influxdb_line_protocol::parse_lines(trimmed).next() {
+        Some(Ok(parsed)) => {
+            if ctx.measurement.is_some_and(|m| parsed.series.measurement.as_str() != m) {
+                input.filtered += 1;
+                return None;
+            }
+            let time = match parsed.timestamp {
+                Some(t) => match t.checked_mul(ctx.precision.to_ns()) {
+                    Some(ns) => ns,
+                    None => {
+                        report(
+                            input,
+                            ctx.name,
+                            line_no,
+                            "timestamp out of range for the precision",
+                        );
+                        return None;
+                    }
+                },
+                None => ctx.now_ns,
+            };
+            Some(point(&parsed, time))
+        }
+        Some(Err(e)) => {
+            report(input, ctx.name, line_no, &e.to_string());
+            None
+        }
+        None => None,
+    }
+}
+
+/// Counts the bytes read through it (for the progress bar).
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The longest line a stream reads (a line protocol line is a few hundred
+/// bytes; InfluxDB's own limit is 64 KiB by default): a longer one is
+/// reported and skipped, so one huge line cannot take the memory.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// How many points each input holds to put slightly unordered lines back
+/// in time order (a few MB). A point older than one already passed on is
+/// late: skipped and counted, as Kapacitor's window never reopens a window
+/// it emitted.
+pub const REORDER: usize = 65_536;
+
+/// Points read lazily, line by line, from several inputs at once, merged
+/// into time order: memory stays bounded whatever the input's length.
+pub struct Stream {
+    inputs: Vec<Source>,
+    /// Next point of each input, keyed by (time, input, sequence).
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<Keyed>>,
+    /// Counters over all inputs (`points` stays empty).
+    pub input: Input,
+    /// Points skipped for arriving after later ones were passed on.
+    pub late: u64,
+    /// Bytes read so far over all inputs (compressed bytes for `.gz`).
+    pub bytes: std::rc::Rc<std::cell::Cell<u64>>,
+    /// Total bytes of the inputs that are files (0 when one is stdin).
+    pub total: u64,
+    last: Option<i64>,
+    opts: Opts,
+    started: bool,
+}
+
+struct Source {
+    reader: Box<dyn std::io::BufRead>,
+    name: String,
+    line_no: usize,
+    buf: Vec<u8>,
+    /// Read ahead and not yet passed on, earliest first.
+    pending: std::collections::BinaryHeap<std::cmp::Reverse<Keyed>>,
+    seq: u64,
+    done: bool,
+}
+
+/// A point ordered by (time, input, sequence): equal times keep their
+/// input order, as the sort they replace was stable.
+struct Keyed(i64, usize, u64, agent::Point);
+
+impl PartialEq for Keyed {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0, self.1, self.2) == (o.0, o.1, o.2)
+    }
+}
+impl Eq for Keyed {}
+impl PartialOrd for Keyed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Keyed {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.0, self.1, self.2).cmp(&(o.0, o.1, o.2))
+    }
+}
+
+struct Opts {
+    precision: Precision,
+    measurement: Option<String>,
+    now_ns: i64,
+}
+
+impl Stream {
+    /// Opens every input (`-` is stdin, `.gz` is decompressed); nothing is
+    /// read yet.
+    pub fn open(
+        paths: &[std::path::PathBuf],
+        precision: Precision,
+        measurement: Option<&str>,
+        now_ns: i64,
+    ) -> anyhow::Result<Stream> {
+        let bytes = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut total = 0;
+        let mut inputs = Vec::with_capacity(paths.len());
+        for path in paths {
+            let counted = |r: Box<dyn Read>| Counting { inner: r, read: bytes.clone() };
+            let reader: Box<dyn std::io::BufRead> = if path == Path::new("-") {
+                Box::new(std::io::BufReader::new(counted(Box::new(std::io::stdin()))))
+            } else {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                total += file.metadata().map(|m| m.len()).unwrap_or(0);
+                let raw = counted(Box::new(file));
+                if path.extension().is_some_and(|e| e == "gz") {
+                    Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(raw)))
+                } else {
+                    Box::new(std::io::BufReader::with_capacity(1 << 16, raw))
+                }
+            };
+            inputs.push(Source {
+                reader,
+                name: path.display().to_string(),
+                line_no: 0,
+                buf: Vec::new(),
+                pending: std::collections::BinaryHeap::new(),
+                seq: 0,
+                done: false,
+            });
+        }
+        if paths.iter().any(|p| p == Path::new("-")) {
+            total = 0;
+        }
+        let mut s = Stream {
+            inputs,
+            heads: std::collections::BinaryHeap::new(),
+            input: Input::default(),
+            late: 0,
+            bytes,
+            total,
+            last: None,
+            opts: Opts { precision, measurement: measurement.map(str::to_string), now_ns },
+            started: false,
+        };
+        s.input.points = Vec::new();
+        Ok(s)
+    }
+
+    /// Reads input `i` ahead until [`REORDER`] points wait or it ends, then
+    /// passes on its earliest.
+    fn pop_source(&mut self, i: usize) -> Option<Keyed> {
+        use std::io::BufRead as _;
+        let opts = &self.opts;
+        let src = &mut self.inputs[i];
+        while !src.done && src.pending.len() < REORDER {
+            src.buf.clear();
+            let read = (&mut src.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut src.buf);
+            match read {
+                Ok(0) => src.done = true,
+                Ok(_) => {
+                    src.line_no += 1;
+                    if src.buf.len() > MAX_LINE && src.buf.last() != Some(&b'\n') {
+                        report(&mut self.input, &src.name, src.line_no, "line longer than 1 MiB");
+                        // Skip the rest of the line.
+                        loop {
+                            src.buf.clear();
+                            match (&mut src.reader)
+                                .take(MAX_LINE as u64)
+                                .read_until(b'\n', &mut src.buf)
+                            {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) if src.buf.last() == Some(&b'\n') => break,
+                                Ok(_) => {}
+                            }
+                        }
+                        continue;
+                    }
+                    let ctx = LineCtx {
+                        name: &src.name,
+                        precision: opts.precision,
+                        measurement: opts.measurement.as_deref(),
+                        now_ns: opts.now_ns,
+                    };
+                    if let Some(p) = parse_line(&src.buf, src.line_no, &ctx, &mut self.input) {
+                        src.seq += 1;
+                        src.pending.push(std::cmp::Reverse(Keyed(p.time, i, src.seq, p)));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("{}: read failed after line {}: {e}", src.name, src.line_no);
+                    self.input.malformed += 1;
+                    src.done = true;
+                }
+            }
+        }
+        src.pending.pop().map(|std::cmp::Reverse(k)| k)
+    }
+}
+
+impl Iterator for Stream {
+    type Item = agent::Point;
+
+    fn next(&mut self) -> Option<agent::Point> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.inputs.len() {
+                if let Some(k) = self.pop_source(i) {
+                    self.heads.push(std::cmp::Reverse(k));
+                }
+            }
+        }
+        loop {
+            let std::cmp::Reverse(Keyed(time, i, _, p)) = self.heads.pop()?;
+            if let Some(k) = self.pop_source(i) {
+                self.heads.push(std::cmp::Reverse(k));
+            }
+            if self.last.is_some_and(|last| time < last) {
+                self.late += 1;
+                continue;
+            }
+            self.last = Some(time);
+            return Some(p);
+        }
+    }
+}
 fn report(input: &mut Input, file: &str, line: usize, what: &str) {
     input.malformed += 1;
     if input.malformed <= REPORT_LIMIT {

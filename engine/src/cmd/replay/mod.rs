@@ -86,13 +86,34 @@ pub struct Outcome {
     pub skipped: u64,
     /// The tag carrying field names.
     pub field_tag: String,
+    /// The chain's `.alpha()`, if it sets one (drawn on the plot).
+    pub alpha: Option<f64>,
 }
 
 /// Runs `points` (time-ordered, named) through a served node.
 pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
+    let bar = progress(points.len() as u64);
+    let out = run_stream(plan, points, &mut |_, i| {
+        if i % 4096 == 0 {
+            bar.set_position(i);
+        }
+    });
+    bar.finish_and_clear();
+    out
+}
+
+/// Runs `points` (time-ordered, named, read lazily) through a served
+/// node, calling `on_point` with each point and its index before it is
+/// windowed. Windows are sent as time advances, so memory stays bounded by
+/// the window and the node's own state, whatever the input's length.
+pub fn run_stream(
+    plan: &Plan,
+    points: impl IntoIterator<Item = agent::Point>,
+    on_point: &mut dyn FnMut(&agent::Point, u64),
+) -> anyhow::Result<Outcome> {
     // The served child would fail the same way, but its error would reach
     // the user only as "the UDF did not answer Info": say it here first.
-    crate::plugin::Registry::require(&plan.detector, &plan.plugin_dirs)?;
+    let plugin = crate::plugin::Registry::require(&plan.detector, &plan.plugin_dirs)?;
     let exe = std::env::current_exe().context("cannot find the tickwatch binary")?;
     let state = tempfile::tempdir().context("cannot create a temporary state directory")?;
     let state_dir = state.path().to_str().context("temporary directory path is not UTF-8")?;
@@ -112,6 +133,9 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     let plugin_env = plugin_dirs.to_string_lossy().into_owned();
     let mut udf = UdfClient::spawn(&exe, &args, &[("TICKWATCH_PLUGIN_DIR", &plugin_env)])
         .context("cannot start tickwatch serve")?;
+    // Ctrl-C (or SIGTERM) from here on stops the node and removes its
+    // temporary state directory before the process exits.
+    let _armed = interrupt::arm(udf.pid(), state.path());
     udf.info().map_err(|e| anyhow!("the UDF did not answer Info ({e}); see its error above"))?;
     let init = udf.init("replay", &plan.detector, plan.options.clone()).map_err(|e| match e {
         HostError::Options(m) => anyhow!("--udf rejected as Kapacitor would: {m}"),
@@ -122,11 +146,25 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     }
     let Tracking { fields: tracked, field_tag } =
         config::tracking(&plan.options).map_err(|e| anyhow!("--udf: {e}"))?;
-    let mut out = Outcome { field_tag, ..Default::default() };
+    let alpha = plan.options.iter().rev().find(|o| o.name == "alpha").and_then(|o| {
+        match o.values.first()?.value.as_ref()? {
+            agent::option_value::Value::DoubleValue(d) => Some(*d),
+            _ => None,
+        }
+    });
+    // Else the detector's default, if it declares an alpha.
+    let alpha = alpha.or_else(|| {
+        use crate::node::DetectorFactory as _;
+        match plugin.options().iter().find(|o| o.name == "alpha")?.default.as_ref()? {
+            tickwatch_plugin_api::Value::Double(d) => Some(*d),
+            _ => None,
+        }
+    });
+    let mut out = Outcome { field_tag, alpha, ..Default::default() };
     let group_by: Vec<&str> = plan.group_by.iter().map(String::as_str).collect();
     let mut windows = Windower::new(plan.period, plan.every, &group_by);
-    let bar = progress(points.len() as u64);
     for (i, p) in points.into_iter().enumerate() {
+        on_point(&p, i as u64);
         out.points += 1;
         out.skipped +=
             tracked.iter().filter(|f| values::read(&p, f) == Reading::Unusable).count() as u64;
@@ -138,11 +176,10 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
                 break;
             }
         }
-        if i % 4096 == 0 {
-            bar.set_position(i as u64);
-        }
     }
-    bar.finish_and_clear();
+    // From here the child is waited for (and reaped) by `close`: the
+    // interrupt cleanup must no longer signal its pid.
+    _armed.child_done();
     let closed = udf.close().context("finishing the replay")?;
     if let Some(e) = closed.error {
         bail!("the node failed: {e}");
@@ -155,19 +192,34 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     Ok(out)
 }
 
+/// At most this many distinct field names are remembered for the warning
+/// below (a bound on hostile input).
+const MAX_SEEN_FIELDS: usize = 10_000;
+
+/// Adds `p`'s field names to `seen` (up to [`MAX_SEEN_FIELDS`]).
+fn see_fields(seen: &mut std::collections::BTreeSet<String>, p: &agent::Point) {
+    if seen.len() >= MAX_SEEN_FIELDS {
+        return;
+    }
+    let names = p
+        .fields_double
+        .keys()
+        .chain(p.fields_int.keys())
+        .chain(p.fields_string.keys())
+        .chain(p.fields_bool.keys());
+    for n in names {
+        if !seen.contains(n) {
+            seen.insert(n.clone());
+        }
+    }
+}
+
 /// Warns about each tracked field no point carries (a typo such as `bedd`
 /// would otherwise only show as a field with no verdicts), naming the
 /// fields the input does have.
-fn warn_missing_fields(points: &[agent::Point], tracked: &[String]) {
-    let mut seen: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-    for p in points {
-        seen.extend(p.fields_double.keys().map(String::as_str));
-        seen.extend(p.fields_int.keys().map(String::as_str));
-        seen.extend(p.fields_string.keys().map(String::as_str));
-        seen.extend(p.fields_bool.keys().map(String::as_str));
-    }
+fn warn_missing_fields(seen: &std::collections::BTreeSet<String>, tracked: &[String]) {
     for f in tracked.iter().filter(|f| !seen.contains(f.as_str())) {
-        let fields: Vec<&str> = seen.iter().copied().collect();
+        let fields: Vec<&str> = seen.iter().map(String::as_str).collect();
         tracing::warn!(
             "tracked field {f:?} appears in no point of the input (its fields: {})",
             fields.join(", ")
@@ -182,8 +234,8 @@ const PLAUSIBLE_NS: std::ops::RangeInclusive<i128> =
 /// The `--precision` the timestamps seem written in, when it is not the one
 /// given: every point falls between 2000 and 2100 under that unit, and not
 /// under the given one.
-fn precision_hint(points: &[agent::Point], given: Precision) -> Option<&'static str> {
-    let (min, max) = (points.first()?.time, points.last()?.time);
+fn precision_hint(range: Option<(i64, i64)>, given: Precision) -> Option<&'static str> {
+    let (min, max) = range?;
     let raw = |t: i64| i128::from(t) / i128::from(given.to_ns());
     let fits = |factor: i128| {
         PLAUSIBLE_NS.contains(&(raw(min) * factor)) && PLAUSIBLE_NS.contains(&(raw(max) * factor))
@@ -211,13 +263,117 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-/// One emitted point as a JSON object: time (RFC 3339), name, tags (the
+/// A progress bar over the input's bytes on stderr (a spinner counting
+/// bytes when the length is unknown, as for stdin), drawn only when stderr
+/// is a terminal.
+fn reading_progress(total: u64) -> ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = if total > 0 {
+        (
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
+            "{bar:40} {bytes}/{total_bytes} read ({eta} left)",
+        )
+    } else {
+        (
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            "{spinner} {bytes} read",
+        )
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Cleanup when the user interrupts a replay: the served node is stopped
+/// and its temporary state directory removed, then the process exits 130
+/// (as a shell reports SIGINT). Without it, Ctrl-C left the directory
+/// behind. One handler thread per process (signal-hook), armed while a
+/// node runs.
+mod interrupt {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, Once};
+
+    static ARMED: Mutex<Option<(Option<u32>, PathBuf)>> = Mutex::new(None);
+    static HANDLER: Once = Once::new();
+
+    /// Disarms on drop (the normal end cleans up by itself).
+    pub struct Armed;
+
+    impl Drop for Armed {
+        fn drop(&mut self) {
+            if let Ok(mut a) = ARMED.lock() {
+                *a = None;
+            }
+        }
+    }
+
+    impl Armed {
+        /// The child is about to be waited for: an interrupt now only
+        /// removes the directory.
+        pub fn child_done(&self) {
+            if let Ok(mut a) = ARMED.lock()
+                && let Some((pid, _)) = a.as_mut()
+            {
+                *pid = None;
+            }
+        }
+    }
+
+    /// Arms the cleanup for the node `pid` and its state directory `dir`.
+    pub fn arm(pid: Option<u32>, dir: &Path) -> Armed {
+        if let Ok(mut a) = ARMED.lock() {
+            *a = Some((pid, dir.to_path_buf()));
+        }
+        HANDLER.call_once(|| {
+            use signal_hook::consts::{SIGINT, SIGTERM};
+            match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+                Ok(mut signals) => {
+                    std::thread::spawn(move || {
+                        if let Some(sig) = signals.forever().next() {
+                            cleanup();
+                            std::process::exit(128 + sig);
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(
+                    "cannot handle Ctrl-C ({e}): an interrupted replay may \
+                                          leave its temporary directory behind"
+                ),
+            }
+        });
+        Armed
+    }
+
+    fn cleanup() {
+        let armed = ARMED.lock().ok().and_then(|mut a| a.take());
+        let Some((pid, dir)) = armed else { return };
+        if let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) {
+            // SAFETY: plain syscalls on our own child's pid; nothing else
+            // reaps the child while its pid is armed (the main thread waits
+            // for it only after `child_done`), so the pid is still ours.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("interrupted: the replay's node was stopped and {} removed", dir.display());
+    }
+}
+
+/// One emitted point as a JSON object: time (RFC 3339) and time_ns (the
+/// same in nanoseconds, as `last_time`/`last_time_ns` in `tickwatch state`), name, tags (the
 /// group's), field, pvalue, anomalous and the detector's statistics.
 pub fn json_line(p: &agent::Point, field_tag: &str) -> serde_json::Value {
     let mut tags = p.tags.clone();
     let field = tags.remove(field_tag).unwrap_or_default();
     let mut obj = serde_json::Map::new();
     obj.insert("time".into(), rfc3339(p.time).into());
+    obj.insert("time_ns".into(), p.time.into());
     obj.insert("name".into(), p.name.clone().into());
     obj.insert(
         "tags".into(),
@@ -264,23 +420,46 @@ pub fn report(out: &Outcome, period: i64, malformed: u64) -> String {
     }
     for ((group, field), points) in &by {
         let _ = writeln!(s, "{group} {field}: {} anomalous window(s)", points.len());
-        for p in points {
-            let mut stats: Vec<String> = p
-                .fields_double
-                .iter()
-                .filter(|(k, _)| *k != "pvalue")
-                .map(|(k, v)| format!("{k}={v:+.3}"))
-                .collect();
-            stats.sort();
-            let _ = writeln!(
-                s,
-                "  CRITICAL  window {} – {}  pvalue={:.3e}  {}",
-                rfc3339(p.time - period),
-                rfc3339(p.time),
-                p.fields_double.get("pvalue").copied().unwrap_or(f64::NAN),
-                stats.join(" ")
-            );
-        }
+        let rows: Vec<Vec<String>> = points
+            .iter()
+            .map(|p| {
+                let mut stats: Vec<String> = p
+                    .fields_double
+                    .iter()
+                    .filter(|(k, _)| *k != "pvalue")
+                    .map(|(k, v)| format!("{k}={v:+.3}"))
+                    .collect();
+                stats.sort();
+                vec![
+                    "  CRITICAL".to_string(),
+                    format!("window {} – {}", rfc3339(p.time - period), rfc3339(p.time)),
+                    format!(
+                        "pvalue={:.3e}",
+                        p.fields_double.get("pvalue").copied().unwrap_or(f64::NAN)
+                    ),
+                    stats.join(" "),
+                ]
+            })
+            .collect();
+        let text = crate::cmd::table::render(&["", "", "", ""], &rows, &[]);
+        // Header-less: the group line above names the columns' subject.
+        s.push_str(text.split_once('\n').map_or("", |(_, rest)| rest));
+    }
+    if !per_field.is_empty() {
+        let rows: Vec<Vec<String>> = per_field
+            .iter()
+            .map(|(f, (n, a))| vec![f.clone(), n.to_string(), a.to_string()])
+            .collect();
+        let _ = writeln!(s);
+        s.push_str(&crate::cmd::table::render(
+            &["FIELD", "VERDICTS", "ANOMALOUS"],
+            &rows,
+            &[
+                crate::cmd::table::Align::Left,
+                crate::cmd::table::Align::Right,
+                crate::cmd::table::Align::Right,
+            ],
+        ));
     }
     let anomalies: Vec<String> = per_field.iter().map(|(f, (_, a))| format!("{f} {a}")).collect();
     let _ = writeln!(
@@ -312,23 +491,52 @@ pub fn replay(cfg: &ReplayConfig) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    let input = lineproto::read(&cfg.files, cfg.precision, cfg.measurement.as_deref(), now)?;
-    if input.points.is_empty() {
+    let mut stream =
+        lineproto::Stream::open(&cfg.files, cfg.precision, cfg.measurement.as_deref(), now)?;
+    let bar = reading_progress(stream.total);
+    let bytes = stream.bytes.clone();
+    let mut values = cfg.plot.as_ref().map(|_| plot::Series::new(&tracked.fields, &plan.group_by));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut range: Option<(i64, i64)> = None;
+    let out = run_stream(&plan, stream.by_ref(), &mut |p, i| {
+        range = Some(range.map_or((p.time, p.time), |(lo, _)| (lo, p.time)));
+        see_fields(&mut seen, p);
+        if let Some(v) = values.as_mut() {
+            v.add(p);
+        }
+        if i % 4096 == 0 {
+            bar.set_position(bytes.get());
+        }
+    });
+    bar.finish_and_clear();
+    let out = out?;
+    let input = &stream.input;
+    if input.malformed > lineproto::REPORT_LIMIT {
+        tracing::warn!(
+            "{} malformed lines in all (the first {} are shown)",
+            input.malformed,
+            lineproto::REPORT_LIMIT
+        );
+    }
+    if stream.late > 0 {
+        tracing::warn!(
+            "{} point(s) skipped: they came more than {} points after later ones (Kapacitor's \
+             window does not reopen a window it emitted)",
+            stream.late,
+            lineproto::REORDER
+        );
+    }
+    if out.points == 0 {
         bail!("no points to replay ({} lines read, {} malformed)", input.lines, input.malformed);
     }
-    let hint = precision_hint(&input.points, cfg.precision).map(|unit| {
+    let hint = precision_hint(range, cfg.precision).map(|unit| {
         format!("the timestamps look like --precision {unit}, not {}", cfg.precision.name())
     });
     if let Some(h) = &hint {
         tracing::warn!("{h}");
     }
-    warn_missing_fields(&input.points, &tracked.fields);
-    let values = cfg
-        .plot
-        .as_ref()
-        .map(|_| plot::Series::from_points(&input.points, &tracked.fields, &plan.group_by));
+    warn_missing_fields(&seen, &tracked.fields);
     let malformed = input.malformed;
-    let out = run(&plan, input.points)?;
     if out.windows == 0 {
         bail!(
             "no window closed: the data spans less than one --every ({} s){}",

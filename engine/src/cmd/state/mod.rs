@@ -1,17 +1,19 @@
-//! `tickwatch state list|show|export|import|reset`: persisted node state,
+//! `tickwatch state list|show|aside|export|import|reset|adopt`: persisted node state,
 //! readable whether or not the node is running. A stopped node's database is
 //! opened directly; a running node (its database locked by the serving
 //! process) is asked through its control socket, read-only. Changes (import,
-//! reset) refuse a running node.
+//! reset, adopt) refuse a running node: its worker owns the database and
+//! its detectors, and a change behind its back would be overwritten by its
+//! next commit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
-use tickwatch_state::store::move_aside;
+use tickwatch_state::store::{AsideRecord, move_aside};
 use tickwatch_state::{FieldState, NodeMeta, StateError, StateStore, StoreOptions, layout};
 
 use crate::cmd::{out, outln};
@@ -19,7 +21,9 @@ use crate::control::{self, Request, Response};
 use crate::inspect::{self, AsideRow, Export, FieldRow};
 use crate::kapacitor::group_label;
 use crate::node::DetectorFactory;
-use crate::node::config::options_from_fingerprint;
+use crate::node::config::{
+    DEFAULT_FIELD_TAG, NodeConfig, describing_options, fingerprint, options_from_json,
+};
 use crate::plugin::{Plugin, Registry};
 
 /// Which node, and optionally which group and field.
@@ -89,6 +93,11 @@ pub enum StateCommand {
         /// Which node and fields.
         sel: Selection,
     },
+    /// Bring compatible state set aside back.
+    Adopt {
+        /// Which node and fields.
+        sel: Selection,
+    },
 }
 
 /// How a node's state is reached.
@@ -150,30 +159,9 @@ fn find_node(state_dir: &Path, task: &str, node: &str) -> anyhow::Result<(PathBu
     Ok((dir, meta))
 }
 
-/// Left-aligned columns.
+/// Left-aligned columns (see [`crate::cmd::table`]).
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(head.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
-    out
+    crate::cmd::table::render(head, rows, &[])
 }
 
 #[derive(Serialize)]
@@ -304,7 +292,15 @@ fn show(
                         .or_insert_with(|| registry.get(detector).cloned());
                     let summary = match plugin {
                         Some(p) => {
-                            match options_from_fingerprint(&f.provenance.options, p.options()) {
+                            let recorded = meta
+                                .options
+                                .as_ref()
+                                .and_then(|o| options_from_json(o, p.options()).ok());
+                            match describing_options(
+                                &f.provenance.options,
+                                p.options(),
+                                recorded.as_ref(),
+                            ) {
                                 Ok(opts) => inspect::describe(p.as_ref(), &opts, f),
                                 Err(e) => {
                                     tracing::warn!("{e}");
@@ -374,6 +370,7 @@ fn aside(state_dir: &Path, task: &str, node: &str, json: bool) -> anyhow::Result
         },
         Access::Disk(store) => inspect::aside_rows(&store.reader().aside()?),
     };
+    let rows: Vec<inspect::AsideOut> = rows.iter().map(inspect::AsideOut::from).collect();
     if json {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -394,8 +391,8 @@ fn aside(state_dir: &Path, task: &str, node: &str, json: bool) -> anyhow::Result
                     r.provenance.detector_version,
                     r.provenance.state_version
                 ),
-                r.provenance.options.clone(),
-                inspect::rfc3339(r.provenance.last_time),
+                r.provenance.options.to_string(),
+                r.provenance.last_time.clone(),
                 r.set_aside_at.clone(),
                 r.reason.clone(),
             ]
@@ -417,7 +414,7 @@ fn export(state_dir: &Path, task: &str, node: &str, output: Option<&Path>) -> an
         Access::Live(path) => ask_export(&path)?,
         Access::Disk(mut store) => inspect::export(&meta.task, &meta.node, &store.load()?),
     };
-    let text = serde_json::to_string_pretty(&export)? + "\n";
+    let text = serde_json::to_string_pretty(&inspect::export_file(&export))? + "\n";
     match output {
         Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
         None => out!("{text}"),
@@ -443,12 +440,19 @@ fn import(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let export: Export =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        inspect::parse_export(&text).with_context(|| format!("reading {}", file.display()))?;
     let states = inspect::import(&export)?;
+    let (task, node) = (task.unwrap_or(&export.task), node.unwrap_or(&export.node));
+    let detector = states.first().map(|s| s.provenance.detector.clone()).unwrap_or_default();
+    // The node's recorded configuration, if it has one, stays: importing
+    // state does not change how the node is configured.
+    let recorded = layout::read_meta(&layout::node_dir(state_dir, task, node))
+        .ok()
+        .filter(|m| m.detector == detector);
     let meta = NodeMeta {
-        task: task.unwrap_or(&export.task).to_string(),
-        node: node.unwrap_or(&export.node).to_string(),
-        detector: states.first().map(|s| s.provenance.detector.clone()).unwrap_or_default(),
+        options: recorded.as_ref().and_then(|m| m.options.clone()),
+        fields: recorded.map(|m| m.fields).unwrap_or_default(),
+        ..NodeMeta::new(task, node, &detector)
     };
     let mut store = StateStore::open(state_dir, &meta, no_wait()).map_err(refuse_running)?;
     store.commit(&states)?;
@@ -462,7 +466,7 @@ fn reset(state_dir: &Path, sel: &Selection) -> anyhow::Result<()> {
         // A node whose meta.json is unreadable can still be moved aside.
         Err(_) if layout::node_dir(state_dir, &sel.task, &sel.node).exists() => (
             layout::node_dir(state_dir, &sel.task, &sel.node),
-            NodeMeta { task: sel.task.clone(), node: sel.node.clone(), detector: String::new() },
+            NodeMeta::new(&sel.task, &sel.node, ""),
         ),
         Err(e) => return Err(e),
     };
@@ -484,6 +488,108 @@ fn reset(state_dir: &Path, sel: &Selection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The node as it was last configured (from its `meta.json`), to judge
+/// state against.
+fn configured_node(
+    meta: &NodeMeta,
+    plugin_dirs: &[PathBuf],
+) -> anyhow::Result<(crate::node::Node, Arc<Plugin>)> {
+    let Some(options) = &meta.options else {
+        bail!(
+            "the options of task {:?} node {:?} are not recorded (it last ran under an older \
+             tickwatch); run its task once, stop it, then adopt",
+            meta.task,
+            meta.node
+        );
+    };
+    let plugin = Registry::require(&meta.detector, plugin_dirs)?;
+    let detector_options = options_from_json(options, plugin.options())
+        .with_context(|| format!("reading the node's options {options}"))?;
+    let config = NodeConfig {
+        fields: meta.fields.clone(),
+        field_tag: DEFAULT_FIELD_TAG.to_string(),
+        fingerprint: fingerprint(&detector_options, plugin.options()),
+        detector_options,
+    };
+    let factory: crate::node::Factory = plugin.clone();
+    let label = format!("task {} node {}", meta.task, meta.node);
+    let node = crate::node::Node::new(factory, config, &label)
+        .context("the node's recorded options no longer build its detector")?;
+    Ok((node, plugin))
+}
+
+fn adopt(state_dir: &Path, plugin_dirs: &[PathBuf], sel: &Selection) -> anyhow::Result<()> {
+    let (dir, meta) = find_node(state_dir, &sel.task, &sel.node)?;
+    let mut store = StateStore::open_dir(&dir, no_wait()).map_err(|e| match e {
+        StateError::Locked { holder, .. } => anyhow!(
+            "the node is running ({holder}); adopt changes the state its running process owns: \
+             stop its task (kapacitor disable), adopt, then enable it"
+        ),
+        e => e.into(),
+    })?;
+    let (node, _plugin) = configured_node(&meta, plugin_dirs)?;
+    let records: Vec<(Vec<u8>, AsideRecord)> = store
+        .reader()
+        .aside_keyed()?
+        .into_iter()
+        .filter(|(_, r)| sel.matches(&r.state.group, &r.state.field))
+        .collect();
+    if records.is_empty() {
+        bail!("no state set aside for task {:?} node {:?} matches", sel.task, sel.node);
+    }
+    // Per (group, field), the newest compatible record (by its last batch,
+    // then by when it was set aside).
+    let mut chosen: BTreeMap<(String, String), (Vec<u8>, AsideRecord)> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for (key, r) in records {
+        if let Some(why) = node.judge(&r.state) {
+            refused.push(format!(
+                "field {} group {} (set aside {}): {why}",
+                r.state.field,
+                group_label(&r.state.group),
+                inspect::rfc3339_ms(r.at_ms)
+            ));
+            continue;
+        }
+        let k = (r.state.group.clone(), r.state.field.clone());
+        let newer = |old: &AsideRecord| {
+            (r.state.provenance.last_time, r.at_ms) > (old.state.provenance.last_time, old.at_ms)
+        };
+        if chosen.get(&k).is_none_or(|(_, old)| newer(old)) {
+            chosen.insert(k, (key, r));
+        }
+    }
+    if chosen.is_empty() {
+        bail!(
+            "no state set aside for task {:?} node {:?} is compatible with its current \
+             configuration ({} {}):\n  {}",
+            sel.task,
+            sel.node,
+            meta.detector,
+            meta.options.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+            refused.join("\n  ")
+        );
+    }
+    for why in &refused {
+        tracing::warn!("not adopted: {why}");
+    }
+    let current: HashMap<(String, String), FieldState> =
+        store.load()?.into_iter().map(|f| ((f.group.clone(), f.field.clone()), f)).collect();
+    for ((group, field), (key, record)) in &chosen {
+        let replaced = current.get(&(group.clone(), field.clone()));
+        store.adopt_aside(key, record, replaced, "replaced by state adopt")?;
+        outln!(
+            "adopted field {field} group {}: state with last batch at {}, set aside {} ({}){}",
+            group_label(group),
+            inspect::rfc3339(record.state.provenance.last_time),
+            inspect::rfc3339_ms(record.at_ms),
+            record.reason,
+            if replaced.is_some() { "; the field's newer state is set aside" } else { "" }
+        );
+    }
+    Ok(())
+}
+
 /// Runs `tickwatch state …` on `state_dir`.
 pub fn run(state_dir: &Path, plugin_dirs: &[PathBuf], cmd: StateCommand) -> anyhow::Result<()> {
     match cmd {
@@ -497,5 +603,6 @@ pub fn run(state_dir: &Path, plugin_dirs: &[PathBuf], cmd: StateCommand) -> anyh
             import(state_dir, &file, task.as_deref(), node.as_deref())
         }
         StateCommand::Reset { sel } => reset(state_dir, &sel),
+        StateCommand::Adopt { sel } => adopt(state_dir, plugin_dirs, &sel),
     }
 }

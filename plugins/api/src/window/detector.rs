@@ -51,9 +51,16 @@ pub trait BaselineTest: Debug + Clone + PartialEq + Send + 'static {
 
     /// [`Detector::options`]; by default the presets `size` (3600),
     /// `alpha` (0.001) and `rebaseline`, as
-    /// [`BaselineDetector::from_presets`] reads them.
+    /// [`BaselineDetector::from_presets`] reads them. `alpha` is
+    /// [scoring-only](OptionSpec::scoring_only): the [`Baseline`]'s saved
+    /// state (history, run, counters) is valid under any alpha; `size` and
+    /// `rebaseline` shape it.
     fn options() -> Vec<OptionSpec> {
-        vec![preset::size(Some(3600)), preset::alpha(Some(0.001)), preset::rebaseline()]
+        vec![
+            preset::size(Some(3600)),
+            preset::alpha(Some(0.001)).scoring_only(),
+            preset::rebaseline(),
+        ]
     }
 
     /// [`Detector::new`]: the detector for validated options.
