@@ -49,6 +49,8 @@ pub fn session(data: &[u8]) {
         field_arity: 3,
         state: None,
         batch_timeout: None,
+        edge: crate::node::Edge::Batch,
+        idle_evict: 3_600_000_000_000,
     };
     let _ = session::run(Cursor::new(data.to_vec()), std::io::sink(), &config);
 }

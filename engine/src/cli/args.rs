@@ -149,6 +149,37 @@ pub struct ServeArgs {
     /// disables it.
     #[arg(long, default_value = "5s", value_parser = parse_limit)]
     pub batch_timeout: Limit,
+
+    /// Which edges the UDF wants: `batch` (windows from |window()) or
+    /// `stream` (points; the node forms windows itself from
+    /// .period().every(), or scores every point). One per
+    /// [udf.functions.X] entry: `tickwatch info` prints both.
+    #[arg(long, value_enum, default_value = "batch")]
+    pub edge: EdgeArg,
+
+    /// Stream edges: a group whose last point is this much older (in data
+    /// time) than the newest point leaves memory; its state stays in the
+    /// state directory and comes back with its next point. 1s to 366d.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub idle_evict: i64,
+}
+
+/// `--edge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EdgeArg {
+    /// Batches from |window() (wants BATCH).
+    Batch,
+    /// Points one at a time (wants STREAM).
+    Stream,
+}
+
+impl From<EdgeArg> for crate::node::Edge {
+    fn from(e: EdgeArg) -> Self {
+        match e {
+            EdgeArg::Batch => crate::node::Edge::Batch,
+            EdgeArg::Stream => crate::node::Edge::Stream,
+        }
+    }
 }
 
 /// A time limit in nanoseconds, or none (`off`).

@@ -71,6 +71,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .batch_timeout
                 .0
                 .map(|ns| std::time::Duration::from_nanos(ns.unsigned_abs())),
+            edge: a.edge.into(),
+            idle_evict: a.idle_evict,
         }),
         Command::Demo(a) => cmd::demo::run(&cmd::demo::DemoConfig {
             seed: a.seed,

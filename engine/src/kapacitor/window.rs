@@ -12,6 +12,10 @@
 //! points. Each group has its own windows; a group id is `k=v,k=v` over the
 //! sorted group-by tags.
 //!
+//! Groups are keyed by their id: [`Windower::push`] computes it from the
+//! group-by tags (replay, tests), [`Windower::push_grouped`] takes the id
+//! Kapacitor put on a stream point (a stream-edge node).
+//!
 //! Not covered: `.align()`, `.fillPeriod()`, count windows, and `every = 0`
 //! (which Kapacitor treats as "emit on every point"); callers pass a
 //! positive `every` (replay's flags refuse anything else).
@@ -60,19 +64,38 @@ impl Windower {
     /// one window, as in Kapacitor.
     pub fn push(&mut self, p: agent::Point) -> Option<Batch> {
         let group = group_id("", false, &self.group_by, &p.tags);
+        let group_by = &self.group_by;
+        let tags = || {
+            group_by
+                .iter()
+                .filter_map(|k| p.tags.get(k).map(|v| (k.clone(), v.clone())))
+                .collect()
+        };
+        let tags: HashMap<String, String> = if self.groups.contains_key(&group) {
+            HashMap::new()
+        } else {
+            tags()
+        };
+        self.push_grouped(group, tags, false, p)
+    }
+
+    /// Feeds one point of the Kapacitor group `group` (its id as Kapacitor
+    /// computed it, e.g. a stream point's `group`), whose group-by tags are
+    /// `tags` (read the first time the group is seen) and whose id carries
+    /// the measurement when `by_name`; otherwise as [`Windower::push`].
+    pub fn push_grouped(
+        &mut self,
+        group: String,
+        tags: HashMap<String, String>,
+        by_name: bool,
+        p: agent::Point,
+    ) -> Option<Batch> {
         let every = self.every;
         let w = self.groups.entry(group.clone()).or_insert_with(|| GroupWindow {
             next_end: p.time.saturating_add(every),
-            tags: HashMap::new(),
+            tags,
             buf: VecDeque::new(),
         });
-        if w.tags.is_empty() {
-            w.tags = self
-                .group_by
-                .iter()
-                .filter_map(|k| p.tags.get(k).map(|v| (k.clone(), v.clone())))
-                .collect();
-        }
         let mut out = None;
         if p.time >= w.next_end {
             let end = w.next_end;
@@ -101,7 +124,7 @@ impl Windower {
                     group: group.clone(),
                     tags: w.tags.clone(),
                     size: points.len() as i64,
-                    by_name: false,
+                    by_name,
                 },
                 points,
                 end: agent::EndBatch {
@@ -109,7 +132,7 @@ impl Windower {
                     group: group.clone(),
                     tmax: end,
                     tags: w.tags.clone(),
-                    by_name: false,
+                    by_name,
                 },
             });
             // Kapacitor (`windowByTime.Insert`): the next emit time depends on
@@ -123,6 +146,23 @@ impl Windower {
         }
         w.buf.push_back(p);
         out
+    }
+
+    /// Forgets group `group`'s window (its buffered points are dropped, as
+    /// Kapacitor drops an open window when a task stops); its next point
+    /// starts it again, as a new group would.
+    pub fn forget(&mut self, group: &str) {
+        self.groups.remove(group);
+    }
+
+    /// How many groups have an open window.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether `group` has an open window.
+    pub fn holds(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
     }
 }
 

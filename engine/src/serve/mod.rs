@@ -46,7 +46,15 @@ pub struct ServeConfig {
     pub init_timeout: std::time::Duration,
     /// The watchdog's limit for one detector call (`None`: no watchdog).
     pub batch_timeout: Option<std::time::Duration>,
+    /// Batch or stream edges (`--edge`).
+    pub edge: crate::node::Edge,
+    /// Stream edges: evict a group idle this long (ns of data time).
+    pub idle_evict: i64,
 }
+
+/// Bounds of `--idle-evict`: a second to a year of data time.
+pub const IDLE_EVICT_RANGE: std::ops::RangeInclusive<i64> =
+    1_000_000_000..=366 * 24 * 3600 * 1_000_000_000;
 
 /// Runs `serve` to completion.
 pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
@@ -58,6 +66,9 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
     }
     if cfg.init_timeout.is_zero() {
         bail!("--init-timeout must be positive");
+    }
+    if !IDLE_EVICT_RANGE.contains(&cfg.idle_evict) {
+        bail!("--idle-evict must be between 1s and 366 days");
     }
     let plugin = Registry::require(&cfg.detector, &cfg.plugin_dirs)?;
     tracing::debug!(
@@ -76,6 +87,8 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         field_arity: cfg.field_arity,
         state,
         batch_timeout: cfg.batch_timeout,
+        edge: cfg.edge,
+        idle_evict: cfg.idle_evict,
     };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),

@@ -22,7 +22,7 @@ use tickwatch_state::{
 use crate::control::ControlServer;
 use crate::control::server::Source;
 use crate::kapacitor::Batch;
-use crate::node::{DetectorError, Node, NodeError};
+use crate::node::{DetectorError, Node, NodeError, StateSource};
 
 /// Persistence settings.
 #[derive(Debug, Clone)]
@@ -141,13 +141,32 @@ impl Persisted {
     /// returns; on a failure, also the error, and the points are those of
     /// the batches before the failing one (committed as well).
     pub fn process_all(&mut self, batches: &[Batch]) -> (Vec<agent::Point>, Option<PersistError>) {
+        self.commit_each(batches, |node, b| node.process(b))
+    }
+
+    /// Stream edges: takes `points` in order (the node forms and scores
+    /// the windows they close) and commits every new state once, as
+    /// [`Persisted::process_all`] does: no point comes back before the
+    /// state it depends on is committed.
+    pub fn process_points(
+        &mut self,
+        points: Vec<agent::Point>,
+    ) -> (Vec<agent::Point>, Option<PersistError>) {
+        self.commit_each(points, |node, p| node.process_point(p))
+    }
+
+    fn commit_each<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        mut score: impl FnMut(&mut Node, T) -> Result<crate::node::Scored, NodeError>,
+    ) -> (Vec<agent::Point>, Option<PersistError>) {
         let mut points = Vec::new();
         let mut states: Vec<FieldState> = Vec::new();
         // (group, field) → index in `states`, so each field is written once.
         let mut latest: HashMap<(String, String), usize> = HashMap::new();
         let mut failed = None;
-        for batch in batches {
-            match self.node.process(batch) {
+        for item in items {
+            match score(&mut self.node, item) {
                 Ok(scored) => {
                     points.extend(scored.points);
                     for st in scored.states {
@@ -190,9 +209,43 @@ impl Persisted {
         Ok(self.node.apply_restore(plan))
     }
 
-    /// Every (group, field) state of the node.
+    /// Every (group, field) state of the node, including stream groups
+    /// evicted from memory while idle (read back from the store).
     pub fn snapshot(&mut self) -> Result<Snapshot, DetectorError> {
-        self.node.snapshot()
+        let mut snap = self.node.snapshot()?;
+        if self.node.evicted_any()
+            && let Some(store) = &self.store
+        {
+            let stored = store
+                .reader()
+                .fields()
+                .map_err(|e| DetectorError::Refused(format!("cannot read evicted state: {e}")))?;
+            let held: std::collections::HashSet<(String, String)> =
+                snap.fields.iter().map(|f| (f.group.clone(), f.field.clone())).collect();
+            snap.fields.extend(
+                stored.into_iter().filter(|f| !held.contains(&(f.group.clone(), f.field.clone()))),
+            );
+            snap.fields.sort_by(|a, b| (&a.group, &a.field).cmp(&(&b.group, &b.field)));
+        }
+        Ok(snap)
+    }
+
+    /// Serves stream edges (see `node::stream`): with a store, groups idle
+    /// for `idle` ns of data time leave memory and come back from it.
+    pub fn stream_edges(&mut self, idle: i64) {
+        self.node.stream_edges(idle);
+        if let Some(store) = &self.store {
+            self.node.state_source(Box::new(StoreSource(store.reader())));
+        }
+    }
+}
+
+/// The store as the node's [`StateSource`] for evicted groups.
+struct StoreSource(tickwatch_state::StoreReader);
+
+impl StateSource for StoreSource {
+    fn fetch(&self, group: &str, field: &str) -> Result<Option<FieldState>, String> {
+        self.0.field(group, field).map_err(|e| e.to_string())
     }
 }
 

@@ -36,7 +36,7 @@ use super::queue;
 use crate::kapacitor::Batch;
 use crate::node::detector::panic_text;
 use crate::node::watch::Progress;
-use crate::node::{Factory, Node, config};
+use crate::node::{Edge, Factory, Node, config, stream};
 
 /// What every session of a serving process shares.
 #[derive(Clone)]
@@ -50,6 +50,11 @@ pub struct SessionConfig {
     /// The watchdog: a detector call running longer than this ends the
     /// session with an ErrorResponse naming it (`None`: no watchdog).
     pub batch_timeout: Option<std::time::Duration>,
+    /// Batch edges (windows from `|window()`) or stream edges (points; the
+    /// node windows them itself, see `node::stream`).
+    pub edge: Edge,
+    /// Stream edges: a group idle this long (ns of data time) leaves memory.
+    pub idle_evict: i64,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -153,6 +158,8 @@ enum Work {
     Restore(agent::RestoreRequest),
     Snapshot,
     Batch(Batch),
+    /// Stream edges: consecutive points read in one go (see `STREAM_RUN`).
+    Points(Vec<agent::Point>),
     Eof { open_batch: bool },
     Broken(String),
 }
@@ -163,6 +170,7 @@ impl Work {
     fn cost(&self, bytes: usize) -> usize {
         match self {
             Work::Batch(b) => bytes.saturating_add(b.points.len().saturating_mul(POINT_COST)),
+            Work::Points(p) => bytes.saturating_add(p.len().saturating_mul(POINT_COST)),
             _ => bytes.max(1),
         }
     }
@@ -215,7 +223,10 @@ where
     let on_hang: std::sync::Arc<Hang> = std::sync::Arc::new(reader.on_hang());
     let spawned = thread::Builder::new()
         .name("udf-reader".into())
-        .spawn(move || read_loop(reader, work_tx, reader_out));
+        .spawn({
+            let edge = config.edge;
+            move || read_loop(reader, work_tx, reader_out, edge)
+        });
     if let Err(e) = spawned {
         return Err(SessionError::Thread(format!("cannot start reader thread: {e}")));
     }
@@ -239,8 +250,16 @@ where
     })
 }
 
-fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>) {
+/// Stream edges: most points the reader gathers into one work item. It
+/// hands them over sooner whenever no further frame is already buffered,
+/// so a trickle waits for nothing.
+const STREAM_RUN: usize = 1024;
+
+fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>, edge: Edge) {
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+    // Stream edges: points read but not yet queued, and their frame bytes.
+    let mut points: Vec<agent::Point> = Vec::new();
+    let mut points_bytes = 0usize;
     let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
     // Frame bytes of the batch being assembled, for the queue's bound.
@@ -248,7 +267,15 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
     // The latest keepalive time seen, re-answered while the reader waits.
     let mut last_keepalive: Option<i64> = None;
     loop {
-        let req = match read_request(&mut reader, &mut buf) {
+        let req = read_request(&mut reader, &mut buf);
+        if !points.is_empty() && !matches!(&req, Ok(Some(r)) if matches!(r.message, Some(request::Message::Point(_)))) {
+            let run = Work::Points(std::mem::take(&mut points));
+            let cost = run.cost(std::mem::take(&mut points_bytes));
+            if work.send(run, cost).is_err() {
+                return;
+            }
+        }
+        let req = match req {
             Ok(Some(r)) => r,
             Ok(None) => {
                 let _ = work.send(Work::Eof { open_batch: batch.is_some() }, 1);
@@ -280,6 +307,11 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                 send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }));
                 continue;
             }
+            Some(request::Message::Begin(_)) if edge == Edge::Stream => Work::Broken(
+                "protocol error: BeginBatch, but this UDF is served with --edge stream (it wants \
+                 stream edges): remove |window() before it, or use the batch-edge function"
+                    .into(),
+            ),
             Some(request::Message::Begin(begin)) => {
                 if batch.is_some() {
                     Work::Broken("protocol error: BeginBatch while a batch is open".into())
@@ -299,6 +331,15 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     b.points.push(p);
                     batch_bytes += frame_bytes;
                     continue;
+                }
+                None if edge == Edge::Stream => {
+                    points.push(p);
+                    points_bytes += frame_bytes;
+                    if points.len() < STREAM_RUN && !reader.buffer().is_empty() {
+                        continue;
+                    }
+                    bytes = std::mem::take(&mut points_bytes);
+                    Work::Points(std::mem::take(&mut points))
                 }
                 None => Work::Broken(
                     "protocol error: point outside a batch (this UDF wants batch edges: \
@@ -386,6 +427,8 @@ fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), Sessi
 enum Job {
     /// Consecutive batches, scored together and committed once.
     Batches(Vec<Batch>),
+    /// Consecutive stream points, likewise committed once.
+    Points(Vec<agent::Point>),
     One(Work),
 }
 
@@ -420,6 +463,14 @@ impl Worker<'_> {
                     }
                     Job::Batches(batches)
                 }
+                Work::Points(mut points) => {
+                    while rx.next_is(|w| matches!(w, Work::Points(_))) {
+                        if let Some(Work::Points(more)) = rx.try_recv() {
+                            points.extend(more);
+                        }
+                    }
+                    Job::Points(points)
+                }
                 other => Job::One(other),
             };
             // A panic anywhere below (the database library, a bug of ours)
@@ -427,6 +478,10 @@ impl Worker<'_> {
             // waiting on a thread that is gone.
             let step = catch_unwind(AssertUnwindSafe(|| match job {
                 Job::Batches(batches) => match self.batches(&batches) {
+                    Ok(()) => Step::Continue,
+                    Err(e) => Step::End(Err(e)),
+                },
+                Job::Points(points) => match self.points(points) {
                     Ok(()) => Step::Continue,
                     Err(e) => Step::End(Err(e)),
                 },
@@ -465,6 +520,7 @@ impl Worker<'_> {
             }
             Work::Snapshot => self.snapshot(),
             Work::Batch(b) => self.batches(std::slice::from_ref(&b)),
+            Work::Points(p) => self.points(p),
             Work::Eof { open_batch } => {
                 if open_batch {
                     tracing::warn!(
@@ -512,7 +568,10 @@ impl Worker<'_> {
         send(
             self.out,
             response::Message::Info(agent::InfoResponse {
-                wants: agent::EdgeType::Batch as i32,
+                wants: match self.config.edge {
+                    Edge::Batch => agent::EdgeType::Batch as i32,
+                    Edge::Stream => agent::EdgeType::Stream as i32,
+                },
                 provides: agent::EdgeType::Stream as i32,
                 options,
             }),
@@ -554,6 +613,7 @@ impl Worker<'_> {
     fn open(&self, req: &agent::InitRequest) -> Result<Persisted, Box<dyn std::error::Error>> {
         let factory = &self.config.factory;
         let cfg = config::validate(&req.options, self.config.field_arity, factory.options())?;
+        stream::check_edge(&cfg, self.config.edge, factory.name(), factory.min_window())?;
         let mut node = Node::new(factory.clone(), cfg, &self.ids)?;
         if let Some(limit) = self.config.batch_timeout {
             let progress = std::sync::Arc::new(Progress::default());
@@ -566,14 +626,21 @@ impl Worker<'_> {
                  Kapacitor's snapshots",
                 self.ids
             );
-            return Ok(Persisted::in_memory(node));
+            let mut node = Persisted::in_memory(node);
+            if self.config.edge == Edge::Stream {
+                node.stream_edges(self.config.idle_evict);
+            }
+            return Ok(node);
         };
         let meta = NodeMeta {
             task: req.task_id.clone(),
             node: req.node_id.clone(),
             detector: factory.name().to_string(),
         };
-        let (node, n) = Persisted::open(node, st, &meta)?;
+        let (mut node, n) = Persisted::open(node, st, &meta)?;
+        if self.config.edge == Edge::Stream {
+            node.stream_edges(self.config.idle_evict);
+        }
         tracing::info!(
             "{}: state in {}; picked up {n} persisted field state(s)",
             self.ids,
@@ -674,6 +741,24 @@ impl Worker<'_> {
         let (points, failed) = node.process_all(batches);
         if !points.is_empty() {
             send_out(self.out, Out::Points(points));
+        }
+        match failed {
+            None => Ok(()),
+            Some(e) => Err(self_fatal(self.out, &self.ids, e.to_string())),
+        }
+    }
+}
+
+impl Worker<'_> {
+    /// Stream edges: `points` in order through the node's windows, their
+    /// states committed once, then the points they produced emitted.
+    fn points(&mut self, points: Vec<agent::Point>) -> Result<(), SessionError> {
+        let Some(node) = self.node.as_mut() else {
+            return Err(self.fatal("protocol error: point before a successful Init".into()));
+        };
+        let (out, failed) = node.process_points(points);
+        if !out.is_empty() {
+            send_out(self.out, Out::Points(out));
         }
         match failed {
             None => Ok(()),

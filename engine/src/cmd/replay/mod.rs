@@ -120,7 +120,7 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
     if !init.success {
         bail!("--udf refused by the detector: {}", init.error);
     }
-    let Tracking { fields: tracked, field_tag } =
+    let Tracking { fields: tracked, field_tag, .. } =
         config::tracking(&plan.options).map_err(|e| anyhow!("--udf: {e}"))?;
     let mut out = Outcome { field_tag, ..Default::default() };
     let group_by: Vec<&str> = plan.group_by.iter().map(String::as_str).collect();
