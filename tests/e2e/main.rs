@@ -27,3 +27,5 @@ mod cli;
 mod fuzz;
 // Bounded queues (flat RSS, keepalives while full) and adaptive group commit under SIGKILL.
 mod backpressure;
+// Stream edges: windows formed by tickwatch equal batch mode's, pass-through, eviction, restarts.
+mod stream;
