@@ -459,3 +459,36 @@ fn many_groups_with_idle_eviction_come_back_with_their_state() {
     let back_at = start + 9000 * sec + FIVE_MIN;
     assert!(got.iter().any(|v| v.group == "p00" && v.time == back_at), "p00 resumes at once");
 }
+
+#[test]
+fn replay_in_stream_mode_prints_what_batch_mode_prints() {
+    let dir = support::private_dir();
+    let data = dir.path().join("two.lp");
+    let mut lines = String::new();
+    for (printer, seed) in [("a", 71u64), ("b", 72)] {
+        for r in scenario::printer_day(seed).iter().take(6 * 3600) {
+            lines.push_str(&r.line_protocol(&format!("printer={printer}"), &["bed"]));
+            lines.push('\n');
+        }
+    }
+    std::fs::write(&data, lines).expect("write data");
+    let run = |extra: &[&str]| {
+        let out = support::tickwatch()
+            .args(["replay", data.to_str().expect("utf-8"), "--precision", "s"])
+            .args(["--detector", "ttest", "--group-by", "printer", "--json"])
+            .args(["--udf", ".field('hotend','bed','air').size(3600).alpha(0.001)"])
+            .args(extra)
+            .arg("--plugin-dir")
+            .arg(support::plugin_dir())
+            .output()
+            .expect("run replay");
+        assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    for window in [&["--window", "5m"][..], &["--window", "15m", "--every", "5m"]] {
+        let batch = run(window);
+        let stream = run(&[window, &["--edge", "stream"][..]].concat());
+        assert!(batch.lines().count() > 300, "{batch}");
+        assert_eq!(stream, batch, "{window:?}");
+    }
+}

@@ -272,6 +272,11 @@ pub struct ReplayArgs {
     /// The `--field-arity` the UDF is served with.
     #[arg(long, default_value_t = 3)]
     pub field_arity: usize,
+    /// `stream`: send the points as a stream-edge task does (the node forms
+    /// the windows from --window/--every, or the chain's .period().every());
+    /// `batch`: send the windows, as after |window().
+    #[arg(long, value_enum, default_value = "batch")]
+    pub edge: EdgeArg,
     #[command(flatten)]
     pub plugins: PluginDirArg,
 }
@@ -303,6 +308,7 @@ impl ReplayArgs {
             plot: self.plot,
             field_arity: self.field_arity,
             plugin_dirs: self.plugins.resolve(),
+            edge: self.edge.into(),
         })
     }
 }

@@ -115,6 +115,7 @@ pub fn run(args: &DemoConfig) -> anyhow::Result<()> {
         group_by: Vec::new(),
         field_arity: 3,
         plugin_dirs: args.plugin_dirs.clone(),
+        edge: crate::node::Edge::Batch,
     };
     let fields: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
     let series = args.plot.as_ref().map(|_| plot::Series::from_points(&input.points, &fields, &[]));
