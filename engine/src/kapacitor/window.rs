@@ -76,7 +76,7 @@ impl Windower {
         } else {
             tags()
         };
-        self.push_grouped(group, tags, false, p)
+        self.push_grouped(&group, tags, false, p)
     }
 
     /// Feeds one point of the Kapacitor group `group` (its id as Kapacitor
@@ -85,17 +85,21 @@ impl Windower {
     /// the measurement when `by_name`; otherwise as [`Windower::push`].
     pub fn push_grouped(
         &mut self,
-        group: String,
+        group: &str,
         tags: HashMap<String, String>,
         by_name: bool,
         p: agent::Point,
     ) -> Option<Batch> {
         let every = self.every;
-        let w = self.groups.entry(group.clone()).or_insert_with(|| GroupWindow {
-            next_end: p.time.saturating_add(every),
-            tags,
-            buf: VecDeque::new(),
-        });
+        if !self.groups.contains_key(group) {
+            let w = GroupWindow {
+                next_end: p.time.saturating_add(every),
+                tags,
+                buf: VecDeque::new(),
+            };
+            self.groups.insert(group.to_string(), w);
+        }
+        let w = self.groups.get_mut(group)?;
         let mut out = None;
         if p.time >= w.next_end {
             let end = w.next_end;
@@ -103,25 +107,38 @@ impl Windower {
             while w.buf.front().is_some_and(|q| q.time < start) {
                 w.buf.pop_front();
             }
-            let points: Vec<agent::Point> = w
-                .buf
-                .iter()
-                .filter(|q| q.time < end)
-                .map(|q| agent::Point {
+            // Points this window is the last to need (the leading ones
+            // before the next window's start) are moved into it; the rest
+            // are copied. Tumbling windows copy nothing.
+            let keep_from = p.time.saturating_add(every).saturating_sub(self.period);
+            let last_use = w.buf.iter().take_while(|q| q.time < keep_from).count();
+            let mut points: Vec<agent::Point> = Vec::with_capacity(w.buf.len());
+            points.extend(w.buf.drain(..last_use).filter(|q| q.time < end).map(|q| {
+                agent::Point {
                     time: q.time,
-                    group: group.clone(),
-                    tags: q.tags.clone(),
-                    fields_double: q.fields_double.clone(),
-                    fields_int: q.fields_int.clone(),
-                    fields_string: q.fields_string.clone(),
-                    fields_bool: q.fields_bool.clone(),
+                    group: group.to_string(),
+                    tags: q.tags,
+                    fields_double: q.fields_double,
+                    fields_int: q.fields_int,
+                    fields_string: q.fields_string,
+                    fields_bool: q.fields_bool,
                     ..Default::default()
-                })
-                .collect();
+                }
+            }));
+            points.extend(w.buf.iter().filter(|q| q.time < end).map(|q| agent::Point {
+                time: q.time,
+                group: group.to_string(),
+                tags: q.tags.clone(),
+                fields_double: q.fields_double.clone(),
+                fields_int: q.fields_int.clone(),
+                fields_string: q.fields_string.clone(),
+                fields_bool: q.fields_bool.clone(),
+                ..Default::default()
+            }));
             out = Some(Batch {
                 begin: agent::BeginBatch {
                     name: p.name.clone(),
-                    group: group.clone(),
+                    group: group.to_string(),
                     tags: w.tags.clone(),
                     size: points.len() as i64,
                     by_name,
@@ -129,7 +146,7 @@ impl Windower {
                 points,
                 end: agent::EndBatch {
                     name: p.name.clone(),
-                    group: group.clone(),
+                    group: group.to_string(),
                     tmax: end,
                     tags: w.tags.clone(),
                     by_name,
@@ -139,10 +156,6 @@ impl Windower {
             // the point that closed this window, not on the last end, so a gap
             // closes one window and the next ones follow the data again.
             w.next_end = p.time.saturating_add(every);
-            let keep_from = w.next_end.saturating_sub(self.period);
-            while w.buf.front().is_some_and(|q| q.time < keep_from) {
-                w.buf.pop_front();
-            }
         }
         w.buf.push_back(p);
         out

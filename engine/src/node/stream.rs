@@ -139,7 +139,7 @@ impl StreamWindows {
 
     /// Takes one stream point; returns the window it closes, if any (at
     /// most one, as in Kapacitor).
-    pub fn push(&mut self, p: agent::Point) -> Option<Closed> {
+    pub fn push(&mut self, mut p: agent::Point) -> Option<Closed> {
         self.newest = self.newest.max(p.time);
         if !self.groups.contains_key(&p.group) {
             self.groups.insert(p.group.clone(), GroupSeen { last: p.time, held: VecDeque::new() });
@@ -171,7 +171,9 @@ impl StreamWindows {
         };
         let held = self.pass_through.then(|| p.clone());
         let tags = if windows.holds(&p.group) { HashMap::new() } else { group_tags(&p) };
-        let closed = windows.push_grouped(p.group.clone(), tags, p.by_name, p);
+        let group = std::mem::take(&mut p.group);
+        let by_name = p.by_name;
+        let closed = windows.push_grouped(&group, tags, by_name, p);
         let mut pass = Vec::new();
         if let Some(b) = &closed {
             let end = b.end.tmax;
