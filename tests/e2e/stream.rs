@@ -42,8 +42,10 @@ fn stream_node(state_dir: &Path, options: Vec<agent::Option>, extra: &[&str]) ->
 /// them on a stream edge: named points with their group id and dimensions,
 /// interleaved by time. `keep` drops readings (gaps).
 fn day_points(printers: &[(&str, u64)], keep: impl Fn(&str, i64) -> bool) -> Vec<agent::Point> {
-    let days: Vec<(String, Vec<scenario::Reading>)> =
-        printers.iter().map(|(name, seed)| (name.to_string(), scenario::printer_day(*seed))).collect();
+    let days: Vec<(String, Vec<scenario::Reading>)> = printers
+        .iter()
+        .map(|(name, seed)| (name.to_string(), scenario::printer_day(*seed)))
+        .collect();
     let mut out = Vec::new();
     for i in 0..scenario::READINGS {
         for (name, day) in &days {
@@ -104,11 +106,8 @@ fn stream_mode_equals_batch_mode_fed_the_same_windows() {
     let points = day_points(&[("a", 21), ("b", 22)], |_, _| true);
     for (period, every) in [(FIVE_MIN, FIVE_MIN), (15 * MIN, FIVE_MIN)] {
         let want = batch_verdicts(&windows_of(&points, period, every));
-        let udf = stream_node(
-            &support::fresh_state_dir(),
-            stream_options(&FIELDS, period, every),
-            &[],
-        );
+        let udf =
+            stream_node(&support::fresh_state_dir(), stream_options(&FIELDS, period, every), &[]);
         let out = run_stream(udf, &points);
         for p in &out {
             assert_eq!(p.dimensions, ["field", "printer"]);
@@ -170,10 +169,8 @@ fn pass_through_keeps_every_input_point_and_field_unchanged() {
     opts.push(o::call("passThrough", vec![]));
     let udf = stream_node(&support::fresh_state_dir(), opts, &[]);
     let out = run_stream(udf, &points);
-    let names: Vec<String> = FIELDS
-        .iter()
-        .flat_map(|f| [format!("{f}_anomalous"), format!("{f}_pvalue")])
-        .collect();
+    let names: Vec<String> =
+        FIELDS.iter().flat_map(|f| [format!("{f}_anomalous"), format!("{f}_pvalue")]).collect();
     // Each group's last open window (from its last every boundary) is never
     // closed, as Kapacitor's window node drops it at task stop; every other
     // point comes back, in order, unchanged but for the verdict fields.
@@ -261,11 +258,8 @@ fn init_refuses_window_options_that_do_not_fit_the_edge() {
 
 #[test]
 fn a_batch_on_a_stream_edge_ends_the_task_with_the_reason() {
-    let mut udf = stream_node(
-        &support::fresh_state_dir(),
-        stream_options(&FIELDS, FIVE_MIN, FIVE_MIN),
-        &[],
-    );
+    let mut udf =
+        stream_node(&support::fresh_state_dir(), stream_options(&FIELDS, FIVE_MIN, FIVE_MIN), &[]);
     let batches = support::day_batches(&[("a", 1)]);
     udf.send_batch(&batches[0]).expect("send");
     let closed = udf.close().expect("close");
@@ -276,16 +270,16 @@ fn a_batch_on_a_stream_edge_ends_the_task_with_the_reason() {
 
 #[test]
 fn zscore_scores_every_point_when_no_period_is_given() {
-    let points: Vec<agent::Point> = day_points(&[("a", 51)], |_, t| {
-        (t - scenario::START_NS) < 3 * 3600 * 1_000_000_000
-    });
+    let points: Vec<agent::Point> =
+        day_points(&[("a", 51)], |_, t| (t - scenario::START_NS) < 3 * 3600 * 1_000_000_000);
     let opts = || {
         let mut o = support::field_calls(&["hotend"]);
         o.push(o::call("size", vec![o::i(600)]));
         o
     };
     let dir = support::fresh_state_dir();
-    let mut udf = support::spawn_detector("zscore", &support::plugin_dir(), &dir, &["--edge", "stream"]);
+    let mut udf =
+        support::spawn_detector("zscore", &support::plugin_dir(), &dir, &["--edge", "stream"]);
     udf.info().expect("info");
     let r = udf.init("t", "z", opts()).expect("init");
     assert!(r.success, "{}", r.error);
@@ -314,7 +308,8 @@ fn zscore_scores_every_point_when_no_period_is_given() {
             }
         })
         .collect();
-    let mut batch = support::spawn_detector("zscore", &support::plugin_dir(), &support::fresh_state_dir(), &[]);
+    let mut batch =
+        support::spawn_detector("zscore", &support::plugin_dir(), &support::fresh_state_dir(), &[]);
     batch.info().expect("info");
     assert!(batch.init("t", "z", opts()).expect("init").success);
     let want = verdicts_with_field(&support::run_all(batch, &one_point));
@@ -366,8 +361,10 @@ fn restart_mid_stream(kill: bool) {
         stream_node(&support::fresh_state_dir(), opts(), &[]),
         &gapped,
     )));
-    let expected_first =
-        want.iter().filter(|v| (v.time - scenario::START_NS) / 1_000_000_000 <= STOP_S - 300).count();
+    let expected_first = want
+        .iter()
+        .filter(|v| (v.time - scenario::START_NS) / 1_000_000_000 <= STOP_S - 300)
+        .count();
     let dir = support::fresh_state_dir();
     let mut udf = stream_node(&dir, opts(), &[]);
     udf.send_points(&first).expect("send");
@@ -408,7 +405,8 @@ fn many_groups_with_idle_eviction_come_back_with_their_state() {
         p.group = group_id(&p.name, false, &p.dimensions, &p.tags);
         p
     };
-    let paused = |printer: usize, t: i64| printer < 20 && (3600..9000).contains(&((t - start) / sec));
+    let paused =
+        |printer: usize, t: i64| printer < 20 && (3600..9000).contains(&((t - start) / sec));
     let mut points = Vec::new();
     for k in 0..(4 * 360) {
         let t = start + k * 10 * sec;

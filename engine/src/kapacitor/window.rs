@@ -66,16 +66,10 @@ impl Windower {
         let group = group_id("", false, &self.group_by, &p.tags);
         let group_by = &self.group_by;
         let tags = || {
-            group_by
-                .iter()
-                .filter_map(|k| p.tags.get(k).map(|v| (k.clone(), v.clone())))
-                .collect()
+            group_by.iter().filter_map(|k| p.tags.get(k).map(|v| (k.clone(), v.clone()))).collect()
         };
-        let tags: HashMap<String, String> = if self.groups.contains_key(&group) {
-            HashMap::new()
-        } else {
-            tags()
-        };
+        let tags: HashMap<String, String> =
+            if self.groups.contains_key(&group) { HashMap::new() } else { tags() };
         self.push_grouped(&group, tags, false, p)
     }
 
@@ -92,11 +86,8 @@ impl Windower {
     ) -> Option<Batch> {
         let every = self.every;
         if !self.groups.contains_key(group) {
-            let w = GroupWindow {
-                next_end: p.time.saturating_add(every),
-                tags,
-                buf: VecDeque::new(),
-            };
+            let w =
+                GroupWindow { next_end: p.time.saturating_add(every), tags, buf: VecDeque::new() };
             self.groups.insert(group.to_string(), w);
         }
         let w = self.groups.get_mut(group)?;
@@ -113,17 +104,15 @@ impl Windower {
             let keep_from = p.time.saturating_add(every).saturating_sub(self.period);
             let last_use = w.buf.iter().take_while(|q| q.time < keep_from).count();
             let mut points: Vec<agent::Point> = Vec::with_capacity(w.buf.len());
-            points.extend(w.buf.drain(..last_use).filter(|q| q.time < end).map(|q| {
-                agent::Point {
-                    time: q.time,
-                    group: group.to_string(),
-                    tags: q.tags,
-                    fields_double: q.fields_double,
-                    fields_int: q.fields_int,
-                    fields_string: q.fields_string,
-                    fields_bool: q.fields_bool,
-                    ..Default::default()
-                }
+            points.extend(w.buf.drain(..last_use).filter(|q| q.time < end).map(|q| agent::Point {
+                time: q.time,
+                group: group.to_string(),
+                tags: q.tags,
+                fields_double: q.fields_double,
+                fields_int: q.fields_int,
+                fields_string: q.fields_string,
+                fields_bool: q.fields_bool,
+                ..Default::default()
             }));
             points.extend(w.buf.iter().filter(|q| q.time < end).map(|q| agent::Point {
                 time: q.time,

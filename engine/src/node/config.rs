@@ -259,8 +259,7 @@ pub fn validate(
 ) -> Result<NodeConfig, ConfigError> {
     let decl: HashMap<String, Vec<ValueKind>> =
         declared(field_arity, detector).into_iter().collect();
-    let mut tracked =
-        Tracking { field_tag: DEFAULT_FIELD_TAG.to_string(), ..Tracking::default() };
+    let mut tracked = Tracking { field_tag: DEFAULT_FIELD_TAG.to_string(), ..Tracking::default() };
     let mut set: HashMap<&str, Value> = HashMap::new();
 
     for opt in options {

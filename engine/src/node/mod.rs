@@ -293,13 +293,12 @@ impl Node {
             if self.evicted_any
                 && let Some(src) = &self.source
             {
-                let stored = src.fetch(&key.group, &key.field).map_err(|reason| {
-                    NodeError::StateLoad {
+                let stored =
+                    src.fetch(&key.group, &key.field).map_err(|reason| NodeError::StateLoad {
                         field: key.field.clone(),
                         group: key.group.clone(),
                         reason: DetectorError::Refused(reason),
-                    }
-                })?;
+                    })?;
                 if let Some(e) = stored
                     && self.mismatch(&e.provenance, &e.field).is_none()
                 {
@@ -316,9 +315,9 @@ impl Node {
             };
             self.tracked.insert(key.clone(), t);
         }
-        self.tracked.get_mut(key).ok_or_else(|| {
-            NodeError::Detector(DetectorError::Refused("detector vanished".into()))
-        })
+        self.tracked
+            .get_mut(key)
+            .ok_or_else(|| NodeError::Detector(DetectorError::Refused("detector vanished".into())))
     }
 
     /// Scores one window; with `.passThrough()` the output is `pass` (stream
@@ -397,7 +396,9 @@ impl Node {
         if self.config.pass_through {
             let mut points = match pass {
                 Some(p) => p,
-                None => batch.points.iter().map(|p| point::batch_point_as_stream(batch, p)).collect(),
+                None => {
+                    batch.points.iter().map(|p| point::batch_point_as_stream(batch, p)).collect()
+                }
             };
             let mut replaced = false;
             for p in &mut points {

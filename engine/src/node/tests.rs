@@ -348,7 +348,9 @@ fn windowed(fields: &[&str], extra: Vec<agent::Option>) -> Node {
 
 #[test]
 fn a_stream_node_equals_a_batch_node_fed_the_windows() {
-    let wave = |t: i64| ((t / 1_000_000_000) % 97) as f64 + if t > 3000 * 1_000_000_000 { 9.0 } else { 0.0 };
+    let wave = |t: i64| {
+        ((t / 1_000_000_000) % 97) as f64 + if t > 3000 * 1_000_000_000 { 9.0 } else { 0.0 }
+    };
     let mut points = stream_points("a", 0, 600, wave);
     points.extend(stream_points("b", 5, 600, wave));
     points.sort_by_key(|p| p.time);
@@ -408,7 +410,7 @@ fn per_point_scoring_and_idle_eviction_come_back_from_the_source() {
     n.keep_states(true);
     n.stream_edges(600 * 1_000_000_000);
     n.state_source(Box::new(store.clone()));
-    let mut feed = |n: &mut Node, points: Vec<agent::Point>| -> usize {
+    let feed = |n: &mut Node, points: Vec<agent::Point>| -> usize {
         let mut emitted = 0;
         for p in points {
             let s = n.process_point(p).unwrap();
@@ -437,12 +439,17 @@ fn per_point_scoring_and_idle_eviction_come_back_from_the_source() {
 #[test]
 fn window_options_are_checked_against_the_edge() {
     use super::stream::check_edge;
-    let w = config(&["x"], vec![
-        opt::call("period", vec![opt::dur(MIN_NS)]),
-        opt::call("every", vec![opt::dur(MIN_NS)]),
-    ]);
+    let w = config(
+        &["x"],
+        vec![
+            opt::call("period", vec![opt::dur(MIN_NS)]),
+            opt::call("every", vec![opt::dur(MIN_NS)]),
+        ],
+    );
     let plain = config(&["x"], vec![]);
-    assert!(check_edge(&w, Edge::Batch, "drift", 2).unwrap_err().to_string().contains("stream edges"));
+    assert!(
+        check_edge(&w, Edge::Batch, "drift", 2).unwrap_err().to_string().contains("stream edges")
+    );
     assert!(check_edge(&w, Edge::Stream, "drift", 2).is_ok());
     assert!(check_edge(&plain, Edge::Stream, "drift", 1).is_ok());
     let e = check_edge(&plain, Edge::Stream, "drift", 2).unwrap_err().to_string();
@@ -453,8 +460,12 @@ fn window_options_are_checked_against_the_edge() {
         options.extend(o);
         validate(&options, 3, &Drift::options()).unwrap_err().to_string()
     };
-    assert!(bad(vec![opt::call("every", vec![opt::dur(MIN_NS)])]).starts_with("option every needs"));
-    assert!(bad(vec![opt::call("period", vec![opt::dur(MIN_NS)])]).starts_with("option period needs"));
+    assert!(
+        bad(vec![opt::call("every", vec![opt::dur(MIN_NS)])]).starts_with("option every needs")
+    );
+    assert!(
+        bad(vec![opt::call("period", vec![opt::dur(MIN_NS)])]).starts_with("option period needs")
+    );
     assert!(
         bad(vec![
             opt::call("period", vec![opt::dur(0)]),

@@ -160,7 +160,9 @@ enum Work {
     Batch(Batch),
     /// Stream edges: consecutive points read in one go (see `STREAM_RUN`).
     Points(Vec<agent::Point>),
-    Eof { open_batch: bool },
+    Eof {
+        open_batch: bool,
+    },
     Broken(String),
 }
 
@@ -221,12 +223,10 @@ where
 
     let reader_out = out_tx.clone();
     let on_hang: std::sync::Arc<Hang> = std::sync::Arc::new(reader.on_hang());
-    let spawned = thread::Builder::new()
-        .name("udf-reader".into())
-        .spawn({
-            let edge = config.edge;
-            move || read_loop(reader, work_tx, reader_out, edge)
-        });
+    let spawned = thread::Builder::new().name("udf-reader".into()).spawn({
+        let edge = config.edge;
+        move || read_loop(reader, work_tx, reader_out, edge)
+    });
     if let Err(e) = spawned {
         return Err(SessionError::Thread(format!("cannot start reader thread: {e}")));
     }
@@ -268,7 +268,9 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
     let mut last_keepalive: Option<i64> = None;
     loop {
         let req = read_request(&mut reader, &mut buf);
-        if !points.is_empty() && !matches!(&req, Ok(Some(r)) if matches!(r.message, Some(request::Message::Point(_)))) {
+        if !points.is_empty()
+            && !matches!(&req, Ok(Some(r)) if matches!(r.message, Some(request::Message::Point(_))))
+        {
             let run = Work::Points(std::mem::take(&mut points));
             let cost = run.cost(std::mem::take(&mut points_bytes));
             if work.send(run, cost).is_err() {
@@ -546,8 +548,14 @@ impl Worker<'_> {
     fn finished(&self) {
         if let Some(node) = &self.node {
             let s = node.node().stats();
+            // Stream edges: "batches" are the windows the node cut itself.
+            let stream = if self.config.edge == Edge::Stream {
+                format!(" ({} stream points in, {} idle groups evicted)", s.points_in, s.evicted)
+            } else {
+                String::new()
+            };
             tracing::info!(
-                "{}: input closed after {} batches, {} points emitted, {} values skipped",
+                "{}: input closed after {} batches{stream}, {} points emitted, {} values skipped",
                 self.ids,
                 s.batches,
                 s.emitted,

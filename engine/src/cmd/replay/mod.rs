@@ -126,8 +126,10 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
                 r#type: agent::ValueType::Duration as i32,
                 value: Some(agent::option_value::Value::DurationValue(ns)),
             };
-            options.push(agent::Option { name: PERIOD_OPTION.into(), values: vec![dur(plan.period)] });
-            options.push(agent::Option { name: EVERY_OPTION.into(), values: vec![dur(plan.every)] });
+            options
+                .push(agent::Option { name: PERIOD_OPTION.into(), values: vec![dur(plan.period)] });
+            options
+                .push(agent::Option { name: EVERY_OPTION.into(), values: vec![dur(plan.every)] });
         }
     }
     if options.iter().any(|o| o.name == PASS_THROUGH_OPTION) {
