@@ -431,6 +431,21 @@ fn many_groups_with_idle_eviction_come_back_with_their_state() {
     let snap = udf.snapshot().expect("snapshot");
     let decoded = tickwatch_state::Snapshot::decode(&snap).expect("decode");
     assert_eq!(decoded.fields.len(), 60 * 2);
+    // `tickwatch state show` on the live node (its control socket) lists
+    // them too, evicted ones from the store.
+    let out = support::tickwatch()
+        .args(["state", "show", "--task", "print_temps", "--node", "tTestStream2", "--json"])
+        .arg("--state-dir")
+        .arg(&dir)
+        .arg("--plugin-dir")
+        .arg(support::plugin_dir())
+        .output()
+        .expect("tickwatch state");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 60 * 2);
+    assert!(rows.iter().any(|r| r["group"] == "printer=p00" && r["field"] == "bed"));
     udf.send_points(&points[split..]).expect("send");
     let closed = udf.close().expect("close");
     assert_eq!(closed.error, None);
