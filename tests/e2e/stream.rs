@@ -505,3 +505,27 @@ fn replay_in_stream_mode_prints_what_batch_mode_prints() {
         assert_eq!(stream, batch, "{window:?}");
     }
 }
+
+#[test]
+fn a_plugin_built_before_min_window_loads_and_windows_only() {
+    let plugins = support::test_plugin_dir();
+    let dir = support::fresh_state_dir();
+    let init = |extra: Vec<agent::Option>| {
+        let mut udf = support::spawn_detector("old", &plugins, &dir, &["--edge", "stream"]);
+        udf.info().expect("info");
+        let mut opts = support::field_calls(&["x"]);
+        opts.extend(extra);
+        let r = udf.init("t", "old", opts).expect("init");
+        drop(udf.close());
+        r
+    };
+    // Its bytes past the descriptor size say 1; the host reads the default.
+    let r = init(vec![]);
+    assert!(!r.success);
+    assert!(r.error.contains("detector old judges windows of at least 2 values"), "{}", r.error);
+    let r = init(vec![
+        o::call("period", vec![o::dur(FIVE_MIN)]),
+        o::call("every", vec![o::dur(FIVE_MIN)]),
+    ]);
+    assert!(r.success, "{}", r.error);
+}

@@ -255,6 +255,20 @@ where
 /// so a trickle waits for nothing.
 const STREAM_RUN: usize = 1024;
 
+/// Whether `buf` starts with a whole frame (`uvarint(len) ++ len bytes`):
+/// reading it will not block, so a run of stream points may wait for it.
+fn holds_a_frame(buf: &[u8]) -> bool {
+    let mut len: u64 = 0;
+    for (i, &b) in buf.iter().take(10).enumerate() {
+        len |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            let rest = (buf.len() - i - 1) as u64;
+            return rest >= len;
+        }
+    }
+    false
+}
+
 fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>, edge: Edge) {
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     // Stream edges: points read but not yet queued, and their frame bytes.
@@ -337,7 +351,7 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                 None if edge == Edge::Stream => {
                     points.push(p);
                     points_bytes += frame_bytes;
-                    if points.len() < STREAM_RUN && !reader.buffer().is_empty() {
+                    if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
                         continue;
                     }
                     bytes = std::mem::take(&mut points_bytes);
