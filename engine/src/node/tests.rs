@@ -434,6 +434,19 @@ fn per_point_scoring_and_idle_eviction_come_back_from_the_source() {
     assert_eq!(n.held(), 2);
     // The snapshot of the node alone lacks nothing held.
     assert_eq!(n.snapshot().unwrap().fields.len(), 2);
+    // b leaves memory in turn; a stale snapshot entry for it must not roll
+    // its persisted state back, a newer one wins as for a held field.
+    feed(&mut n, stream_points("a", 4400, 1, |_| 1.0));
+    assert_eq!(n.held(), 1, "b was evicted");
+    let stored = store.0.lock().unwrap()[&("host=b".to_string(), "x".to_string())].clone();
+    let mut stale = stored.clone();
+    stale.provenance.last_time -= 1;
+    let plan = n.plan_restore(Snapshot { fields: vec![stale] }).unwrap();
+    assert!(plan.applied_states().is_empty(), "a stale snapshot is not applied");
+    let mut newer = stored;
+    newer.provenance.last_time += 1;
+    let plan = n.plan_restore(Snapshot { fields: vec![newer] }).unwrap();
+    assert_eq!(plan.applied_states().len(), 1);
 }
 
 #[test]
