@@ -529,3 +529,22 @@ fn a_plugin_built_before_min_window_loads_and_windows_only() {
     ]);
     assert!(r.success, "{}", r.error);
 }
+
+#[test]
+fn socket_mode_serves_stream_edges_on_every_connection() {
+    let server =
+        crate::socket::Server::start_args("ttest", &support::plugin_dir(), &["--edge", "stream"]);
+    let points = day_points(&[("a", 91), ("b", 92)], |_, t| {
+        t - scenario::START_NS < 6 * 3600 * 1_000_000_000
+    });
+    let want = batch_verdicts(&windows_of(&points, FIVE_MIN, FIVE_MIN));
+    for node in ["s1", "s2"] {
+        let mut c = server.connect();
+        let info = c.info().expect("info");
+        assert_eq!(info.wants, agent::EdgeType::Stream as i32);
+        let r = c.init("t", node, stream_options(&FIELDS, FIVE_MIN, FIVE_MIN)).expect("init");
+        assert!(r.success, "{}", r.error);
+        let got = sorted(verdicts(&run_stream(c, &points)));
+        same(&got, &want, node);
+    }
+}
