@@ -150,9 +150,9 @@ impl Persisted {
     /// state it depends on is committed.
     pub fn process_points(
         &mut self,
-        points: Vec<agent::Point>,
+        points: Vec<Vec<agent::Point>>,
     ) -> (Vec<agent::Point>, Option<PersistError>) {
-        self.commit_each(points, |node, p| node.process_point(p))
+        self.commit_each(points.into_iter().flatten(), |node, p| node.process_point(p))
     }
 
     fn commit_each<T>(

@@ -285,7 +285,7 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
         if !points.is_empty()
             && !matches!(&req, Ok(Some(r)) if matches!(r.message, Some(request::Message::Point(_))))
         {
-            let run = Work::Points(std::mem::take(&mut points));
+            let run = Work::Points(std::mem::replace(&mut points, Vec::with_capacity(64)));
             let cost = run.cost(std::mem::take(&mut points_bytes));
             if work.send(run, cost).is_err() {
                 return;
@@ -355,7 +355,7 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                         continue;
                     }
                     bytes = std::mem::take(&mut points_bytes);
-                    Work::Points(std::mem::take(&mut points))
+                    Work::Points(std::mem::replace(&mut points, Vec::with_capacity(64)))
                 }
                 None => Work::Broken(
                     "protocol error: point outside a batch (this UDF wants batch edges: \
@@ -443,8 +443,8 @@ fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), Sessi
 enum Job {
     /// Consecutive batches, scored together and committed once.
     Batches(Vec<Batch>),
-    /// Consecutive stream points, likewise committed once.
-    Points(Vec<agent::Point>),
+    /// Consecutive runs of stream points, likewise committed once.
+    Points(Vec<Vec<agent::Point>>),
     One(Work),
 }
 
@@ -479,13 +479,14 @@ impl Worker<'_> {
                     }
                     Job::Batches(batches)
                 }
-                Work::Points(mut points) => {
+                Work::Points(points) => {
+                    let mut runs = vec![points];
                     while rx.next_is(|w| matches!(w, Work::Points(_))) {
                         if let Some(Work::Points(more)) = rx.try_recv() {
-                            points.extend(more);
+                            runs.push(more);
                         }
                     }
-                    Job::Points(points)
+                    Job::Points(runs)
                 }
                 other => Job::One(other),
             };
@@ -536,7 +537,7 @@ impl Worker<'_> {
             }
             Work::Snapshot => self.snapshot(),
             Work::Batch(b) => self.batches(std::slice::from_ref(&b)),
-            Work::Points(p) => self.points(p),
+            Work::Points(p) => self.points(vec![p]),
             Work::Eof { open_batch } => {
                 if open_batch {
                     tracing::warn!(
@@ -774,7 +775,7 @@ impl Worker<'_> {
 impl Worker<'_> {
     /// Stream edges: `points` in order through the node's windows, their
     /// states committed once, then the points they produced emitted.
-    fn points(&mut self, points: Vec<agent::Point>) -> Result<(), SessionError> {
+    fn points(&mut self, points: Vec<Vec<agent::Point>>) -> Result<(), SessionError> {
         let Some(node) = self.node.as_mut() else {
             return Err(self.fatal("protocol error: point before a successful Init".into()));
         };
