@@ -122,9 +122,12 @@ impl Tracking {
         match (self.period, self.every) {
             (None, None) => Ok(None),
             (Some(period), Some(every)) => Ok(Some(StreamWindow { period, every })),
+            // Kapacitor's window node refuses the same with "window node
+            // must have either a non zero period or non zero period count".
             (None, Some(_)) => Err(ConfigError::Window(
                 "option every needs .period() too: a window is .period() long and one is \
-                 emitted every .every(), as |window().period(5m).every(5m)"
+                 emitted every .every(), as |window().period(5m).every(5m) (Kapacitor: \
+                 \"window node must have either a non zero period or non zero period count\")"
                     .into(),
             )),
             (Some(_), None) => Err(ConfigError::Window(
