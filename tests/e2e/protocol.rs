@@ -28,13 +28,14 @@ fn info_declares_batch_in_stream_out_and_all_options() {
     assert_eq!(types("period"), Some(vec![dur]));
     assert_eq!(types("every"), Some(vec![dur]));
     assert_eq!(types("passThrough"), Some(vec![]));
-    // tickwatch's five options plus the detector's own (size, alpha, and any
+    assert_eq!(types("align"), Some(vec![]));
+    // tickwatch's six options plus the detector's own (size, alpha, and any
     // optional ones with defaults).
     let ttest = tickwatch_engine::plugin::Plugin::load(
         &support::plugin_dir().join(format!("libtickwatch_ttest{}", std::env::consts::DLL_SUFFIX)),
     )
     .unwrap();
-    assert_eq!(info.options.len(), 5 + ttest.options().len());
+    assert_eq!(info.options.len(), 6 + ttest.options().len());
     // Kapacitor closes stdin after Info; the process must exit promptly and cleanly.
     let closed = udf.close().unwrap();
     assert!(closed.status.unwrap().success());

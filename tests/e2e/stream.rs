@@ -548,3 +548,22 @@ fn socket_mode_serves_stream_edges_on_every_connection() {
         same(&got, &want, node);
     }
 }
+
+#[test]
+fn aligned_stream_windows_equal_window_align() {
+    // The first reading at 00:00:20: aligned windows end on 5-minute marks.
+    let points = day_points(&[("a", 95), ("b", 96)], |_, t| {
+        let s = (t - scenario::START_NS) / 1_000_000_000;
+        (20..6 * 3600).contains(&s)
+    });
+    let mut w = Windower::new(FIVE_MIN, FIVE_MIN, &["printer"]).align(true);
+    let batches: Vec<Batch> = points.iter().filter_map(|p| w.push(p.clone())).collect();
+    assert_eq!((batches[0].end.tmax - scenario::START_NS) % FIVE_MIN, 0);
+    let want = batch_verdicts(&batches);
+    let mut opts = stream_options(&FIELDS, FIVE_MIN, FIVE_MIN);
+    opts.push(o::call("align", vec![]));
+    let udf = stream_node(&support::fresh_state_dir(), opts, &[]);
+    let got = sorted(verdicts(&run_stream(udf, &points)));
+    same(&got, &want, "aligned");
+    assert!(got.iter().all(|v| (v.time - scenario::START_NS) % FIVE_MIN == 0));
+}

@@ -190,6 +190,11 @@ pub fn info_text(
         "stream edges only: the windows tickwatch forms, as |window().period().every()".into(),
     ));
     rows.push((
+        ".align()".into(),
+        "no argument".into(),
+        "stream edges only: window ends on multiples of every, as |window().align()".into(),
+    ));
+    rows.push((
         ".passThrough()".into(),
         "no argument".into(),
         "emit the input points with anomalous/pvalue added (field_-prefixed for several fields)"

@@ -11,7 +11,7 @@ use tickwatch_plugin_api::{OptionSpec, Options, Value, ValueKind};
 use tickwatch_proto::agent::{self, option_value};
 
 pub use tickwatch_plugin_api::options::{
-    EVERY_OPTION, FIELD_OPTION, FIELD_TAG_OPTION, PASS_THROUGH_OPTION, PERIOD_OPTION,
+    ALIGN_OPTION, EVERY_OPTION, FIELD_OPTION, FIELD_TAG_OPTION, PASS_THROUGH_OPTION, PERIOD_OPTION,
     RESERVED_OPTION_NAMES,
 };
 
@@ -102,6 +102,8 @@ pub struct Tracking {
     pub period: Option<i64>,
     /// `.every()`, nanoseconds (stream edges).
     pub every: Option<i64>,
+    /// `.align()` (stream edges).
+    pub align: bool,
     /// `.passThrough()`.
     pub pass_through: bool,
 }
@@ -120,8 +122,13 @@ impl Tracking {
             }
         }
         match (self.period, self.every) {
+            (None, None) if self.align => Err(ConfigError::Window(
+                "option align needs .period().every(): it aligns the windows they cut".into(),
+            )),
             (None, None) => Ok(None),
-            (Some(period), Some(every)) => Ok(Some(StreamWindow { period, every })),
+            (Some(period), Some(every)) => {
+                Ok(Some(StreamWindow { period, every, align: self.align }))
+            }
             // Kapacitor's window node refuses the same with "window node
             // must have either a non zero period or non zero period count".
             (None, Some(_)) => Err(ConfigError::Window(
@@ -148,6 +155,8 @@ pub struct StreamWindow {
     pub period: i64,
     /// How often a window is emitted.
     pub every: i64,
+    /// `.align()`: window ends on multiples of `every`.
+    pub align: bool,
 }
 
 /// A node's validated configuration.
@@ -177,6 +186,7 @@ pub fn declared(field_arity: usize, detector: &[OptionSpec]) -> Vec<(String, Vec
         (FIELD_TAG_OPTION.to_string(), vec![ValueKind::String]),
         (PERIOD_OPTION.to_string(), vec![ValueKind::Duration]),
         (EVERY_OPTION.to_string(), vec![ValueKind::Duration]),
+        (ALIGN_OPTION.to_string(), vec![]),
         (PASS_THROUGH_OPTION.to_string(), vec![]),
     ];
     // The loader refuses plugins that declare the reserved names.
@@ -248,6 +258,7 @@ fn track(
             }
         }
         PASS_THROUGH_OPTION => t.pass_through = true,
+        ALIGN_OPTION => t.align = true,
         _ => {}
     }
     Ok(())

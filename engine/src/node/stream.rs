@@ -118,7 +118,7 @@ impl StreamWindows {
     /// groups idle for more than `idle` ns of data time are evicted.
     pub fn new(cfg: &NodeConfig, idle: i64) -> Self {
         StreamWindows {
-            windows: cfg.window.map(|w| Windower::new(w.period, w.every, &[])),
+            windows: cfg.window.map(|w| Windower::new(w.period, w.every, &[]).align(w.align)),
             pass_through: cfg.pass_through,
             groups: HashMap::new(),
             idle: idle.max(1),
