@@ -479,7 +479,8 @@ fn replay_in_stream_mode_prints_what_batch_mode_prints() {
     let data = dir.path().join("two.lp");
     let mut lines = String::new();
     for (printer, seed) in [("a", 71u64), ("b", 72)] {
-        for r in scenario::printer_day(seed).iter().take(6 * 3600) {
+        // From 00:00:20, so that --align moves the window ends.
+        for r in scenario::printer_day(seed).iter().skip(20).take(6 * 3600) {
             lines.push_str(&r.line_protocol(&format!("printer={printer}"), &["bed"]));
             lines.push('\n');
         }
@@ -498,7 +499,13 @@ fn replay_in_stream_mode_prints_what_batch_mode_prints() {
         assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).expect("utf-8")
     };
-    for window in [&["--window", "5m"][..], &["--window", "15m", "--every", "5m"]] {
+    let aligned = run(&["--window", "5m", "--align"]);
+    assert_ne!(aligned, run(&["--window", "5m"]), "--align moves the window ends");
+    for window in [
+        &["--window", "5m"][..],
+        &["--window", "15m", "--every", "5m"],
+        &["--window", "5m", "--align"],
+    ] {
         let batch = run(window);
         let stream = run(&[window, &["--edge", "stream"][..]].concat());
         assert!(batch.lines().count() > 300, "{batch}");

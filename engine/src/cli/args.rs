@@ -253,6 +253,9 @@ pub struct ReplayArgs {
     /// Window every, as `|window().every()` (default: the period).
     #[arg(long, value_parser = parse_duration)]
     pub every: Option<i64>,
+    /// Window ends on multiples of --every, as `|window().align()`.
+    #[arg(long)]
+    pub align: bool,
     /// Group by this tag (repeatable), as `|groupBy()`.
     #[arg(long = "group-by")]
     pub group_by: Vec<String>,
@@ -301,6 +304,7 @@ impl ReplayArgs {
             options,
             period: self.window,
             every: self.every.unwrap_or(self.window),
+            align: self.align,
             group_by: self.group_by,
             measurement: self.measurement,
             precision: self.precision,

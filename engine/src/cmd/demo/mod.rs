@@ -112,6 +112,7 @@ pub fn run(args: &DemoConfig) -> anyhow::Result<()> {
         options,
         period: FIVE_MIN_NS,
         every: FIVE_MIN_NS,
+        align: false,
         group_by: Vec::new(),
         field_arity: 3,
         plugin_dirs: args.plugin_dirs.clone(),

@@ -23,7 +23,7 @@ use crate::inspect::rfc3339;
 use crate::kapacitor::{HostError, UdfClient, Windower, group_id, group_label};
 use crate::node::Edge;
 use crate::node::config::{self, PERIOD_OPTION, Tracking};
-use crate::node::config::{EVERY_OPTION, PASS_THROUGH_OPTION};
+use crate::node::config::{ALIGN_OPTION, EVERY_OPTION, PASS_THROUGH_OPTION};
 use crate::node::values::{self, Reading};
 use lineproto::Precision;
 
@@ -40,6 +40,8 @@ pub struct ReplayConfig {
     pub period: i64,
     /// Window every (ns).
     pub every: i64,
+    /// `.align()` the windows.
+    pub align: bool,
     /// Group-by tags.
     pub group_by: Vec<String>,
     /// Only lines of this measurement.
@@ -70,6 +72,8 @@ pub struct Plan {
     pub period: i64,
     /// Window every (ns).
     pub every: i64,
+    /// `.align()` the windows.
+    pub align: bool,
     /// Group-by tags.
     pub group_by: Vec<String>,
     /// `--field-arity` for the served UDF.
@@ -130,6 +134,9 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
                 .push(agent::Option { name: PERIOD_OPTION.into(), values: vec![dur(plan.period)] });
             options
                 .push(agent::Option { name: EVERY_OPTION.into(), values: vec![dur(plan.every)] });
+            if plan.align {
+                options.push(agent::Option { name: ALIGN_OPTION.into(), values: vec![] });
+            }
         }
     }
     if options.iter().any(|o| o.name == PASS_THROUGH_OPTION) {
@@ -150,7 +157,7 @@ pub fn run(plan: &Plan, points: Vec<agent::Point>) -> anyhow::Result<Outcome> {
         config::tracking(&plan.options).map_err(|e| anyhow!("--udf: {e}"))?;
     let mut out = Outcome { field_tag, ..Default::default() };
     let group_by: Vec<&str> = plan.group_by.iter().map(String::as_str).collect();
-    let mut windows = Windower::new(plan.period, plan.every, &group_by);
+    let mut windows = Windower::new(plan.period, plan.every, &group_by).align(plan.align);
     let mut dims: Vec<String> = plan.group_by.clone();
     dims.sort();
     dims.dedup();
@@ -350,6 +357,7 @@ pub fn replay(cfg: &ReplayConfig) -> anyhow::Result<()> {
         options: cfg.options.clone(),
         period: cfg.period,
         every: cfg.every,
+        align: cfg.align,
         group_by: cfg.group_by.clone(),
         field_arity: cfg.field_arity,
         plugin_dirs: cfg.plugin_dirs.clone(),
