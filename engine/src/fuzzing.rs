@@ -67,6 +67,22 @@ pub fn session(data: &[u8]) {
         field_arity: 3,
         state: None,
         batch_timeout: None,
+        edge: crate::node::Edge::Batch,
+        idle_evict: 3_600_000_000_000,
+    };
+    let _ = session::run(Cursor::new(data.to_vec()), std::io::sink(), &config);
+}
+
+/// [`session`] on stream edges (`--edge stream`, `--idle-evict 10m`):
+/// stream points, the node's own windows, pass-through, eviction.
+pub fn stream_session(data: &[u8]) {
+    let config = SessionConfig {
+        factory: InProcess::<Mean>::factory(),
+        field_arity: 3,
+        state: None,
+        batch_timeout: None,
+        edge: crate::node::Edge::Stream,
+        idle_evict: 600_000_000_000,
     };
     let _ = session::run(Cursor::new(data.to_vec()), std::io::sink(), &config);
 }
@@ -83,6 +99,8 @@ impl Detector for Mean {
     const NAME: &'static str = "mean";
     const VERSION: &'static str = "0.0.0";
     const STATE_VERSION: u32 = 1;
+    // So a stream session without .period() scores every point.
+    const MIN_WINDOW: u32 = 1;
 
     fn options() -> Vec<OptionSpec> {
         vec![OptionSpec::with_default("limit", Value::Double(1.0), "allowed drift")]

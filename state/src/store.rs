@@ -541,6 +541,40 @@ impl StoreReader {
         Ok(out)
     }
 
+    /// One field's whole stored state, checksum verified (retried as
+    /// [`StoreReader::fields`] is); `None` if it has none. A stream node
+    /// reads back a group it evicted from memory this way.
+    pub fn field(&self, group: &str, field: &str) -> Result<Option<FieldState>, StateError> {
+        let fk = field_key(group, field);
+        let mut attempt = 0;
+        loop {
+            let once = guarded(&self.dir, "reading", || {
+                let Some(v) =
+                    self.fields.get(prefixed(b'm', &fk)).map_err(|e| corrupt(&self.dir, e))?
+                else {
+                    return Ok(None);
+                };
+                let meta: FieldMeta = codec::decode(&v).map_err(|e| {
+                    corrupt(&self.dir, format!("field {field} group {group:?}: {e}"))
+                })?;
+                let state = self.chunks(&fk, &meta, field, group)?;
+                Ok(Some(FieldState {
+                    group: group.to_string(),
+                    field: field.to_string(),
+                    provenance: meta.provenance,
+                    state,
+                }))
+            });
+            match once {
+                Err(StateError::Corrupt { .. }) if attempt < TORN_READ_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// One field's state bytes, checksum verified; `None` if it has none.
     fn field_bytes(&self, fk: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let Some(v) = self.fields.get(prefixed(b'm', fk)).map_err(|e| corrupt(&self.dir, e))?

@@ -15,12 +15,13 @@ use crate::support;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("frames", fuzzing::frames),
     ("point_view", fuzzing::point_view),
     ("snapshot", fuzzing::snapshot),
     ("line_protocol", fuzzing::line_protocol),
     ("session", fuzzing::session),
+    ("stream_session", fuzzing::stream_session),
 ];
 
 fn req(m: request::Message) -> Vec<u8> {
@@ -50,10 +51,50 @@ fn stream_seed() -> Vec<u8> {
     out
 }
 
+/// A valid stream-edge request stream: Info, Init with windows and
+/// pass-through, two groups' points past several window ends (one group
+/// idle long enough to be evicted), a keepalive, Snapshot, a stray batch.
+fn stream_edge_seed() -> Vec<u8> {
+    let mut out = req(request::Message::Info(agent::InfoRequest {}));
+    out.extend(req(request::Message::Init(agent::InitRequest {
+        task_id: "t".into(),
+        node_id: "n".into(),
+        options: vec![
+            opt::call("field", vec![opt::s("hotend"), opt::s("bed"), opt::s("")]),
+            opt::call("period", vec![opt::dur(60_000_000_000)]),
+            opt::call("every", vec![opt::dur(30_000_000_000)]),
+            opt::call("passThrough", vec![]),
+        ],
+    })));
+    for k in 0..40i64 {
+        for g in ["a", "b"] {
+            if g == "b" && (10..30).contains(&k) {
+                continue;
+            }
+            let mut p = agent::Point {
+                name: "temperatures".into(),
+                time: k * 20_000_000_000 * if g == "a" { 1 } else { 3 },
+                tags: [("printer".to_string(), g.to_string())].into(),
+                dimensions: vec!["printer".into()],
+                group: format!("printer={g}"),
+                ..Default::default()
+            };
+            p.fields_double.insert("hotend".into(), 200.0 + (k % 7) as f64);
+            p.fields_int.insert("bed".into(), 90 + k % 3);
+            out.extend(req(request::Message::Point(p)));
+        }
+    }
+    out.extend(req(request::Message::Keepalive(agent::KeepaliveRequest { time: 5 })));
+    out.extend(req(request::Message::Snapshot(agent::SnapshotRequest {})));
+    out.extend(req(request::Message::Begin(agent::BeginBatch::default())));
+    out
+}
+
 fn seeds(target: &str) -> Vec<Vec<u8>> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"));
     match target {
         "frames" | "session" | "point_view" => vec![stream_seed()],
+        "stream_session" => vec![stream_edge_seed()],
         "snapshot" => vec![
             std::fs::read(fixtures.join("state/tests/fixtures/snapshot_v1.bin")).unwrap(),
             std::fs::read(fixtures.join("state/tests/fixtures/snapshot_v2.bin")).unwrap(),
@@ -130,7 +171,7 @@ fn fuzz_regressions_and_seeded_mutations_return_cleanly() {
         }
         let mut rng = Rng(0x5eed ^ name.len() as u64);
         // Sessions start threads: fewer of them.
-        let per_seed = if name == "session" { 2000 } else { 20_000 };
+        let per_seed = if name.ends_with("session") { 2000 } else { 20_000 };
         for seed in seeds(name) {
             target(&seed);
             for _ in 0..per_seed {

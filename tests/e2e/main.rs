@@ -29,3 +29,5 @@ mod fuzz;
 mod backpressure;
 // Prometheus metrics over HTTP (socket mode, the exporter) and the per-batch debug log.
 mod metrics;
+// Stream edges: windows formed by tickwatch equal batch mode's, pass-through, eviction, restarts.
+mod stream;

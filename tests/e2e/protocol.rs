@@ -22,13 +22,20 @@ fn info_declares_batch_in_stream_out_and_all_options() {
     assert_eq!(types("fieldTag"), Some(vec![s]));
     assert_eq!(types("size"), Some(vec![agent::ValueType::Int as i32]));
     assert_eq!(types("alpha"), Some(vec![agent::ValueType::Double as i32]));
-    // tickwatch's two options plus the detector's own (size, alpha, and any
+    // Stream windows and pass-through (issue 12): declared on both edges,
+    // refused at Init where they do not fit.
+    let dur = agent::ValueType::Duration as i32;
+    assert_eq!(types("period"), Some(vec![dur]));
+    assert_eq!(types("every"), Some(vec![dur]));
+    assert_eq!(types("passThrough"), Some(vec![]));
+    assert_eq!(types("align"), Some(vec![]));
+    // tickwatch's six options plus the detector's own (size, alpha, and any
     // optional ones with defaults).
     let ttest = tickwatch_engine::plugin::Plugin::load(
         &support::plugin_dir().join(format!("libtickwatch_ttest{}", std::env::consts::DLL_SUFFIX)),
     )
     .unwrap();
-    assert_eq!(info.options.len(), 2 + ttest.options().len());
+    assert_eq!(info.options.len(), 6 + ttest.options().len());
     // Kapacitor closes stdin after Info; the process must exit promptly and cleanly.
     let closed = udf.close().unwrap();
     assert!(closed.status.unwrap().success());

@@ -50,7 +50,7 @@ impl Server {
         Server::start_args(detector, plugin_dir, &[])
     }
 
-    fn start_args(detector: &str, plugin_dir: &Path, extra: &[&str]) -> Server {
+    pub fn start_args(detector: &str, plugin_dir: &Path, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tickwatch.sock");
         let child = serve_cmd_with(&path, detector, plugin_dir).args(extra).spawn().unwrap();

@@ -6,7 +6,9 @@
 //! the pipe takes it, and prints one table: the child's CPU (user + sys from
 //! `wait4`), wall time, input points per second and peak RSS (`ru_maxrss`),
 //! with default durability, with `--group-commit-ms 100` and without a state
-//! directory; plus Info latency (spawn → InfoResponse). Each figure is the
+//! directory; plus Info latency (spawn → InfoResponse). The printer day
+//! also runs on stream edges (issue 12: `--edge stream`, the same points
+//! one at a time, windowed by the node with `.period(5m).every(5m)`). Each figure is the
 //! median of several runs. It measures; it asserts nothing.
 //!
 //! A third stream measures memory per tracked series: 10,000 groups × 3
@@ -30,7 +32,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tickwatch_engine::kapacitor::options::opt;
-use tickwatch_engine::kapacitor::{Batch, Windower};
+use tickwatch_engine::kapacitor::{Batch, Windower, group_id};
 use tickwatch_engine::scenario;
 use tickwatch_proto::agent::{self, request};
 use tickwatch_proto::{read_response, write_message};
@@ -91,8 +93,10 @@ fn main() {
         if let Err(e) = std::fs::create_dir_all(&streams_dir) {
             fail(&format!("cannot create {}: {e}", streams_dir.display()));
         }
-        for (_, file, printers, days) in specs {
-            let s = encode(printers, days);
+        let all = specs.iter().map(|(_, f, p, d)| (*f, *p, *d, false));
+        let stream_day = std::iter::once((STREAM_FILE, specs[0].2, 1, true));
+        for (file, printers, days, stream_edges) in all.chain(stream_day) {
+            let s = encode(printers, days, stream_edges);
             save(&streams_dir.join(file), &s);
         }
         save(&streams_dir.join(MANY_FILE), &encode_many());
@@ -101,7 +105,9 @@ fn main() {
     // The streams are encoded by a child process and read back from files:
     // a child inherits its parent's peak RSS at exec (Linux keeps maxrss
     // across exec), so the measuring process must never hold them whole.
-    if !streams_dir.join(format!("{MANY_FILE}.txt")).exists() {
+    if !streams_dir.join(format!("{MANY_FILE}.txt")).exists()
+        || !streams_dir.join(STREAM_FILE).with_extension("txt").exists()
+    {
         let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("no current exe: {e}")));
         let ok = Command::new(exe).arg("--encode").arg("--streams").arg(&streams_dir).status();
         if !ok.is_ok_and(|s| s.success()) {
@@ -120,7 +126,11 @@ fn main() {
              |---|---|---|---|---|---|\n",
         );
     }
-    for (name, file, _, _) in specs {
+    let rows = specs
+        .iter()
+        .map(|(name, file, _, _)| (*name, *file, &[][..]))
+        .chain(std::iter::once(("printer day, stream edges", STREAM_FILE, STREAM_ARGS)));
+    for (name, file, edge_args) in rows {
         if only == "series" {
             break;
         }
@@ -133,8 +143,9 @@ fn main() {
         eprintln!("{name}: {points} points, {batches} batches, {:.1} MB", size as f64 / 1e6);
         for (mode, state, extra) in &modes {
             let n = if points > 1_000_000 { runs.div_ceil(2).max(3) } else { runs };
+            let extra: Vec<&str> = extra.iter().chain(edge_args).copied().collect();
             let samples: Vec<Sample> =
-                (0..n).map(|_| run(&bin, &plugins, *state, extra, &stream)).collect();
+                (0..n).map(|_| run(&bin, &plugins, *state, &extra, &stream)).collect();
             let cpu = median(samples.iter().map(|x| x.cpu).collect());
             let wall = median(samples.iter().map(|x| x.wall).collect());
             let rss = median(samples.iter().map(|x| x.maxrss_kib as f64).collect());
@@ -280,14 +291,22 @@ fn frame(bytes: &mut Vec<u8>, m: request::Message) {
     let _ = write_message(bytes, &agent::Request { message: Some(m) });
 }
 
+/// The stream-edge printer day's file, and what it is served with.
+const STREAM_FILE: &str = "day-stream";
+const STREAM_ARGS: &[&str] = &["--edge", "stream"];
+
 /// Info, Init for the three fields (ttest, size 3600, alpha 0.001) and the
 /// windows of `days` days of each printer, as Kapacitor's window node cuts
-/// them (grouped by `printer` unless the one printer has an empty name).
-fn encode(printers: &[(&str, u64)], days: i64) -> Stream {
+/// them (grouped by `printer` unless the one printer has an empty name);
+/// with `stream_edges`, the points one at a time as `|from()` sends them
+/// and `.period(5m).every(5m)` in the Init (the same windows, cut by the
+/// node).
+fn encode(printers: &[(&str, u64)], days: i64, stream_edges: bool) -> Stream {
     let group_by: Vec<&str> =
         if printers.iter().any(|(p, _)| !p.is_empty()) { vec!["printer"] } else { vec![] };
     let mut w = Windower::new(FIVE_MIN, FIVE_MIN, &group_by);
     let mut batches: Vec<Batch> = Vec::new();
+    let mut stream: Vec<agent::Point> = Vec::new();
     let mut points = 0;
     for d in 0..days {
         let readings: Vec<(HashMap<String, String>, Vec<scenario::Reading>)> = printers
@@ -308,14 +327,28 @@ fn encode(printers: &[(&str, u64)], days: i64) -> Stream {
                 let mut p = day[i].to_point(tags);
                 p.time += d * DAY_NS;
                 points += 1;
+                if stream_edges {
+                    let mut sp = p.clone();
+                    sp.dimensions = group_by.iter().map(|g| g.to_string()).collect();
+                    sp.group = group_id("", false, &sp.dimensions, &sp.tags);
+                    stream.push(sp);
+                }
                 batches.extend(w.push(p));
             }
         }
     }
     let mut bytes = Vec::new();
     frame(&mut bytes, request::Message::Info(agent::InfoRequest {}));
-    frame(&mut bytes, request::Message::Init(init(3600)));
-    for b in &batches {
+    let mut init = init(3600);
+    if stream_edges {
+        init.options.push(opt::call("period", vec![opt::dur(FIVE_MIN)]));
+        init.options.push(opt::call("every", vec![opt::dur(FIVE_MIN)]));
+    }
+    frame(&mut bytes, request::Message::Init(init));
+    for p in &stream {
+        frame(&mut bytes, request::Message::Point(p.clone()));
+    }
+    for b in batches.iter().filter(|_| !stream_edges) {
         frame(&mut bytes, request::Message::Begin(b.begin.clone()));
         for p in &b.points {
             frame(&mut bytes, request::Message::Point(p.clone()));

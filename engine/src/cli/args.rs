@@ -172,6 +172,19 @@ pub struct ServeArgs {
     /// process mode, run `tickwatch exporter` instead.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+
+    /// Which edges the UDF wants: `batch` (windows from |window()) or
+    /// `stream` (points; the node forms windows itself from
+    /// .period().every(), or scores every point). One per
+    /// [udf.functions.X] entry: `tickwatch info` prints both.
+    #[arg(long, value_enum, default_value = "batch")]
+    pub edge: EdgeArg,
+
+    /// Stream edges: a group whose last point is this much older (in data
+    /// time) than the newest point leaves memory; its state stays in the
+    /// state directory and comes back with its next point. 1s to 366d.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub idle_evict: i64,
 }
 
 /// `tickwatch exporter` flags.
@@ -189,6 +202,24 @@ pub struct ExporterArgs {
     /// (e.g. 2s).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub node_timeout: i64,
+}
+
+/// `--edge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EdgeArg {
+    /// Batches from |window() (wants BATCH).
+    Batch,
+    /// Points one at a time (wants STREAM).
+    Stream,
+}
+
+impl From<EdgeArg> for crate::node::Edge {
+    fn from(e: EdgeArg) -> Self {
+        match e {
+            EdgeArg::Batch => crate::node::Edge::Batch,
+            EdgeArg::Stream => crate::node::Edge::Stream,
+        }
+    }
 }
 
 /// A time limit in nanoseconds, or none (`off`).
@@ -276,6 +307,9 @@ pub struct ReplayArgs {
     /// Window every, as `|window().every()` (default: the period).
     #[arg(long, value_parser = chain::duration)]
     pub every: Option<i64>,
+    /// Window ends on multiples of --every, as `|window().align()`.
+    #[arg(long)]
+    pub align: bool,
     /// Group by this tag (repeatable), as `|groupBy()`.
     #[arg(long = "group-by")]
     pub group_by: Vec<String>,
@@ -295,6 +329,11 @@ pub struct ReplayArgs {
     /// The `--field-arity` the UDF is served with.
     #[arg(long, default_value_t = 3)]
     pub field_arity: usize,
+    /// `stream`: send the points as a stream-edge task does (the node forms
+    /// the windows from --window/--every, or the chain's .period().every());
+    /// `batch`: send the windows, as after |window().
+    #[arg(long, value_enum, default_value = "batch")]
+    pub edge: EdgeArg,
     #[command(flatten)]
     pub plugins: PluginDirArg,
 }
@@ -320,6 +359,7 @@ impl ReplayArgs {
             options,
             period: self.window,
             every: self.every.unwrap_or(self.window),
+            align: self.align,
             group_by: self.group_by,
             measurement: self.measurement,
             precision: self.precision,
@@ -327,6 +367,7 @@ impl ReplayArgs {
             plot: self.plot,
             field_arity: self.field_arity,
             plugin_dirs: self.plugins.resolve(),
+            edge: self.edge.into(),
         })
     }
 }

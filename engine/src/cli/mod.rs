@@ -83,6 +83,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .0
                 .map(|ns| std::time::Duration::from_nanos(ns.unsigned_abs())),
             metrics_listen: a.metrics_listen,
+            edge: a.edge.into(),
+            idle_evict: a.idle_evict,
         }),
         Command::Exporter(a) => cmd::exporter::run(&cmd::exporter::ExporterConfig {
             state_dir: a.state.resolve().ok_or_else(|| {

@@ -216,6 +216,22 @@ pub fn info_text(
             ),
         ),
     ];
+    rows.push((
+        ".period(5m).every(5m)".into(),
+        "DURATION each".into(),
+        "stream edges only: the windows tickwatch forms, as |window().period().every()".into(),
+    ));
+    rows.push((
+        ".align()".into(),
+        "no argument".into(),
+        "stream edges only: window ends on multiples of every, as |window().align()".into(),
+    ));
+    rows.push((
+        ".passThrough()".into(),
+        "no argument".into(),
+        "emit the input points with anomalous/pvalue added (field_-prefixed for several fields)"
+            .into(),
+    ));
     for o in specs {
         let req = if o.default.is_some() { "" } else { ", required" };
         rows.push((
@@ -247,27 +263,43 @@ pub fn info_text(
     };
     let _ = writeln!(
         s,
-        "\nkapacitor.conf:\n\
+        "\nkapacitor.conf (batch edges, after |window(); and stream edges, points \
+         straight from |from()):\n\
          [udf.functions.{name}]\n  \
            prog = \"{exe}\"\n  \
            args = [\"serve\", \"--detector\", \"{name}\"{arity_arg}]\n  \
            timeout = \"10s\"\n  \
            [udf.functions.{name}.env]\n    \
+             TICKWATCH_STATE_DIR = \"/var/lib/tickwatch\"{plugin_env}\n\
+         [udf.functions.{name}Stream]\n  \
+           prog = \"{exe}\"\n  \
+           args = [\"serve\", \"--detector\", \"{name}\", \"--edge\", \"stream\"{arity_arg}]\n  \
+           timeout = \"10s\"\n  \
+           [udf.functions.{name}Stream.env]\n    \
              TICKWATCH_STATE_DIR = \"/var/lib/tickwatch\"{plugin_env}\n"
     );
-    let _ = writeln!(
-        s,
-        "TICKscript:\n\
-         dbrp \"printer\".\"autogen\"\n\n\
-         stream\n    \
-           |from()\n        .measurement('temperatures')\n    \
-           |window()\n        .period(5m)\n        .every(5m)\n    \
-           @{name}(){chain}\n    \
-           |alert()\n        \
+    let alert = format!(
+        "    |alert()\n        \
              .id('{{{{ index .Tags \"{DEFAULT_FIELD_TAG}\" }}}}')\n        \
              .message('{{{{ .ID }}}} p={{{{ index .Fields \"pvalue\" }}}}')\n        \
              .crit(lambda: \"anomalous\" == TRUE)\n        \
              .log('/var/log/kapacitor/{name}.log')"
+    );
+    let _ = writeln!(
+        s,
+        "TICKscript (batch edges):\n\
+         dbrp \"printer\".\"autogen\"\n\n\
+         stream\n    \
+           |from()\n        .measurement('temperatures')\n    \
+           |window()\n        .period(5m)\n        .every(5m)\n    \
+           @{name}(){chain}\n\
+         {alert}\n\n\
+         TICKscript (stream edges: the same windows, formed by tickwatch):\n\
+         dbrp \"printer\".\"autogen\"\n\n\
+         stream\n    \
+           |from()\n        .measurement('temperatures')\n    \
+           @{name}Stream(){chain}\n        .period(5m)\n        .every(5m)\n\
+         {alert}"
     );
     s
 }

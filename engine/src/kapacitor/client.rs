@@ -249,6 +249,16 @@ impl UdfClient {
         self.send_bytes(&bytes)
     }
 
+    /// Sends stream points (a stream-edge UDF), framed into one write.
+    pub fn send_points(&mut self, points: &[agent::Point]) -> Result<(), HostError> {
+        let mut bytes = Vec::new();
+        for p in points {
+            let m = request::Message::Point(p.clone());
+            write_message(&mut bytes, &agent::Request { message: Some(m) })?;
+        }
+        self.send_bytes(&bytes)
+    }
+
     /// Points received so far and not yet taken.
     pub fn take_points(&mut self) -> Vec<agent::Point> {
         std::mem::take(&mut self.pending)

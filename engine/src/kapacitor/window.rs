@@ -1,7 +1,7 @@
 //! `Windower`: Kapacitor's `|window().period(P).every(E)` over a point
 //! stream, grouped by tags, producing the batches a UDF receives.
 //!
-//! Matches Kapacitor's `windowByTime` without `.align()` or `.fillPeriod()`
+//! Matches Kapacitor's `windowByTime` without `.fillPeriod()`
 //! (docs/kapacitor-protocol.md, "Batches from |window()"): a group's first
 //! window ends at its first point's time + every; a window is emitted when a
 //! point at or after its end arrives, holding that group's points in
@@ -12,7 +12,11 @@
 //! points. Each group has its own windows; a group id is `k=v,k=v` over the
 //! sorted group-by tags.
 //!
-//! Not covered: `.align()`, `.fillPeriod()`, count windows, and `every = 0`
+//! Groups are keyed by their id: [`Windower::push`] computes it from the
+//! group-by tags (replay, tests), [`Windower::push_grouped`] takes the id
+//! Kapacitor put on a stream point (a stream-edge node).
+//!
+//! `.align()` is covered ([`Windower::align`]). Not covered: `.fillPeriod()`, count windows, and `every = 0`
 //! (which Kapacitor treats as "emit on every point"); callers pass a
 //! positive `every` (replay's flags refuse anything else).
 
@@ -32,6 +36,7 @@ struct GroupWindow {
 pub struct Windower {
     period: i64,
     every: i64,
+    align: bool,
     group_by: Vec<String>,
     groups: BTreeMap<String, GroupWindow>,
 }
@@ -52,7 +57,29 @@ impl Windower {
     pub fn new(period: i64, every: i64, group_by: &[&str]) -> Self {
         let mut group_by: Vec<String> = group_by.iter().map(|s| s.to_string()).collect();
         group_by.sort();
-        Self { period, every, group_by, groups: BTreeMap::new() }
+        Self { period, every, align: false, group_by, groups: BTreeMap::new() }
+    }
+
+    /// `.align()`: window ends fall on multiples of `every`, as Kapacitor
+    /// truncates them (Go's `Time.Truncate`, counted from year 1, which is
+    /// the Unix epoch for any `every` that divides a day).
+    pub fn align(mut self, on: bool) -> Self {
+        self.align = on;
+        self
+    }
+
+    /// The end of the window a point at `t` opens: `t + every`, truncated
+    /// to a multiple of `every` when aligned (Kapacitor's `windowByTime`).
+    fn end_after(&self, t: i64) -> i64 {
+        let end = t.saturating_add(self.every);
+        if !self.align {
+            return end;
+        }
+        // Nanoseconds from Go's zero time (0001-01-01) to the Unix epoch.
+        const GO_EPOCH_NS: i128 = 62_135_596_800 * 1_000_000_000;
+        let every = i128::from(self.every);
+        let rem = (i128::from(end) + GO_EPOCH_NS).rem_euclid(every);
+        i64::try_from(i128::from(end) - rem).unwrap_or(end)
     }
 
     /// Feeds one point (named, with time, tags and fields, in time order per
@@ -60,19 +87,32 @@ impl Windower {
     /// one window, as in Kapacitor.
     pub fn push(&mut self, p: agent::Point) -> Option<Batch> {
         let group = group_id("", false, &self.group_by, &p.tags);
-        let every = self.every;
-        let w = self.groups.entry(group.clone()).or_insert_with(|| GroupWindow {
-            next_end: p.time.saturating_add(every),
-            tags: HashMap::new(),
-            buf: VecDeque::new(),
-        });
-        if w.tags.is_empty() {
-            w.tags = self
-                .group_by
-                .iter()
-                .filter_map(|k| p.tags.get(k).map(|v| (k.clone(), v.clone())))
-                .collect();
+        let group_by = &self.group_by;
+        let tags = || {
+            group_by.iter().filter_map(|k| p.tags.get(k).map(|v| (k.clone(), v.clone()))).collect()
+        };
+        let tags: HashMap<String, String> =
+            if self.groups.contains_key(&group) { HashMap::new() } else { tags() };
+        self.push_grouped(&group, tags, false, p)
+    }
+
+    /// Feeds one point of the Kapacitor group `group` (its id as Kapacitor
+    /// computed it, e.g. a stream point's `group`), whose group-by tags are
+    /// `tags` (read the first time the group is seen) and whose id carries
+    /// the measurement when `by_name`; otherwise as [`Windower::push`].
+    pub fn push_grouped(
+        &mut self,
+        group: &str,
+        tags: HashMap<String, String>,
+        by_name: bool,
+        p: agent::Point,
+    ) -> Option<Batch> {
+        let next_end = self.end_after(p.time);
+        if !self.groups.contains_key(group) {
+            let w = GroupWindow { next_end, tags, buf: VecDeque::new() };
+            self.groups.insert(group.to_string(), w);
         }
+        let w = self.groups.get_mut(group)?;
         let mut out = None;
         if p.time >= w.next_end {
             let end = w.next_end;
@@ -80,50 +120,74 @@ impl Windower {
             while w.buf.front().is_some_and(|q| q.time < start) {
                 w.buf.pop_front();
             }
-            let points: Vec<agent::Point> = w
-                .buf
-                .iter()
-                .filter(|q| q.time < end)
-                .map(|q| agent::Point {
-                    time: q.time,
-                    group: group.clone(),
-                    tags: q.tags.clone(),
-                    fields_double: q.fields_double.clone(),
-                    fields_int: q.fields_int.clone(),
-                    fields_string: q.fields_string.clone(),
-                    fields_bool: q.fields_bool.clone(),
-                    ..Default::default()
-                })
-                .collect();
+            // Points this window is the last to need (the leading ones
+            // before the next window's start) are moved into it; the rest
+            // are copied. Tumbling windows copy nothing.
+            let keep_from = next_end.saturating_sub(self.period);
+            let last_use = w.buf.iter().take_while(|q| q.time < keep_from).count();
+            let mut points: Vec<agent::Point> = Vec::with_capacity(w.buf.len());
+            points.extend(w.buf.drain(..last_use).filter(|q| q.time < end).map(|q| agent::Point {
+                time: q.time,
+                group: group.to_string(),
+                tags: q.tags,
+                fields_double: q.fields_double,
+                fields_int: q.fields_int,
+                fields_string: q.fields_string,
+                fields_bool: q.fields_bool,
+                ..Default::default()
+            }));
+            points.extend(w.buf.iter().filter(|q| q.time < end).map(|q| agent::Point {
+                time: q.time,
+                group: group.to_string(),
+                tags: q.tags.clone(),
+                fields_double: q.fields_double.clone(),
+                fields_int: q.fields_int.clone(),
+                fields_string: q.fields_string.clone(),
+                fields_bool: q.fields_bool.clone(),
+                ..Default::default()
+            }));
             out = Some(Batch {
                 begin: agent::BeginBatch {
                     name: p.name.clone(),
-                    group: group.clone(),
+                    group: group.to_string(),
                     tags: w.tags.clone(),
                     size: points.len() as i64,
-                    by_name: false,
+                    by_name,
                 },
                 points,
                 end: agent::EndBatch {
                     name: p.name.clone(),
-                    group: group.clone(),
+                    group: group.to_string(),
                     tmax: end,
                     tags: w.tags.clone(),
-                    by_name: false,
+                    by_name,
                 },
                 ..Default::default()
             });
             // Kapacitor (`windowByTime.Insert`): the next emit time depends on
             // the point that closed this window, not on the last end, so a gap
             // closes one window and the next ones follow the data again.
-            w.next_end = p.time.saturating_add(every);
-            let keep_from = w.next_end.saturating_sub(self.period);
-            while w.buf.front().is_some_and(|q| q.time < keep_from) {
-                w.buf.pop_front();
-            }
+            w.next_end = next_end;
         }
         w.buf.push_back(p);
         out
+    }
+
+    /// Forgets group `group`'s window (its buffered points are dropped, as
+    /// Kapacitor drops an open window when a task stops); its next point
+    /// starts it again, as a new group would.
+    pub fn forget(&mut self, group: &str) {
+        self.groups.remove(group);
+    }
+
+    /// How many groups have an open window.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether `group` has an open window.
+    pub fn holds(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
     }
 }
 
@@ -267,6 +331,32 @@ mod tests {
         let pts: Vec<Vec<i64>> =
             got.iter().map(|(_, p)| p.iter().map(|t| t / s).collect()).collect();
         assert_eq!(pts, [vec![0], vec![61], vec![122], vec![183]]);
+    }
+
+    /// `.align()`: ends on multiples of every, from the first point on and
+    /// after a gap (Kapacitor truncates `t + every`).
+    #[test]
+    fn aligned_windows_end_on_multiples_of_every() {
+        let mut w = Windower::new(5 * MIN, 5 * MIN, &[]).align(true);
+        let mut times: Vec<i64> = (7..33).map(|m| m * MIN + 20_000_000_000).collect();
+        times.extend((61..70).map(|m| m * MIN));
+        let got: Vec<(i64, Vec<i64>)> = times
+            .iter()
+            .filter_map(|&t| w.push(one(t)))
+            .map(|b| (b.end.tmax / MIN, b.points.iter().map(|p| p.time / MIN).collect()))
+            .collect();
+        // First point 7:20 → first end 10; then 15, 20, 25, 30; the point
+        // at 61 (after the gap) closes the window ending 35 (30:20–32:20)
+        // and the next ends at (61 + 5) truncated = 65.
+        let ends: Vec<i64> = got.iter().map(|(e, _)| *e).collect();
+        assert_eq!(ends, [10, 15, 20, 25, 30, 35, 65]);
+        assert_eq!(got[0].1, [7, 8, 9]);
+        assert_eq!(got[5].1, [30, 31, 32]);
+        assert_eq!(got[6].1, [61, 62, 63, 64]);
+        // Unaligned, the ends follow the first point: 12:20, 17:20, …
+        let mut u = Windower::new(5 * MIN, 5 * MIN, &[]);
+        let first = times.iter().find_map(|&t| u.push(one(t))).map(|b| b.end.tmax);
+        assert_eq!(first, Some(12 * MIN + 20_000_000_000));
     }
 
     /// A point exactly at a window's end belongs to the next window.

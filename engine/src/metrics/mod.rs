@@ -224,6 +224,11 @@ impl NodeMetrics {
         }
     }
 
+    /// Counts stream points that closed no window.
+    pub fn points(&self, points: usize) {
+        self.points_in.fetch_add(points as u64, Ordering::Relaxed);
+    }
+
     /// Records one state commit's duration.
     pub fn commit(&self, d: Duration) {
         self.commit.observe(d);

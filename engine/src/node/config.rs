@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use tickwatch_plugin_api::{OptionSpec, Options, Value, ValueKind};
 use tickwatch_proto::agent::{self, option_value};
 
-pub use tickwatch_plugin_api::options::{FIELD_OPTION, FIELD_TAG_OPTION, RESERVED_OPTION_NAMES};
+pub use tickwatch_plugin_api::options::{
+    ALIGN_OPTION, EVERY_OPTION, FIELD_OPTION, FIELD_TAG_OPTION, PASS_THROUGH_OPTION, PERIOD_OPTION,
+    RESERVED_OPTION_NAMES,
+};
 
 /// Default of [`FIELD_TAG_OPTION`].
 pub const DEFAULT_FIELD_TAG: &str = "field";
@@ -77,16 +80,83 @@ pub enum ConfigError {
     /// A stored options fingerprint does not parse under the detector's specs.
     #[error("{0}")]
     Fingerprint(String),
+    /// `.period()` / `.every()` out of range or one without the other.
+    #[error("{0}")]
+    Window(String),
+    /// An option that does not fit the edge type the node is served with,
+    /// or a stream node whose detector needs windows but got no `.period()`.
+    #[error("{0}")]
+    Edge(String),
 }
 
-/// The options tickwatch itself owns (`field`, `fieldTag`), as a chain sets
-/// them; the detector's options are checked against its declarations.
-#[derive(Debug, Clone, PartialEq)]
+/// The options tickwatch itself owns (`field`, `fieldTag`, `period`,
+/// `every`, `passThrough`), as a chain sets them; the detector's options are
+/// checked against its declarations.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tracking {
     /// Fields to track, in script order, no duplicates, at least one.
     pub fields: Vec<String>,
     /// Tag carrying the field name on emitted points.
     pub field_tag: String,
+    /// `.period()`, nanoseconds (stream edges).
+    pub period: Option<i64>,
+    /// `.every()`, nanoseconds (stream edges).
+    pub every: Option<i64>,
+    /// `.align()` (stream edges).
+    pub align: bool,
+    /// `.passThrough()`.
+    pub pass_through: bool,
+}
+
+impl Tracking {
+    /// The stream window `.period()` and `.every()` ask for (`None`: none
+    /// given), checked as Kapacitor's window node checks its own.
+    pub fn window(&self) -> Result<Option<StreamWindow>, ConfigError> {
+        for (name, v) in [(PERIOD_OPTION, self.period), (EVERY_OPTION, self.every)] {
+            if let Some(ns) = v
+                && ns <= 0
+            {
+                return Err(ConfigError::Window(format!(
+                    "option {name} must be positive, got {ns} ns"
+                )));
+            }
+        }
+        match (self.period, self.every) {
+            (None, None) if self.align => Err(ConfigError::Window(
+                "option align needs .period().every(): it aligns the windows they cut".into(),
+            )),
+            (None, None) => Ok(None),
+            (Some(period), Some(every)) => {
+                Ok(Some(StreamWindow { period, every, align: self.align }))
+            }
+            // Kapacitor's window node refuses the same with "window node
+            // must have either a non zero period or non zero period count".
+            (None, Some(_)) => Err(ConfigError::Window(
+                "option every needs .period() too: a window is .period() long and one is \
+                 emitted every .every(), as |window().period(5m).every(5m) (Kapacitor: \
+                 \"window node must have either a non zero period or non zero period count\")"
+                    .into(),
+            )),
+            (Some(_), None) => Err(ConfigError::Window(
+                "option period needs .every() too (Kapacitor's window node without every emits \
+                 a window on every point, which tickwatch does not do): write .every(5m) for \
+                 tumbling windows, or leave both out to score every point"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// The windows a stream-edge node forms itself, as
+/// `|window().period(period).every(every)` (nanoseconds, both positive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamWindow {
+    /// Window length.
+    pub period: i64,
+    /// How often a window is emitted.
+    pub every: i64,
+    /// `.align()`: window ends on multiples of `every`.
+    pub align: bool,
 }
 
 /// A node's validated configuration.
@@ -96,6 +166,11 @@ pub struct NodeConfig {
     pub fields: Vec<String>,
     /// Tag carrying the field name on emitted points.
     pub field_tag: String,
+    /// `.period().every()`: the windows a stream-edge node forms (`None`:
+    /// not given; a stream node then scores every point).
+    pub window: Option<StreamWindow>,
+    /// `.passThrough()`: emit the input points with the verdict added.
+    pub pass_through: bool,
     /// The detector's options, defaults filled in.
     pub detector_options: Options,
     /// Canonical text of the detector options (see [`fingerprint`]), stored
@@ -109,6 +184,10 @@ pub fn declared(field_arity: usize, detector: &[OptionSpec]) -> Vec<(String, Vec
     let mut out = vec![
         (FIELD_OPTION.to_string(), vec![ValueKind::String; field_arity]),
         (FIELD_TAG_OPTION.to_string(), vec![ValueKind::String]),
+        (PERIOD_OPTION.to_string(), vec![ValueKind::Duration]),
+        (EVERY_OPTION.to_string(), vec![ValueKind::Duration]),
+        (ALIGN_OPTION.to_string(), vec![]),
+        (PASS_THROUGH_OPTION.to_string(), vec![]),
     ];
     // The loader refuses plugins that declare the reserved names.
     out.extend(detector.iter().map(|s| (s.name.clone(), vec![s.kind])));
@@ -128,7 +207,7 @@ fn value_of(v: &agent::OptionValue) -> Option<Value> {
 /// `field` and `fieldTag` from option calls whose types Kapacitor already
 /// checked (a replayed chain): the same rules as [`validate`] applies.
 pub fn tracking(options: &[agent::Option]) -> Result<Tracking, ConfigError> {
-    let mut t = Tracking { fields: Vec::new(), field_tag: DEFAULT_FIELD_TAG.to_string() };
+    let mut t = Tracking { field_tag: DEFAULT_FIELD_TAG.to_string(), ..Tracking::default() };
     for opt in options {
         let values = opt.values.iter().filter_map(value_of);
         track(&mut t, &opt.name, values)?;
@@ -136,10 +215,12 @@ pub fn tracking(options: &[agent::Option]) -> Result<Tracking, ConfigError> {
     if t.fields.is_empty() {
         return Err(ConfigError::NoField);
     }
+    t.window()?;
     Ok(t)
 }
 
-/// Applies one `field` or `fieldTag` call; other names are not tickwatch's.
+/// Applies one call of an option tickwatch owns; other names are not
+/// tickwatch's.
 fn track(
     t: &mut Tracking,
     name: &str,
@@ -166,6 +247,18 @@ fn track(
                 t.field_tag = tag;
             }
         }
+        // The later call wins, as for any TICKscript property.
+        PERIOD_OPTION | EVERY_OPTION => {
+            if let Some(Value::Duration(ns) | Value::Int(ns)) = values.into_iter().next() {
+                if name == PERIOD_OPTION {
+                    t.period = Some(ns);
+                } else {
+                    t.every = Some(ns);
+                }
+            }
+        }
+        PASS_THROUGH_OPTION => t.pass_through = true,
+        ALIGN_OPTION => t.align = true,
         _ => {}
     }
     Ok(())
@@ -180,7 +273,7 @@ pub fn validate(
 ) -> Result<NodeConfig, ConfigError> {
     let decl: HashMap<String, Vec<ValueKind>> =
         declared(field_arity, detector).into_iter().collect();
-    let mut tracked = Tracking { fields: Vec::new(), field_tag: DEFAULT_FIELD_TAG.to_string() };
+    let mut tracked = Tracking { field_tag: DEFAULT_FIELD_TAG.to_string(), ..Tracking::default() };
     let mut set: HashMap<&str, Value> = HashMap::new();
 
     for opt in options {
@@ -222,6 +315,7 @@ pub fn validate(
     if tracked.fields.is_empty() {
         return Err(ConfigError::NoField);
     }
+    let window = tracked.window()?;
 
     let mut pairs = Vec::with_capacity(detector.len());
     for spec in detector {
@@ -239,6 +333,8 @@ pub fn validate(
     Ok(NodeConfig {
         fields: tracked.fields,
         field_tag: tracked.field_tag,
+        window,
+        pass_through: tracked.pass_through,
         fingerprint: fingerprint(&detector_options, detector),
         detector_options,
     })

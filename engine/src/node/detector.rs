@@ -59,6 +59,11 @@ pub trait DetectorFactory: Send + Sync {
     fn state_version(&self) -> u32;
     /// The options it declares.
     fn options(&self) -> &[OptionSpec];
+    /// The fewest values in a window it judges meaningfully
+    /// (`Detector::MIN_WINDOW`): 1 lets a stream node score every point.
+    fn min_window(&self) -> u32 {
+        2
+    }
     /// One detector instance for validated options.
     fn create(&self, options: &Options) -> Result<Box<dyn DetectorHandle>, DetectorError>;
 }
@@ -157,6 +162,9 @@ impl<D: Detector> DetectorFactory for InProcess<D> {
     }
     fn options(&self) -> &[OptionSpec] {
         &self.options
+    }
+    fn min_window(&self) -> u32 {
+        D::MIN_WINDOW
     }
     fn create(&self, options: &Options) -> Result<Box<dyn DetectorHandle>, DetectorError> {
         let detector = catch_unwind(|| D::new(options))

@@ -15,11 +15,13 @@ pub mod config;
 pub mod detector;
 pub mod point;
 pub mod restore;
+pub mod stream;
 pub mod values;
 pub mod watch;
 
 use std::collections::BTreeMap;
 
+use tickwatch_plugin_api::Verdict;
 use tickwatch_proto::agent;
 use tickwatch_state::{FieldState, Provenance, Snapshot};
 
@@ -27,7 +29,16 @@ use crate::kapacitor::Batch;
 pub use config::{ConfigError, NodeConfig};
 pub use detector::{DetectorError, DetectorFactory, DetectorHandle, Factory, InProcess};
 pub use restore::{Adopted, RestorePlan};
+pub use stream::{Edge, StreamWindows};
 use values::Reading;
+
+/// Where a node finds the persisted state of a (group, field) it no longer
+/// holds in memory (a stream group evicted while idle): the node's store,
+/// behind a trait so the domain stays free of the database.
+pub trait StateSource: Send {
+    /// The committed state of (`group`, `field`), if any.
+    fn fetch(&self, group: &str, field: &str) -> Result<Option<FieldState>, String>;
+}
 
 /// A Kapacitor group and one tracked field: the unit of detector state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,6 +63,10 @@ pub struct NodeStats {
     pub emitted: u64,
     /// Values skipped (NaN, infinities, strings, bools in a tracked field).
     pub skipped: u64,
+    /// Stream points received (stream edges).
+    pub points_in: u64,
+    /// Stream groups evicted from memory while idle.
+    pub evicted: u64,
 }
 
 /// Why the node cannot go on (or could not start).
@@ -135,6 +150,16 @@ pub struct Node {
     skips: Vec<u64>,
     /// Reads the tracked fields of points kept as bytes.
     reader: values::ViewReader,
+    /// Stream edges: the windows the node forms itself.
+    stream: Option<StreamWindows>,
+    /// Where evicted groups' state comes back from (a persisted node).
+    source: Option<Box<dyn StateSource>>,
+    /// Whether any (group, field) was evicted: only then can a miss be in
+    /// the source rather than new.
+    evicted_any: bool,
+    /// `.passThrough()` names per tracked field (anomalous, pvalue).
+    pass_names: Vec<(String, String)>,
+    warned_overwrite: bool,
 }
 
 impl std::fmt::Debug for Node {
@@ -159,7 +184,42 @@ impl Node {
             columns: Vec::new(),
             skips: Vec::new(),
             reader: values::ViewReader::default(),
-        })
+            stream: None,
+            source: None,
+            evicted_any: false,
+            pass_names: Vec::new(),
+            warned_overwrite: false,
+        }
+        .with_pass_names())
+    }
+
+    fn with_pass_names(mut self) -> Self {
+        let n = self.config.fields.len();
+        self.pass_names = self.config.fields.iter().map(|f| point::pass_names(f, n)).collect();
+        self
+    }
+
+    /// Serves stream edges: the node forms its windows itself (see
+    /// [`stream`]); groups idle for `idle` ns of data time leave memory
+    /// (their detectors too, when a [`StateSource`] can bring them back).
+    pub fn stream_edges(&mut self, idle: i64) {
+        self.stream = Some(StreamWindows::new(&self.config, idle));
+    }
+
+    /// Where evicted groups' state is read back from.
+    pub fn state_source(&mut self, source: Box<dyn StateSource>) {
+        self.source = Some(source);
+    }
+
+    /// Whether a group was evicted since the node started (its state is
+    /// then only in the store).
+    pub fn evicted_any(&self) -> bool {
+        self.evicted_any
+    }
+
+    /// (group, field) detectors held in memory.
+    pub fn held(&self) -> usize {
+        self.tracked.len()
     }
 
     /// The node's configuration.
@@ -191,8 +251,111 @@ impl Node {
     /// Scores one batch for every tracked field. An error means a detector
     /// failed or the batch is unusable: the node's stream is over.
     pub fn process(&mut self, batch: &Batch) -> Result<Scored, NodeError> {
-        self.stats.batches += 1;
-        if batch.tags().contains_key(&self.config.field_tag) {
+        self.process_window(batch, None)
+    }
+
+    /// Takes one stream point (stream edges): scores the window it closes,
+    /// if any, and evicts idle groups when a sweep is due. Without
+    /// [`Node::stream_edges`] a point is a protocol error of the caller's.
+    pub fn process_point(&mut self, p: agent::Point) -> Result<Scored, NodeError> {
+        self.stats.points_in += 1;
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(Scored::default());
+        };
+        let closed = stream.push(p);
+        let sweep = stream.sweep();
+        let mut out = match closed {
+            Some(c) => {
+                self.stats.batches += 1;
+                self.process_window(&c.batch, Some(c.pass))?
+            }
+            None => Scored::default(),
+        };
+        if let Some((cutoff, released)) = sweep {
+            self.stats.emitted += released.len() as u64;
+            out.points.extend(released);
+            self.evict(cutoff);
+        }
+        Ok(out)
+    }
+
+    /// Drops from memory the detectors of groups the stream no longer holds
+    /// whose last window ended before `cutoff` (their state is in the
+    /// store); without a [`StateSource`] they stay, or their state would be
+    /// lost.
+    fn evict(&mut self, cutoff: i64) {
+        if self.source.is_none() {
+            return;
+        }
+        let Some(stream) = self.stream.as_ref() else { return };
+        let before = self.tracked.len();
+        let mut groups = std::collections::BTreeSet::new();
+        self.tracked.retain(|k, t| {
+            let keep = t.last_time >= cutoff || stream.holds(&k.group);
+            if !keep {
+                groups.insert(k.group.clone());
+            }
+            keep
+        });
+        if self.tracked.len() < before {
+            self.evicted_any = true;
+            self.stats.evicted += groups.len() as u64;
+            tracing::debug!(
+                "{}: evicted {} idle group(s) ({} field states) from memory",
+                self.label,
+                groups.len(),
+                before - self.tracked.len()
+            );
+        }
+    }
+
+    /// The detector of `key`: held, brought back from the store (an
+    /// evicted group), or new.
+    fn detector_for(&mut self, key: &FieldKey) -> Result<&mut Tracked, NodeError> {
+        if !self.tracked.contains_key(key) {
+            let mut fresh = None;
+            if self.evicted_any
+                && let Some(src) = &self.source
+            {
+                let stored =
+                    src.fetch(&key.group, &key.field).map_err(|reason| NodeError::StateLoad {
+                        field: key.field.clone(),
+                        group: key.group.clone(),
+                        reason: DetectorError::Refused(reason),
+                    })?;
+                if let Some(e) = stored
+                    && self.mismatch(&e.provenance, &e.field).is_none()
+                {
+                    let detector = self.load_state(&e)?;
+                    fresh = Some(Tracked { detector, last_time: e.provenance.last_time });
+                }
+            }
+            let t = match fresh {
+                Some(t) => t,
+                None => Tracked {
+                    detector: self.factory.create(&self.config.detector_options)?,
+                    last_time: 0,
+                },
+            };
+            self.tracked.insert(key.clone(), t);
+        }
+        self.tracked
+            .get_mut(key)
+            .ok_or_else(|| NodeError::Detector(DetectorError::Refused("detector vanished".into())))
+    }
+
+    /// Scores one window; with `.passThrough()` the output is `pass` (stream
+    /// edges: the input points the window releases) or the batch's own
+    /// points, each with the verdicts added.
+    fn process_window(
+        &mut self,
+        batch: &Batch,
+        pass: Option<Vec<agent::Point>>,
+    ) -> Result<Scored, NodeError> {
+        if self.stream.is_none() {
+            self.stats.batches += 1;
+        }
+        if batch.tags().contains_key(&self.config.field_tag) && !self.config.pass_through {
             return Err(NodeError::FieldTagCollision { tag: self.config.field_tag.clone() });
         }
         let mut out = Scored {
@@ -203,6 +366,7 @@ impl Node {
             p.batch(batch.group());
         }
         self.collect(batch);
+        let mut verdicts: Vec<((String, String), Verdict)> = Vec::new();
         for fi in 0..self.config.fields.len() {
             out.tally[fi].skipped = self.skips[fi];
             out.tally[fi].values = self.columns[fi].len() as u64;
@@ -213,31 +377,47 @@ impl Node {
                 group: batch.group().to_string(),
                 field: self.config.fields[fi].clone(),
             };
-            let tracked = match self.tracked.get_mut(&key) {
-                Some(t) => t,
-                None => {
-                    let detector = self.factory.create(&self.config.detector_options)?;
-                    self.tracked.entry(key.clone()).or_insert(Tracked { detector, last_time: 0 })
-                }
-            };
-            if let Some(p) = &self.progress {
+            let progress = self.progress.clone();
+            let values = std::mem::take(&mut self.columns[fi]);
+            let tracked = self.detector_for(&key)?;
+            if let Some(p) = &progress {
                 p.enter(fi);
             }
             let started = std::time::Instant::now();
-            let verdict = tracked.detector.score(&self.columns[fi]);
+            let verdict = tracked.detector.score(&values);
             out.tally[fi].score_ns =
                 Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
-            if let Some(p) = &self.progress {
+            if let Some(p) = &progress {
                 p.leave();
             }
+            if verdict.is_ok() {
+                tracked.last_time = batch.end.tmax;
+            }
+            self.columns[fi] = values;
             let verdict = verdict?;
-            tracked.last_time = batch.end.tmax;
             if self.keep_states {
                 let state = self.field_state(&key)?;
                 out.states.push(state);
             }
             let Some(v) = verdict else { continue };
+            if !(v.pvalue.is_finite() && (0.0..=1.0).contains(&v.pvalue)) {
+                tracing::error!(
+                    "{}: detector {} returned pvalue {} (not a probability) for field {}; \
+                     verdict dropped",
+                    self.label,
+                    self.factory.name(),
+                    v.pvalue,
+                    key.field
+                );
+                continue;
+            }
             let anomalous = v.anomalous;
+            if self.config.pass_through {
+                out.tally[fi].verdicts = 1;
+                out.tally[fi].anomalies = u64::from(anomalous);
+                verdicts.push((self.pass_names[fi].clone(), v));
+                continue;
+            }
             match point::verdict_point(batch, &self.config.field_tag, &key.field, v) {
                 Ok(p) => {
                     out.points.push(p);
@@ -251,6 +431,40 @@ impl Node {
                     key.field
                 ),
             }
+        }
+        if self.config.pass_through {
+            let mut points = match pass {
+                Some(p) => p,
+                None => batch
+                    .points
+                    .iter()
+                    .map(|p| point::batch_point_as_stream(batch, p))
+                    .chain(
+                        batch
+                            .encoded
+                            .iter()
+                            .map(|v| point::batch_point_as_stream(batch, &v.to_point())),
+                    )
+                    .collect(),
+            };
+            let mut replaced = false;
+            for p in &mut points {
+                replaced |= point::annotate(p, &verdicts);
+            }
+            if replaced && !self.warned_overwrite {
+                self.warned_overwrite = true;
+                tracing::warn!(
+                    "{}: input points already carry a field named like a verdict field ({}); \
+                     .passThrough() replaces it",
+                    self.label,
+                    self.pass_names
+                        .iter()
+                        .map(|(a, p)| format!("{a}, {p}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            out.points = points;
         }
         self.stats.emitted += out.points.len() as u64;
         Ok(out)

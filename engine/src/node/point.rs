@@ -1,4 +1,5 @@
-//! A verdict → the point a node emits for it.
+//! A verdict → the point a node emits for it, or, with `.passThrough()`,
+//! verdict fields added to the input points ([`annotate`]).
 //!
 //! The point carries the batch's tags plus the field tag, all listed in
 //! `dimensions`, so Kapacitor (which recomputes a point's group from
@@ -54,6 +55,60 @@ pub fn verdict_point(
         by_name,
         ..Default::default()
     })
+}
+
+/// The names of the fields `.passThrough()` adds for one tracked field:
+/// `anomalous` and `pvalue` when the node tracks one field, else prefixed
+/// with the field's name (`hotend_anomalous`, `hotend_pvalue`).
+pub fn pass_names(field: &str, tracked: usize) -> (String, String) {
+    if tracked == 1 {
+        ("anomalous".to_string(), "pvalue".to_string())
+    } else {
+        (format!("{field}_anomalous"), format!("{field}_pvalue"))
+    }
+}
+
+/// Adds the verdicts (name pairs from [`pass_names`], verdict) to an input
+/// point. Nothing else of the point changes. Returns whether a verdict
+/// field replaced a field the point already had (the caller warns once).
+pub fn annotate(p: &mut agent::Point, verdicts: &[((String, String), Verdict)]) -> bool {
+    let mut replaced = false;
+    for ((anomalous, pvalue), v) in verdicts {
+        replaced |= p.fields_bool.insert(anomalous.clone(), v.anomalous).is_some();
+        replaced |= p.fields_double.insert(pvalue.clone(), v.pvalue).is_some();
+        replaced |= p.fields_int.contains_key(anomalous) || p.fields_int.contains_key(pvalue);
+    }
+    replaced
+}
+
+/// A batch point as a stream point (`.passThrough()` on batch edges, whose
+/// UDF provides a stream): the batch's name, its group-by tags as
+/// `dimensions` (added to the point's tags where missing), the point's own
+/// time, tags and fields.
+pub fn batch_point_as_stream(batch: &Batch, p: &agent::Point) -> agent::Point {
+    let name = batch.name();
+    let batch_tags = batch.tags();
+    let mut tags = p.tags.clone();
+    for (k, v) in batch_tags {
+        tags.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let mut dimensions: Vec<String> = batch_tags.keys().cloned().collect();
+    dimensions.sort();
+    let by_name = batch.end.by_name || batch.begin.by_name;
+    agent::Point {
+        time: p.time,
+        name: name.to_string(),
+        database: p.database.clone(),
+        retention_policy: p.retention_policy.clone(),
+        group: group_id(name, by_name, &dimensions, &tags),
+        dimensions,
+        tags,
+        fields_double: p.fields_double.clone(),
+        fields_int: p.fields_int.clone(),
+        fields_string: p.fields_string.clone(),
+        fields_bool: p.fields_bool.clone(),
+        by_name,
+    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl RestorePlan {
 impl Node {
     /// Why state built as `p` for `field` must not be applied to this node,
     /// if it must not.
-    fn mismatch(&self, p: &Provenance, field: &str) -> Option<String> {
+    pub(super) fn mismatch(&self, p: &Provenance, field: &str) -> Option<String> {
         let f = &self.factory;
         if p.detector != f.name() {
             Some(format!("detector {} (node uses {})", p.detector, f.name()))
@@ -93,7 +93,7 @@ impl Node {
     }
 
     /// A detector holding `e`'s state.
-    fn load_state(&self, e: &FieldState) -> Result<Box<dyn DetectorHandle>, NodeError> {
+    pub(super) fn load_state(&self, e: &FieldState) -> Result<Box<dyn DetectorHandle>, NodeError> {
         let mut detector = self.factory.create(&self.config.detector_options)?;
         detector.load(&e.state).map_err(|reason| NodeError::StateLoad {
             field: e.field.clone(),
@@ -149,8 +149,21 @@ impl Node {
                 continue;
             }
             let key = FieldKey { group: e.group.clone(), field: e.field.clone() };
-            if let Some(cur) = self.tracked.get(&key)
-                && cur.last_time >= e.provenance.last_time
+            // A stream group evicted while idle is only in the store: its
+            // persisted state takes part in the comparison all the same.
+            let evicted_time = if self.tracked.contains_key(&key) || !self.evicted_any {
+                None
+            } else {
+                self.source.as_ref().and_then(|src| {
+                    src.fetch(&key.group, &key.field).ok().flatten().and_then(|st| {
+                        self.mismatch(&st.provenance, &st.field)
+                            .is_none()
+                            .then_some(st.provenance.last_time)
+                    })
+                })
+            };
+            if let Some(cur_time) = self.tracked.get(&key).map(|t| t.last_time).or(evicted_time)
+                && cur_time >= e.provenance.last_time
             {
                 tracing::info!(
                     "{}: restore: field {} group {:?}: kept the persisted state (last batch at \
@@ -158,7 +171,7 @@ impl Node {
                     self.label,
                     e.field,
                     e.group,
-                    cur.last_time,
+                    cur_time,
                     e.provenance.last_time
                 );
                 continue;

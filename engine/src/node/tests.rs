@@ -132,7 +132,7 @@ fn process_scores_each_field_per_group_and_emits_after_the_first_window() {
     assert_eq!(by_field["a"].time, 20);
     // Another group has its own state: its first window emits nothing.
     assert!(n.process(&flat("host=y", 20, 100.0, 100.0)).unwrap().points.is_empty());
-    assert_eq!(n.stats(), NodeStats { batches: 3, emitted: 2, skipped: 0 });
+    assert_eq!(n.stats(), NodeStats { batches: 3, emitted: 2, ..NodeStats::default() });
     assert!(out.states.is_empty(), "no states unless asked");
 }
 
@@ -372,4 +372,173 @@ fn points_kept_as_bytes_score_as_decoded_points() {
     }
     assert_eq!(decoded.stats(), read.stats());
     assert!(decoded.stats().skipped > 0);
+}
+
+/// Stream points of group `host=<h>` every 10 s from `from` s for `n`
+/// points, with value `v(t)`.
+fn stream_points(h: &str, from: i64, n: i64, v: impl Fn(i64) -> f64) -> Vec<agent::Point> {
+    (0..n)
+        .map(|k| {
+            let t = (from + 10 * k) * 1_000_000_000;
+            let mut p = point(t, &[("x", v(t))]);
+            p.name = "m".into();
+            p.tags = HashMap::from([("host".to_string(), h.to_string())]);
+            p.dimensions = vec!["host".into()];
+            p.group = format!("host={h}");
+            p
+        })
+        .collect()
+}
+
+const MIN_NS: i64 = 60_000_000_000;
+
+fn windowed(fields: &[&str], extra: Vec<agent::Option>) -> Node {
+    let mut o = vec![
+        opt::call("period", vec![opt::dur(5 * MIN_NS)]),
+        opt::call("every", vec![opt::dur(5 * MIN_NS)]),
+    ];
+    o.extend(extra);
+    Node::new(InProcess::<Drift>::factory(), config(fields, o), "test").unwrap()
+}
+
+#[test]
+fn a_stream_node_equals_a_batch_node_fed_the_windows() {
+    let wave = |t: i64| {
+        ((t / 1_000_000_000) % 97) as f64 + if t > 3000 * 1_000_000_000 { 9.0 } else { 0.0 }
+    };
+    let mut points = stream_points("a", 0, 600, wave);
+    points.extend(stream_points("b", 5, 600, wave));
+    points.sort_by_key(|p| p.time);
+    let mut stream = windowed(&["x"], vec![]);
+    stream.stream_edges(3_600 * 1_000_000_000);
+    let mut got = Vec::new();
+    for p in points.clone() {
+        got.extend(stream.process_point(p).unwrap().points);
+    }
+    let mut w = crate::kapacitor::Windower::new(5 * MIN_NS, 5 * MIN_NS, &["host"]);
+    let mut batch_node = node(&["x"]);
+    let mut want = Vec::new();
+    for p in points {
+        if let Some(b) = w.push(p) {
+            want.extend(batch_node.process(&b).unwrap().points);
+        }
+    }
+    assert!(want.len() > 30 && want.iter().any(|p| p.fields_bool["anomalous"]));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn pass_through_releases_each_point_once_with_its_windows_verdict() {
+    let mut n = windowed(&["x", "y"], vec![opt::call("passThrough", vec![])]);
+    n.stream_edges(3_600 * 1_000_000_000);
+    let points = stream_points("a", 0, 120, |t| (t / 1_000_000_000) as f64);
+    let mut out = Vec::new();
+    for p in points.clone() {
+        out.extend(n.process_point(p).unwrap().points);
+    }
+    // 120 points over 20 minutes: windows end at 5, 10, 15 minutes; the
+    // points of the last 5 minutes wait for a window that never closes.
+    assert_eq!(out.len(), 90);
+    for (o, i) in out.iter().zip(&points) {
+        let mut stripped = o.clone();
+        let had = stripped.fields_bool.remove("x_anomalous").is_some();
+        stripped.fields_double.remove("x_pvalue");
+        assert_eq!(&stripped, i);
+        // The first window seeds: no verdict on its points; y is absent.
+        assert_eq!(had, i.time >= 5 * MIN_NS);
+        assert!(!o.fields_bool.contains_key("y_anomalous"));
+    }
+}
+
+#[test]
+fn per_point_scoring_and_idle_eviction_come_back_from_the_source() {
+    #[derive(Clone, Default)]
+    struct Store(std::sync::Arc<std::sync::Mutex<HashMap<(String, String), FieldState>>>);
+    impl StateSource for Store {
+        fn fetch(&self, group: &str, field: &str) -> Result<Option<FieldState>, String> {
+            let m = self.0.lock().map_err(|e| e.to_string())?;
+            Ok(m.get(&(group.to_string(), field.to_string())).cloned())
+        }
+    }
+    let store = Store::default();
+    let mut n = node(&["x"]);
+    n.keep_states(true);
+    n.stream_edges(600 * 1_000_000_000);
+    n.state_source(Box::new(store.clone()));
+    let feed = |n: &mut Node, points: Vec<agent::Point>| -> usize {
+        let mut emitted = 0;
+        for p in points {
+            let s = n.process_point(p).unwrap();
+            emitted += s.points.len();
+            let mut m = store.0.lock().unwrap();
+            for st in s.states {
+                m.insert((st.group.clone(), st.field.clone()), st);
+            }
+        }
+        emitted
+    };
+    // One value per window: every point but a group's first is scored.
+    assert_eq!(feed(&mut n, stream_points("a", 0, 10, |_| 1.0)), 9);
+    assert_eq!(n.held(), 1);
+    // b runs on for an hour: a (idle past 10 minutes) leaves memory.
+    assert_eq!(feed(&mut n, stream_points("b", 100, 360, |_| 1.0)), 359);
+    assert_eq!(n.held(), 1, "a was evicted");
+    assert_eq!(n.stats().evicted, 1);
+    // a comes back with its state: its first point is scored at once.
+    assert_eq!(feed(&mut n, stream_points("a", 3700, 1, |_| 50.0)), 1);
+    assert_eq!(n.held(), 2);
+    // The snapshot of the node alone lacks nothing held.
+    assert_eq!(n.snapshot().unwrap().fields.len(), 2);
+    // b leaves memory in turn; a stale snapshot entry for it must not roll
+    // its persisted state back, a newer one wins as for a held field.
+    feed(&mut n, stream_points("a", 4400, 1, |_| 1.0));
+    assert_eq!(n.held(), 1, "b was evicted");
+    let stored = store.0.lock().unwrap()[&("host=b".to_string(), "x".to_string())].clone();
+    let mut stale = stored.clone();
+    stale.provenance.last_time -= 1;
+    let plan = n.plan_restore(Snapshot { fields: vec![stale] }).unwrap();
+    assert!(plan.applied_states().is_empty(), "a stale snapshot is not applied");
+    let mut newer = stored;
+    newer.provenance.last_time += 1;
+    let plan = n.plan_restore(Snapshot { fields: vec![newer] }).unwrap();
+    assert_eq!(plan.applied_states().len(), 1);
+}
+
+#[test]
+fn window_options_are_checked_against_the_edge() {
+    use super::stream::check_edge;
+    let w = config(
+        &["x"],
+        vec![
+            opt::call("period", vec![opt::dur(MIN_NS)]),
+            opt::call("every", vec![opt::dur(MIN_NS)]),
+        ],
+    );
+    let plain = config(&["x"], vec![]);
+    assert!(
+        check_edge(&w, Edge::Batch, "drift", 2).unwrap_err().to_string().contains("stream edges")
+    );
+    assert!(check_edge(&w, Edge::Stream, "drift", 2).is_ok());
+    assert!(check_edge(&plain, Edge::Stream, "drift", 1).is_ok());
+    let e = check_edge(&plain, Edge::Stream, "drift", 2).unwrap_err().to_string();
+    assert!(e.contains("drift judges windows of at least 2 values"), "{e}");
+    assert!(check_edge(&plain, Edge::Batch, "drift", 2).is_ok());
+    let bad = |o: Vec<agent::Option>| {
+        let mut options = vec![opt::call("field", vec![opt::s("x"), opt::s(""), opt::s("")])];
+        options.extend(o);
+        validate(&options, 3, &Drift::options()).unwrap_err().to_string()
+    };
+    assert!(
+        bad(vec![opt::call("every", vec![opt::dur(MIN_NS)])]).starts_with("option every needs")
+    );
+    assert!(
+        bad(vec![opt::call("period", vec![opt::dur(MIN_NS)])]).starts_with("option period needs")
+    );
+    assert!(
+        bad(vec![
+            opt::call("period", vec![opt::dur(0)]),
+            opt::call("every", vec![opt::dur(MIN_NS)])
+        ])
+        .starts_with("option period must be positive")
+    );
 }

@@ -197,19 +197,42 @@ fn describe(lib: &libloading::Library, path: PathBuf) -> Result<Described, LoadE
     if found != ABI_VERSION {
         return Err(LoadError::AbiMismatch { path, found, expected: ABI_VERSION });
     }
-    if (size as usize) < std::mem::size_of::<PluginDescriptor>() {
+    if (size as usize) < abi::BASE_DESCRIPTOR_SIZE {
         return Err(LoadError::BadDescriptor {
             path,
             reason: format!(
                 "descriptor is {size} bytes, ABI {ABI_VERSION} needs {}",
-                std::mem::size_of::<PluginDescriptor>()
+                abi::BASE_DESCRIPTOR_SIZE
             ),
         });
     }
-    // SAFETY: the version and size match ours, so `raw` points to a
-    // descriptor of our layout in static memory of `lib`, which this
-    // Plugin keeps loaded for as long as the reference is used.
-    let desc: &'static PluginDescriptor = unsafe { &*raw };
+    let desc: &'static PluginDescriptor =
+        if (size as usize) >= std::mem::size_of::<PluginDescriptor>() {
+            // SAFETY: the version matches ours and the size covers our layout,
+            // so `raw` points to a descriptor of our layout in static memory of
+            // `lib`, which this Plugin keeps loaded for as long as the
+            // reference is used.
+            unsafe { &*raw }
+        } else {
+            // A plugin built before fields were appended to the ABI 1
+            // descriptor: copy the base it has and fill the rest with the
+            // defaults, once per loaded library (a few dozen bytes).
+            let mut full = std::mem::MaybeUninit::<PluginDescriptor>::uninit();
+            // SAFETY: `raw` points to at least BASE_DESCRIPTOR_SIZE readable
+            // bytes (checked above) laid out as our descriptor's prefix; the
+            // destination is a fresh, large enough, non-overlapping buffer.
+            // `min_window`, the only field past the base, is written next, so
+            // every field is initialized before `assume_init`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    raw.cast::<u8>(),
+                    full.as_mut_ptr().cast::<u8>(),
+                    abi::BASE_DESCRIPTOR_SIZE,
+                );
+                std::ptr::addr_of_mut!((*full.as_mut_ptr()).min_window).write(2);
+                Box::leak(Box::new(full.assume_init()))
+            }
+        };
     let text = |s: RawStr, what: &str| -> Result<String, LoadError> {
         // SAFETY: descriptor strings point to 'static bytes in the library.
         let bytes = unsafe { s.as_slice() };
@@ -330,6 +353,10 @@ impl DetectorFactory for Plugin {
 
     fn state_version(&self) -> u32 {
         self.lib.desc.state_version
+    }
+
+    fn min_window(&self) -> u32 {
+        self.lib.desc.min_window
     }
 
     fn options(&self) -> &[OptionSpec] {

@@ -48,7 +48,15 @@ pub struct ServeConfig {
     pub batch_timeout: Option<std::time::Duration>,
     /// Socket mode: serve Prometheus metrics on this address (`host:port`).
     pub metrics_listen: Option<String>,
+    /// Batch or stream edges (`--edge`).
+    pub edge: crate::node::Edge,
+    /// Stream edges: evict a group idle this long (ns of data time).
+    pub idle_evict: i64,
 }
+
+/// Bounds of `--idle-evict`: a second to a year of data time.
+pub const IDLE_EVICT_RANGE: std::ops::RangeInclusive<i64> =
+    1_000_000_000..=366 * 24 * 3600 * 1_000_000_000;
 
 /// Runs `serve` to completion.
 pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
@@ -68,6 +76,9 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         );
     }
     crate::metrics::mark_start();
+    if !IDLE_EVICT_RANGE.contains(&cfg.idle_evict) {
+        bail!("--idle-evict must be between 1s and 366 days");
+    }
     let plugin = Registry::require(&cfg.detector, &cfg.plugin_dirs)?;
     tracing::debug!(
         "detector {} {} from {}",
@@ -85,6 +96,8 @@ pub fn run(cfg: &ServeConfig) -> anyhow::Result<()> {
         field_arity: cfg.field_arity,
         state,
         batch_timeout: cfg.batch_timeout,
+        edge: cfg.edge,
+        idle_evict: cfg.idle_evict,
     };
     match &cfg.socket {
         None => stdio::serve(&session).context("serving on stdin/stdout"),

@@ -28,7 +28,7 @@ use crate::control::ControlServer;
 use crate::control::server::Source;
 use crate::kapacitor::{Batch, group_label};
 use crate::metrics::{self, NodeMetrics};
-use crate::node::{DetectorError, Node, NodeError};
+use crate::node::{DetectorError, Node, NodeError, StateSource};
 
 /// Persistence settings.
 #[derive(Debug, Clone)]
@@ -232,20 +232,70 @@ impl Persisted {
     /// returns; on a failure, also the error, and the points are those of
     /// the batches before the failing one (committed as well).
     pub fn process_all(&mut self, batches: &[Batch]) -> (Vec<agent::Point>, Option<PersistError>) {
+        self.commit_each(batches.iter(), |node, b| Ok((node.process(b)?, b.len(), Some(b.group()))))
+    }
+
+    /// Stream edges: takes `points` in order (the node forms and scores
+    /// the windows they close) and commits every new state once, as
+    /// [`Persisted::process_all`] does: no point comes back before the
+    /// state it depends on is committed.
+    pub fn process_points(
+        &mut self,
+        points: Vec<Vec<agent::Point>>,
+    ) -> (Vec<agent::Point>, Option<PersistError>) {
+        self.commit_each(points.into_iter().flatten(), |node, p| {
+            Ok((node.process_point(p)?, 1, None))
+        })
+    }
+
+    /// Scores `items` (a batch each, with its group; or a stream point,
+    /// without), counts them in the metrics and commits once.
+    fn commit_each<'a, T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        mut score: impl FnMut(
+            &mut Node,
+            T,
+        )
+            -> Result<(crate::node::Scored, usize, Option<&'a str>), NodeError>,
+    ) -> (Vec<agent::Point>, Option<PersistError>) {
         let mut points = Vec::new();
         let mut states: Vec<FieldState> = Vec::new();
         // (group, field) → index in `states`, so each field is written once.
         let mut latest: HashMap<(String, String), usize> = HashMap::new();
         let mut failed = None;
-        // Per batch scored: (verdicts, anomalies, score ns), for the debug line.
-        let mut scored_batches: Vec<(u64, u64, u64)> = Vec::with_capacity(batches.len());
-        for batch in batches {
-            match self.node.process(batch) {
-                Ok(scored) => {
-                    self.metrics.batch(batch.len(), &scored.tally);
-                    scored_batches.push(scored.tally.iter().fold((0, 0, 0), |(v, a, ns), t| {
+        // Per batch scored: (group, points, verdicts, anomalies, score ns),
+        // for the debug line; stream points are summed into one line.
+        let mut scored_batches: Vec<(&'a str, usize, u64, u64, u64)> = Vec::new();
+        let mut stream = (0usize, 0u64, 0u64, 0u64, 0u64);
+        for item in items {
+            match score(&mut self.node, item) {
+                Ok((scored, n, group)) => {
+                    let (v, a, ns) = scored.tally.iter().fold((0, 0, 0), |(v, a, ns), t| {
                         (v + t.verdicts, a + t.anomalies, ns + t.score_ns.unwrap_or(0))
-                    }));
+                    });
+                    match group {
+                        Some(g) => {
+                            self.metrics.batch(n, &scored.tally);
+                            scored_batches.push((g, n, v, a, ns));
+                        }
+                        None if scored.tally.is_empty() => {
+                            self.metrics.points(n);
+                            stream.0 += n;
+                        }
+                        None => {
+                            // A stream point that closed a window: the window
+                            // counts as a batch.
+                            self.metrics.batch(n, &scored.tally);
+                            stream = (
+                                stream.0 + n,
+                                stream.1 + 1,
+                                stream.2 + v,
+                                stream.3 + a,
+                                stream.4 + ns,
+                            );
+                        }
+                    }
                     points.extend(scored.points);
                     for st in scored.states {
                         match latest.get(&(st.group.clone(), st.field.clone())) {
@@ -285,14 +335,22 @@ impl Persisted {
                 Some(t) => format!("{:.3} ms", ms(t)),
                 None => "none".to_string(),
             };
-            for (batch, (verdicts, anomalies, score_ns)) in batches.iter().zip(&scored_batches) {
+            for (group, n, verdicts, anomalies, score_ns) in &scored_batches {
                 tracing::debug!(
-                    "{}: batch group {}: {} points, {verdicts} verdicts ({anomalies} anomalous), \
+                    "{}: batch group {}: {n} points, {verdicts} verdicts ({anomalies} anomalous), \
                      score {:.3} ms, commit {commit}",
                     self.metrics.ids(),
-                    group_label(batch.group()),
-                    batch.len(),
+                    group_label(group),
                     *score_ns as f64 / 1e6,
+                );
+            }
+            let (n, windows, verdicts, anomalies, score_ns) = stream;
+            if n > 0 {
+                tracing::debug!(
+                    "{}: stream: {n} points, {windows} windows closed, {verdicts} verdicts \
+                     ({anomalies} anomalous), score {:.3} ms, commit {commit}",
+                    self.metrics.ids(),
+                    score_ns as f64 / 1e6,
                 );
             }
         }
@@ -316,9 +374,43 @@ impl Persisted {
         Ok(self.node.apply_restore(plan))
     }
 
-    /// Every (group, field) state of the node.
+    /// Every (group, field) state of the node, including stream groups
+    /// evicted from memory while idle (read back from the store).
     pub fn snapshot(&mut self) -> Result<Snapshot, DetectorError> {
-        self.node.snapshot()
+        let mut snap = self.node.snapshot()?;
+        if self.node.evicted_any()
+            && let Some(store) = &self.store
+        {
+            let stored = store
+                .reader()
+                .fields()
+                .map_err(|e| DetectorError::Refused(format!("cannot read evicted state: {e}")))?;
+            let held: std::collections::HashSet<(String, String)> =
+                snap.fields.iter().map(|f| (f.group.clone(), f.field.clone())).collect();
+            snap.fields.extend(
+                stored.into_iter().filter(|f| !held.contains(&(f.group.clone(), f.field.clone()))),
+            );
+            snap.fields.sort_by(|a, b| (&a.group, &a.field).cmp(&(&b.group, &b.field)));
+        }
+        Ok(snap)
+    }
+
+    /// Serves stream edges (see `node::stream`): with a store, groups idle
+    /// for `idle` ns of data time leave memory and come back from it.
+    pub fn stream_edges(&mut self, idle: i64) {
+        self.node.stream_edges(idle);
+        if let Some(store) = &self.store {
+            self.node.state_source(Box::new(StoreSource(store.reader())));
+        }
+    }
+}
+
+/// The store as the node's [`StateSource`] for evicted groups.
+struct StoreSource(tickwatch_state::StoreReader);
+
+impl StateSource for StoreSource {
+    fn fetch(&self, group: &str, field: &str) -> Result<Option<FieldState>, String> {
+        self.0.field(group, field).map_err(|e| e.to_string())
     }
 }
 

@@ -36,7 +36,7 @@ use super::queue;
 use crate::kapacitor::Batch;
 use crate::node::detector::panic_text;
 use crate::node::watch::Progress;
-use crate::node::{Factory, Node, config};
+use crate::node::{Edge, Factory, Node, config, stream};
 
 /// What every session of a serving process shares.
 #[derive(Clone)]
@@ -50,6 +50,11 @@ pub struct SessionConfig {
     /// The watchdog: a detector call running longer than this ends the
     /// session with an ErrorResponse naming it (`None`: no watchdog).
     pub batch_timeout: Option<std::time::Duration>,
+    /// Batch edges (windows from `|window()`) or stream edges (points; the
+    /// node windows them itself, see `node::stream`).
+    pub edge: Edge,
+    /// Stream edges: a group idle this long (ns of data time) leaves memory.
+    pub idle_evict: i64,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -156,7 +161,11 @@ enum Work {
     Restore(agent::RestoreRequest),
     Snapshot,
     Batch(Batch),
-    Eof { open_batch: bool },
+    /// Stream edges: consecutive points read in one go (see `STREAM_RUN`).
+    Points(Vec<agent::Point>),
+    Eof {
+        open_batch: bool,
+    },
     Broken(String),
 }
 
@@ -168,6 +177,7 @@ impl Work {
             Work::Batch(b) => bytes
                 .saturating_add(b.points.len().saturating_mul(POINT_COST))
                 .saturating_add(b.encoded.heap_bytes()),
+            Work::Points(p) => bytes.saturating_add(p.len().saturating_mul(POINT_COST)),
             _ => bytes.max(1),
         }
     }
@@ -218,9 +228,10 @@ where
 
     let reader_out = out_tx.clone();
     let on_hang: std::sync::Arc<Hang> = std::sync::Arc::new(reader.on_hang());
-    let spawned = thread::Builder::new()
-        .name("udf-reader".into())
-        .spawn(move || read_loop(reader, work_tx, reader_out));
+    let spawned = thread::Builder::new().name("udf-reader".into()).spawn({
+        let edge = config.edge;
+        move || read_loop(reader, work_tx, reader_out, edge)
+    });
     if let Err(e) = spawned {
         return Err(SessionError::Thread(format!("cannot start reader thread: {e}")));
     }
@@ -245,8 +256,30 @@ where
     })
 }
 
-fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>) {
+/// Stream edges: most points the reader gathers into one work item. It
+/// hands them over sooner whenever no further frame is already buffered,
+/// so a trickle waits for nothing.
+const STREAM_RUN: usize = 1024;
+
+/// Whether `buf` starts with a whole frame (`uvarint(len) ++ len bytes`):
+/// reading it will not block, so a run of stream points may wait for it.
+fn holds_a_frame(buf: &[u8]) -> bool {
+    let mut len: u64 = 0;
+    for (i, &b) in buf.iter().take(10).enumerate() {
+        len |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            let rest = (buf.len() - i - 1) as u64;
+            return rest >= len;
+        }
+    }
+    false
+}
+
+fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>, edge: Edge) {
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+    // Stream edges: points read but not yet queued, and their frame bytes.
+    let mut points: Vec<agent::Point> = Vec::new();
+    let mut points_bytes = 0usize;
     let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
     // Frame bytes of the batch being assembled, for the queue's bound.
@@ -256,7 +289,20 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
     loop {
         // Inside a batch, points are kept as their bytes (the fast path of
         // `tickwatch_proto::view`; what it leaves to prost comes back decoded).
-        let req = match read_request_or_point(&mut reader, &mut buf, batch.is_some()) {
+        let incoming = read_request_or_point(&mut reader, &mut buf, batch.is_some());
+        if !points.is_empty()
+            && !matches!(
+                &incoming,
+                Ok(Some(Incoming::Request(r))) if matches!(r.message, Some(request::Message::Point(_)))
+            )
+        {
+            let run = Work::Points(std::mem::replace(&mut points, Vec::with_capacity(64)));
+            let cost = run.cost(std::mem::take(&mut points_bytes));
+            if work.send(run, cost).is_err() {
+                return;
+            }
+        }
+        let req = match incoming {
             Ok(Some(Incoming::Point(p))) => {
                 if let Some(b) = batch.as_mut() {
                     b.encoded.push(p);
@@ -295,6 +341,11 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                 send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time: k.time }));
                 continue;
             }
+            Some(request::Message::Begin(_)) if edge == Edge::Stream => Work::Broken(
+                "protocol error: BeginBatch, but this UDF is served with --edge stream (it wants \
+                 stream edges): remove |window() before it, or use the batch-edge function"
+                    .into(),
+            ),
             Some(request::Message::Begin(begin)) => {
                 if batch.is_some() {
                     Work::Broken("protocol error: BeginBatch while a batch is open".into())
@@ -314,6 +365,15 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     b.encoded.push_point(&p);
                     batch_bytes += frame_bytes;
                     continue;
+                }
+                None if edge == Edge::Stream => {
+                    points.push(p);
+                    points_bytes += frame_bytes;
+                    if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
+                        continue;
+                    }
+                    bytes = std::mem::take(&mut points_bytes);
+                    Work::Points(std::mem::replace(&mut points, Vec::with_capacity(64)))
                 }
                 None => Work::Broken(
                     "protocol error: point outside a batch (this UDF wants batch edges: \
@@ -401,6 +461,8 @@ fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), Sessi
 enum Job {
     /// Consecutive batches, scored together and committed once.
     Batches(Vec<Batch>),
+    /// Consecutive runs of stream points, likewise committed once.
+    Points(Vec<Vec<agent::Point>>),
     One(Work),
 }
 
@@ -437,6 +499,15 @@ impl Worker<'_> {
                     }
                     Job::Batches(batches)
                 }
+                Work::Points(points) => {
+                    let mut runs = vec![points];
+                    while rx.next_is(|w| matches!(w, Work::Points(_))) {
+                        if let Some(Work::Points(more)) = rx.try_recv() {
+                            runs.push(more);
+                        }
+                    }
+                    Job::Points(runs)
+                }
                 other => Job::One(other),
             };
             // A panic anywhere below (the database library, a bug of ours)
@@ -444,6 +515,10 @@ impl Worker<'_> {
             // waiting on a thread that is gone.
             let step = catch_unwind(AssertUnwindSafe(|| match job {
                 Job::Batches(batches) => match self.batches(&batches) {
+                    Ok(()) => Step::Continue,
+                    Err(e) => Step::End(Err(e)),
+                },
+                Job::Points(points) => match self.points(points) {
                     Ok(()) => Step::Continue,
                     Err(e) => Step::End(Err(e)),
                 },
@@ -482,6 +557,7 @@ impl Worker<'_> {
             }
             Work::Snapshot => self.snapshot(),
             Work::Batch(b) => self.batches(std::slice::from_ref(&b)),
+            Work::Points(p) => self.points(vec![p]),
             Work::Eof { open_batch } => {
                 if open_batch {
                     tracing::warn!(
@@ -507,8 +583,14 @@ impl Worker<'_> {
     fn finished(&self) {
         if let Some(node) = &self.node {
             let s = node.node().stats();
+            // Stream edges: "batches" are the windows the node cut itself.
+            let stream = if self.config.edge == Edge::Stream {
+                format!(" ({} stream points in, {} idle groups evicted)", s.points_in, s.evicted)
+            } else {
+                String::new()
+            };
             tracing::info!(
-                "{}: input closed after {} batches, {} points emitted, {} values skipped",
+                "{}: input closed after {} batches{stream}, {} points emitted, {} values skipped",
                 self.ids,
                 s.batches,
                 s.emitted,
@@ -529,7 +611,10 @@ impl Worker<'_> {
         send(
             self.out,
             response::Message::Info(agent::InfoResponse {
-                wants: agent::EdgeType::Batch as i32,
+                wants: match self.config.edge {
+                    Edge::Batch => agent::EdgeType::Batch as i32,
+                    Edge::Stream => agent::EdgeType::Stream as i32,
+                },
                 provides: agent::EdgeType::Stream as i32,
                 options,
             }),
@@ -571,6 +656,7 @@ impl Worker<'_> {
     fn open(&self, req: &agent::InitRequest) -> Result<Persisted, Box<dyn std::error::Error>> {
         let factory = &self.config.factory;
         let cfg = config::validate(&req.options, self.config.field_arity, factory.options())?;
+        stream::check_edge(&cfg, self.config.edge, factory.name(), factory.min_window())?;
         let mut node = Node::new(factory.clone(), cfg, &self.ids)?;
         if let Some(limit) = self.config.batch_timeout {
             let progress = std::sync::Arc::new(Progress::default());
@@ -588,12 +674,18 @@ impl Worker<'_> {
                  Kapacitor's snapshots",
                 self.ids
             );
-            let node = Persisted::in_memory(node, &meta);
+            let mut node = Persisted::in_memory(node, &meta);
             node.metrics().watch_queue(self.queue.probe());
+            if self.config.edge == Edge::Stream {
+                node.stream_edges(self.config.idle_evict);
+            }
             return Ok(node);
         };
-        let (node, n) = Persisted::open(node, st, &meta)?;
+        let (mut node, n) = Persisted::open(node, st, &meta)?;
         node.metrics().watch_queue(self.queue.probe());
+        if self.config.edge == Edge::Stream {
+            node.stream_edges(self.config.idle_evict);
+        }
         tracing::info!(
             "{}: state in {}; picked up {n} persisted field state(s)",
             self.ids,
@@ -694,6 +786,24 @@ impl Worker<'_> {
         let (points, failed) = node.process_all(batches);
         if !points.is_empty() {
             send_out(self.out, Out::Points(points));
+        }
+        match failed {
+            None => Ok(()),
+            Some(e) => Err(self_fatal(self.out, &self.ids, e.to_string())),
+        }
+    }
+}
+
+impl Worker<'_> {
+    /// Stream edges: `points` in order through the node's windows, their
+    /// states committed once, then the points they produced emitted.
+    fn points(&mut self, points: Vec<Vec<agent::Point>>) -> Result<(), SessionError> {
+        let Some(node) = self.node.as_mut() else {
+            return Err(self.fatal("protocol error: point before a successful Init".into()));
+        };
+        let (out, failed) = node.process_points(points);
+        if !out.is_empty() {
+            send_out(self.out, Out::Points(out));
         }
         match failed {
             None => Ok(()),

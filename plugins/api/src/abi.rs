@@ -180,7 +180,15 @@ pub struct PluginDescriptor {
     pub describe: unsafe extern "C" fn(handle: *mut c_void) -> RawResult,
     /// Frees a buffer returned by any function above.
     pub free_buf: unsafe extern "C" fn(buf: RawBuf),
+    /// [`Detector::MIN_WINDOW`]. Appended within ABI 1: the host reads it
+    /// only when `descriptor_size` covers it, and takes 2 from a plugin
+    /// built before it existed ([`BASE_DESCRIPTOR_SIZE`]).
+    pub min_window: u32,
 }
+
+/// The size of an ABI 1 descriptor without the fields appended later
+/// (everything up to and including `free_buf`): the least the host accepts.
+pub const BASE_DESCRIPTOR_SIZE: usize = std::mem::offset_of!(PluginDescriptor, min_window);
 
 // SAFETY: a descriptor is immutable after construction; its pointers refer to
 // 'static strings and its functions are thread-safe entry points.
@@ -204,6 +212,7 @@ pub const fn descriptor<D: Detector>() -> PluginDescriptor {
         load: shim_load::<D>,
         describe: shim_describe::<D>,
         free_buf: shim_free_buf,
+        min_window: D::MIN_WINDOW,
     }
 }
 

@@ -111,6 +111,14 @@ pub trait Detector: Sized + Send + 'static {
     /// host starts that field fresh instead. Bump it only when old state
     /// would be misread; releases that keep the format keep their history.
     const STATE_VERSION: u32;
+    /// The fewest values in a window the detector judges meaningfully. `1`
+    /// says it scores single values (a z-score against a baseline does):
+    /// on stream edges without `.period()` tickwatch then scores every
+    /// point. The default `2` (a test of a window's spread, as Welch's
+    /// t-test, needs two values) makes such a node refuse Init and ask for
+    /// `.period()`. Host-side only: windows of fewer values still reach
+    /// [`Detector::score`] (a sliding window's first window may hold one).
+    const MIN_WINDOW: u32 = 2;
 
     /// The options a TICKscript may set (besides tickwatch's own `field` and
     /// `fieldTag`). Each takes exactly one argument of the declared kind.

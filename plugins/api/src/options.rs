@@ -19,10 +19,34 @@ pub const FIELD_OPTION: &str = "field";
 /// emitted points (`.fieldTag('field')`); no detector may declare it.
 pub const FIELD_TAG_OPTION: &str = "fieldTag";
 
+/// tickwatch's own option for stream edges: the window period, as
+/// `|window().period(5m)` (`.period(5m)`); no detector may declare it.
+pub const PERIOD_OPTION: &str = "period";
+
+/// tickwatch's own option for stream edges: how often a window is emitted,
+/// as `|window().every(5m)` (`.every(5m)`); no detector may declare it.
+pub const EVERY_OPTION: &str = "every";
+
+/// tickwatch's own option for stream edges (no argument): window ends on
+/// multiples of `every`, as `|window().align()`; no detector may declare it.
+pub const ALIGN_OPTION: &str = "align";
+
+/// tickwatch's own option (no argument) asking for the input points back
+/// with the verdict added (`.passThrough()`), instead of one verdict point
+/// per (window, field); no detector may declare it.
+pub const PASS_THROUGH_OPTION: &str = "passThrough";
+
 /// Every option name tickwatch declares itself, in the order it declares
 /// them. The host refuses a plugin that declares one of these, and the
 /// conformance suite fails it.
-pub const RESERVED_OPTION_NAMES: [&str; 2] = [FIELD_OPTION, FIELD_TAG_OPTION];
+pub const RESERVED_OPTION_NAMES: [&str; 6] = [
+    FIELD_OPTION,
+    FIELD_TAG_OPTION,
+    PERIOD_OPTION,
+    EVERY_OPTION,
+    ALIGN_OPTION,
+    PASS_THROUGH_OPTION,
+];
 
 /// The type of one option argument, as a TICKscript writes it.
 ///

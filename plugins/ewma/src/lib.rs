@@ -179,6 +179,9 @@ impl BaselineTest for EwmaTest {
     /// are not read: such state starts fresh. Bump when a format change
     /// would misread old state.
     const FORMAT: StateFormat = StateFormat::new("ewma", 3);
+    /// A single value is compared with the EWMA (its spread comes from
+    /// the baseline), so a stream node may score every point.
+    const MIN_WINDOW: u32 = 1;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type History = EwBaseline;
 

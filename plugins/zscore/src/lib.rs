@@ -159,6 +159,9 @@ impl BaselineTest for ZTest {
     /// `window::Windows`). Formats 1 and 2 are not read: such state starts
     /// fresh.
     const FORMAT: StateFormat = StateFormat::new("zscore", 3);
+    /// A single value is compared with the history (its spread comes from
+    /// the history alone), so a stream node may score every point.
+    const MIN_WINDOW: u32 = 1;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type History = ZHistory;
 

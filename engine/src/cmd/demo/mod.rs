@@ -112,9 +112,11 @@ pub fn run(args: &DemoConfig) -> anyhow::Result<()> {
         options,
         period: FIVE_MIN_NS,
         every: FIVE_MIN_NS,
+        align: false,
         group_by: Vec::new(),
         field_arity: 3,
         plugin_dirs: args.plugin_dirs.clone(),
+        edge: crate::node::Edge::Batch,
     };
     let fields: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
     let series = args.plot.as_ref().map(|_| plot::Series::from_points(&input.points, &fields, &[]));

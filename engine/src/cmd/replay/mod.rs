@@ -21,7 +21,9 @@ use tickwatch_proto::agent;
 use crate::cmd::out;
 use crate::inspect::rfc3339;
 use crate::kapacitor::{HostError, UdfClient, Windower, group_id, group_label};
-use crate::node::config::{self, Tracking};
+use crate::node::Edge;
+use crate::node::config::{self, PERIOD_OPTION, Tracking};
+use crate::node::config::{ALIGN_OPTION, EVERY_OPTION, PASS_THROUGH_OPTION};
 use crate::node::values::{self, Reading};
 use lineproto::Precision;
 
@@ -38,6 +40,8 @@ pub struct ReplayConfig {
     pub period: i64,
     /// Window every (ns).
     pub every: i64,
+    /// `.align()` the windows.
+    pub align: bool,
     /// Group-by tags.
     pub group_by: Vec<String>,
     /// Only lines of this measurement.
@@ -52,6 +56,9 @@ pub struct ReplayConfig {
     pub field_arity: usize,
     /// Plugin directories for the served UDF.
     pub plugin_dirs: Vec<PathBuf>,
+    /// Batch edges (replay cuts the windows) or stream edges (the served
+    /// node does, from `.period().every()`).
+    pub edge: Edge,
 }
 
 /// Everything a replay needs, validated.
@@ -65,12 +72,16 @@ pub struct Plan {
     pub period: i64,
     /// Window every (ns).
     pub every: i64,
+    /// `.align()` the windows.
+    pub align: bool,
     /// Group-by tags.
     pub group_by: Vec<String>,
     /// `--field-arity` for the served UDF.
     pub field_arity: usize,
     /// Plugin directories for the served UDF.
     pub plugin_dirs: Vec<PathBuf>,
+    /// Which edges the served node takes.
+    pub edge: Edge,
 }
 
 /// What a replay produced.
@@ -119,7 +130,7 @@ pub fn run_stream(
     let state_dir = state.path().to_str().context("temporary directory path is not UTF-8")?;
     let plugin_dirs = std::env::join_paths(&plan.plugin_dirs).context("plugin directory list")?;
     let arity = plan.field_arity.to_string();
-    let args = [
+    let mut args = vec![
         "serve",
         "--detector",
         &plan.detector,
@@ -130,6 +141,28 @@ pub fn run_stream(
         "--log",
         "warn",
     ];
+    let mut options = plan.options.clone();
+    if plan.edge == Edge::Stream {
+        args.extend(["--edge", "stream"]);
+        // The stream node forms the windows itself: --window/--every become
+        // its .period().every() unless the chain sets them.
+        if !options.iter().any(|o| o.name == PERIOD_OPTION || o.name == EVERY_OPTION) {
+            let dur = |ns: i64| agent::OptionValue {
+                r#type: agent::ValueType::Duration as i32,
+                value: Some(agent::option_value::Value::DurationValue(ns)),
+            };
+            options
+                .push(agent::Option { name: PERIOD_OPTION.into(), values: vec![dur(plan.period)] });
+            options
+                .push(agent::Option { name: EVERY_OPTION.into(), values: vec![dur(plan.every)] });
+            if plan.align {
+                options.push(agent::Option { name: ALIGN_OPTION.into(), values: vec![] });
+            }
+        }
+    }
+    if options.iter().any(|o| o.name == PASS_THROUGH_OPTION) {
+        bail!("--udf: replay reports verdicts; .passThrough() is for a Kapacitor task");
+    }
     let plugin_env = plugin_dirs.to_string_lossy().into_owned();
     let mut udf = UdfClient::spawn(&exe, &args, &[("TICKWATCH_PLUGIN_DIR", &plugin_env)])
         .context("cannot start tickwatch serve")?;
@@ -137,14 +170,14 @@ pub fn run_stream(
     // temporary state directory before the process exits.
     let _armed = interrupt::arm(udf.pid(), state.path());
     udf.info().map_err(|e| anyhow!("the UDF did not answer Info ({e}); see its error above"))?;
-    let init = udf.init("replay", &plan.detector, plan.options.clone()).map_err(|e| match e {
+    let init = udf.init("replay", &plan.detector, options).map_err(|e| match e {
         HostError::Options(m) => anyhow!("--udf rejected as Kapacitor would: {m}"),
         e => anyhow!(e),
     })?;
     if !init.success {
         bail!("--udf refused by the detector: {}", init.error);
     }
-    let Tracking { fields: tracked, field_tag } =
+    let Tracking { fields: tracked, field_tag, .. } =
         config::tracking(&plan.options).map_err(|e| anyhow!("--udf: {e}"))?;
     let alpha = plan.options.iter().rev().find(|o| o.name == "alpha").and_then(|o| {
         match o.values.first()?.value.as_ref()? {
@@ -162,13 +195,28 @@ pub fn run_stream(
     });
     let mut out = Outcome { field_tag, alpha, ..Default::default() };
     let group_by: Vec<&str> = plan.group_by.iter().map(String::as_str).collect();
-    let mut windows = Windower::new(plan.period, plan.every, &group_by);
+    let mut windows = Windower::new(plan.period, plan.every, &group_by).align(plan.align);
+    let mut dims: Vec<String> = plan.group_by.clone();
+    dims.sort();
+    dims.dedup();
+    // Stream edges: points as |from().groupBy() sends them, in runs.
+    let mut run: Vec<agent::Point> = Vec::new();
     for (i, p) in points.into_iter().enumerate() {
         on_point(&p, i as u64);
         out.points += 1;
         out.skipped +=
             tracked.iter().filter(|f| values::read(&p, f) == Reading::Unusable).count() as u64;
-        if let Some(batch) = windows.push(p) {
+        if plan.edge == Edge::Stream {
+            let mut sp = p.clone();
+            sp.group = group_id("", false, &dims, &sp.tags);
+            sp.dimensions.clone_from(&dims);
+            run.push(sp);
+            // The windows are counted here too, for the report.
+            out.windows += u64::from(windows.push(p).is_some());
+            if run.len() >= 4096 && udf.send_points(&std::mem::take(&mut run)).is_err() {
+                break;
+            }
+        } else if let Some(batch) = windows.push(p) {
             out.windows += 1;
             if let Err(e) = udf.send_batch(&batch) {
                 // The node ended its stream: its ErrorResponse says why.
@@ -176,6 +224,11 @@ pub fn run_stream(
                 break;
             }
         }
+    }
+    if !run.is_empty()
+        && let Err(e) = udf.send_points(&run)
+    {
+        tracing::debug!("sending points failed: {e}");
     }
     // From here the child is waited for (and reaped) by `close`: the
     // interrupt cleanup must no longer signal its pid.
@@ -483,9 +536,11 @@ pub fn replay(cfg: &ReplayConfig) -> anyhow::Result<()> {
         options: cfg.options.clone(),
         period: cfg.period,
         every: cfg.every,
+        align: cfg.align,
         group_by: cfg.group_by.clone(),
         field_arity: cfg.field_arity,
         plugin_dirs: cfg.plugin_dirs.clone(),
+        edge: cfg.edge,
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

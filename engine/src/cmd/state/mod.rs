@@ -508,6 +508,10 @@ fn configured_node(
     let config = NodeConfig {
         fields: meta.fields.clone(),
         field_tag: DEFAULT_FIELD_TAG.to_string(),
+        // Neither shapes a detector's state: adopt only asks whether the
+        // set-aside state fits the detector.
+        window: None,
+        pass_through: false,
         fingerprint: fingerprint(&detector_options, plugin.options()),
         detector_options,
     };

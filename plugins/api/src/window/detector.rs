@@ -46,6 +46,8 @@ pub trait BaselineTest: Debug + Clone + PartialEq + Send + 'static {
     const FORMAT: StateFormat;
     /// [`Detector::VERSION`].
     const VERSION: &'static str;
+    /// [`Detector::MIN_WINDOW`] (default 2).
+    const MIN_WINDOW: u32 = 2;
     /// What the baseline keeps.
     type History: History + Debug + PartialEq + Send + 'static;
 
@@ -125,6 +127,7 @@ impl<T: BaselineTest> Detector for BaselineDetector<T> {
     const NAME: &'static str = T::FORMAT.detector();
     const VERSION: &'static str = T::VERSION;
     const STATE_VERSION: u32 = T::FORMAT.version() as u32;
+    const MIN_WINDOW: u32 = T::MIN_WINDOW;
 
     fn options() -> Vec<OptionSpec> {
         T::options()
