@@ -12,9 +12,25 @@ use crate::cmd;
 use crate::serve::{self, ServeConfig};
 use args::{Command, env_nonempty};
 
-/// `tickwatch --version`: the release and the plugin ABI it loads (a unit
-/// test keeps the number equal to `tickwatch_plugin_api::abi::ABI_VERSION`).
-pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (plugin ABI 1)");
+/// The optional features of this build, as `--version` shows them.
+#[cfg(feature = "tools")]
+macro_rules! features {
+    () => {
+        "tools"
+    };
+}
+#[cfg(not(feature = "tools"))]
+macro_rules! features {
+    () => {
+        "none (serving only)"
+    };
+}
+
+/// `tickwatch --version`: the release, the plugin ABI it loads (a unit
+/// test keeps the number equal to `tickwatch_plugin_api::abi::ABI_VERSION`)
+/// and the cargo features it was built with.
+pub const LONG_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (plugin ABI 1; features: ", features!(), ")");
 
 /// tickwatch: anomaly detection for Kapacitor, as a UDF.
 #[derive(Debug, Parser)]
@@ -130,6 +146,15 @@ mod tests {
     #[test]
     fn the_version_names_the_plugin_abi_it_loads() {
         let abi = tickwatch_plugin_api::abi::ABI_VERSION;
-        assert!(LONG_VERSION.ends_with(&format!("(plugin ABI {abi})")), "{LONG_VERSION}");
+        assert!(LONG_VERSION.contains(&format!("(plugin ABI {abi}; ")), "{LONG_VERSION}");
+    }
+
+    #[test]
+    fn the_version_names_the_build_features() {
+        assert_eq!(
+            LONG_VERSION.contains("features: tools)"),
+            cfg!(feature = "tools"),
+            "{LONG_VERSION}"
+        );
     }
 }
