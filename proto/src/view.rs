@@ -584,6 +584,30 @@ impl EncodedPoints {
         self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
     }
 
+    /// Point `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<PointView<'_>> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(PointView { body: self.bytes.get(start..end)? })
+    }
+
+    /// Drops the first `n` points (all of them when `n` is at least
+    /// [`EncodedPoints::len`]), keeping the buffers' capacity.
+    pub fn drain_front(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if n >= self.ends.len() {
+            self.bytes.clear();
+            self.ends.clear();
+            return;
+        }
+        let cut = self.ends[n - 1];
+        self.bytes.drain(..cut);
+        self.ends.drain(..n);
+        self.ends.iter_mut().for_each(|e| *e -= cut);
+    }
+
     /// The points, in the order they were pushed.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = PointView<'_>> + '_ {
         (0..self.ends.len()).map(|i| {

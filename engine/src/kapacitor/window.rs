@@ -22,9 +22,23 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use tickwatch_proto::agent;
+use tickwatch_proto::{EncodedPoints, PointView, agent};
 
 use super::{Batch, group_id};
+
+/// The end of the window a point at `t` opens: `t + every`, truncated to a
+/// multiple of `every` when `align`ed (Kapacitor's `windowByTime`).
+fn end_after(t: i64, every: i64, align: bool) -> i64 {
+    let end = t.saturating_add(every);
+    if !align {
+        return end;
+    }
+    // Nanoseconds from Go's zero time (0001-01-01) to the Unix epoch.
+    const GO_EPOCH_NS: i128 = 62_135_596_800 * 1_000_000_000;
+    let every = i128::from(every);
+    let rem = (i128::from(end) + GO_EPOCH_NS).rem_euclid(every);
+    i64::try_from(i128::from(end) - rem).unwrap_or(end)
+}
 
 struct GroupWindow {
     next_end: i64,
@@ -71,15 +85,7 @@ impl Windower {
     /// The end of the window a point at `t` opens: `t + every`, truncated
     /// to a multiple of `every` when aligned (Kapacitor's `windowByTime`).
     fn end_after(&self, t: i64) -> i64 {
-        let end = t.saturating_add(self.every);
-        if !self.align {
-            return end;
-        }
-        // Nanoseconds from Go's zero time (0001-01-01) to the Unix epoch.
-        const GO_EPOCH_NS: i128 = 62_135_596_800 * 1_000_000_000;
-        let every = i128::from(self.every);
-        let rem = (i128::from(end) + GO_EPOCH_NS).rem_euclid(every);
-        i64::try_from(i128::from(end) - rem).unwrap_or(end)
+        end_after(t, self.every, self.align)
     }
 
     /// Feeds one point (named, with time, tags and fields, in time order per
@@ -183,6 +189,123 @@ impl Windower {
     /// How many groups have an open window.
     pub fn groups(&self) -> usize {
         self.groups.len()
+    }
+
+    /// Whether `group` has an open window.
+    pub fn holds(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+}
+
+/// One group's open window of points kept as their bytes.
+struct ViewGroup {
+    next_end: i64,
+    tags: HashMap<String, String>,
+    /// Each buffered point's time, parallel to `points`.
+    times: VecDeque<i64>,
+    points: EncodedPoints,
+}
+
+/// [`Windower::push_grouped`] for points kept as their bytes (a
+/// stream-edge node): the same windows, each a [`Batch`] whose rows are in
+/// `encoded`, the points as they arrived (a node scores only their time and
+/// fields). No allocation per point: a group's buffer and a window's rows
+/// are one byte buffer each.
+pub struct ViewWindower {
+    period: i64,
+    every: i64,
+    align: bool,
+    groups: HashMap<String, ViewGroup>,
+}
+
+impl std::fmt::Debug for ViewWindower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewWindower")
+            .field("period", &self.period)
+            .field("every", &self.every)
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
+
+impl ViewWindower {
+    /// As [`Windower::new`] without group-by tags (groups come with the
+    /// points), and [`Windower::align`].
+    pub fn new(period: i64, every: i64, align: bool) -> Self {
+        ViewWindower { period, every, align, groups: HashMap::new() }
+    }
+
+    /// Feeds point `p` of the Kapacitor group `group` (its time `time`);
+    /// `tags` is called for its group-by tags only when the group is new.
+    /// Otherwise as [`Windower::push_grouped`].
+    pub fn push(
+        &mut self,
+        group: &str,
+        time: i64,
+        tags: impl FnOnce() -> HashMap<String, String>,
+        p: PointView<'_>,
+    ) -> Option<Batch> {
+        let next_end = end_after(time, self.every, self.align);
+        if !self.groups.contains_key(group) {
+            let w = ViewGroup {
+                next_end,
+                tags: tags(),
+                times: VecDeque::new(),
+                points: EncodedPoints::default(),
+            };
+            self.groups.insert(group.to_string(), w);
+        }
+        let w = self.groups.get_mut(group)?;
+        let mut out = None;
+        if time >= w.next_end {
+            let end = w.next_end;
+            let start = end.saturating_sub(self.period);
+            let stale = w.times.iter().take_while(|&&t| t < start).count();
+            w.times.drain(..stale);
+            w.points.drain_front(stale);
+            let mut rows = EncodedPoints::with_capacity(w.times.len());
+            for (i, &t) in w.times.iter().enumerate() {
+                if t < end
+                    && let Some(v) = w.points.get(i)
+                {
+                    rows.push(v);
+                }
+            }
+            // Points no later window needs (before the next one's start).
+            let keep_from = next_end.saturating_sub(self.period);
+            let last_use = w.times.iter().take_while(|&&t| t < keep_from).count();
+            w.times.drain(..last_use);
+            w.points.drain_front(last_use);
+            let by_name = p.by_name();
+            let name = p.name();
+            out = Some(Batch {
+                begin: agent::BeginBatch {
+                    name: name.to_string(),
+                    group: group.to_string(),
+                    tags: w.tags.clone(),
+                    size: rows.len() as i64,
+                    by_name,
+                },
+                end: agent::EndBatch {
+                    name: name.to_string(),
+                    group: group.to_string(),
+                    tmax: end,
+                    tags: w.tags.clone(),
+                    by_name,
+                },
+                encoded: rows,
+                ..Default::default()
+            });
+            w.next_end = next_end;
+        }
+        w.times.push_back(time);
+        w.points.push(p);
+        out
+    }
+
+    /// As [`Windower::forget`].
+    pub fn forget(&mut self, group: &str) {
+        self.groups.remove(group);
     }
 
     /// Whether `group` has an open window.
