@@ -516,4 +516,51 @@ mod tests {
         assert_eq!(b_ends, want);
         assert!(b.iter().all(|x| x.points.iter().all(|p| p.group == "printer=b")));
     }
+
+    /// The windows of points kept as bytes equal [`Windower::push_grouped`]'s,
+    /// sliding, tumbling, aligned, with gaps and two groups.
+    #[test]
+    fn view_windows_equal_decoded_windows() {
+        for (period, every, align) in
+            [(5 * MIN, 5 * MIN, false), (30 * MIN, 5 * MIN, false), (7 * MIN, 3 * MIN, true)]
+        {
+            let mut plain = Windower::new(period, every, &[]).align(align);
+            let mut view = ViewWindower::new(period, every, align);
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            for m in (0..90).chain(150..200) {
+                for printer in ["a", "b"] {
+                    if printer == "b" && (40..60).contains(&m) {
+                        continue;
+                    }
+                    let mut p = pt(m * MIN + 7, printer);
+                    p.group = format!("printer={printer}");
+                    p.dimensions = vec!["printer".into()];
+                    let mut enc = EncodedPoints::default();
+                    enc.push_point(&p);
+                    let tags = HashMap::from([("printer".to_string(), printer.to_string())]);
+                    let group = p.group.clone();
+                    let v = enc.get(0).expect("one point");
+                    got.extend(view.push(&group, p.time, || tags.clone(), v));
+                    let t = if plain.holds(&group) { HashMap::new() } else { tags.clone() };
+                    want.extend(plain.push_grouped(&group, t, false, p));
+                }
+            }
+            let summary = |b: &Batch| {
+                let rows: Vec<(i64, Option<f64>)> = b
+                    .points
+                    .iter()
+                    .cloned()
+                    .chain(b.encoded.iter().map(|v| v.to_point()))
+                    .map(|p| (p.time, p.fields_double.get("hotend").copied()))
+                    .collect();
+                (b.begin.clone(), b.end.clone(), rows)
+            };
+            assert!(!want.is_empty());
+            assert_eq!(
+                got.iter().map(summary).collect::<Vec<_>>(),
+                want.iter().map(summary).collect::<Vec<_>>(),
+                "period {period} every {every} align {align}"
+            );
+        }
+    }
 }
