@@ -338,6 +338,22 @@ impl<'a> PointView<'a> {
         }
     }
 
+    /// [`PointView::time`] and [`PointView::group`] in one pass over the
+    /// point (a stream point needs both).
+    pub fn time_and_group(&self) -> (i64, &'a str) {
+        let (mut time, mut group) = (0, "");
+        for (n, raw) in self.fields_raw() {
+            match (n, raw) {
+                (tag::TIME, Raw::Varint(v)) => time = v as i64,
+                (tag::TIME, _) => time = 0,
+                (tag::GROUP, Raw::Bytes(b)) => group = text(b),
+                (tag::GROUP, _) => group = "",
+                _ => {}
+            }
+        }
+        (time, group)
+    }
+
     /// `name`.
     pub fn name(&self) -> &'a str {
         self.last_text(tag::NAME)
@@ -465,6 +481,9 @@ pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
     let fast = view.to_point();
     if normal(&fast) != normal(&p) {
         return Err(format!("fast path read {fast:?}, prost {p:?}"));
+    }
+    if view.time_and_group() != (p.time, p.group.as_str()) {
+        return Err(format!("time_and_group read {:?}, prost {p:?}", view.time_and_group()));
     }
     Ok(true)
 }

@@ -246,16 +246,15 @@ impl ViewWindower {
         p: PointView<'_>,
     ) -> Option<Batch> {
         let next_end = end_after(time, self.every, self.align);
-        if !self.groups.contains_key(group) {
-            let w = ViewGroup {
+        let w = match self.groups.get_mut(group) {
+            Some(w) => w,
+            None => self.groups.entry(group.to_string()).or_insert(ViewGroup {
                 next_end,
                 tags: tags(),
                 times: VecDeque::new(),
                 points: EncodedPoints::default(),
-            };
-            self.groups.insert(group.to_string(), w);
-        }
-        let w = self.groups.get_mut(group)?;
+            }),
+        };
         let mut out = None;
         if time >= w.next_end {
             let end = w.next_end;

@@ -142,13 +142,15 @@ impl StreamWindows {
     /// closes, if any (at most one, as in Kapacitor). The window's rows are
     /// in its batch's `encoded`; only `.passThrough()` decodes the point.
     pub fn push(&mut self, p: PointView<'_>) -> Option<Closed> {
-        let time = p.time();
-        let group = p.group();
+        let (time, group) = p.time_and_group();
         self.newest = self.newest.max(time);
-        if !self.groups.contains_key(group) {
-            self.groups.insert(group.to_string(), GroupSeen { last: time, held: VecDeque::new() });
-        }
-        let seen = self.groups.get_mut(group)?;
+        let seen = match self.groups.get_mut(group) {
+            Some(seen) => seen,
+            None => self
+                .groups
+                .entry(group.to_string())
+                .or_insert(GroupSeen { last: time, held: VecDeque::new() }),
+        };
         seen.last = seen.last.max(time);
         let Some(windows) = self.windows.as_mut() else {
             // One-value windows: the point is its own batch, ending at its time.
