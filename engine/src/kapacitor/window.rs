@@ -262,19 +262,27 @@ impl ViewWindower {
             let stale = w.times.iter().take_while(|&&t| t < start).count();
             w.times.drain(..stale);
             w.points.drain_front(stale);
-            let mut rows = EncodedPoints::with_capacity(w.times.len());
-            for (i, &t) in w.times.iter().enumerate() {
-                if t < end
-                    && let Some(v) = w.points.get(i)
-                {
-                    rows.push(v);
-                }
-            }
             // Points no later window needs (before the next one's start).
             let keep_from = next_end.saturating_sub(self.period);
-            let last_use = w.times.iter().take_while(|&&t| t < keep_from).count();
-            w.times.drain(..last_use);
-            w.points.drain_front(last_use);
+            let rows = if w.times.iter().all(|&t| t < end && t < keep_from) {
+                // All of the buffer, needed by no later window (tumbling
+                // windows): moved, not copied.
+                w.times.clear();
+                std::mem::take(&mut w.points)
+            } else {
+                let mut rows = EncodedPoints::with_capacity(w.times.len());
+                for (i, &t) in w.times.iter().enumerate() {
+                    if t < end
+                        && let Some(v) = w.points.get(i)
+                    {
+                        rows.push(v);
+                    }
+                }
+                let last_use = w.times.iter().take_while(|&&t| t < keep_from).count();
+                w.times.drain(..last_use);
+                w.points.drain_front(last_use);
+                rows
+            };
             let by_name = p.by_name();
             let name = p.name();
             out = Some(Batch {
