@@ -338,6 +338,22 @@ impl<'a> PointView<'a> {
         }
     }
 
+    /// [`PointView::time`] and [`PointView::group`] in one pass over the
+    /// point (a stream point needs both).
+    pub fn time_and_group(&self) -> (i64, &'a str) {
+        let (mut time, mut group) = (0, "");
+        for (n, raw) in self.fields_raw() {
+            match (n, raw) {
+                (tag::TIME, Raw::Varint(v)) => time = v as i64,
+                (tag::TIME, _) => time = 0,
+                (tag::GROUP, Raw::Bytes(b)) => group = text(b),
+                (tag::GROUP, _) => group = "",
+                _ => {}
+            }
+        }
+        (time, group)
+    }
+
     /// `name`.
     pub fn name(&self) -> &'a str {
         self.last_text(tag::NAME)
@@ -466,6 +482,9 @@ pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
     if normal(&fast) != normal(&p) {
         return Err(format!("fast path read {fast:?}, prost {p:?}"));
     }
+    if view.time_and_group() != (p.time, p.group.as_str()) {
+        return Err(format!("time_and_group read {:?}, prost {p:?}", view.time_and_group()));
+    }
     Ok(true)
 }
 
@@ -582,6 +601,30 @@ impl EncodedPoints {
     /// Bytes held (the points' encodings and their offsets).
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+
+    /// Point `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<PointView<'_>> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(PointView { body: self.bytes.get(start..end)? })
+    }
+
+    /// Drops the first `n` points (all of them when `n` is at least
+    /// [`EncodedPoints::len`]), keeping the buffers' capacity.
+    pub fn drain_front(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if n >= self.ends.len() {
+            self.bytes.clear();
+            self.ends.clear();
+            return;
+        }
+        let cut = self.ends[n - 1];
+        self.bytes.drain(..cut);
+        self.ends.drain(..n);
+        self.ends.iter_mut().for_each(|e| *e -= cut);
     }
 
     /// The points, in the order they were pushed.

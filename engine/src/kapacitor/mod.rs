@@ -22,7 +22,7 @@ use tickwatch_proto::{EncodedPoints, agent};
 
 pub use client::{HostError, UdfClient};
 pub use options::check_options;
-pub use window::Windower;
+pub use window::{ViewWindower, Windower};
 
 /// One complete batch as a UDF receives it: BeginBatch, its points, EndBatch.
 ///

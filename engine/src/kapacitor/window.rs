@@ -22,9 +22,23 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use tickwatch_proto::agent;
+use tickwatch_proto::{EncodedPoints, PointView, agent};
 
 use super::{Batch, group_id};
+
+/// The end of the window a point at `t` opens: `t + every`, truncated to a
+/// multiple of `every` when `align`ed (Kapacitor's `windowByTime`).
+fn end_after(t: i64, every: i64, align: bool) -> i64 {
+    let end = t.saturating_add(every);
+    if !align {
+        return end;
+    }
+    // Nanoseconds from Go's zero time (0001-01-01) to the Unix epoch.
+    const GO_EPOCH_NS: i128 = 62_135_596_800 * 1_000_000_000;
+    let every = i128::from(every);
+    let rem = (i128::from(end) + GO_EPOCH_NS).rem_euclid(every);
+    i64::try_from(i128::from(end) - rem).unwrap_or(end)
+}
 
 struct GroupWindow {
     next_end: i64,
@@ -71,15 +85,7 @@ impl Windower {
     /// The end of the window a point at `t` opens: `t + every`, truncated
     /// to a multiple of `every` when aligned (Kapacitor's `windowByTime`).
     fn end_after(&self, t: i64) -> i64 {
-        let end = t.saturating_add(self.every);
-        if !self.align {
-            return end;
-        }
-        // Nanoseconds from Go's zero time (0001-01-01) to the Unix epoch.
-        const GO_EPOCH_NS: i128 = 62_135_596_800 * 1_000_000_000;
-        let every = i128::from(self.every);
-        let rem = (i128::from(end) + GO_EPOCH_NS).rem_euclid(every);
-        i64::try_from(i128::from(end) - rem).unwrap_or(end)
+        end_after(t, self.every, self.align)
     }
 
     /// Feeds one point (named, with time, tags and fields, in time order per
@@ -183,6 +189,130 @@ impl Windower {
     /// How many groups have an open window.
     pub fn groups(&self) -> usize {
         self.groups.len()
+    }
+
+    /// Whether `group` has an open window.
+    pub fn holds(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+}
+
+/// One group's open window of points kept as their bytes.
+struct ViewGroup {
+    next_end: i64,
+    tags: HashMap<String, String>,
+    /// Each buffered point's time, parallel to `points`.
+    times: VecDeque<i64>,
+    points: EncodedPoints,
+}
+
+/// [`Windower::push_grouped`] for points kept as their bytes (a
+/// stream-edge node): the same windows, each a [`Batch`] whose rows are in
+/// `encoded`, the points as they arrived (a node scores only their time and
+/// fields). No allocation per point: a group's buffer and a window's rows
+/// are one byte buffer each.
+pub struct ViewWindower {
+    period: i64,
+    every: i64,
+    align: bool,
+    groups: HashMap<String, ViewGroup>,
+}
+
+impl std::fmt::Debug for ViewWindower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewWindower")
+            .field("period", &self.period)
+            .field("every", &self.every)
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
+
+impl ViewWindower {
+    /// As [`Windower::new`] without group-by tags (groups come with the
+    /// points), and [`Windower::align`].
+    pub fn new(period: i64, every: i64, align: bool) -> Self {
+        ViewWindower { period, every, align, groups: HashMap::new() }
+    }
+
+    /// Feeds point `p` of the Kapacitor group `group` (its time `time`);
+    /// `tags` is called for its group-by tags only when the group is new.
+    /// Otherwise as [`Windower::push_grouped`].
+    pub fn push(
+        &mut self,
+        group: &str,
+        time: i64,
+        tags: impl FnOnce() -> HashMap<String, String>,
+        p: PointView<'_>,
+    ) -> Option<Batch> {
+        let next_end = end_after(time, self.every, self.align);
+        let w = match self.groups.get_mut(group) {
+            Some(w) => w,
+            None => self.groups.entry(group.to_string()).or_insert(ViewGroup {
+                next_end,
+                tags: tags(),
+                times: VecDeque::new(),
+                points: EncodedPoints::default(),
+            }),
+        };
+        let mut out = None;
+        if time >= w.next_end {
+            let end = w.next_end;
+            let start = end.saturating_sub(self.period);
+            let stale = w.times.iter().take_while(|&&t| t < start).count();
+            w.times.drain(..stale);
+            w.points.drain_front(stale);
+            // Points no later window needs (before the next one's start).
+            let keep_from = next_end.saturating_sub(self.period);
+            let rows = if w.times.iter().all(|&t| t < end && t < keep_from) {
+                // All of the buffer, needed by no later window (tumbling
+                // windows): moved, not copied.
+                w.times.clear();
+                std::mem::take(&mut w.points)
+            } else {
+                let mut rows = EncodedPoints::with_capacity(w.times.len());
+                for (i, &t) in w.times.iter().enumerate() {
+                    if t < end
+                        && let Some(v) = w.points.get(i)
+                    {
+                        rows.push(v);
+                    }
+                }
+                let last_use = w.times.iter().take_while(|&&t| t < keep_from).count();
+                w.times.drain(..last_use);
+                w.points.drain_front(last_use);
+                rows
+            };
+            let by_name = p.by_name();
+            let name = p.name();
+            out = Some(Batch {
+                begin: agent::BeginBatch {
+                    name: name.to_string(),
+                    group: group.to_string(),
+                    tags: w.tags.clone(),
+                    size: rows.len() as i64,
+                    by_name,
+                },
+                end: agent::EndBatch {
+                    name: name.to_string(),
+                    group: group.to_string(),
+                    tmax: end,
+                    tags: w.tags.clone(),
+                    by_name,
+                },
+                encoded: rows,
+                ..Default::default()
+            });
+            w.next_end = next_end;
+        }
+        w.times.push_back(time);
+        w.points.push(p);
+        out
+    }
+
+    /// As [`Windower::forget`].
+    pub fn forget(&mut self, group: &str) {
+        self.groups.remove(group);
     }
 
     /// Whether `group` has an open window.
@@ -392,5 +522,52 @@ mod tests {
         want.extend((25..=35).map(|k| 5 * k));
         assert_eq!(b_ends, want);
         assert!(b.iter().all(|x| x.points.iter().all(|p| p.group == "printer=b")));
+    }
+
+    /// The windows of points kept as bytes equal [`Windower::push_grouped`]'s,
+    /// sliding, tumbling, aligned, with gaps and two groups.
+    #[test]
+    fn view_windows_equal_decoded_windows() {
+        for (period, every, align) in
+            [(5 * MIN, 5 * MIN, false), (30 * MIN, 5 * MIN, false), (7 * MIN, 3 * MIN, true)]
+        {
+            let mut plain = Windower::new(period, every, &[]).align(align);
+            let mut view = ViewWindower::new(period, every, align);
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            for m in (0..90).chain(150..200) {
+                for printer in ["a", "b"] {
+                    if printer == "b" && (40..60).contains(&m) {
+                        continue;
+                    }
+                    let mut p = pt(m * MIN + 7, printer);
+                    p.group = format!("printer={printer}");
+                    p.dimensions = vec!["printer".into()];
+                    let mut enc = EncodedPoints::default();
+                    enc.push_point(&p);
+                    let tags = HashMap::from([("printer".to_string(), printer.to_string())]);
+                    let group = p.group.clone();
+                    let v = enc.get(0).expect("one point");
+                    got.extend(view.push(&group, p.time, || tags.clone(), v));
+                    let t = if plain.holds(&group) { HashMap::new() } else { tags.clone() };
+                    want.extend(plain.push_grouped(&group, t, false, p));
+                }
+            }
+            let summary = |b: &Batch| {
+                let rows: Vec<(i64, Option<f64>)> = b
+                    .points
+                    .iter()
+                    .cloned()
+                    .chain(b.encoded.iter().map(|v| v.to_point()))
+                    .map(|p| (p.time, p.fields_double.get("hotend").copied()))
+                    .collect();
+                (b.begin.clone(), b.end.clone(), rows)
+            };
+            assert!(!want.is_empty());
+            assert_eq!(
+                got.iter().map(summary).collect::<Vec<_>>(),
+                want.iter().map(summary).collect::<Vec<_>>(),
+                "period {period} every {every} align {align}"
+            );
+        }
     }
 }

@@ -22,7 +22,7 @@ pub mod watch;
 use std::collections::BTreeMap;
 
 use tickwatch_plugin_api::Verdict;
-use tickwatch_proto::agent;
+use tickwatch_proto::{PointView, agent};
 use tickwatch_state::{FieldState, Provenance, Snapshot};
 
 use crate::kapacitor::Batch;
@@ -257,7 +257,19 @@ impl Node {
     /// Takes one stream point (stream edges): scores the window it closes,
     /// if any, and evicts idle groups when a sweep is due. Without
     /// [`Node::stream_edges`] a point is a protocol error of the caller's.
+    /// The point is encoded first: [`Node::process_view`] is the path the
+    /// server takes.
     pub fn process_point(&mut self, p: agent::Point) -> Result<Scored, NodeError> {
+        let mut one = tickwatch_proto::EncodedPoints::with_capacity(1);
+        one.push_point(&p);
+        match one.get(0) {
+            Some(v) => self.process_view(v),
+            None => Ok(Scored::default()),
+        }
+    }
+
+    /// [`Node::process_point`] for a point kept as its bytes.
+    pub fn process_view(&mut self, p: PointView<'_>) -> Result<Scored, NodeError> {
         self.stats.points_in += 1;
         let Some(stream) = self.stream.as_mut() else {
             return Ok(Scored::default());

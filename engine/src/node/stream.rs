@@ -1,7 +1,8 @@
 //! Stream edges: a node served with `--edge stream` gets Kapacitor's points
 //! one at a time and forms its windows itself, per Kapacitor group, exactly
 //! as `|window().period(P).every(E)` would have before a batch-edge node
-//! (the same [`Windower`]: time-based, catch-up after gaps as Kapacitor's
+//! (the same windows as [`crate::kapacitor::Windower`], over points kept
+//! as their bytes, [`ViewWindower`]: time-based, catch-up after gaps as Kapacitor's
 //! window node does). Without `.period()`, a detector that judges single
 //! values (`MIN_WINDOW` 1) scores every point as a one-value window.
 //!
@@ -17,10 +18,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use tickwatch_proto::agent;
+use tickwatch_proto::{EncodedPoints, PointView, agent};
 
 use super::config::{ConfigError, NodeConfig, PERIOD_OPTION};
-use crate::kapacitor::{Batch, Windower};
+use crate::kapacitor::{Batch, ViewWindower};
 
 /// Which edges a node is served with (`tickwatch serve --edge`): one per
 /// UDF function, since Kapacitor's Info answer has a single `wants`.
@@ -90,7 +91,7 @@ struct GroupSeen {
 /// The windows of one stream-edge node, per Kapacitor group.
 pub struct StreamWindows {
     /// `None`: every point is its own window.
-    windows: Option<Windower>,
+    windows: Option<ViewWindower>,
     pass_through: bool,
     groups: HashMap<String, GroupSeen>,
     idle: i64,
@@ -109,8 +110,8 @@ impl std::fmt::Debug for StreamWindows {
 }
 
 /// The group-by tags of a stream point: its `dimensions`' tags.
-fn group_tags(p: &agent::Point) -> HashMap<String, String> {
-    p.dimensions.iter().filter_map(|d| p.tags.get(d).map(|v| (d.clone(), v.clone()))).collect()
+fn group_tags(p: &PointView<'_>) -> HashMap<String, String> {
+    p.dimensions().filter_map(|d| p.tag(d).map(|v| (d.to_string(), v.to_string()))).collect()
 }
 
 impl StreamWindows {
@@ -118,7 +119,7 @@ impl StreamWindows {
     /// groups idle for more than `idle` ns of data time are evicted.
     pub fn new(cfg: &NodeConfig, idle: i64) -> Self {
         StreamWindows {
-            windows: cfg.window.map(|w| Windower::new(w.period, w.every, &[]).align(w.align)),
+            windows: cfg.window.map(|w| ViewWindower::new(w.period, w.every, w.align)),
             pass_through: cfg.pass_through,
             groups: HashMap::new(),
             idle: idle.max(1),
@@ -137,44 +138,49 @@ impl StreamWindows {
         self.groups.contains_key(group)
     }
 
-    /// Takes one stream point; returns the window it closes, if any (at
-    /// most one, as in Kapacitor).
-    pub fn push(&mut self, mut p: agent::Point) -> Option<Closed> {
-        self.newest = self.newest.max(p.time);
-        if !self.groups.contains_key(&p.group) {
-            self.groups.insert(p.group.clone(), GroupSeen { last: p.time, held: VecDeque::new() });
-        }
-        let seen = self.groups.get_mut(&p.group)?;
-        seen.last = seen.last.max(p.time);
+    /// Takes one stream point, kept as its bytes; returns the window it
+    /// closes, if any (at most one, as in Kapacitor). The window's rows are
+    /// in its batch's `encoded`; only `.passThrough()` decodes the point.
+    pub fn push(&mut self, p: PointView<'_>) -> Option<Closed> {
+        let (time, group) = p.time_and_group();
+        self.newest = self.newest.max(time);
+        let seen = match self.groups.get_mut(group) {
+            Some(seen) => seen,
+            None => self
+                .groups
+                .entry(group.to_string())
+                .or_insert(GroupSeen { last: time, held: VecDeque::new() }),
+        };
+        seen.last = seen.last.max(time);
         let Some(windows) = self.windows.as_mut() else {
             // One-value windows: the point is its own batch, ending at its time.
             let tags = group_tags(&p);
-            let pass = if self.pass_through { vec![p.clone()] } else { Vec::new() };
+            let pass = if self.pass_through { vec![p.to_point()] } else { Vec::new() };
+            let (name, by_name) = (p.name(), p.by_name());
+            let mut encoded = EncodedPoints::with_capacity(1);
+            encoded.push(p);
             let batch = Batch {
                 begin: agent::BeginBatch {
-                    name: p.name.clone(),
-                    group: p.group.clone(),
+                    name: name.to_string(),
+                    group: group.to_string(),
                     tags: tags.clone(),
                     size: 1,
-                    by_name: p.by_name,
+                    by_name,
                 },
                 end: agent::EndBatch {
-                    name: p.name.clone(),
-                    group: p.group.clone(),
-                    tmax: p.time,
+                    name: name.to_string(),
+                    group: group.to_string(),
+                    tmax: time,
                     tags,
-                    by_name: p.by_name,
+                    by_name,
                 },
-                points: vec![p],
+                encoded,
                 ..Batch::default()
             };
             return Some(Closed { batch, pass });
         };
-        let held = self.pass_through.then(|| p.clone());
-        let tags = if windows.holds(&p.group) { HashMap::new() } else { group_tags(&p) };
-        let group = std::mem::take(&mut p.group);
-        let by_name = p.by_name;
-        let closed = windows.push_grouped(&group, tags, by_name, p);
+        let held = self.pass_through.then(|| p.to_point());
+        let closed = windows.push(group, time, || group_tags(&p), p);
         let mut pass = Vec::new();
         if let Some(b) = &closed {
             let end = b.end.tmax;

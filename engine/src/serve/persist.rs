@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tickwatch_proto::agent;
+use tickwatch_proto::{EncodedPoints, agent};
 use tickwatch_state::{
     FieldState, NodeMeta, Snapshot, StateError, StateStore, StoreOptions, layout,
 };
@@ -241,10 +241,10 @@ impl Persisted {
     /// state it depends on is committed.
     pub fn process_points(
         &mut self,
-        points: Vec<Vec<agent::Point>>,
+        points: &[EncodedPoints],
     ) -> (Vec<agent::Point>, Option<PersistError>) {
-        self.commit_each(points.into_iter().flatten(), |node, p| {
-            Ok((node.process_point(p)?, 1, None))
+        self.commit_each(points.iter().flat_map(EncodedPoints::iter), |node, p| {
+            Ok((node.process_view(p)?, 1, None))
         })
     }
 

@@ -28,7 +28,7 @@ use std::thread;
 use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
-use tickwatch_proto::{FrameError, Incoming, read_request_or_point, write_message};
+use tickwatch_proto::{EncodedPoints, FrameError, Incoming, read_request_or_point, write_message};
 use tickwatch_state::{NodeMeta, Snapshot};
 
 use super::persist::{Persisted, StateSettings};
@@ -162,7 +162,7 @@ enum Work {
     Snapshot,
     Batch(Batch),
     /// Stream edges: consecutive points read in one go (see `STREAM_RUN`).
-    Points(Vec<agent::Point>),
+    Points(EncodedPoints),
     Eof {
         open_batch: bool,
     },
@@ -177,7 +177,7 @@ impl Work {
             Work::Batch(b) => bytes
                 .saturating_add(b.points.len().saturating_mul(POINT_COST))
                 .saturating_add(b.encoded.heap_bytes()),
-            Work::Points(p) => bytes.saturating_add(p.len().saturating_mul(POINT_COST)),
+            Work::Points(p) => bytes.saturating_add(p.heap_bytes()),
             _ => bytes.max(1),
         }
     }
@@ -278,7 +278,7 @@ fn holds_a_frame(buf: &[u8]) -> bool {
 fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>, edge: Edge) {
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     // Stream edges: points read but not yet queued, and their frame bytes.
-    let mut points: Vec<agent::Point> = Vec::new();
+    let mut points = EncodedPoints::default();
     let mut points_bytes = 0usize;
     let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
@@ -289,14 +289,17 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
     loop {
         // Inside a batch, points are kept as their bytes (the fast path of
         // `tickwatch_proto::view`; what it leaves to prost comes back decoded).
-        let incoming = read_request_or_point(&mut reader, &mut buf, batch.is_some());
+        // So are stream points, outside a batch.
+        let in_place = batch.is_some() || edge == Edge::Stream;
+        let incoming = read_request_or_point(&mut reader, &mut buf, in_place);
         if !points.is_empty()
+            && !matches!(&incoming, Ok(Some(Incoming::Point(_))))
             && !matches!(
                 &incoming,
                 Ok(Some(Incoming::Request(r))) if matches!(r.message, Some(request::Message::Point(_)))
             )
         {
-            let run = Work::Points(std::mem::replace(&mut points, Vec::with_capacity(64)));
+            let run = Work::Points(std::mem::take(&mut points));
             let cost = run.cost(std::mem::take(&mut points_bytes));
             if work.send(run, cost).is_err() {
                 return;
@@ -304,9 +307,25 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
         }
         let req = match incoming {
             Ok(Some(Incoming::Point(p))) => {
-                if let Some(b) = batch.as_mut() {
-                    b.encoded.push(p);
-                    batch_bytes += p.as_bytes().len() + 5;
+                let frame_bytes = p.as_bytes().len() + 5;
+                match batch.as_mut() {
+                    Some(b) => {
+                        b.encoded.push(p);
+                        batch_bytes += frame_bytes;
+                        continue;
+                    }
+                    None => {
+                        points.push(p);
+                        points_bytes += frame_bytes;
+                        if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
+                            continue;
+                        }
+                    }
+                }
+                let run = Work::Points(std::mem::take(&mut points));
+                let cost = run.cost(std::mem::take(&mut points_bytes));
+                if send_work(&work, &out, run, cost, last_keepalive).is_err() {
+                    return;
                 }
                 continue;
             }
@@ -367,13 +386,13 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     continue;
                 }
                 None if edge == Edge::Stream => {
-                    points.push(p);
+                    points.push_point(&p);
                     points_bytes += frame_bytes;
                     if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
                         continue;
                     }
                     bytes = std::mem::take(&mut points_bytes);
-                    Work::Points(std::mem::replace(&mut points, Vec::with_capacity(64)))
+                    Work::Points(std::mem::take(&mut points))
                 }
                 None => Work::Broken(
                     "protocol error: point outside a batch (this UDF wants batch edges: \
@@ -402,15 +421,29 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
         let cost = item.cost(bytes);
         // Blocks while the worker is a queue's worth behind; meanwhile
         // Kapacitor keeps hearing from us (any response resets its timer).
-        let sent = work.send_waiting(item, cost, KEEPALIVE_TICK, || {
-            if let Some(time) = last_keepalive {
-                send(&out, response::Message::Keepalive(agent::KeepaliveResponse { time }));
-            }
-        });
+        let sent = send_work(&work, &out, item, cost, last_keepalive);
         if sent.is_err() || broken {
             return;
         }
     }
+}
+
+/// Queues `item` for the worker. Blocks while the worker is a queue's worth
+/// behind; meanwhile Kapacitor keeps hearing from us (any response resets
+/// its timer): the latest keepalive is re-answered.
+fn send_work(
+    work: &queue::Sender<Work>,
+    out: &queue::Sender<Out>,
+    item: Work,
+    cost: usize,
+    last_keepalive: Option<i64>,
+) -> Result<(), ()> {
+    work.send_waiting(item, cost, KEEPALIVE_TICK, || {
+        if let Some(time) = last_keepalive {
+            send(out, response::Message::Keepalive(agent::KeepaliveResponse { time }));
+        }
+    })
+    .map_err(|_| ())
 }
 
 fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), SessionError> {
@@ -462,7 +495,7 @@ enum Job {
     /// Consecutive batches, scored together and committed once.
     Batches(Vec<Batch>),
     /// Consecutive runs of stream points, likewise committed once.
-    Points(Vec<Vec<agent::Point>>),
+    Points(Vec<EncodedPoints>),
     One(Work),
 }
 
@@ -797,11 +830,11 @@ impl Worker<'_> {
 impl Worker<'_> {
     /// Stream edges: `points` in order through the node's windows, their
     /// states committed once, then the points they produced emitted.
-    fn points(&mut self, points: Vec<Vec<agent::Point>>) -> Result<(), SessionError> {
+    fn points(&mut self, points: Vec<EncodedPoints>) -> Result<(), SessionError> {
         let Some(node) = self.node.as_mut() else {
             return Err(self.fatal("protocol error: point before a successful Init".into()));
         };
-        let (out, failed) = node.process_points(points);
+        let (out, failed) = node.process_points(&points);
         if !out.is_empty() {
             send_out(self.out, Out::Points(out));
         }

@@ -318,3 +318,21 @@ fn repeated_scalars_and_map_keys_keep_the_last_as_prost_does() {
     );
     assert_eq!(view.to_point().fields_double["hotend"], 2.5);
 }
+
+#[test]
+fn drain_front_keeps_the_rest_readable() {
+    let pts: Vec<agent::Point> = (0..5)
+        .map(|t| agent::Point { time: t, name: format!("m{t}"), ..Default::default() })
+        .collect();
+    let mut enc = EncodedPoints::default();
+    pts.iter().for_each(|p| enc.push_point(p));
+    enc.drain_front(0);
+    assert_eq!(enc.len(), 5);
+    enc.drain_front(2);
+    let got: Vec<agent::Point> = enc.iter().map(|v| v.to_point()).collect();
+    assert_eq!(got, pts[2..]);
+    assert_eq!(enc.get(1).map(|v| v.time()), Some(3));
+    assert!(enc.get(3).is_none());
+    enc.drain_front(7);
+    assert!(enc.is_empty());
+}
