@@ -408,3 +408,55 @@ fn log_debug_is_one_line_per_batch_and_no_sled_chatter() {
     // Everything else is a handful of lifecycle lines, not per-point noise.
     assert!(lines.len() < per_batch.len() + 20, "{lines:#?}");
 }
+
+#[test]
+fn stream_edges_count_points_and_the_windows_the_node_closes() {
+    use tickwatch_engine::kapacitor::{Windower, group_id};
+    use tickwatch_engine::scenario;
+
+    let dir = support::private_dir();
+    let socket = dir.path().join("tw.sock");
+    let server =
+        socket_server(&socket, "info", &["--edge", "stream", "--metrics-listen", "127.0.0.1:0"]);
+    let url = server.url();
+    // The printer day as |from().groupBy('printer') sends it, with NaNs.
+    let tags = HashMap::from([("printer".to_string(), "a".to_string())]);
+    let points: Vec<agent::Point> = scenario::printer_day(7)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut p = r.to_point(&tags);
+            if i % 7 == 0 {
+                p.fields_double.insert("hotend".into(), f64::NAN);
+            }
+            p.dimensions = vec!["printer".into()];
+            p.group = group_id(&p.name, false, &p.dimensions, &p.tags);
+            p
+        })
+        .collect();
+    // The windows the node cuts, as a batch-edge node would get them.
+    let mut w = Windower::new(support::FIVE_MIN, support::FIVE_MIN, &["printer"]);
+    let windows: Vec<Batch> = points.iter().filter_map(|p| w.push(p.clone())).collect();
+    assert!(windows.len() > 200);
+
+    let mut udf = UdfClient::connect(&socket).unwrap();
+    udf.info().unwrap();
+    let mut options = support::ttest_options(&["hotend", "bed"], 3600, 0.001);
+    options.push(support::o::call("period", vec![support::o::dur(support::FIVE_MIN)]));
+    options.push(support::o::call("every", vec![support::o::dur(support::FIVE_MIN)]));
+    let r = udf.init("print_temps", "tw_stream", options).unwrap();
+    assert!(r.success, "{}", r.error);
+    for chunk in points.chunks(5000) {
+        udf.send_points(chunk).unwrap();
+    }
+    udf.snapshot().unwrap();
+    let out = udf.take_points();
+
+    let mut want = expected(&["hotend", "bed"], &windows, &out);
+    want.points = points.len() as u64;
+    assert!(want.fields["hotend"].1 > 0 && want.fields["hotend"].3 > 0, "{want:?}");
+    let s = samples(&get(&url));
+    check(&s, "print_temps", "tw_stream", &want);
+    drop(udf);
+    server.stop();
+}
