@@ -301,7 +301,8 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
         {
             let run = Work::Points(std::mem::take(&mut points));
             let cost = run.cost(std::mem::take(&mut points_bytes));
-            if work.send(run, cost).is_err() {
+            // As for any item: while the queue is full, keep answering.
+            if send_work(&work, &out, run, cost, last_keepalive).is_err() {
                 return;
             }
         }
