@@ -245,13 +245,9 @@ mod tests {
         assert!(matches!(err, FrameError::Truncated { .. }), "{err}");
     }
 
-    fn uvarint(mut v: u64) -> Vec<u8> {
+    fn uvarint(v: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
+        prost::encoding::encode_varint(v, &mut out);
         out
     }
 
