@@ -8,8 +8,10 @@
 //! with default durability, with `--group-commit-ms 100` and without a state
 //! directory; plus Info latency (spawn → InfoResponse). The printer day
 //! also runs on stream edges (issue 12: `--edge stream`, the same points
-//! one at a time, windowed by the node with `.period(5m).every(5m)`). Each figure is the
-//! median of several runs. It measures; it asserts nothing.
+//! one at a time, windowed by the node with `.period(5m).every(5m)`). A last
+//! row sends only Info and Init, then closes stdin: the fixed cost of a
+//! node's start and exit. Each figure is the median of several runs. It
+//! measures; it asserts nothing.
 //!
 //! A third stream measures memory per tracked series: 10,000 groups × 3
 //! fields, `size` 360, each group sent 12 windows of 30 points so every
@@ -100,6 +102,7 @@ fn main() {
             save(&streams_dir.join(file), &s);
         }
         save(&streams_dir.join(MANY_FILE), &encode_many());
+        save(&streams_dir.join(STARTUP_FILE), &encode_startup());
         return;
     }
     // The streams are encoded by a child process and read back from files:
@@ -107,6 +110,7 @@ fn main() {
     // across exec), so the measuring process must never hold them whole.
     if !streams_dir.join(format!("{MANY_FILE}.txt")).exists()
         || !streams_dir.join(STREAM_FILE).with_extension("txt").exists()
+        || !streams_dir.join(STARTUP_FILE).with_extension("txt").exists()
     {
         let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("no current exe: {e}")));
         let ok = Command::new(exe).arg("--encode").arg("--streams").arg(&streams_dir).status();
@@ -129,7 +133,8 @@ fn main() {
     let rows = specs
         .iter()
         .map(|(name, file, _, _)| (*name, *file, &[][..]))
-        .chain(std::iter::once(("printer day, stream edges", STREAM_FILE, STREAM_ARGS)));
+        .chain(std::iter::once(("printer day, stream edges", STREAM_FILE, STREAM_ARGS)))
+        .chain(std::iter::once(("start-up only (Info, Init, EOF)", STARTUP_FILE, &[][..])));
     for (name, file, edge_args) in rows {
         if only == "series" {
             break;
@@ -142,20 +147,30 @@ fn main() {
         let size = std::fs::metadata(&stream).map(|m| m.len()).unwrap_or(0);
         eprintln!("{name}: {points} points, {batches} batches, {:.1} MB", size as f64 / 1e6);
         for (mode, state, extra) in &modes {
-            let n = if points > 1_000_000 { runs.div_ceil(2).max(3) } else { runs };
+            // The start-up row is short and noisy: five times the runs.
+            let n = match points {
+                0 => runs * 5,
+                p if p > 1_000_000 => runs.div_ceil(2).max(3),
+                _ => runs,
+            };
             let extra: Vec<&str> = extra.iter().chain(edge_args).copied().collect();
             let samples: Vec<Sample> =
                 (0..n).map(|_| run(&bin, &plugins, *state, &extra, &stream)).collect();
             let cpu = median(samples.iter().map(|x| x.cpu).collect());
             let wall = median(samples.iter().map(|x| x.wall).collect());
             let rss = median(samples.iter().map(|x| x.maxrss_kib as f64).collect());
+            let rate = if points == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.2} M", points as f64 / wall / 1e6)
+            };
             out.push_str(&format!(
-                "| {} | {} | {:.3} | {:.3} | {:.2} M | {:.1} |\n",
+                "| {} | {} | {:.4} | {:.4} | {} | {:.1} |\n",
                 name,
                 mode,
                 cpu,
                 wall,
-                points as f64 / wall / 1e6,
+                rate,
                 rss / 1024.0
             ));
         }
@@ -289,6 +304,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn frame(bytes: &mut Vec<u8>, m: request::Message) {
     // Writing into a Vec cannot fail.
     let _ = write_message(bytes, &agent::Request { message: Some(m) });
+}
+
+/// Info and the day's Init, then end of input: what a node's start and exit
+/// cost without any data (the fixed costs: process start, plugin loading,
+/// opening the store and its thread pool, the control socket, exit).
+const STARTUP_FILE: &str = "startup";
+
+fn encode_startup() -> Stream {
+    let mut bytes = Vec::new();
+    frame(&mut bytes, request::Message::Info(agent::InfoRequest {}));
+    frame(&mut bytes, request::Message::Init(init(3600)));
+    Stream { bytes, points: 0, batches: 0 }
 }
 
 /// The stream-edge printer day's file, and what it is served with.
