@@ -24,6 +24,12 @@ struct Inner<T> {
     cost: usize,
     senders: usize,
     receiver: bool,
+    /// Senders waiting for room and receivers waiting for an item: a send
+    /// or a receive wakes the other side only when someone waits (a
+    /// condvar's notify is a futex syscall even when nobody waits, two per
+    /// batch when the worker keeps up).
+    waiting_senders: usize,
+    waiting_receivers: usize,
 }
 
 struct Shared<T> {
@@ -55,7 +61,14 @@ pub struct Closed<T>(pub T);
 /// A queue holding at most `limit` cost (plus one item when empty).
 pub fn bounded<T>(limit: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner { items: VecDeque::new(), cost: 0, senders: 1, receiver: true }),
+        inner: Mutex::new(Inner {
+            items: VecDeque::new(),
+            cost: 0,
+            senders: 1,
+            receiver: true,
+            waiting_senders: 0,
+            waiting_receivers: 0,
+        }),
         not_empty: Condvar::new(),
         not_full: Condvar::new(),
         limit,
@@ -87,14 +100,17 @@ impl<T> Sender<T> {
             if g.cost == 0 || g.cost.saturating_add(cost) <= s.limit {
                 break;
             }
+            g.waiting_senders += 1;
             if tick == Duration::MAX {
                 g = s.not_full.wait(g).unwrap_or_else(std::sync::PoisonError::into_inner);
+                g.waiting_senders -= 1;
             } else {
                 let (g2, timeout) = s
                     .not_full
                     .wait_timeout(g, tick)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 g = g2;
+                g.waiting_senders -= 1;
                 if timeout.timed_out() {
                     drop(g);
                     waiting();
@@ -104,8 +120,11 @@ impl<T> Sender<T> {
         }
         g.cost += cost;
         g.items.push_back((item, cost));
+        let wake = g.waiting_receivers > 0;
         drop(g);
-        s.not_empty.notify_one();
+        if wake {
+            s.not_empty.notify_one();
+        }
         Ok(())
     }
 }
@@ -139,14 +158,19 @@ impl<T> Receiver<T> {
         loop {
             if let Some((item, cost)) = g.items.pop_front() {
                 g.cost -= cost;
+                let wake = g.waiting_senders > 0;
                 drop(g);
-                s.not_full.notify_all();
+                if wake {
+                    s.not_full.notify_all();
+                }
                 return Some(item);
             }
             if g.senders == 0 {
                 return None;
             }
+            g.waiting_receivers += 1;
             g = s.not_empty.wait(g).unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.waiting_receivers -= 1;
         }
     }
 
@@ -156,8 +180,11 @@ impl<T> Receiver<T> {
         let mut g = s.lock();
         let (item, cost) = g.items.pop_front()?;
         g.cost -= cost;
+        let wake = g.waiting_senders > 0;
         drop(g);
-        s.not_full.notify_all();
+        if wake {
+            s.not_full.notify_all();
+        }
         Some(item)
     }
 
