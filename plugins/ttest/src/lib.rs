@@ -39,65 +39,199 @@
 //! `tickwatch_plugin_api::window::Baseline`'s, Welch's test is
 //! `tickwatch_stats::welch`'s.
 
+pub mod history;
+pub mod serial;
+
 use tickwatch_plugin_api::options::preset;
-use tickwatch_plugin_api::window::{
-    Baseline, BaselineDetector, BaselineTest, Joins, Layout, MovingWindow, mean_var,
+use tickwatch_plugin_api::window::{Baseline, History, Joins, Layout, Learn, mean_var};
+use tickwatch_plugin_api::{
+    ByteReader, ByteWriter, Detector, OptionSpec, Options, StateFormat, Summary, Verdict,
+    export_detector,
 };
-use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
 use tickwatch_stats::welch_from_stats;
+
+pub use history::TtHistory;
+pub use serial::{MIN_WINDOWS, SERIAL_LEVEL};
 
 /// Values the history holds before the first verdict.
 pub const MIN_HISTORY: u64 = 2;
 
-/// The t-test detector: [`WelchTest`] against a moving history.
-pub type TTest = BaselineDetector<WelchTest>;
+/// The state's format: format 1's bytes, then (format 2) the window
+/// records; see [`TTest::save`].
+pub const FORMAT: StateFormat = StateFormat::new("ttest", 2);
 
-/// Welch's test against a moving history, with the guide's rules: `size`
-/// and `alpha` are required, a window joins the history only if
-/// `pvalue > alpha`, and the state keeps format 1.
+/// The t-test detector: the guide's Welch test against a moving history,
+/// or, where the history proves its values serially dependent, the test of
+/// [`serial`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct WelchTest;
+pub struct TTest {
+    alpha: f64,
+    baseline: Baseline<TtHistory>,
+}
 
-impl BaselineTest for WelchTest {
-    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history ring;
-    /// with `rebaseline > 0` only, then `u64` rebaselines and run length and
-    /// the candidate ring (`Layout::HistoryFirst`). The options decide
-    /// which (a snapshot entry is only loaded under the options it was saved
-    /// with), so state saved with the option off is byte for byte what this
-    /// detector saved before it had one. Bump when a format change would
-    /// misread old state.
-    const FORMAT: StateFormat = StateFormat::new("ttest", 1);
+impl TTest {
+    /// The significance level: `pvalue < alpha` is anomalous.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// The baseline.
+    pub fn baseline(&self) -> &Baseline<TtHistory> {
+        &self.baseline
+    }
+
+    /// The guide's rules over `history`: verdicts once it holds
+    /// [`MIN_HISTORY`] values, a window joins only with `pvalue > alpha`,
+    /// format 1's layout; and, once the history proves serial dependence,
+    /// every window joins (`Learn::EveryFrom`, counting windows only then:
+    /// [`TtHistory`]'s `windows`).
+    fn rules(history: TtHistory, rebaseline: u64) -> Baseline<TtHistory> {
+        // Two values before the first verdict: the guide's stddev of one
+        // value is a stand-in 0 (numpy's ddof=1 gives NaN), not a statistic.
+        Baseline::of(history, rebaseline)
+            .with_warmup(MIN_HISTORY)
+            .with_joins(Joins::AboveAlpha)
+            .with_layout(Layout::HistoryFirst)
+            .with_learning(LEARN)
+    }
+
+    /// The p-value and statistics of `window` against `history`.
+    fn test(history: &TtHistory, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let (batch_mean, batch_var) = mean_var(window);
+        let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
+        let (hist_mean, hist_var) = (history.mean(), history.variance());
+        match serial::scale(history) {
+            None => {
+                let r =
+                    welch_from_stats(hist_mean, hist_var, hist_n, batch_mean, batch_var, batch_n);
+                (r.pvalue, vec![("t".to_string(), r.t)])
+            }
+            Some(scale) => {
+                let r = serial::serial_test(
+                    (hist_mean, hist_n),
+                    scale,
+                    (batch_mean, batch_var, batch_n),
+                );
+                (r.pvalue, vec![("t".to_string(), r.t), ("serial".to_string(), 1.0)])
+            }
+        }
+    }
+}
+
+/// How the baseline learns in the serial regime.
+const LEARN: Learn = Learn::EveryFrom(MIN_WINDOWS as u64);
+
+impl Detector for TTest {
+    const NAME: &'static str = FORMAT.detector();
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = MovingWindow;
+    /// 1, although the bytes may be format 2: the engine sets aside saved
+    /// state whose declared format differs from the detector's, and format
+    /// 2 is format 1 with a section appended, which this build reads
+    /// either way (an older build refuses format 2's bytes by their first
+    /// byte, and the state is set aside, not lost).
+    const STATE_VERSION: u32 = 1;
 
     /// `size` and `alpha` are required, as in the guide's TICKscript.
     fn options() -> Vec<OptionSpec> {
         vec![preset::size(None), preset::alpha(None).scoring_only(), preset::rebaseline()]
     }
 
-    fn build(options: &Options) -> Result<TTest, String> {
+    fn new(options: &Options) -> Result<Self, String> {
         let size = options.length("size")?;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        // Two values before the first verdict: the guide's stddev of one
-        // value is a stand-in 0 (numpy's ddof=1 gives NaN), not a statistic.
-        let baseline = Baseline::new(size, rebaseline)
-            .with_warmup(MIN_HISTORY)
-            .with_joins(Joins::AboveAlpha)
-            .with_layout(Layout::HistoryFirst);
-        Ok(BaselineDetector::from_parts(WelchTest, alpha, baseline))
+        Ok(Self { alpha, baseline: Self::rules(TtHistory::new(size), rebaseline) })
     }
 
-    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
-        let (batch_mean, batch_var) = mean_var(window);
-        let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
-        let (hist_mean, hist_var) = (history.mean(), history.variance());
-        let r = welch_from_stats(hist_mean, hist_var, hist_n, batch_mean, batch_var, batch_n);
-        (r.pvalue, vec![("t".to_string(), r.t)])
+    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+        self.baseline.score(window, self.alpha, Self::test)
+    }
+
+    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history
+    /// ring; with `rebaseline > 0` only, then `u64` rebaselines and run
+    /// length and the candidate ring (`Layout::HistoryFirst`). The options
+    /// decide which (a snapshot entry is only loaded under the options it
+    /// was saved with).
+    ///
+    /// Format 2 (issue 9 round 4), for a `size` of [`MIN_WINDOWS`] or
+    /// more: `u8` 2, format 1's bytes after its first, then the windows
+    /// behind the history (`u64` count, then `u64` n, `f64` mean, `f64`
+    /// variance each) and, with `rebaseline > 0`, those behind the
+    /// candidate. Appended, so every offset format 1 had stays where it
+    /// was. A shorter history can never remember [`MIN_WINDOWS`] windows,
+    /// keeps no record and saves format 1 exactly.
+    fn save(&self) -> Vec<u8> {
+        let history = self.baseline.history();
+        let with_records = history.record().is_some();
+        let mut w = if with_records { FORMAT.writer() } else { format_1().writer() };
+        self.baseline.write(&mut w);
+        if with_records {
+            history.write_record(&mut w);
+            if self.baseline.rebaseline() > 0 {
+                self.baseline.candidate().write_record(&mut w);
+            }
+        }
+        w.finish()
+    }
+
+    /// Reads format 1 (then no windows are remembered: the field keeps its
+    /// history and is judged by the guide's test until [`MIN_WINDOWS`]
+    /// windows have joined) and format 2.
+    fn load(&mut self, state: &[u8]) -> Result<(), String> {
+        match state.first() {
+            Some(1) => self.baseline.load(format_1().reader(state)?),
+            Some(2) => self.load_format_2(state),
+            _ => FORMAT.reader(state).map(drop),
+        }
+    }
+
+    fn describe(&self) -> Summary {
+        self.baseline.describe(|s| s.num("alpha", self.alpha))
     }
 }
 
 export_detector!(TTest);
+
+/// Format 1's header: what a `size` below [`MIN_WINDOWS`] saves, and what
+/// the first bytes of format 2 are otherwise.
+const fn format_1() -> StateFormat {
+    StateFormat::new("ttest", 1)
+}
+
+impl TTest {
+    /// Format 2: format 1's part (read once to find where the records
+    /// start), then the records; `window::Baseline` reads only its own
+    /// layout, so the parts are put back side by side, each ring followed
+    /// by its record, and read with [`TtHistory`]'s prototype that expects
+    /// that. Changes nothing when it refuses.
+    fn load_format_2(&mut self, state: &[u8]) -> Result<(), String> {
+        let mut r = FORMAT.reader(state)?;
+        let mut probe = self.baseline.clone();
+        probe.read(&mut r)?;
+        let blank = self.baseline.history().fresh();
+        let history_record = blank.read_record(&mut r)?;
+        let candidate_record = match self.baseline.rebaseline() {
+            0 => None,
+            _ => Some(blank.read_record(&mut r)?),
+        };
+        r.finish()?;
+        let mut w = ByteWriter::new();
+        w.u64(probe.windows_seen()).u64(probe.windows_anomalous());
+        probe.history().values().write(&mut w);
+        history_record.write(&mut w);
+        if let Some(candidate_record) = candidate_record {
+            w.u64(probe.rebaselines()).u64(probe.streak());
+            probe.candidate().values().write(&mut w);
+            candidate_record.write(&mut w);
+        }
+        let bytes = w.finish();
+        let mut restored =
+            Self::rules(self.baseline.history().expecting_records(), self.baseline.rebaseline());
+        restored.load(ByteReader::new(&bytes))?;
+        self.baseline = restored;
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

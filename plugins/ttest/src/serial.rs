@@ -1,0 +1,90 @@
+//! When `ttest` leaves the guide's test, and the test it uses then (issue
+//! 9, round 4).
+//!
+//! The guide's Welch test assumes independent values: a window mean of `n`
+//! values then varies by `s_w/√n`. A history of [`MIN_WINDOWS`] or more
+//! windows can check that assumption itself: the between-window mean square
+//! `V = Σ nᵢ (mᵢ − m̄)² / (K − 1)` of its `K` windows estimates the
+//! values' variance `s²` when they are independent, and grows with their
+//! serial dependence (on a metric with a daily cycle or bursts, windows of
+//! 6 values have `V ≈ 6 s²`). Only when `V/s²` is beyond what independent
+//! values produce, by a one-sided F-test at [`SERIAL_LEVEL`], does the
+//! history count as serially dependent ([`scale`] is `Some`); then a
+//! window's mean is compared using the spread window means really have
+//! ([`serial_test`]). Otherwise the guide's test is used, unchanged.
+
+use tickwatch_stats::{WelchResult, f_upper, z_from_stats};
+
+use crate::history::TtHistory;
+
+/// Windows the history must remember before it may leave the guide's
+/// regime: a mean square from fewer has too few degrees of freedom to
+/// overrule the values (and the guide's own use, 300-value windows and a
+/// 3600-value history, remembers 12).
+pub const MIN_WINDOWS: usize = 30;
+
+/// The one-sided level at which `V/s²` proves serial dependence: strict,
+/// so that a history of independent values essentially never leaves the
+/// guide's regime.
+pub const SERIAL_LEVEL: f64 = 1e-6;
+
+/// The scale of window means a serially dependent history shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scale {
+    /// The between-window mean square `V`, in units of one value's
+    /// variance (a window mean of `n` values varies by `V/n`).
+    pub v: f64,
+    /// Its degrees of freedom, `K − 1`.
+    pub dof: f64,
+}
+
+/// The serial scale of `history`, or `None` while the guide's regime
+/// holds: fewer than [`MIN_WINDOWS`] windows remembered, a history without
+/// spread, or a between-window mean square that independent values could
+/// have given (one-sided F-test of `V/s²` at [`SERIAL_LEVEL`]).
+pub fn scale(history: &TtHistory) -> Option<Scale> {
+    let record = history.record()?;
+    let k = record.windows();
+    if k < MIN_WINDOWS {
+        return None;
+    }
+    let s2 = history.variance();
+    if !(s2 > 0.0 && s2.is_finite()) {
+        return None;
+    }
+    let (v, dof) = record.between()?;
+    let (d1, d2) = degrees_of_freedom(k, history.len() as u64);
+    (f_upper(v / s2, d1, d2) < SERIAL_LEVEL).then_some(Scale { v, dof })
+}
+
+/// The F-test's degrees of freedom for `k` windows and `n` values.
+fn degrees_of_freedom(k: usize, n: u64) -> (f64, f64) {
+    ((k - 1) as f64, n.saturating_sub(1).max(1) as f64)
+}
+
+/// The window (mean, sample variance, `win_n` values) against a serially
+/// dependent history (mean, `hist_n` values, [`Scale`]):
+/// `t = (μ − m) / √(V/N + max(s_w², V)/n)`. The window's own variance
+/// counts where it is larger than `V`, as in Welch's test (a window
+/// noisier than window means usually are is weaker evidence of a shift);
+/// the degrees of freedom are Welch–Satterthwaite's for the two terms,
+/// `K − 1` for a term from `V` and `n − 1` for one from `s_w²`.
+pub fn serial_test(
+    (hist_mean, hist_n): (f64, f64),
+    scale: Scale,
+    (win_mean, win_var, win_n): (f64, f64, f64),
+) -> WelchResult {
+    let Scale { v, dof } = scale;
+    let own = win_var > v && win_n > 1.0;
+    let a = v / hist_n;
+    let b = if own { win_var } else { v } / win_n;
+    let se2 = a + b;
+    let df = if own {
+        let (a, b) = (a / se2, b / se2);
+        1.0 / (a * a / dof + b * b / (win_n - 1.0))
+    } else {
+        dof
+    };
+    let z = z_from_stats(hist_mean - win_mean, se2, df);
+    WelchResult { t: z.z, pvalue: z.pvalue }
+}
