@@ -3,9 +3,11 @@
 //! n_hist − 1)` with `f = window variance / history variance`, to 1e-8
 //! relative (tests/ftest_scipy.rs). `levelspread`'s spread test; the
 //! one-sided [`f_upper`] is `ttest`'s test of whether a history's windows
-//! spread more than its values allow.
+//! spread more than its values allow, and [`chi2_upper`] the reference of
+//! its Bartlett test.
 
 use statrs::function::beta::checked_beta_reg;
+use statrs::function::gamma::checked_gamma_ur;
 
 /// `f` and the two-sided p-value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,6 +78,25 @@ pub fn f_upper(f: f64, d1: f64, d2: f64) -> f64 {
     }
 }
 
+/// `P(X ≥ x)` for `X` chi-square with `df` degrees of freedom (scipy's
+/// `stats.chi2(df).sf(x)`), from the regularised upper incomplete gamma
+/// function: the reference distribution of Bartlett's test of equal
+/// variances (the large-sample limit of [`f_upper`]'s `d1 · F`). `x ≤ 0`
+/// gives 1, `x = +∞` gives 0; NaN or a `df` that is not positive says
+/// nothing (1).
+pub fn chi2_upper(x: f64, df: f64) -> f64 {
+    if !(df > 0.0 && df.is_finite()) || x.is_nan() || x <= 0.0 {
+        return 1.0;
+    }
+    if x == f64::INFINITY {
+        return 0.0;
+    }
+    match checked_gamma_ur(df / 2.0, x / 2.0) {
+        Ok(p) if !p.is_nan() => p.clamp(0.0, 1.0),
+        _ => 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +129,20 @@ mod tests {
         assert_eq!(f_upper(f64::INFINITY, 5.0, 5.0), 0.0);
         assert_eq!(f_upper(f64::NAN, 5.0, 5.0), 1.0);
         assert_eq!(f_upper(2.0, 0.0, 5.0), 1.0);
+    }
+
+    /// Closed forms: with 2 degrees of freedom the tail is `e^(−x/2)`; and
+    /// `d1 · F(d1, d2)` tends to chi-square with `d1` as `d2` grows.
+    #[test]
+    fn chi_square_tail_by_closed_form_and_as_the_f_limit() {
+        for x in [0.5, 3.0, 40.0, 400.0] {
+            let p = chi2_upper(x, 2.0);
+            assert!((p - (-x / 2.0f64).exp()).abs() <= 1e-12 * p, "{x}: {p}");
+        }
+        let (chi, f) = (chi2_upper(60.0, 29.0), f_upper(60.0 / 29.0, 29.0, 1e9));
+        assert!((chi - f).abs() < 1e-6 * chi, "{chi} {f}");
+        assert_eq!((chi2_upper(0.0, 3.0), chi2_upper(f64::INFINITY, 3.0)), (1.0, 0.0));
+        assert_eq!((chi2_upper(f64::NAN, 3.0), chi2_upper(1.0, 0.0)), (1.0, 1.0));
     }
 
     #[test]

@@ -13,9 +13,9 @@
 //! window's mean is compared using the spread window means really have
 //! ([`serial_test`]). Otherwise the guide's test is used, unchanged.
 
-use tickwatch_stats::{WelchResult, f_upper, z_from_stats};
+use tickwatch_stats::{WelchResult, chi2_upper, f_test, z_from_stats};
 
-use crate::history::TtHistory;
+use crate::history::{TtHistory, WindowRecord};
 
 /// Windows the history must remember before it may leave the guide's
 /// regime: a mean square from fewer has too few degrees of freedom to
@@ -54,7 +54,37 @@ pub fn scale(history: &TtHistory) -> Option<Scale> {
     }
     let (v, dof) = record.between()?;
     let (d1, d2) = degrees_of_freedom(k, history.len() as u64);
-    (f_upper(v / s2, d1, d2) < SERIAL_LEVEL).then_some(Scale { v, dof })
+    let dependent = f_test(s2, d2 + 1.0, v, d1 + 1.0).pvalue < SERIAL_LEVEL;
+    (dependent || bartlett(record) < SERIAL_LEVEL).then_some(Scale { v, dof })
+}
+
+/// Bartlett's test that the remembered windows' values share one variance
+/// (what independent normal values give; Welch's test leans on it when it
+/// takes a window's own spread for the spread of its values): the p-value
+/// of `T = (Σ(nᵢ − 1) ln W − Σ(nᵢ − 1) ln vᵢ) / C` against chi-square with
+/// `K′ − 1` degrees of freedom, over the `K′` windows of two or more
+/// values, `W` their pooled variance, `C = 1 + (Σ 1/(nᵢ − 1) − 1/Σ(nᵢ − 1))
+/// / (3 (K′ − 1))`. The record gives the mean of `ln vᵢ` and the sum of
+/// `nᵢ − 1`, so `Σ(nᵢ − 1) ln vᵢ` is taken as `Σ(nᵢ − 1) · mean ln vᵢ`
+/// and `Σ 1/(nᵢ − 1)` as `K′ / mean(nᵢ − 1)`: exact when the windows hold
+/// equally many values (a sliding window's steady state). A window of
+/// equal values (variance 0), which normal values never give, decides it;
+/// 1 (no evidence) with fewer than two such windows.
+fn bartlett(record: &WindowRecord) -> f64 {
+    let (Some((w, dof)), Some((mean_ln, _, _, k))) =
+        (record.within(), record.log_spread_deviations(f64::MIN_POSITIVE))
+    else {
+        return 1.0;
+    };
+    if k < 2 {
+        return 1.0;
+    }
+    if w <= 0.0 {
+        return 0.0;
+    }
+    let k = k as f64;
+    let c = 1.0 + (k * k / dof - 1.0 / dof) / (3.0 * (k - 1.0));
+    chi2_upper(dof * (w.ln() - mean_ln) / c, k - 1.0)
 }
 
 /// The F-test's degrees of freedom for `k` windows and `n` values.

@@ -1,0 +1,21 @@
+use tickwatch_plugin_api::{Detector, Options, Value};
+use tickwatch_ttest::{TTest, serial};
+fn main() {
+    let path = std::env::args().nth(1).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let xs: Vec<f64> = text.lines().skip(1).filter_map(|l| l.split(',').nth(1)?.parse().ok()).collect();
+    let mut d = TTest::new(&Options::new(vec![("size".into(), Value::Int(3600)), ("alpha".into(), Value::Double(0.001)), ("rebaseline".into(), Value::Int(0))])).unwrap();
+    let (mut n, mut ser, mut anom, mut anom_ser) = (0, 0, 0, 0);
+    let every = std::env::args().nth(2).map(|s| s.parse::<usize>().unwrap()).unwrap_or(0);
+    for end in 1..=xs.len() {
+        let h = d.baseline().history();
+        let sc = serial::scale(h);
+        let ratio = h.record().and_then(|r| r.between()).map(|(v, _)| v / h.variance()).unwrap_or(f64::NAN);
+        let w = &xs[end.saturating_sub(6)..end];
+        if let Some(v) = d.score(w) {
+            n += 1; ser += sc.is_some() as usize; anom += v.anomalous as usize; anom_ser += (v.anomalous && sc.is_some()) as usize;
+            if every > 0 && end % every == 0 { println!("{end} K={} ratio={ratio:.2} serial={} p={:.2e} w={:?}", d.baseline().history().remembered(), sc.is_some(), v.pvalue, w); }
+        }
+    }
+    let h = d.baseline().history(); println!("{}: verdicts {n}, serial {ser}, anomalous {anom} (in serial {anom_ser}) final K {} ratio {:.2}", path.rsplit('/').next().unwrap(), h.remembered(), h.record().and_then(|r| r.between()).map(|(v, _)| v / h.variance()).unwrap_or(f64::NAN));
+}
