@@ -14,7 +14,7 @@ fn main() {
         let w = &xs[end.saturating_sub(6)..end];
         if let Some(v) = d.score(w) {
             n += 1; ser += sc.is_some() as usize; anom += v.anomalous as usize; anom_ser += (v.anomalous && sc.is_some()) as usize;
-            if every > 0 && end % every == 0 { println!("{end} K={} ratio={ratio:.2} serial={} p={:.2e} w={:?}", d.baseline().history().remembered(), sc.is_some(), v.pvalue, w); }
+            if (every > 0 && end % every == 0) || (every == 0 && v.pvalue < 1e-20) { println!("{end} K={} ratio={ratio:.2} serial={} p={:.2e} w={:?}", d.baseline().history().remembered(), sc.is_some(), v.pvalue, w); }
         }
     }
     let h = d.baseline().history(); println!("{}: verdicts {n}, serial {ser}, anomalous {anom} (in serial {anom_ser}) final K {} ratio {:.2}", path.rsplit('/').next().unwrap(), h.remembered(), h.record().and_then(|r| r.between()).map(|(v, _)| v / h.variance()).unwrap_or(f64::NAN));
