@@ -1,5 +1,5 @@
 use tickwatch_plugin_api::{Detector, Options, Value};
-use tickwatch_ttest::{TTest, serial};
+use tickwatch_ttest::TTest;
 fn main() {
     let path = std::env::args().nth(1).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -8,14 +8,13 @@ fn main() {
     let (mut n, mut ser, mut anom, mut anom_ser) = (0, 0, 0, 0);
     let every = std::env::args().nth(2).map(|s| s.parse::<usize>().unwrap()).unwrap_or(0);
     for end in 1..=xs.len() {
-        let h = d.baseline().history();
-        let sc = serial::scale(h);
-        let ratio = h.record().and_then(|r| r.between()).map(|(v, _)| v / h.variance()).unwrap_or(f64::NAN);
+        let sc = d.serial();
+        let k = d.record().map_or(0, |r| r.windows());
         let w = &xs[end.saturating_sub(6)..end];
         if let Some(v) = d.score(w) {
             n += 1; ser += sc.is_some() as usize; anom += v.anomalous as usize; anom_ser += (v.anomalous && sc.is_some()) as usize;
-            if (every > 0 && end % every == 0) || (every == 0 && v.pvalue < 1e-20) { println!("{end} K={} ratio={ratio:.2} serial={} p={:.2e} w={:?}", d.baseline().history().remembered(), sc.is_some(), v.pvalue, w); }
+            if (every > 0 && end % every == 0) || (every == 0 && v.pvalue < 1e-20) { println!("{end} K={k} serial={} p={:.2e} w={:?}", sc.is_some(), v.pvalue, w); }
         }
     }
-    let h = d.baseline().history(); println!("{}: verdicts {n}, serial {ser}, anomalous {anom} (in serial {anom_ser}) final K {} ratio {:.2}", path.rsplit('/').next().unwrap(), h.remembered(), h.record().and_then(|r| r.between()).map(|(v, _)| v / h.variance()).unwrap_or(f64::NAN));
+    println!("{}: verdicts {n}, serial {ser}, anomalous {anom} (in serial {anom_ser})", path.rsplit('/').next().unwrap());
 }

@@ -39,34 +39,42 @@
 //! `tickwatch_plugin_api::window::Baseline`'s, Welch's test is
 //! `tickwatch_stats::welch`'s.
 
-pub mod history;
+pub mod record;
 pub mod serial;
 
 use tickwatch_plugin_api::options::preset;
-use tickwatch_plugin_api::window::{Baseline, History, Joins, Layout, Learn, mean_var};
+use tickwatch_plugin_api::window::{
+    Baseline, History, Joins, Layout, Learn, MovingWindow, finite, mean_var,
+};
 use tickwatch_plugin_api::{
-    ByteReader, ByteWriter, Detector, OptionSpec, Options, StateFormat, Summary, Verdict,
-    export_detector,
+    Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
 };
 use tickwatch_stats::welch_from_stats;
 
-pub use history::TtHistory;
+pub use record::WindowRecord;
 pub use serial::{MIN_WINDOWS, SERIAL_LEVEL};
 
 /// Values the history holds before the first verdict.
 pub const MIN_HISTORY: u64 = 2;
 
-/// The state's format: format 1's bytes, then (format 2) the window
-/// records; see [`TTest::save`].
+/// The state's format: format 1's bytes, then the window record; see
+/// [`TTest::save`].
 pub const FORMAT: StateFormat = StateFormat::new("ttest", 2);
 
+/// Format 1's header: what a `size` below [`MIN_WINDOWS`] saves, and what
+/// format 2 continues.
+const FORMAT_1: StateFormat = StateFormat::new("ttest", 1);
+
 /// The t-test detector: the guide's Welch test against a moving history,
-/// or, where the history proves its values serially dependent, the test of
-/// [`serial`].
+/// or, where the windows seen prove the guide's independent normal values
+/// wrong, the test of [`serial`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TTest {
     alpha: f64,
-    baseline: Baseline<TtHistory>,
+    baseline: Baseline,
+    /// `None` for a `size` below [`MIN_WINDOWS`], which can never record
+    /// that many windows.
+    record: Option<WindowRecord>,
 }
 
 impl TTest {
@@ -75,32 +83,35 @@ impl TTest {
         self.alpha
     }
 
-    /// The baseline.
-    pub fn baseline(&self) -> &Baseline<TtHistory> {
+    /// The baseline: the guide's history.
+    pub fn baseline(&self) -> &Baseline {
         &self.baseline
     }
 
-    /// The guide's rules over `history`: verdicts once it holds
-    /// [`MIN_HISTORY`] values, a window joins only with `pvalue > alpha`,
-    /// format 1's layout; and, once the history proves serial dependence,
-    /// every window joins (`Learn::EveryFrom`, counting windows only then:
-    /// [`TtHistory`]'s `windows`).
-    fn rules(history: TtHistory, rebaseline: u64) -> Baseline<TtHistory> {
-        // Two values before the first verdict: the guide's stddev of one
-        // value is a stand-in 0 (numpy's ddof=1 gives NaN), not a statistic.
-        Baseline::of(history, rebaseline)
-            .with_warmup(MIN_HISTORY)
-            .with_joins(Joins::AboveAlpha)
-            .with_layout(Layout::HistoryFirst)
-            .with_learning(LEARN)
+    /// The windows behind the last `size` values seen (`None` for a `size`
+    /// below [`MIN_WINDOWS`]).
+    pub fn record(&self) -> Option<&WindowRecord> {
+        self.record.as_ref()
     }
 
-    /// The p-value and statistics of `window` against `history`.
-    fn test(history: &TtHistory, window: &[f64]) -> (f64, Vec<(String, f64)>) {
+    /// The serial scale in force ([`serial::scale`]), `None` in the guide's
+    /// regime.
+    pub fn serial(&self) -> Option<serial::Scale> {
+        self.record.as_ref().and_then(serial::scale)
+    }
+
+    /// The p-value and statistics of `window` against `history`: the
+    /// guide's Welch test, or with a serial `scale` [`serial::serial_test`]
+    /// (then with `serial = 1` among the statistics).
+    fn test(
+        history: &MovingWindow,
+        window: &[f64],
+        scale: Option<serial::Scale>,
+    ) -> (f64, Vec<(String, f64)>) {
         let (batch_mean, batch_var) = mean_var(window);
         let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
         let (hist_mean, hist_var) = (history.mean(), history.variance());
-        match serial::scale(history) {
+        match scale {
             None => {
                 let r =
                     welch_from_stats(hist_mean, hist_var, hist_n, batch_mean, batch_var, batch_n);
@@ -118,8 +129,9 @@ impl TTest {
     }
 }
 
-/// How the baseline learns in the serial regime.
-const LEARN: Learn = Learn::EveryFrom(MIN_WINDOWS as u64);
+/// How the history learns in the serial regime (the guide's regime:
+/// `Learn::Verdict` with `Joins::AboveAlpha`).
+const SERIAL_LEARNING: Learn = Learn::Every;
 
 impl Detector for TTest {
     const NAME: &'static str = FORMAT.detector();
@@ -128,7 +140,7 @@ impl Detector for TTest {
     /// state whose declared format differs from the detector's, and format
     /// 2 is format 1 with a section appended, which this build reads
     /// either way (an older build refuses format 2's bytes by their first
-    /// byte, and the state is set aside, not lost).
+    /// byte: the state is set aside, not lost).
     const STATE_VERSION: u32 = 1;
 
     /// `size` and `alpha` are required, as in the guide's TICKscript.
@@ -140,11 +152,29 @@ impl Detector for TTest {
         let size = options.length("size")?;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
-        Ok(Self { alpha, baseline: Self::rules(TtHistory::new(size), rebaseline) })
+        // Two values before the first verdict: the guide's stddev of one
+        // value is a stand-in 0 (numpy's ddof=1 gives NaN), not a statistic.
+        let baseline = Baseline::new(size, rebaseline)
+            .with_warmup(MIN_HISTORY)
+            .with_joins(Joins::AboveAlpha)
+            .with_layout(Layout::HistoryFirst);
+        let record = (size >= MIN_WINDOWS).then(|| record::record(size));
+        Ok(Self { alpha, baseline, record })
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
-        self.baseline.score(window, self.alpha, Self::test)
+        let scale = self.serial();
+        let learning = if scale.is_some() { SERIAL_LEARNING } else { Learn::Verdict };
+        if self.baseline.learning() != learning {
+            let baseline = std::mem::replace(&mut self.baseline, Baseline::new(2, 0));
+            self.baseline = baseline.with_learning(learning);
+        }
+        let verdict =
+            self.baseline.score(window, self.alpha, |h, w| Self::test(h, w, scale));
+        if let Some(record) = &mut self.record {
+            record.extend(&finite(window));
+        }
+        verdict
     }
 
     /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history
@@ -154,84 +184,53 @@ impl Detector for TTest {
     /// was saved with).
     ///
     /// Format 2 (issue 9 round 4), for a `size` of [`MIN_WINDOWS`] or
-    /// more: `u8` 2, format 1's bytes after its first, then the windows
-    /// behind the history (`u64` count, then `u64` n, `f64` mean, `f64`
-    /// variance each) and, with `rebaseline > 0`, those behind the
-    /// candidate. Appended, so every offset format 1 had stays where it
-    /// was. A shorter history can never remember [`MIN_WINDOWS`] windows,
-    /// keeps no record and saves format 1 exactly.
+    /// more: `u8` 2, format 1's bytes after its first, then the window
+    /// record (`u64` count, then `u64` n, `f64` mean, `f64` variance each;
+    /// `window::Windows`). Appended, so every offset format 1 had stays
+    /// where it was. A shorter history can never record [`MIN_WINDOWS`]
+    /// windows, keeps no record and saves format 1 exactly.
     fn save(&self) -> Vec<u8> {
-        let history = self.baseline.history();
-        let with_records = history.record().is_some();
-        let mut w = if with_records { FORMAT.writer() } else { format_1().writer() };
+        let mut w = if self.record.is_some() { FORMAT.writer() } else { FORMAT_1.writer() };
         self.baseline.write(&mut w);
-        if with_records {
-            history.write_record(&mut w);
-            if self.baseline.rebaseline() > 0 {
-                self.baseline.candidate().write_record(&mut w);
-            }
+        if let Some(record) = &self.record {
+            record.write(&mut w);
         }
         w.finish()
     }
 
-    /// Reads format 1 (then no windows are remembered: the field keeps its
-    /// history and is judged by the guide's test until [`MIN_WINDOWS`]
-    /// windows have joined) and format 2.
+    /// Reads format 2 and format 1 (then the record is empty: the field
+    /// keeps its history and is judged by the guide's test until
+    /// [`MIN_WINDOWS`] windows have been recorded). Changes nothing when it
+    /// refuses.
     fn load(&mut self, state: &[u8]) -> Result<(), String> {
-        match state.first() {
-            Some(1) => self.baseline.load(format_1().reader(state)?),
-            Some(2) => self.load_format_2(state),
-            _ => FORMAT.reader(state).map(drop),
-        }
+        let (mut r, with_record) = match (state.first(), &self.record) {
+            (Some(1), _) => (FORMAT_1.reader(state)?, false),
+            (_, Some(_)) => (FORMAT.reader(state)?, true),
+            (_, None) => (FORMAT_1.reader(state)?, false),
+        };
+        let mut baseline = self.baseline.clone();
+        baseline.read(&mut r)?;
+        let record = match &self.record {
+            Some(blank) if with_record => Some(blank.read_like(&mut r)?),
+            other => other.as_ref().map(History::fresh),
+        };
+        r.finish()?;
+        (self.baseline, self.record) = (baseline, record);
+        Ok(())
     }
 
+    /// The history's figures, `alpha`, the counters, then `windows`
+    /// (recorded) and `serial` (1 while verdicts use the spread of window
+    /// means, [`serial`]).
     fn describe(&self) -> Summary {
-        self.baseline.describe(|s| s.num("alpha", self.alpha))
+        self.baseline
+            .describe(|s| s.num("alpha", self.alpha))
+            .int("windows", self.record.as_ref().map_or(0, |r| r.windows()) as i64)
+            .int("serial", i64::from(self.serial().is_some()))
     }
 }
 
 export_detector!(TTest);
-
-/// Format 1's header: what a `size` below [`MIN_WINDOWS`] saves, and what
-/// the first bytes of format 2 are otherwise.
-const fn format_1() -> StateFormat {
-    StateFormat::new("ttest", 1)
-}
-
-impl TTest {
-    /// Format 2: format 1's part (read once to find where the records
-    /// start), then the records; `window::Baseline` reads only its own
-    /// layout, so the parts are put back side by side, each ring followed
-    /// by its record, and read with [`TtHistory`]'s prototype that expects
-    /// that. Changes nothing when it refuses.
-    fn load_format_2(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut r = FORMAT.reader(state)?;
-        let mut probe = self.baseline.clone();
-        probe.read(&mut r)?;
-        let blank = self.baseline.history().fresh();
-        let history_record = blank.read_record(&mut r)?;
-        let candidate_record = match self.baseline.rebaseline() {
-            0 => None,
-            _ => Some(blank.read_record(&mut r)?),
-        };
-        r.finish()?;
-        let mut w = ByteWriter::new();
-        w.u64(probe.windows_seen()).u64(probe.windows_anomalous());
-        probe.history().values().write(&mut w);
-        history_record.write(&mut w);
-        if let Some(candidate_record) = candidate_record {
-            w.u64(probe.rebaselines()).u64(probe.streak());
-            probe.candidate().values().write(&mut w);
-            candidate_record.write(&mut w);
-        }
-        let bytes = w.finish();
-        let mut restored =
-            Self::rules(self.baseline.history().expecting_records(), self.baseline.rebaseline());
-        restored.load(ByteReader::new(&bytes))?;
-        self.baseline = restored;
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {

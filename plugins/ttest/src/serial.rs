@@ -15,7 +15,7 @@
 
 use tickwatch_stats::{WelchResult, chi2_upper, f_test, z_from_stats};
 
-use crate::history::{TtHistory, WindowRecord};
+use crate::record::WindowRecord;
 
 /// Windows the history must remember before it may leave the guide's
 /// regime: a mean square from fewer has too few degrees of freedom to
@@ -38,24 +38,30 @@ pub struct Scale {
     pub dof: f64,
 }
 
-/// The serial scale of `history`, or `None` while the guide's regime
-/// holds: fewer than [`MIN_WINDOWS`] windows remembered, a history without
-/// spread, or a between-window mean square that independent values could
-/// have given (one-sided F-test of `V/s²` at [`SERIAL_LEVEL`]).
-pub fn scale(history: &TtHistory) -> Option<Scale> {
-    let record = history.record()?;
-    let k = record.windows();
-    if k < MIN_WINDOWS {
-        return None;
-    }
-    let s2 = history.variance();
-    if !(s2 > 0.0 && s2.is_finite()) {
+/// The serial scale the record shows, or `None` while the guide's regime
+/// holds: fewer than [`MIN_WINDOWS`] windows recorded, or window means and
+/// spreads that independent normal values could have given: the one-way
+/// analysis of variance `F = V/W` (`W` the pooled within-window variance)
+/// within [`SERIAL_LEVEL`] on both sides, and [`bartlett`]'s test of equal
+/// window variances at or above it.
+pub fn scale(record: &WindowRecord) -> Option<Scale> {
+    if record.windows() < MIN_WINDOWS {
         return None;
     }
     let (v, dof) = record.between()?;
-    let (d1, d2) = degrees_of_freedom(k, history.len() as u64);
-    let dependent = f_test(s2, d2 + 1.0, v, d1 + 1.0).pvalue < SERIAL_LEVEL;
-    (dependent || bartlett(record) < SERIAL_LEVEL).then_some(Scale { v, dof })
+    if !(v.is_finite() && v >= 0.0) {
+        return None;
+    }
+    // Without a window of two values there is nothing to compare with;
+    // constant data contradict nothing (the flat-history rule covers them).
+    let (w, wdof) = record.within()?;
+    if v == 0.0 && w == 0.0 {
+        return None;
+    }
+    // Windows each without spread while their means differ: independent
+    // normal values never give that.
+    let alike = w > 0.0 && f_test(w, wdof + 1.0, v, dof + 1.0).pvalue >= SERIAL_LEVEL;
+    (!alike || bartlett(record) < SERIAL_LEVEL).then_some(Scale { v, dof })
 }
 
 /// Bartlett's test that the remembered windows' values share one variance
@@ -85,11 +91,6 @@ fn bartlett(record: &WindowRecord) -> f64 {
     let k = k as f64;
     let c = 1.0 + (k * k / dof - 1.0 / dof) / (3.0 * (k - 1.0));
     chi2_upper(dof * (w.ln() - mean_ln) / c, k - 1.0)
-}
-
-/// The F-test's degrees of freedom for `k` windows and `n` values.
-fn degrees_of_freedom(k: usize, n: u64) -> (f64, f64) {
-    ((k - 1) as f64, n.saturating_sub(1).max(1) as f64)
 }
 
 /// The window (mean, sample variance, `win_n` values) against a serially
