@@ -13,7 +13,9 @@
 //! window's mean is compared using the spread window means really have
 //! ([`serial_test`]). Otherwise the guide's test is used, unchanged.
 
-use tickwatch_stats::{WelchResult, chi2_upper, f_test, z_from_stats};
+use tickwatch_stats::{
+    TAIL_CONFIDENCE, WelchResult, chi2_upper, f_test, largest_normal_at, z_from_stats,
+};
 
 use crate::record::WindowRecord;
 
@@ -61,7 +63,13 @@ pub fn scale(record: &WindowRecord) -> Option<Scale> {
     // Windows each without spread while their means differ: independent
     // normal values never give that.
     let alike = w > 0.0 && f_test(w, wdof + 1.0, v, dof + 1.0).pvalue >= SERIAL_LEVEL;
-    (!alike || bartlett(record) < SERIAL_LEVEL).then_some(Scale { v, dof })
+    if alike && bartlett(record) >= SERIAL_LEVEL {
+        return None;
+    }
+    let tail = record
+        .deviation_largest()
+        .map_or(0.0, |(largest, k)| (largest / largest_normal_at(k, TAIL_CONFIDENCE)).powi(2));
+    Some(Scale { v: v.max(tail), dof })
 }
 
 /// Bartlett's test that the remembered windows' values share one variance
