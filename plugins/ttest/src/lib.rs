@@ -8,14 +8,32 @@
 //!   `pvalue < alpha`) and the window's values join the history only if
 //!   `pvalue > alpha`.
 //!
+//! # Serially dependent data (issue 9, round 4)
+//! Welch's test takes a window's own spread `s_w` for the spread of its
+//! values, which is right for independent normal values and badly wrong
+//! for real metrics: six consecutive values of a series with a daily
+//! cycle hardly vary, so `|t|` was huge on half of all windows. Beside
+//! the history the detector records every window it sees (count, mean,
+//! variance; [`record`]) and, once it has recorded [`MIN_WINDOWS`], checks
+//! the guide's assumption on them ([`serial::scale`]: the one-way analysis
+//! of variance of window means against the spread inside windows, and
+//! Bartlett's test of equal window variances, each at [`SERIAL_LEVEL`]).
+//! Where the data do not contradict it, and always in the guide's own use
+//! (300-value windows and `size` 3600 record at most 13 windows), the
+//! verdict, the learning rule and the saved history are the guide's, bit
+//! for bit. Where they do, the window mean is judged by the spread window
+//! means really have ([`serial::serial_test`]), the verdict carries
+//! `serial = 1`, and every window joins the history (a scale learned from
+//! the windows themselves is not captured by one burst, and learns a
+//! recurring one).
+//!
 //! With `rebaseline = k > 0` (default 0: off, the guide's behaviour), after
 //! `k` consecutive anomalous windows the detector accepts the new level: the
 //! history is replaced by the values of those `k` windows (the most recent
 //! `size` of them), and that window's verdict carries `rebaselined = 1`
 //! (0 on every other verdict). A window that is not anomalous ends the run.
 //! The values of the current run are kept in a second ring of at most `size`
-//! values. With the option off, nothing changes: no `rebaselined` statistic,
-//! and the state bytes are format 1 as before.
+//! values. With the option off, nothing changes: no `rebaselined` statistic.
 //!
 //! Degenerate histories (issue 9), where the guide's statistic is not
 //! defined and it locked up: a sliding window's first window holds one
@@ -34,10 +52,10 @@
 //! `pvalue = 0` and `t = ±f64::MAX` (a certain change, kept finite because
 //! InfluxDB refuses infinite fields).
 //!
-//! What this crate owns is the choice of test and the guide's rules; the
-//! history, the rebaseline run and their saving are
-//! `tickwatch_plugin_api::window::Baseline`'s, Welch's test is
-//! `tickwatch_stats::welch`'s.
+//! What this crate owns is the choice of test, the guide's rules and the
+//! state layout; the history and the rebaseline run are
+//! `tickwatch_plugin_api::window::Baseline`'s, the record
+//! `window::Windows`', Welch's test `tickwatch_stats::welch`'s.
 
 pub mod record;
 pub mod serial;
@@ -169,8 +187,7 @@ impl Detector for TTest {
             let baseline = std::mem::replace(&mut self.baseline, Baseline::new(2, 0));
             self.baseline = baseline.with_learning(learning);
         }
-        let verdict =
-            self.baseline.score(window, self.alpha, |h, w| Self::test(h, w, scale));
+        let verdict = self.baseline.score(window, self.alpha, |h, w| Self::test(h, w, scale));
         if let Some(record) = &mut self.record {
             record.extend(&finite(window));
         }

@@ -2,6 +2,8 @@
 //! wherever the windows seen do not contradict independent normal values
 //! (the guide's own use among them), leaves it for the spread of window
 //! means on serially dependent data, and reads the state format 1 wrote.
+// Helpers here build detectors from literal options and read fixtures.
+#![allow(clippy::unwrap_used)]
 
 use tickwatch_plugin_api::window::{Baseline, History, Joins, Layout, MovingWindow, mean_var};
 use tickwatch_plugin_api::{ByteWriter, Detector, Options, Value, Verdict};
@@ -40,9 +42,16 @@ fn welch(history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
     (r.pvalue, vec![("t".to_string(), r.t)])
 }
 
-fn bits(v: &Option<Verdict>) -> Option<(u64, bool, Vec<(String, u64)>)> {
+/// A verdict's p-value, flag and statistics, as bits.
+type Bits = (u64, bool, Vec<(String, u64)>);
+
+fn bits(v: &Option<Verdict>) -> Option<Bits> {
     v.as_ref().map(|v| {
-        (v.pvalue.to_bits(), v.anomalous, v.stats.iter().map(|(n, x)| (n.clone(), x.to_bits())).collect())
+        (
+            v.pvalue.to_bits(),
+            v.anomalous,
+            v.stats.iter().map(|(n, x)| (n.clone(), x.to_bits())).collect(),
+        )
     })
 }
 
@@ -164,10 +173,9 @@ fn serial_p_values_are_roughly_uniform_when_nothing_changes() {
         let mut ps = Vec::new();
         for end in 1..=xs.len() {
             let serial = d.serial().is_some();
-            if let Some(v) = d.score(&xs[end.saturating_sub(6)..end]) {
-                if serial {
-                    ps.push(v.pvalue);
-                }
+            let v = d.score(&xs[end.saturating_sub(6)..end]);
+            if let Some(v) = v.filter(|_| serial) {
+                ps.push(v.pvalue);
             }
         }
         let share = |a: f64| ps.iter().filter(|&&p| p < a).count() as f64 / ps.len() as f64;
