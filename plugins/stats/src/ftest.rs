@@ -1,10 +1,10 @@
 //! The two-sided F-test of equal variances from summary statistics,
 //! matching `2·min(F.cdf(f), F.sf(f))` of scipy's `stats.f(n_win − 1,
 //! n_hist − 1)` with `f = window variance / history variance`, to 1e-8
-//! relative (tests/ftest_scipy.rs). `levelspread`'s spread test; the
-//! one-sided [`f_upper`] is `ttest`'s test of whether a history's windows
-//! spread more than its values allow, and [`chi2_upper`] the reference of
-//! its Bartlett test.
+//! relative (tests/ftest_scipy.rs). `levelspread`'s spread test, and
+//! `ttest`'s test of whether the means of its windows spread as their
+//! values allow; [`chi2_upper`] is the reference of `ttest`'s Bartlett test
+//! of equal window variances.
 
 use statrs::function::beta::checked_beta_reg;
 use statrs::function::gamma::checked_gamma_ur;
@@ -59,29 +59,10 @@ pub fn f_test(hist_var: f64, hist_n: f64, win_var: f64, win_n: f64) -> FResult {
     FResult { f, pvalue }
 }
 
-/// `P(F ≥ f)` for `F` of Fisher's distribution with `d1` and `d2`
-/// degrees of freedom (scipy's `stats.f(d1, d2).sf(f)`), straight from the
-/// incomplete beta function so that tiny tails keep their precision.
-/// `f ≤ 0` gives 1; a non-finite `f` or degrees of freedom that are not
-/// positive say nothing (1), except `f = +∞`, which gives 0.
-pub fn f_upper(f: f64, d1: f64, d2: f64) -> f64 {
-    if !(d1 > 0.0 && d2 > 0.0 && d1.is_finite() && d2.is_finite()) || f.is_nan() || f <= 0.0 {
-        return 1.0;
-    }
-    let d1f = d1 * f;
-    if !d1f.is_finite() {
-        return 0.0;
-    }
-    match checked_beta_reg(d2 / 2.0, d1 / 2.0, d2 / (d1f + d2)) {
-        Ok(p) if !p.is_nan() => p.clamp(0.0, 1.0),
-        _ => 1.0,
-    }
-}
-
 /// `P(X ≥ x)` for `X` chi-square with `df` degrees of freedom (scipy's
 /// `stats.chi2(df).sf(x)`), from the regularised upper incomplete gamma
 /// function: the reference distribution of Bartlett's test of equal
-/// variances (the large-sample limit of [`f_upper`]'s `d1 · F`). `x ≤ 0`
+/// variances. `x ≤ 0`
 /// gives 1, `x = +∞` gives 0; NaN or a `df` that is not positive says
 /// nothing (1).
 pub fn chi2_upper(x: f64, df: f64) -> f64 {
@@ -114,33 +95,17 @@ mod tests {
         assert_eq!(f_test(1.0, 10.0, f64::NAN, 10.0), NO_EVIDENCE);
     }
 
-    /// The upper tail is the one `f_test` doubles for `f` above 1 (and
-    /// `f_test` matches scipy, tests/ftest_scipy.rs).
+    /// Closed forms: with 2 degrees of freedom the tail is `e^(−x/2)`,
+    /// with 1 it is `erfc(√(x/2))`, tiny tails included.
     #[test]
-    fn upper_tail_matches_scipy_and_is_total() {
-        let p = f_upper(1.0, 599.0, 3599.0);
-        assert!(p > 0.3 && p < 0.7, "{p}");
-        assert!(f_upper(3.0, 29.0, 3599.0) < 1e-6);
-        assert!(f_upper(1.2, 29.0, 3599.0) > 0.1);
-        // Both tails of the two-sided test are this function's.
-        let two = f_test(1.0, 3600.0, 2.0, 30.0).pvalue;
-        assert!((two - 2.0 * f_upper(2.0, 29.0, 3599.0)).abs() < 1e-15 * two.max(1e-300));
-        assert_eq!(f_upper(0.0, 5.0, 5.0), 1.0);
-        assert_eq!(f_upper(f64::INFINITY, 5.0, 5.0), 0.0);
-        assert_eq!(f_upper(f64::NAN, 5.0, 5.0), 1.0);
-        assert_eq!(f_upper(2.0, 0.0, 5.0), 1.0);
-    }
-
-    /// Closed forms: with 2 degrees of freedom the tail is `e^(−x/2)`; and
-    /// `d1 · F(d1, d2)` tends to chi-square with `d1` as `d2` grows.
-    #[test]
-    fn chi_square_tail_by_closed_form_and_as_the_f_limit() {
+    fn chi_square_tail_by_closed_form() {
+        use statrs::function::erf::erfc;
         for x in [0.5, 3.0, 40.0, 400.0] {
             let p = chi2_upper(x, 2.0);
             assert!((p - (-x / 2.0f64).exp()).abs() <= 1e-12 * p, "{x}: {p}");
+            let p = chi2_upper(x, 1.0);
+            assert!((p - erfc((x / 2.0f64).sqrt())).abs() <= 1e-9 * p, "{x}: {p}");
         }
-        let (chi, f) = (chi2_upper(60.0, 29.0), f_upper(60.0 / 29.0, 29.0, 1e9));
-        assert!((chi - f).abs() < 1e-6 * chi, "{chi} {f}");
         assert_eq!((chi2_upper(0.0, 3.0), chi2_upper(f64::INFINITY, 3.0)), (1.0, 0.0));
         assert_eq!((chi2_upper(f64::NAN, 3.0), chi2_upper(1.0, 0.0)), (1.0, 1.0));
     }
