@@ -2,16 +2,18 @@
 //! 9, round 4).
 //!
 //! The guide's Welch test assumes independent values: a window mean of `n`
-//! values then varies by `s_w/√n`. A history of [`MIN_WINDOWS`] or more
-//! windows can check that assumption itself: the between-window mean square
+//! values then varies by `s_w/√n`. A record of [`MIN_WINDOWS`] or more
+//! windows (`crate::record`) can check that assumption itself: the between-window mean square
 //! `V = Σ nᵢ (mᵢ − m̄)² / (K − 1)` of its `K` windows estimates the
 //! values' variance `s²` when they are independent, and grows with their
 //! serial dependence (on a metric with a daily cycle or bursts, windows of
-//! 6 values have `V ≈ 6 s²`). Only when `V/s²` is beyond what independent
-//! values produce, by a one-sided F-test at [`SERIAL_LEVEL`], does the
-//! history count as serially dependent ([`scale`] is `Some`); then a
-//! window's mean is compared using the spread window means really have
-//! ([`serial_test`]). Otherwise the guide's test is used, unchanged.
+//! 6 values have `V ≈ 6 s²`). Only when `V` is beyond what independent
+//! values produce (against the within-window variance, both sides), or
+//! the windows' variances differ more than normal values allow
+//! (Bartlett), each at [`SERIAL_LEVEL`], do the data count as serially
+//! dependent ([`scale`] is `Some`); then a window's mean is compared using
+//! the spread window means really have ([`serial_test`]). Otherwise the
+//! guide's test is used, unchanged.
 
 use tickwatch_stats::{
     TAIL_CONFIDENCE, WelchResult, chi2_upper, f_test, largest_normal_at, z_from_stats,
@@ -19,16 +21,20 @@ use tickwatch_stats::{
 
 use crate::record::WindowRecord;
 
-/// Windows the history must remember before it may leave the guide's
+/// Windows the record must hold before the data may leave the guide's
 /// regime: a mean square from fewer has too few degrees of freedom to
 /// overrule the values (and the guide's own use, 300-value windows and a
 /// 3600-value history, remembers 12).
 pub const MIN_WINDOWS: usize = 30;
 
-/// The one-sided level at which `V/s²` proves serial dependence: strict,
-/// so that a history of independent values essentially never leaves the
-/// guide's regime.
-pub const SERIAL_LEVEL: f64 = 1e-6;
+/// The level at which each test of the record contradicts independent
+/// normal values: strict, so that independent values essentially never
+/// leave the guide's regime, even in sliding windows, whose shared values
+/// make the record's statistics vary about twice as much (in standard
+/// deviations, for 6-value windows sliding by one) as their degrees of
+/// freedom say: at 1e-6 independent values in such windows left the
+/// guide's regime on 2 to 5 % of windows, at 1e-12 on at most 0.4 %.
+pub const SERIAL_LEVEL: f64 = 1e-12;
 
 /// The scale of window means a serially dependent history shows.
 #[derive(Debug, Clone, Copy, PartialEq)]
