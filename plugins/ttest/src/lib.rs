@@ -160,8 +160,8 @@ impl TTest {
 
 /// How the history learns in the serial regime (the guide's regime:
 /// `Learn::Verdict` with `Joins::AboveAlpha`): every window, as `zscore`
-/// and `levelspread` from 30 windows (NAB development subset: 32.8, with
-/// the guide's rule in this regime too 25.7).
+/// and `levelspread` from 30 windows (NAB development subset: 32.4, with
+/// the guide's rule in this regime too 25.2).
 pub const SERIAL_LEARNING: Learn = Learn::Every;
 
 impl Detector for TTest {
