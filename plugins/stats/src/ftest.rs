@@ -1,9 +1,13 @@
 //! The two-sided F-test of equal variances from summary statistics,
 //! matching `2·min(F.cdf(f), F.sf(f))` of scipy's `stats.f(n_win − 1,
 //! n_hist − 1)` with `f = window variance / history variance`, to 1e-8
-//! relative (tests/ftest_scipy.rs). `levelspread`'s spread test.
+//! relative (tests/ftest_scipy.rs). `levelspread`'s spread test, and
+//! `ttest`'s test of whether the means of its windows spread as their
+//! values allow; [`chi2_upper`] is the reference of `ttest`'s Bartlett test
+//! of equal window variances.
 
 use statrs::function::beta::checked_beta_reg;
+use statrs::function::gamma::checked_gamma_ur;
 
 /// `f` and the two-sided p-value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +59,25 @@ pub fn f_test(hist_var: f64, hist_n: f64, win_var: f64, win_n: f64) -> FResult {
     FResult { f, pvalue }
 }
 
+/// `P(X ≥ x)` for `X` chi-square with `df` degrees of freedom (scipy's
+/// `stats.chi2(df).sf(x)`), from the regularised upper incomplete gamma
+/// function: the reference distribution of Bartlett's test of equal
+/// variances. `x ≤ 0`
+/// gives 1, `x = +∞` gives 0; NaN or a `df` that is not positive says
+/// nothing (1).
+pub fn chi2_upper(x: f64, df: f64) -> f64 {
+    if !(df > 0.0 && df.is_finite()) || x.is_nan() || x <= 0.0 {
+        return 1.0;
+    }
+    if x == f64::INFINITY {
+        return 0.0;
+    }
+    match checked_gamma_ur(df / 2.0, x / 2.0) {
+        Ok(p) if !p.is_nan() => p.clamp(0.0, 1.0),
+        _ => 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +93,21 @@ mod tests {
         assert_eq!(f_test(f64::INFINITY, 10.0, f64::INFINITY, 10.0), NO_EVIDENCE);
         assert_eq!(f_test(f64::INFINITY, 10.0, 1.0, 10.0), NO_EVIDENCE);
         assert_eq!(f_test(1.0, 10.0, f64::NAN, 10.0), NO_EVIDENCE);
+    }
+
+    /// Closed forms: with 2 degrees of freedom the tail is `e^(−x/2)`,
+    /// with 1 it is `erfc(√(x/2))`, tiny tails included.
+    #[test]
+    fn chi_square_tail_by_closed_form() {
+        use statrs::function::erf::erfc;
+        for x in [0.5, 3.0, 40.0, 400.0] {
+            let p = chi2_upper(x, 2.0);
+            assert!((p - (-x / 2.0f64).exp()).abs() <= 1e-12 * p, "{x}: {p}");
+            let p = chi2_upper(x, 1.0);
+            assert!((p - erfc((x / 2.0f64).sqrt())).abs() <= 1e-9 * p, "{x}: {p}");
+        }
+        assert_eq!((chi2_upper(0.0, 3.0), chi2_upper(f64::INFINITY, 3.0)), (1.0, 0.0));
+        assert_eq!((chi2_upper(f64::NAN, 3.0), chi2_upper(1.0, 0.0)), (1.0, 1.0));
     }
 
     #[test]

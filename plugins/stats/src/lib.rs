@@ -18,7 +18,7 @@ pub mod testkit;
 pub mod welch;
 pub mod ztest;
 
-pub use ftest::{FResult, f_test};
+pub use ftest::{FResult, chi2_upper, f_test};
 pub use welch::{WelchResult, welch_from_stats};
 pub use ztest::{
     TAIL_CONFIDENCE, ZResult, largest_normal, largest_normal_at, normal_quantile, two_sided_normal,

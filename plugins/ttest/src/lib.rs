@@ -8,14 +8,32 @@
 //!   `pvalue < alpha`) and the window's values join the history only if
 //!   `pvalue > alpha`.
 //!
+//! # Serially dependent data (issue 9, round 4)
+//! Welch's test takes a window's own spread `s_w` for the spread of its
+//! values, which is right for independent normal values and badly wrong
+//! for real metrics: six consecutive values of a series with a daily
+//! cycle hardly vary, so `|t|` was huge on half of all windows. Beside
+//! the history the detector records every window it sees (count, mean,
+//! variance; [`record`]) and, once it has recorded [`MIN_WINDOWS`], checks
+//! the guide's assumption on them ([`serial::scale`]: the one-way analysis
+//! of variance of window means against the spread inside windows, and
+//! Bartlett's test of equal window variances, each at [`SERIAL_LEVEL`]).
+//! Where the data do not contradict it, and always in the guide's own use
+//! (300-value windows and `size` 3600 record at most 13 windows), the
+//! verdict, the learning rule and the saved history are the guide's, bit
+//! for bit. Where they do, the window mean is judged by the spread window
+//! means really have ([`serial::serial_test`]), the verdict carries
+//! `serial = 1`, and every window joins the history (a scale learned from
+//! the windows themselves is not captured by one burst, and learns a
+//! recurring one).
+//!
 //! With `rebaseline = k > 0` (default 0: off, the guide's behaviour), after
 //! `k` consecutive anomalous windows the detector accepts the new level: the
 //! history is replaced by the values of those `k` windows (the most recent
 //! `size` of them), and that window's verdict carries `rebaselined = 1`
 //! (0 on every other verdict). A window that is not anomalous ends the run.
 //! The values of the current run are kept in a second ring of at most `size`
-//! values. With the option off, nothing changes: no `rebaselined` statistic,
-//! and the state bytes are format 1 as before.
+//! values. With the option off, nothing changes: no `rebaselined` statistic.
 //!
 //! Degenerate histories (issue 9), where the guide's statistic is not
 //! defined and it locked up: a sliding window's first window holds one
@@ -34,48 +52,134 @@
 //! `pvalue = 0` and `t = ±f64::MAX` (a certain change, kept finite because
 //! InfluxDB refuses infinite fields).
 //!
-//! What this crate owns is the choice of test and the guide's rules; the
-//! history, the rebaseline run and their saving are
-//! `tickwatch_plugin_api::window::Baseline`'s, Welch's test is
-//! `tickwatch_stats::welch`'s.
+//! What this crate owns is the choice of test, the guide's rules and the
+//! state layout; the history and the rebaseline run are
+//! `tickwatch_plugin_api::window::Baseline`'s, the record
+//! `window::Windows`', Welch's test `tickwatch_stats::welch`'s.
+
+pub mod record;
+pub mod serial;
 
 use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{
-    Baseline, BaselineDetector, BaselineTest, Joins, Layout, MovingWindow, mean_var,
+    Baseline, History, Joins, Layout, Learn, MovingWindow, finite, mean_var,
 };
-use tickwatch_plugin_api::{OptionSpec, Options, StateFormat, export_detector};
+use tickwatch_plugin_api::{
+    Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
+};
 use tickwatch_stats::welch_from_stats;
+
+pub use record::WindowRecord;
+pub use serial::{MIN_WINDOWS, SERIAL_LEVEL};
 
 /// Values the history holds before the first verdict.
 pub const MIN_HISTORY: u64 = 2;
 
-/// The t-test detector: [`WelchTest`] against a moving history.
-pub type TTest = BaselineDetector<WelchTest>;
+/// The state's format: format 1's bytes, then the window record; see
+/// [`TTest::save`].
+pub const FORMAT: StateFormat = StateFormat::new("ttest", 2);
 
-/// Welch's test against a moving history, with the guide's rules: `size`
-/// and `alpha` are required, a window joins the history only if
-/// `pvalue > alpha`, and the state keeps format 1.
+/// Format 1's header: what a `size` below [`MIN_WINDOWS`] saves, and what
+/// format 2 continues.
+const FORMAT_1: StateFormat = StateFormat::new("ttest", 1);
+
+/// The t-test detector: the guide's Welch test against a moving history,
+/// or, where the windows seen prove the guide's independent normal values
+/// wrong, the test of [`serial`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct WelchTest;
+pub struct TTest {
+    alpha: f64,
+    baseline: Baseline,
+    /// `None` for a `size` below [`MIN_WINDOWS`], which can never record
+    /// that many windows.
+    record: Option<WindowRecord>,
+}
 
-impl BaselineTest for WelchTest {
-    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history ring;
-    /// with `rebaseline > 0` only, then `u64` rebaselines and run length and
-    /// the candidate ring (`Layout::HistoryFirst`). The options decide
-    /// which (a snapshot entry is only loaded under the options it was saved
-    /// with), so state saved with the option off is byte for byte what this
-    /// detector saved before it had one. Bump when a format change would
-    /// misread old state.
-    const FORMAT: StateFormat = StateFormat::new("ttest", 1);
+impl TTest {
+    /// The significance level: `pvalue < alpha` is anomalous.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// The baseline: the guide's history.
+    pub fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
+    /// The windows behind the last `size` values seen (`None` for a `size`
+    /// below [`MIN_WINDOWS`]).
+    pub fn record(&self) -> Option<&WindowRecord> {
+        self.record.as_ref()
+    }
+
+    /// The serial scale in force ([`serial::scale`]), `None` in the guide's
+    /// regime.
+    pub fn serial(&self) -> Option<serial::Scale> {
+        self.record.as_ref().and_then(serial::scale)
+    }
+
+    /// Sets the history's learning for the regime `scale` says is in
+    /// force: the guide's (`Learn::Verdict`, with `Joins::AboveAlpha`) or
+    /// the serial regime's ([`SERIAL_LEARNING`]).
+    fn learn_for(&mut self, scale: Option<serial::Scale>) {
+        let learning = if scale.is_some() { SERIAL_LEARNING } else { Learn::Verdict };
+        if self.baseline.learning() != learning {
+            let baseline = std::mem::replace(&mut self.baseline, Baseline::new(2, 0));
+            self.baseline = baseline.with_learning(learning);
+        }
+    }
+
+    /// The p-value and statistics of `window` against `history`: the
+    /// guide's Welch test, or with a serial `scale` [`serial::serial_test`]
+    /// (then with `serial = 1` among the statistics).
+    fn test(
+        history: &MovingWindow,
+        window: &[f64],
+        scale: Option<serial::Scale>,
+    ) -> (f64, Vec<(String, f64)>) {
+        let (batch_mean, batch_var) = mean_var(window);
+        let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
+        let (hist_mean, hist_var) = (history.mean(), history.variance());
+        match scale {
+            None => {
+                let r =
+                    welch_from_stats(hist_mean, hist_var, hist_n, batch_mean, batch_var, batch_n);
+                (r.pvalue, vec![("t".to_string(), r.t)])
+            }
+            Some(scale) => {
+                let r = serial::serial_test(
+                    (hist_mean, hist_n),
+                    scale,
+                    (batch_mean, batch_var, batch_n),
+                );
+                (r.pvalue, vec![("t".to_string(), r.t), ("serial".to_string(), 1.0)])
+            }
+        }
+    }
+}
+
+/// How the history learns in the serial regime (the guide's regime:
+/// `Learn::Verdict` with `Joins::AboveAlpha`): every window, as `zscore`
+/// and `levelspread` from 30 windows (NAB development subset: 32.4, with
+/// the guide's rule in this regime too 25.2).
+pub const SERIAL_LEARNING: Learn = Learn::Every;
+
+impl Detector for TTest {
+    const NAME: &'static str = FORMAT.detector();
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type History = MovingWindow;
+    /// 1, although the bytes may be format 2: the engine sets aside saved
+    /// state whose declared format differs from the detector's, and format
+    /// 2 is format 1 with a section appended, which this build reads
+    /// either way (an older build refuses format 2's bytes by their first
+    /// byte: the state is set aside, not lost).
+    const STATE_VERSION: u32 = 1;
 
     /// `size` and `alpha` are required, as in the guide's TICKscript.
     fn options() -> Vec<OptionSpec> {
         vec![preset::size(None), preset::alpha(None).scoring_only(), preset::rebaseline()]
     }
 
-    fn build(options: &Options) -> Result<TTest, String> {
+    fn new(options: &Options) -> Result<Self, String> {
         let size = options.length("size")?;
         let alpha = options.probability("alpha")?;
         let rebaseline = options.count("rebaseline")?;
@@ -85,15 +189,71 @@ impl BaselineTest for WelchTest {
             .with_warmup(MIN_HISTORY)
             .with_joins(Joins::AboveAlpha)
             .with_layout(Layout::HistoryFirst);
-        Ok(BaselineDetector::from_parts(WelchTest, alpha, baseline))
+        let record = (size >= MIN_WINDOWS).then(|| record::record(size));
+        Ok(Self { alpha, baseline, record })
     }
 
-    fn test(&self, history: &MovingWindow, window: &[f64]) -> (f64, Vec<(String, f64)>) {
-        let (batch_mean, batch_var) = mean_var(window);
-        let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
-        let (hist_mean, hist_var) = (history.mean(), history.variance());
-        let r = welch_from_stats(hist_mean, hist_var, hist_n, batch_mean, batch_var, batch_n);
-        (r.pvalue, vec![("t".to_string(), r.t)])
+    fn score(&mut self, window: &[f64]) -> Option<Verdict> {
+        let scale = self.serial();
+        self.learn_for(scale);
+        let verdict = self.baseline.score(window, self.alpha, |h, w| Self::test(h, w, scale));
+        if let Some(record) = &mut self.record {
+            record.extend(&finite(window));
+        }
+        verdict
+    }
+
+    /// Format 1: `u8` 1, `u64` windows seen and anomalous, the history
+    /// ring; with `rebaseline > 0` only, then `u64` rebaselines and run
+    /// length and the candidate ring (`Layout::HistoryFirst`). The options
+    /// decide which (a snapshot entry is only loaded under the options it
+    /// was saved with).
+    ///
+    /// Format 2 (issue 9 round 4), for a `size` of [`MIN_WINDOWS`] or
+    /// more: `u8` 2, format 1's bytes after its first, then the window
+    /// record (`u64` count, then `u64` n, `f64` mean, `f64` variance each;
+    /// `window::Windows`). Appended, so every offset format 1 had stays
+    /// where it was. A shorter history can never record [`MIN_WINDOWS`]
+    /// windows, keeps no record and saves format 1 exactly.
+    fn save(&self) -> Vec<u8> {
+        let mut w = if self.record.is_some() { FORMAT.writer() } else { FORMAT_1.writer() };
+        self.baseline.write(&mut w);
+        if let Some(record) = &self.record {
+            record.write(&mut w);
+        }
+        w.finish()
+    }
+
+    /// Reads format 2 and format 1 (then the record is empty: the field
+    /// keeps its history and is judged by the guide's test until
+    /// [`MIN_WINDOWS`] windows have been recorded). Changes nothing when it
+    /// refuses.
+    fn load(&mut self, state: &[u8]) -> Result<(), String> {
+        let (mut r, with_record) = match (state.first(), &self.record) {
+            (Some(1), _) => (FORMAT_1.reader(state)?, false),
+            (_, Some(_)) => (FORMAT.reader(state)?, true),
+            (_, None) => (FORMAT_1.reader(state)?, false),
+        };
+        let mut baseline = self.baseline.clone();
+        baseline.read(&mut r)?;
+        let record = match &self.record {
+            Some(blank) if with_record => Some(blank.read_like(&mut r)?),
+            other => other.as_ref().map(History::fresh),
+        };
+        r.finish()?;
+        (self.baseline, self.record) = (baseline, record);
+        self.learn_for(self.serial());
+        Ok(())
+    }
+
+    /// The history's figures, `alpha`, the counters, then `windows`
+    /// (recorded) and `serial` (1 while verdicts use the spread of window
+    /// means, [`serial`]).
+    fn describe(&self) -> Summary {
+        self.baseline
+            .describe(|s| s.num("alpha", self.alpha))
+            .int("windows", self.record.as_ref().map_or(0, |r| r.windows()) as i64)
+            .int("serial", i64::from(self.serial().is_some()))
     }
 }
 
@@ -174,6 +334,73 @@ mod tests {
         assert_eq!(d.score(&[1.0, 3.0]), e.score(&[1.0, 3.0]));
         assert!(e.load(&[9]).unwrap_err().contains("unknown ttest state format 9"));
         assert!(e.load(&d.save()[..10]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod serial_regime_tests {
+    use tickwatch_plugin_api::{Detector, SummaryValue, Value};
+    use tickwatch_stats::testkit::Gauss;
+
+    use super::*;
+
+    fn ttest(size: i64, rebaseline: i64) -> TTest {
+        TTest::new(&Options::new(vec![
+            ("size".into(), Value::Int(size)),
+            ("alpha".into(), Value::Double(0.001)),
+            ("rebaseline".into(), Value::Int(rebaseline)),
+        ]))
+        .unwrap()
+    }
+
+    fn entry(d: &TTest, name: &str) -> Option<SummaryValue> {
+        d.describe().entries().iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    /// A detector in the serial regime saves and loads exactly (history,
+    /// run, record and the regime's learning), with or without a run.
+    #[test]
+    fn the_serial_regime_round_trips_exactly() {
+        for rebaseline in [0, 3] {
+            let mut g = Gauss(4);
+            let mut x = 0.0;
+            let xs: Vec<f64> = (0..1500)
+                .map(|_| {
+                    x = 0.95 * x + g.window(1, 0.0, 1.0)[0];
+                    x
+                })
+                .collect();
+            let mut d = ttest(600, rebaseline);
+            for end in 1..=xs.len() {
+                d.score(&xs[end.saturating_sub(6)..end]);
+            }
+            assert!(d.serial().is_some(), "AR(1) 0.95 proves serial dependence");
+            assert_eq!(entry(&d, "serial"), Some(SummaryValue::Int(1)));
+            assert_eq!(entry(&d, "windows"), Some(SummaryValue::Int(100)));
+            let bytes = d.save();
+            assert_eq!(bytes[0], 2);
+            let mut e = ttest(600, rebaseline);
+            e.load(&bytes).unwrap();
+            assert_eq!(e, d);
+            assert_eq!(e.save(), bytes);
+            let w = [5.0, 6.0, 5.5, 7.0, 6.5, 6.0];
+            assert_eq!(d.score(&w), e.score(&w));
+            assert!(e.load(&bytes[..bytes.len() - 1]).is_err());
+            assert_eq!(e, d, "a refused load changes nothing");
+        }
+    }
+
+    /// Constant data contradict nothing: the guide's regime, and the flat
+    /// rule, hold.
+    #[test]
+    fn constant_data_keep_the_guides_regime() {
+        let mut d = ttest(3600, 0);
+        for _ in 0..100 {
+            d.score(&[3.0; 6]);
+        }
+        assert_eq!(d.serial(), None);
+        let v = d.score(&[3.0; 6]).unwrap();
+        assert_eq!((v.pvalue, v.stats.len()), (1.0, 1));
     }
 }
 
