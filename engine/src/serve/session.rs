@@ -28,7 +28,9 @@ use std::thread;
 use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
-use tickwatch_proto::{EncodedPoints, FrameError, Incoming, read_request_or_point, write_message};
+use tickwatch_proto::{
+    EncodedPoints, FrameError, FrameReader, Incoming, decode_request_or_point, write_message,
+};
 use tickwatch_state::{NodeMeta, Snapshot};
 
 use super::persist::{Persisted, StateSettings};
@@ -36,6 +38,7 @@ use super::queue;
 use crate::kapacitor::Batch;
 use crate::node::detector::panic_text;
 use crate::node::watch::Progress;
+use crate::node::values::Columns;
 use crate::node::{Edge, Factory, Node, config, stream};
 
 /// What every session of a serving process shares.
@@ -176,7 +179,8 @@ impl Work {
         match self {
             Work::Batch(b) => bytes
                 .saturating_add(b.points.len().saturating_mul(POINT_COST))
-                .saturating_add(b.encoded.heap_bytes()),
+                .saturating_add(b.encoded.heap_bytes())
+                .saturating_add(b.columns.as_ref().map_or(0, Columns::heap_bytes)),
             Work::Points(p) => bytes.saturating_add(p.heap_bytes()),
             _ => bytes.max(1),
         }
@@ -225,12 +229,14 @@ where
 {
     let (out_tx, out_rx) = queue::bounded::<Out>(OUT_LIMIT);
     let (work_tx, work_rx) = queue::bounded::<Work>(WORK_LIMIT);
+    let plan = std::sync::Arc::new(std::sync::OnceLock::new());
 
     let reader_out = out_tx.clone();
     let on_hang: std::sync::Arc<Hang> = std::sync::Arc::new(reader.on_hang());
     let spawned = thread::Builder::new().name("udf-reader".into()).spawn({
         let edge = config.edge;
-        move || read_loop(reader, work_tx, reader_out, edge)
+        let plan = std::sync::Arc::clone(&plan);
+        move || read_loop(reader, work_tx, reader_out, edge, &plan)
     });
     if let Err(e) = spawned {
         return Err(SessionError::Thread(format!("cannot start reader thread: {e}")));
@@ -245,6 +251,7 @@ where
             out: &out_tx,
             on_hang: &on_hang,
             queue: work_rx.depth(),
+            plan: &plan,
         }
         .run(work_rx);
         send_out(&out_tx, Out::Close);
@@ -261,26 +268,32 @@ where
 /// so a trickle waits for nothing.
 const STREAM_RUN: usize = 1024;
 
-/// Whether `buf` starts with a whole frame (`uvarint(len) ++ len bytes`):
-/// reading it will not block, so a run of stream points may wait for it.
-fn holds_a_frame(buf: &[u8]) -> bool {
-    let mut len: u64 = 0;
-    for (i, &b) in buf.iter().take(10).enumerate() {
-        len |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            let rest = (buf.len() - i - 1) as u64;
-            return rest >= len;
-        }
-    }
-    false
+/// How the reader reads a batch's points once the worker's node is
+/// initialized (batch edges): the tracked values are read while each frame
+/// is checked (`Columns::read_frame`), and the rows are kept only for a node
+/// that passes them through. Set once, by the worker, at a successful Init;
+/// batches the reader began before that carry their rows for the node to
+/// read (the same values either way).
+#[derive(Debug)]
+struct ReadPlan {
+    fields: std::sync::Arc<[String]>,
+    keep_rows: bool,
 }
 
-fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>, edge: Edge) {
-    let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+/// Bytes the reader asks its input for at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+fn read_loop<R: Input>(
+    reader: R,
+    work: queue::Sender<Work>,
+    out: queue::Sender<Out>,
+    edge: Edge,
+    plan: &std::sync::OnceLock<ReadPlan>,
+) {
+    let mut reader = FrameReader::new(reader, READ_CHUNK);
     // Stream edges: points read but not yet queued, and their frame bytes.
     let mut points = EncodedPoints::default();
     let mut points_bytes = 0usize;
-    let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
     // Frame bytes of the batch being assembled, for the queue's bound.
     let mut batch_bytes = 0usize;
@@ -291,7 +304,27 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
         // `tickwatch_proto::view`; what it leaves to prost comes back decoded).
         // So are stream points, outside a batch.
         let in_place = batch.is_some() || edge == Edge::Stream;
-        let incoming = read_request_or_point(&mut reader, &mut buf, in_place);
+        // Each frame's body plus its length prefix (at most 10 bytes).
+        let mut frame_bytes = 0;
+        let incoming = match reader.next_request() {
+            Ok(Some(frame)) => {
+                frame_bytes = frame.len() + 2;
+                // A batch point, its values read while it is checked.
+                if let Some(b) = batch.as_mut()
+                    && let Some(cols) = b.columns.as_mut()
+                    && let Some(p) = cols.read_frame(frame)
+                {
+                    if plan.get().is_some_and(|p| p.keep_rows) {
+                        b.encoded.push(p);
+                    }
+                    batch_bytes += frame_bytes;
+                    continue;
+                }
+                decode_request_or_point(frame, in_place).map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
         if !points.is_empty()
             && !matches!(&incoming, Ok(Some(Incoming::Point(_))))
             && !matches!(
@@ -308,7 +341,6 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
         }
         let req = match incoming {
             Ok(Some(Incoming::Point(p))) => {
-                let frame_bytes = p.as_bytes().len() + 5;
                 match batch.as_mut() {
                     Some(b) => {
                         b.encoded.push(p);
@@ -318,7 +350,7 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     None => {
                         points.push(p);
                         points_bytes += frame_bytes;
-                        if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
+                        if points.len() < STREAM_RUN && reader.holds_a_frame() {
                             continue;
                         }
                     }
@@ -352,8 +384,6 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                 return;
             }
         };
-        // Each frame's body plus its length prefix (at most 10 bytes).
-        let frame_bytes = buf.len() + 2;
         let mut bytes = frame_bytes;
         let item = match req.message {
             Some(request::Message::Keepalive(k)) => {
@@ -371,9 +401,14 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     Work::Broken("protocol error: BeginBatch while a batch is open".into())
                 } else {
                     let reserve = usize::try_from(begin.size).unwrap_or(0).min(MAX_BATCH_RESERVE);
+                    let (columns, rows) = match plan.get() {
+                        Some(p) => (Some(Columns::new(p.fields.clone(), reserve)), p.keep_rows),
+                        None => (None, true),
+                    };
                     batch = Some(Batch {
                         begin,
-                        encoded: tickwatch_proto::EncodedPoints::with_capacity(reserve),
+                        encoded: EncodedPoints::with_capacity(if rows { reserve } else { 0 }),
+                        columns,
                         ..Batch::default()
                     });
                     batch_bytes = frame_bytes;
@@ -382,14 +417,23 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
             }
             Some(request::Message::Point(p)) => match batch.as_mut() {
                 Some(b) => {
-                    b.encoded.push_point(&p);
+                    let keep = match b.columns.as_mut() {
+                        Some(cols) => {
+                            cols.push_point(&p);
+                            plan.get().is_some_and(|p| p.keep_rows)
+                        }
+                        None => true,
+                    };
+                    if keep {
+                        b.encoded.push_point(&p);
+                    }
                     batch_bytes += frame_bytes;
                     continue;
                 }
                 None if edge == Edge::Stream => {
                     points.push_point(&p);
                     points_bytes += frame_bytes;
-                    if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
+                    if points.len() < STREAM_RUN && reader.holds_a_frame() {
                         continue;
                     }
                     bytes = std::mem::take(&mut points_bytes);
@@ -515,6 +559,8 @@ struct Worker<'a> {
     on_hang: &'a std::sync::Arc<Hang>,
     /// What waits in the worker's queue, for the node's metrics.
     queue: queue::Depth,
+    /// Told to the reader at a successful Init (batch edges).
+    plan: &'a std::sync::OnceLock<ReadPlan>,
 }
 
 impl Worker<'_> {
@@ -674,6 +720,12 @@ impl Worker<'_> {
                     c.fingerprint,
                     c.field_tag
                 );
+                if self.config.edge == Edge::Batch {
+                    let _ = self.plan.set(ReadPlan {
+                        fields: c.fields.clone().into(),
+                        keep_rows: c.pass_through,
+                    });
+                }
                 self.node = Some(node);
                 (true, String::new())
             }
