@@ -151,6 +151,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A length-delimited payload.
+    #[inline]
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.varint()?).ok()?;
         if len > self.buf.len() {
@@ -161,6 +162,7 @@ impl<'a> Cursor<'a> {
         Some(head)
     }
 
+    #[inline]
     fn fixed64(&mut self) -> Option<u64> {
         let (head, rest) = self.buf.split_first_chunk::<8>()?;
         self.buf = rest;
@@ -169,7 +171,8 @@ impl<'a> Cursor<'a> {
 
     /// One field: its number and payload. Only the three wire types the
     /// schema uses are read; a 32-bit field or a group is `None`.
-    #[inline]
+    // Inlined into the check's loop, the tuple stays in registers.
+    #[inline(always)]
     fn field(&mut self) -> Option<(u32, u8, Raw<'a>)> {
         let (number, wire) = self.key()?;
         let raw = match wire {
@@ -325,6 +328,24 @@ fn check_point<F: FnMut(&[u8], FieldValue<'_>)>(body: &[u8], sink: &mut F) -> Op
     Some(())
 }
 
+/// The `Point` of a `Request` frame whose only field is `point`.
+#[inline]
+fn request_body(frame: &[u8]) -> Option<&[u8]> {
+    // The key of `Request.point` (17, LEN) is two bytes, 0x8a 0x01, in
+    // every encoder's shortest form; any other form is read as a varint.
+    let mut c = match frame {
+        [0x8a, 0x01, rest @ ..] => Cursor { buf: rest },
+        _ => {
+            let mut c = Cursor { buf: frame };
+            let (REQUEST_POINT, LEN) = c.key()? else { return None };
+            c
+        }
+    };
+    let body = c.bytes()?;
+    // Further fields: prost would merge or replace; let it.
+    c.is_empty().then_some(body)
+}
+
 /// Text already checked to be UTF-8 (by [`check_point`]); "" if not.
 fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
@@ -363,14 +384,7 @@ impl<'a> PointView<'a> {
     /// only field is `point`; `None` for any other frame, and for any frame
     /// the fast path leaves to prost (see the module doc).
     pub fn from_request(frame: &'a [u8]) -> Option<PointView<'a>> {
-        let mut c = Cursor { buf: frame };
-        let (REQUEST_POINT, LEN) = c.key()? else { return None };
-        let body = c.bytes()?;
-        if !c.is_empty() {
-            // Further fields: prost would merge or replace; let it.
-            return None;
-        }
-        PointView::parse(body)
+        PointView::parse(request_body(frame)?)
     }
 
     /// A `Point`'s own bytes, if the fast path takes them.
@@ -389,12 +403,7 @@ impl<'a> PointView<'a> {
         frame: &'a [u8],
         mut sink: F,
     ) -> Option<PointView<'a>> {
-        let mut c = Cursor { buf: frame };
-        let (REQUEST_POINT, LEN) = c.key()? else { return None };
-        let body = c.bytes()?;
-        if !c.is_empty() {
-            return None;
-        }
+        let body = request_body(frame)?;
         check_point(body, &mut sink)?;
         Some(PointView { body })
     }

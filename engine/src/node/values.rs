@@ -157,12 +157,11 @@ impl Columns {
         self.seen.fill(Seen::default());
         let (fields, seen) = (&self.fields, &mut self.seen);
         let view = PointView::from_request_reading(frame, |key, value| {
-            // A node tracks a handful of fields: a scan beats hashing. The
-            // first byte settles most keys of the same length (`bed`,
-            // `air`) without a call to `memcmp`.
+            // A node tracks a handful of fields: a scan beats hashing.
             if let Some(i) = fields.iter().position(|f| {
                 let f = f.as_bytes();
-                f.len() == key.len() && f.first() == key.first() && f == key
+                // Byte by byte: names are short, a call to `bcmp` is not.
+                f.len() == key.len() && f.iter().zip(key).all(|(a, b)| a == b)
             }) {
                 seen[i].note(value);
             }

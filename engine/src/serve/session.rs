@@ -163,7 +163,8 @@ enum Work {
     Init(agent::InitRequest),
     Restore(agent::RestoreRequest),
     Snapshot,
-    Batch(Batch),
+    /// Consecutive complete batches read in one go (see `BATCH_RUN`).
+    Batches(Vec<Batch>),
     /// Stream edges: consecutive points read in one go (see `STREAM_RUN`).
     Points(EncodedPoints),
     Eof {
@@ -177,14 +178,20 @@ impl Work {
     /// the frames it came in.
     fn cost(&self, bytes: usize) -> usize {
         match self {
-            Work::Batch(b) => bytes
-                .saturating_add(b.points.len().saturating_mul(POINT_COST))
-                .saturating_add(b.encoded.heap_bytes())
-                .saturating_add(b.columns.as_ref().map_or(0, Columns::heap_bytes)),
+            Work::Batches(b) => b.iter().fold(bytes, |c, b| c.saturating_add(batch_cost(b))),
             Work::Points(p) => bytes.saturating_add(p.heap_bytes()),
             _ => bytes.max(1),
         }
     }
+}
+
+/// What a batch holds beyond its frame bytes, for the queue's bound.
+fn batch_cost(b: &Batch) -> usize {
+    b.points
+        .len()
+        .saturating_mul(POINT_COST)
+        .saturating_add(b.encoded.heap_bytes())
+        .saturating_add(b.columns.as_ref().map_or(0, Columns::heap_bytes))
 }
 
 // Each message is moved once from producer to writer; boxing would only add
@@ -280,6 +287,13 @@ struct ReadPlan {
     keep_rows: bool,
 }
 
+/// Most complete batches the reader holds to hand over together, while the
+/// input already holds more frames (it never waits for input holding any).
+const BATCH_RUN: usize = 16;
+
+/// Most bytes (as the queue counts them) of batches held so.
+const BATCH_RUN_BYTES: usize = WORK_LIMIT / 8;
+
 /// Bytes the reader asks its input for at a time.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -299,7 +313,19 @@ fn read_loop<R: Input>(
     let mut batch_bytes = 0usize;
     // The latest keepalive time seen, re-answered while the reader waits.
     let mut last_keepalive: Option<i64> = None;
+    // Complete batches not yet queued, and their frame bytes: handed over
+    // together (one wake-up of the worker) when the input holds more.
+    let mut ready: Vec<Batch> = Vec::new();
+    let mut ready_bytes = 0usize;
     loop {
+        // Never wait for input while holding complete batches.
+        if !ready.is_empty() && !reader.holds_a_frame() {
+            let run = Work::Batches(std::mem::take(&mut ready));
+            let cost = run.cost(std::mem::take(&mut ready_bytes));
+            if send_work(&work, &out, run, cost, last_keepalive).is_err() {
+                return;
+            }
+        }
         // Inside a batch, points are kept as their bytes (the fast path of
         // `tickwatch_proto::view`; what it leaves to prost comes back decoded).
         // So are stream points, outside a batch.
@@ -448,8 +474,15 @@ fn read_loop<R: Input>(
             Some(request::Message::End(end)) => match batch.take() {
                 Some(mut b) => {
                     b.end = end;
-                    bytes += batch_bytes;
-                    Work::Batch(b)
+                    ready_bytes += bytes + batch_bytes;
+                    ready.push(b);
+                    let held = ready.iter().fold(ready_bytes, |c, b| c.saturating_add(batch_cost(b)));
+                    if ready.len() < BATCH_RUN && held < BATCH_RUN_BYTES && reader.holds_a_frame()
+                    {
+                        continue;
+                    }
+                    bytes = std::mem::take(&mut ready_bytes);
+                    Work::Batches(std::mem::take(&mut ready))
                 }
                 None => Work::Broken("protocol error: EndBatch without BeginBatch".into()),
             },
@@ -462,6 +495,14 @@ fn read_loop<R: Input>(
             Some(request::Message::Snapshot(_)) => Work::Snapshot,
             None => Work::Broken("protocol error: request with no message".into()),
         };
+        if !ready.is_empty() {
+            // Batches before anything else, in order.
+            let run = Work::Batches(std::mem::take(&mut ready));
+            let cost = run.cost(std::mem::take(&mut ready_bytes));
+            if send_work(&work, &out, run, cost, last_keepalive).is_err() {
+                return;
+            }
+        }
         let broken = matches!(item, Work::Broken(_));
         let cost = item.cost(bytes);
         // Blocks while the worker is a queue's worth behind; meanwhile
@@ -570,11 +611,10 @@ impl Worker<'_> {
             // one are scored with it and committed (flushed) once. Under a
             // trickle nothing waits and this is one batch at a time.
             let job = match work {
-                Work::Batch(b) => {
-                    let mut batches = vec![b];
-                    while rx.next_is(|w| matches!(w, Work::Batch(_))) {
-                        if let Some(Work::Batch(b)) = rx.try_recv() {
-                            batches.push(b);
+                Work::Batches(mut batches) => {
+                    while rx.next_is(|w| matches!(w, Work::Batches(_))) {
+                        if let Some(Work::Batches(more)) = rx.try_recv() {
+                            batches.extend(more);
                         }
                     }
                     Job::Batches(batches)
@@ -636,7 +676,7 @@ impl Worker<'_> {
                 Ok(())
             }
             Work::Snapshot => self.snapshot(),
-            Work::Batch(b) => self.batches(std::slice::from_ref(&b)),
+            Work::Batches(b) => self.batches(&b),
             Work::Points(p) => self.points(vec![p]),
             Work::Eof { open_batch } => {
                 if open_batch {
