@@ -255,7 +255,11 @@ fn field_value(map: u32, raw: Option<Raw<'_>>) -> FieldValue<'_> {
 /// `tags`) is handed to `sink` as [`entry`] reads it (the last key and the
 /// last value).
 #[inline]
-fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(entry: &[u8], map: u32, sink: &mut F) -> Option<()> {
+fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
+    entry: &[u8],
+    map: u32,
+    sink: &mut F,
+) -> Option<()> {
     let (want, is_string) = value_wire(map);
     if let Some((key, raw, wire)) = entry_fast(entry) {
         let value_ok = match raw {

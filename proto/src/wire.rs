@@ -267,7 +267,9 @@ impl<R: Read> FrameReader<R> {
             let have = self.end - self.start - prefix;
             // Only a Restore may pass the general cap: known from its
             // first byte, before anything is allocated for the rest.
-            if len > MAX_FRAME_LEN as u64 && have > 0 && self.buf[self.start + prefix] != RESTORE_TAG
+            if len > MAX_FRAME_LEN as u64
+                && have > 0
+                && self.buf[self.start + prefix] != RESTORE_TAG
             {
                 return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
             }

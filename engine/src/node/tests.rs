@@ -437,6 +437,22 @@ fn a_batch_read_as_columns_passes_its_rows_through_and_counts_them() {
         let got = pass.process(&cols).unwrap();
         assert_eq!(got.points, want.points);
     }
+    // Columns for other fields with the rows kept (values read for an Init
+    // the node did not take): the node reads the rows.
+    let (mut a, mut b) = (node(&["a"]), node(&["a"]));
+    for k in 0..3 {
+        let batch = flat("", (k + 1) * 300, 1.0 + k as f64, 2.0);
+        let want = a.process(&batch).unwrap();
+        let got = b.process(&as_columns(batch, &["b", "zz"], true)).unwrap();
+        assert_eq!(got.points, want.points);
+        assert_eq!(
+            got.tally,
+            want.tally
+                .iter()
+                .map(|t| FieldTally { score_ns: got.tally[0].score_ns, ..*t })
+                .collect::<Vec<_>>()
+        );
+    }
     // Columns for other fields, rows not kept: refused, not scored as empty.
     let mut other = node(&["x"]);
     let err = other.process(&as_columns(flat("", 300, 1.0, 2.0), &fields, false)).unwrap_err();

@@ -272,7 +272,8 @@ mod tests {
         ];
         let mut cols = Columns::new(fields.clone().into(), 4);
         for (n, p) in rows.iter().enumerate() {
-            let framed = encode_frame(&Request { message: Some(request::Message::Point(p.clone())) });
+            let framed =
+                encode_frame(&Request { message: Some(request::Message::Point(p.clone())) });
             let mut frame = FrameReader::new(framed.as_slice(), 64)
                 .next_request()
                 .ok()

@@ -37,8 +37,8 @@ use super::persist::{Persisted, StateSettings};
 use super::queue;
 use crate::kapacitor::Batch;
 use crate::node::detector::panic_text;
-use crate::node::watch::Progress;
 use crate::node::values::Columns;
+use crate::node::watch::Progress;
 use crate::node::{Edge, Factory, Node, config, stream};
 
 /// What every session of a serving process shares.
@@ -243,7 +243,8 @@ where
     let spawned = thread::Builder::new().name("udf-reader".into()).spawn({
         let edge = config.edge;
         let plan = std::sync::Arc::clone(&plan);
-        move || read_loop(reader, work_tx, reader_out, edge, &plan)
+        let options = (config.factory.clone(), config.field_arity);
+        move || read_loop(reader, work_tx, reader_out, edge, &plan, &options)
     });
     if let Err(e) = spawned {
         return Err(SessionError::Thread(format!("cannot start reader thread: {e}")));
@@ -278,9 +279,11 @@ const STREAM_RUN: usize = 1024;
 /// How the reader reads a batch's points once the worker's node is
 /// initialized (batch edges): the tracked values are read while each frame
 /// is checked (`Columns::read_frame`), and the rows are kept only for a node
-/// that passes them through. Set once, by the worker, at a successful Init;
-/// batches the reader began before that carry their rows for the node to
-/// read (the same values either way).
+/// that passes them through. Set once, by the worker, at a successful Init.
+/// Until then (the worker may still be opening the node's database) the
+/// reader reads the values for the fields of the latest Init whose options
+/// validate, and keeps the rows too: the node uses the values if its fields
+/// are those, else reads the rows (the same values either way).
 #[derive(Debug)]
 struct ReadPlan {
     fields: std::sync::Arc<[String]>,
@@ -303,7 +306,12 @@ fn read_loop<R: Input>(
     out: queue::Sender<Out>,
     edge: Edge,
     plan: &std::sync::OnceLock<ReadPlan>,
+    (factory, field_arity): &(Factory, usize),
 ) {
+    // The fields of the latest Init whose options validate (see `ReadPlan`).
+    let mut tentative: Option<std::sync::Arc<[String]>> = None;
+    // Whether the batch being assembled keeps its rows as well as values.
+    let mut keep_rows = true;
     let mut reader = FrameReader::new(reader, READ_CHUNK);
     // Stream edges: points read but not yet queued, and their frame bytes.
     let mut points = EncodedPoints::default();
@@ -340,7 +348,7 @@ fn read_loop<R: Input>(
                     && let Some(cols) = b.columns.as_mut()
                     && let Some(p) = cols.read_frame(frame)
                 {
-                    if plan.get().is_some_and(|p| p.keep_rows) {
+                    if keep_rows {
                         b.encoded.push(p);
                     }
                     batch_bytes += frame_bytes;
@@ -427,13 +435,16 @@ fn read_loop<R: Input>(
                     Work::Broken("protocol error: BeginBatch while a batch is open".into())
                 } else {
                     let reserve = usize::try_from(begin.size).unwrap_or(0).min(MAX_BATCH_RESERVE);
-                    let (columns, rows) = match plan.get() {
-                        Some(p) => (Some(Columns::new(p.fields.clone(), reserve)), p.keep_rows),
-                        None => (None, true),
+                    let fields = match (plan.get(), &tentative) {
+                        (Some(p), _) => Some((&p.fields, p.keep_rows)),
+                        (None, Some(f)) => Some((f, true)),
+                        (None, None) => None,
                     };
+                    keep_rows = fields.is_none_or(|(_, keep)| keep);
+                    let columns = fields.map(|(f, _)| Columns::new(f.clone(), reserve));
                     batch = Some(Batch {
                         begin,
-                        encoded: EncodedPoints::with_capacity(if rows { reserve } else { 0 }),
+                        encoded: EncodedPoints::with_capacity(if keep_rows { reserve } else { 0 }),
                         columns,
                         ..Batch::default()
                     });
@@ -443,14 +454,10 @@ fn read_loop<R: Input>(
             }
             Some(request::Message::Point(p)) => match batch.as_mut() {
                 Some(b) => {
-                    let keep = match b.columns.as_mut() {
-                        Some(cols) => {
-                            cols.push_point(&p);
-                            plan.get().is_some_and(|p| p.keep_rows)
-                        }
-                        None => true,
-                    };
-                    if keep {
+                    if let Some(cols) = b.columns.as_mut() {
+                        cols.push_point(&p);
+                    }
+                    if keep_rows {
                         b.encoded.push_point(&p);
                     }
                     batch_bytes += frame_bytes;
@@ -476,9 +483,9 @@ fn read_loop<R: Input>(
                     b.end = end;
                     ready_bytes += bytes + batch_bytes;
                     ready.push(b);
-                    let held = ready.iter().fold(ready_bytes, |c, b| c.saturating_add(batch_cost(b)));
-                    if ready.len() < BATCH_RUN && held < BATCH_RUN_BYTES && reader.holds_a_frame()
-                    {
+                    let held =
+                        ready.iter().fold(ready_bytes, |c, b| c.saturating_add(batch_cost(b)));
+                    if ready.len() < BATCH_RUN && held < BATCH_RUN_BYTES && reader.holds_a_frame() {
                         continue;
                     }
                     bytes = std::mem::take(&mut ready_bytes);
@@ -489,6 +496,11 @@ fn read_loop<R: Input>(
             Some(request::Message::Info(_)) => Work::Info,
             Some(request::Message::Init(i)) => {
                 reader.get_ref().init_arrived();
+                if edge == Edge::Batch
+                    && let Ok(c) = config::validate(&i.options, *field_arity, factory.options())
+                {
+                    tentative = Some(c.fields.into());
+                }
                 Work::Init(i)
             }
             Some(request::Message::Restore(r)) => Work::Restore(r),
