@@ -41,30 +41,46 @@ pub fn read(p: &agent::Point, field: &str) -> Reading {
 /// last value of each map, as a decoded point's maps would hold it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
-    double: Option<f64>,
-    int: Option<i64>,
-    other: bool,
+    double: f64,
+    int: i64,
+    /// Which maps held the field: [`Seen::DOUBLE`], [`Seen::INT`],
+    /// [`Seen::OTHER`] (one word rather than two `Option`s: this is reset
+    /// and read for every tracked field of every point).
+    has: u8,
 }
 
 impl Seen {
+    const DOUBLE: u8 = 1;
+    const INT: u8 = 2;
+    const OTHER: u8 = 4;
+
     /// Records one entry of the point's field maps (the last one wins).
     #[inline]
     fn note(&mut self, value: FieldValue<'_>) {
         match value {
-            FieldValue::Double(v) => self.double = Some(v),
-            FieldValue::Int(v) => self.int = Some(v),
-            FieldValue::String(_) | FieldValue::Bool(_) => self.other = true,
+            FieldValue::Double(v) => {
+                self.double = v;
+                self.has |= Seen::DOUBLE;
+            }
+            FieldValue::Int(v) => {
+                self.int = v;
+                self.has |= Seen::INT;
+            }
+            FieldValue::String(_) | FieldValue::Bool(_) => self.has |= Seen::OTHER,
         }
     }
 
     /// [`read`]'s precedence: `fieldsDouble`, then `fieldsInt`, then the rest.
+    #[inline]
     fn reading(self) -> Reading {
-        match (self.double, self.int, self.other) {
-            (Some(v), _, _) if v.is_finite() => Reading::Value(v),
-            (Some(_), _, _) => Reading::Unusable,
-            (None, Some(v), _) => Reading::Value(v as f64),
-            (None, None, true) => Reading::Unusable,
-            (None, None, false) => Reading::Absent,
+        if self.has & Seen::DOUBLE != 0 {
+            if self.double.is_finite() { Reading::Value(self.double) } else { Reading::Unusable }
+        } else if self.has & Seen::INT != 0 {
+            Reading::Value(self.int as f64)
+        } else if self.has & Seen::OTHER != 0 {
+            Reading::Unusable
+        } else {
+            Reading::Absent
         }
     }
 }
@@ -154,7 +170,7 @@ impl Columns {
     /// frame is prost's to decode (then [`Columns::push_point`]).
     #[inline]
     pub fn read_frame<'f>(&mut self, frame: &'f [u8]) -> Option<PointView<'f>> {
-        self.seen.fill(Seen::default());
+        // `seen` is all default here: reset after every frame, below.
         let (fields, seen) = (&self.fields, &mut self.seen);
         let view = PointView::from_request_reading(frame, |key, value| {
             // A node tracks a handful of fields: a scan beats hashing.
@@ -165,14 +181,19 @@ impl Columns {
             }) {
                 seen[i].note(value);
             }
-        })?;
+        });
+        let Some(view) = view else {
+            self.seen.fill(Seen::default());
+            return None;
+        };
         self.rows += 1;
-        for (i, s) in self.seen.iter().enumerate() {
+        for (i, s) in self.seen.iter_mut().enumerate() {
             match s.reading() {
                 Reading::Value(v) => self.values[i].push(v),
                 Reading::Unusable => self.skipped[i] += 1,
                 Reading::Absent => {}
             }
+            *s = Seen::default();
         }
         Some(view)
     }
