@@ -12,11 +12,24 @@ use crate::node::InProcess;
 use crate::serve::session::{self, SessionConfig};
 
 /// A request stream through the framing and the protobuf decoder, frame
-/// after frame, as a session's reader reads it.
+/// after frame; and through the session reader's `FrameReader`, which must
+/// hand out the same frames and end, or fail with the same error, where
+/// `read_request_frame` does (a difference panics).
 pub fn frames(data: &[u8]) {
     let mut r = data;
     let mut buf = Vec::new();
     while let Ok(Some(_)) = tickwatch_proto::read_request(&mut r, &mut buf) {}
+    let mut r = data;
+    let mut in_place = tickwatch_proto::FrameReader::new(data, 64);
+    loop {
+        let want = tickwatch_proto::wire::read_request_frame(&mut r, &mut buf);
+        match (want, in_place.next_request()) {
+            (Ok(true), Ok(Some(f))) if f == buf.as_slice() => {}
+            (Ok(false), Ok(None)) => return,
+            (Err(a), Err(b)) if a.to_string() == b.to_string() => return,
+            (want, got) => panic!("FrameReader read {got:?}, read_request_frame {want:?}"),
+        }
+    }
 }
 
 /// A request stream, frame by frame, through the borrowed fast path for

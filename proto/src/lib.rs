@@ -18,6 +18,6 @@ pub mod agent {
 pub use error::FrameError;
 pub use view::{EncodedPoints, FieldValue, PointView};
 pub use wire::{
-    Incoming, MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, encode_frame, read_message, read_request,
-    read_request_or_point, read_response, write_message,
+    FrameReader, Incoming, MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, decode_request_or_point,
+    encode_frame, read_message, read_request, read_request_or_point, read_response, write_message,
 };

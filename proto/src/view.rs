@@ -96,8 +96,37 @@ impl<'a> Cursor<'a> {
         self.varint_long()
     }
 
-    #[cold]
+    /// A varint of two or more bytes. With ten bytes at hand (a point's
+    /// nanosecond `time` takes nine), it is decoded from two words
+    /// without a loop; near the end of the buffer, byte by byte.
     fn varint_long(&mut self) -> Option<u64> {
+        if let Some((head, rest)) = self.buf.split_first_chunk::<8>()
+            && let [b8, b9, ..] = *rest
+        {
+            let w = u64::from_le_bytes(*head);
+            // A byte whose top bit is clear ends the varint.
+            let ends = !w & 0x8080_8080_8080_8080;
+            let (value, used) = if ends != 0 {
+                let used = (ends.trailing_zeros() / 8 + 1) as usize;
+                // Keep the varint's own bytes (`used` < 8 always keeps some).
+                let mask = if used == 8 { u64::MAX } else { (1u64 << (8 * used)) - 1 };
+                (compact7(w & mask), used)
+            } else if b8 < 0x80 {
+                (compact7(w) | u64::from(b8) << 56, 9)
+            } else if b9 <= 1 {
+                // The 10th byte may only carry the 64th bit (prost's rule).
+                (compact7(w) | u64::from(b8 & 0x7f) << 56 | u64::from(b9) << 63, 10)
+            } else {
+                return None;
+            };
+            self.buf = &self.buf[used..];
+            return Some(value);
+        }
+        self.varint_bytewise()
+    }
+
+    #[cold]
+    fn varint_bytewise(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for (i, &b) in self.buf.iter().enumerate().take(10) {
             if i == 9 && b > 1 {
@@ -122,6 +151,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A length-delimited payload.
+    #[inline]
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.varint()?).ok()?;
         if len > self.buf.len() {
@@ -132,6 +162,7 @@ impl<'a> Cursor<'a> {
         Some(head)
     }
 
+    #[inline]
     fn fixed64(&mut self) -> Option<u64> {
         let (head, rest) = self.buf.split_first_chunk::<8>()?;
         self.buf = rest;
@@ -140,7 +171,8 @@ impl<'a> Cursor<'a> {
 
     /// One field: its number and payload. Only the three wire types the
     /// schema uses are read; a 32-bit field or a group is `None`.
-    #[inline]
+    // Inlined into the check's loop, the tuple stays in registers.
+    #[inline(always)]
     fn field(&mut self) -> Option<(u32, u8, Raw<'a>)> {
         let (number, wire) = self.key()?;
         let raw = match wire {
@@ -151,6 +183,16 @@ impl<'a> Cursor<'a> {
         };
         Some((number, wire, raw))
     }
+}
+
+/// The low 7 bits of each byte of `w`, packed: the value of a varint's
+/// (up to) 8 bytes, its continuation bits dropped.
+#[inline]
+fn compact7(w: u64) -> u64 {
+    let x = w & 0x7f7f_7f7f_7f7f_7f7f;
+    let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+    (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4)
 }
 
 /// Whether `b` is UTF-8, as prost checks every string (ASCII, the common
@@ -192,16 +234,45 @@ fn entry_fast(bytes: &[u8]) -> Option<(&[u8], Raw<'_>, u8)> {
     c.is_empty().then_some((key, raw, vkey & 7))
 }
 
+/// The value of a checked map entry of field map `map` (`None`: the entry
+/// omits it, the map's default). Strings were checked as UTF-8.
+#[inline]
+fn field_value(map: u32, raw: Option<Raw<'_>>) -> FieldValue<'_> {
+    match (map, raw) {
+        (tag::FIELDS_DOUBLE, Some(Raw::Fixed64(x))) => FieldValue::Double(f64::from_bits(x)),
+        (tag::FIELDS_DOUBLE, _) => FieldValue::Double(0.0),
+        (tag::FIELDS_INT, Some(Raw::Varint(x))) => FieldValue::Int(x as i64),
+        (tag::FIELDS_INT, _) => FieldValue::Int(0),
+        (tag::FIELDS_STRING, Some(Raw::Bytes(s))) => FieldValue::String(text(s)),
+        (tag::FIELDS_STRING, _) => FieldValue::String(""),
+        (_, Some(Raw::Varint(x))) => FieldValue::Bool(x != 0),
+        (_, _) => FieldValue::Bool(false),
+    }
+}
+
 /// Checks one map entry: only key (1, a string) and value (2, of the map's
-/// type), each possibly missing or repeated.
-fn check_entry(entry: &[u8], map: u32) -> Option<()> {
+/// type), each possibly missing or repeated. An entry of a field map (not
+/// `tags`) is handed to `sink` as [`entry`] reads it (the last key and the
+/// last value).
+#[inline]
+fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
+    entry: &[u8],
+    map: u32,
+    sink: &mut F,
+) -> Option<()> {
     let (want, is_string) = value_wire(map);
     if let Some((key, raw, wire)) = entry_fast(entry) {
         let value_ok = match raw {
             Raw::Bytes(b) => !is_string || is_utf8(b),
             _ => true,
         };
-        return (wire == want && value_ok && is_utf8(key)).then_some(());
+        if !(wire == want && value_ok && is_utf8(key)) {
+            return None;
+        }
+        if map != tag::TAGS {
+            sink(key, field_value(map, Some(raw)));
+        }
+        return Some(());
     }
     let mut c = Cursor { buf: entry };
     while !c.is_empty() {
@@ -221,11 +292,18 @@ fn check_entry(entry: &[u8], map: u32) -> Option<()> {
             _ => return None,
         }
     }
+    if map != tag::TAGS {
+        let (key, raw) = self::entry(entry);
+        sink(key, field_value(map, raw));
+    }
     Some(())
 }
 
-/// Checks a `Point`'s bytes against the schema (see the module doc).
-fn check_point(body: &[u8]) -> Option<()> {
+/// Checks a `Point`'s bytes against the schema (see the module doc),
+/// handing every field-map entry to `sink` on the way, in wire order. What
+/// `sink` saw means nothing unless the whole check succeeds.
+#[inline]
+fn check_point<F: FnMut(&[u8], FieldValue<'_>)>(body: &[u8], sink: &mut F) -> Option<()> {
     let mut c = Cursor { buf: body };
     while !c.is_empty() {
         match c.field()? {
@@ -247,11 +325,29 @@ fn check_point(body: &[u8]) -> Option<()> {
                 | tag::FIELDS_BOOL),
                 LEN,
                 Raw::Bytes(entry),
-            ) => check_entry(entry, map)?,
+            ) => check_entry(entry, map, sink)?,
             _ => return None,
         }
     }
     Some(())
+}
+
+/// The `Point` of a `Request` frame whose only field is `point`.
+#[inline]
+fn request_body(frame: &[u8]) -> Option<&[u8]> {
+    // The key of `Request.point` (17, LEN) is two bytes, 0x8a 0x01, in
+    // every encoder's shortest form; any other form is read as a varint.
+    let mut c = match frame {
+        [0x8a, 0x01, rest @ ..] => Cursor { buf: rest },
+        _ => {
+            let mut c = Cursor { buf: frame };
+            let (REQUEST_POINT, LEN) = c.key()? else { return None };
+            c
+        }
+    };
+    let body = c.bytes()?;
+    // Further fields: prost would merge or replace; let it.
+    c.is_empty().then_some(body)
 }
 
 /// Text already checked to be UTF-8 (by [`check_point`]); "" if not.
@@ -292,19 +388,27 @@ impl<'a> PointView<'a> {
     /// only field is `point`; `None` for any other frame, and for any frame
     /// the fast path leaves to prost (see the module doc).
     pub fn from_request(frame: &'a [u8]) -> Option<PointView<'a>> {
-        let mut c = Cursor { buf: frame };
-        let (REQUEST_POINT, LEN) = c.key()? else { return None };
-        let body = c.bytes()?;
-        if !c.is_empty() {
-            // Further fields: prost would merge or replace; let it.
-            return None;
-        }
-        PointView::parse(body)
+        PointView::parse(request_body(frame)?)
     }
 
     /// A `Point`'s own bytes, if the fast path takes them.
     pub fn parse(body: &'a [u8]) -> Option<PointView<'a>> {
-        check_point(body)?;
+        check_point(body, &mut |_, _| {})?;
+        Some(PointView { body })
+    }
+
+    /// [`PointView::from_request`], handing each entry of the point's field
+    /// maps to `sink` (key, value; in wire order, a key may repeat) while the
+    /// point is checked: one pass for checking and reading, where
+    /// [`PointView::field_entries`] would be a second. When this returns
+    /// `None`, what `sink` saw is to be thrown away (the frame goes to
+    /// prost); otherwise it saw exactly what `field_entries` yields.
+    pub fn from_request_reading<F: FnMut(&[u8], FieldValue<'_>)>(
+        frame: &'a [u8],
+        mut sink: F,
+    ) -> Option<PointView<'a>> {
+        let body = request_body(frame)?;
+        check_point(body, &mut sink)?;
         Some(PointView { body })
     }
 
@@ -415,21 +519,9 @@ impl<'a> PointView<'a> {
             ) {
                 return None;
             }
-            let (k, v) = entry(b);
             // A missing value is the map's default, as in prost.
-            let v = match (n, v) {
-                (tag::FIELDS_DOUBLE, Some(Raw::Fixed64(x))) => {
-                    FieldValue::Double(f64::from_bits(x))
-                }
-                (tag::FIELDS_DOUBLE, _) => FieldValue::Double(0.0),
-                (tag::FIELDS_INT, Some(Raw::Varint(x))) => FieldValue::Int(x as i64),
-                (tag::FIELDS_INT, _) => FieldValue::Int(0),
-                (tag::FIELDS_STRING, Some(Raw::Bytes(s))) => FieldValue::String(text(s)),
-                (tag::FIELDS_STRING, _) => FieldValue::String(""),
-                (_, Some(Raw::Varint(x))) => FieldValue::Bool(x != 0),
-                (_, _) => FieldValue::Bool(false),
-            };
-            Some((k, v))
+            let (k, v) = entry(b);
+            Some((k, field_value(n, v)))
         })
     }
 
@@ -473,7 +565,23 @@ impl<'a> PointView<'a> {
 /// it to prost, `Err` with both readings when they differ. For the tests and
 /// the `point_view` fuzz target.
 pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
-    let Some(view) = PointView::from_request(frame) else { return Ok(false) };
+    // The one-pass reading takes what the check takes and sees what
+    // `field_entries` reads afterwards (doubles compared by their bits).
+    let mut seen = Vec::new();
+    let reading = PointView::from_request_reading(frame, |k, v| seen.push(entry_bits(k, v)));
+    let Some(view) = PointView::from_request(frame) else {
+        return match reading {
+            None => Ok(false),
+            Some(_) => Err("from_request_reading took a frame from_request refuses".into()),
+        };
+    };
+    if reading.is_none() {
+        return Err("from_request_reading refused a frame from_request takes".into());
+    }
+    let after: Vec<_> = view.field_entries().map(|(k, v)| entry_bits(k, v)).collect();
+    if seen != after {
+        return Err(format!("reading while checking saw {seen:?}, field_entries {after:?}"));
+    }
     let decoded = <agent::Request as prost::Message>::decode(frame);
     let Ok(agent::Request { message: Some(agent::request::Message::Point(p)) }) = decoded else {
         return Err(format!("fast path took a frame prost decodes as {decoded:?}"));
@@ -486,6 +594,16 @@ pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
         return Err(format!("time_and_group read {:?}, prost {p:?}", view.time_and_group()));
     }
     Ok(true)
+}
+
+/// A field entry with its value in a form that compares NaNs by bits.
+fn entry_bits(k: &[u8], v: FieldValue<'_>) -> (Vec<u8>, u8, u64, String) {
+    match v {
+        FieldValue::Double(x) => (k.to_vec(), 0, x.to_bits(), String::new()),
+        FieldValue::Int(x) => (k.to_vec(), 1, x as u64, String::new()),
+        FieldValue::String(x) => (k.to_vec(), 2, 0, x.to_string()),
+        FieldValue::Bool(x) => (k.to_vec(), 3, u64::from(x), String::new()),
+    }
 }
 
 /// A point's contents in a comparable order, doubles as bits.

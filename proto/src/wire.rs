@@ -150,12 +150,169 @@ pub fn read_request_or_point<'b, R: Read>(
     if !read_request_frame(r, buf)? {
         return Ok(None);
     }
-    if points_in_place && let Some(p) = crate::PointView::from_request(buf) {
-        return Ok(Some(Incoming::Point(p)));
+    decode_request_or_point(buf, points_in_place).map(Some)
+}
+
+/// Decodes one `Request` frame body as [`read_request_or_point`] does: a
+/// point the fast path takes (when `points_in_place`) borrows `frame`,
+/// everything else is decoded by prost, with prost's errors.
+pub fn decode_request_or_point(
+    frame: &[u8],
+    points_in_place: bool,
+) -> Result<Incoming<'_>, FrameError> {
+    if points_in_place && let Some(p) = crate::PointView::from_request(frame) {
+        return Ok(Incoming::Point(p));
     }
-    crate::agent::Request::decode(buf.as_slice())
-        .map(|r| Some(Incoming::Request(r)))
-        .map_err(|source| FrameError::Decode { len: buf.len(), source })
+    crate::agent::Request::decode(frame)
+        .map(Incoming::Request)
+        .map_err(|source| FrameError::Decode { len: frame.len(), source })
+}
+
+/// Reads `Request` frames straight out of one buffer of its own: each
+/// frame comes back borrowed where it landed, so a point read in place
+/// costs the kernel's copy into the buffer and nothing more (no copy into
+/// a frame buffer, no allocation). The buffer holds `chunk` bytes, grows
+/// only while one frame is larger (up to the frame's cap, as its bytes
+/// arrive, never to a claimed size up front) and shrinks back after it.
+/// Caps and errors are those of [`read_request_frame`].
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// First byte not yet handed out.
+    start: usize,
+    /// End of the bytes read into `buf`.
+    end: usize,
+    chunk: usize,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader filling `chunk` bytes at a time (at least 64).
+    pub fn new(inner: R, chunk: usize) -> FrameReader<R> {
+        let chunk = chunk.max(64);
+        FrameReader { inner, buf: vec![0; chunk], start: 0, end: 0, chunk }
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// Whether the bytes already read hold the whole next frame (reading it
+    /// will not block).
+    pub fn holds_a_frame(&self) -> bool {
+        match parse_uvarint(&self.buf[self.start..self.end]) {
+            Prefix::Done(len, n) => (self.end - self.start - n) as u64 >= len,
+            _ => false,
+        }
+    }
+
+    /// Reads more bytes after `end`. Called only when the unread bytes do
+    /// not hold a whole frame: they move to the front first (a partial
+    /// frame, usually a few dozen bytes), the buffer shrinks back to `chunk`
+    /// after a larger frame, and grows (doubling, up to `need` bytes) only
+    /// while the unread bytes fill it. Returns how many bytes arrived (0:
+    /// end of input).
+    fn fill(&mut self, need: usize) -> Result<usize, FrameError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() > self.chunk && self.end < self.chunk && need <= self.chunk {
+            self.buf.truncate(self.chunk);
+            self.buf.shrink_to_fit();
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).min(need.max(self.buf.len() + 1));
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The next `Request` frame's body, without its length prefix;
+    /// `Ok(None)` on a clean end of stream between frames.
+    pub fn next_request(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        let (len, prefix) = loop {
+            match parse_uvarint(&self.buf[self.start..self.end]) {
+                Prefix::Done(len, n) => break (len, n),
+                Prefix::Overflow => return Err(FrameError::VarintOverflow),
+                Prefix::Short(got) => {
+                    if self.fill(got + 1)? == 0 {
+                        if got == 0 {
+                            return Ok(None);
+                        }
+                        let got = got as u64;
+                        return Err(FrameError::Truncated { expected: got + 1, got });
+                    }
+                }
+            }
+        };
+        if len > MAX_RESTORE_FRAME_LEN as u64 {
+            return Err(FrameError::TooLarge { len, max: MAX_RESTORE_FRAME_LEN });
+        }
+        // At most `MAX_RESTORE_FRAME_LEN`: fits in `usize`.
+        let want = len as usize;
+        loop {
+            // `start` moves when `fill` makes room: the body starts after
+            // the prefix, wherever that is now.
+            let have = self.end - self.start - prefix;
+            // Only a Restore may pass the general cap: known from its
+            // first byte, before anything is allocated for the rest.
+            if len > MAX_FRAME_LEN as u64
+                && have > 0
+                && self.buf[self.start + prefix] != RESTORE_TAG
+            {
+                return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
+            }
+            if have >= want {
+                break;
+            }
+            if self.fill(prefix + want)? == 0 {
+                return Err(FrameError::Truncated { expected: len, got: have as u64 });
+            }
+        }
+        let body = self.start + prefix;
+        self.start = body + want;
+        Ok(Some(&self.buf[body..body + want]))
+    }
+}
+
+/// A length prefix at the start of some bytes.
+enum Prefix {
+    /// The value and how many bytes it took.
+    Done(u64, usize),
+    /// Not all of it yet: this many bytes of it so far.
+    Short(usize),
+    /// More than 10 bytes, or a 10th byte above 1.
+    Overflow,
+}
+
+fn parse_uvarint(b: &[u8]) -> Prefix {
+    if let Some(&first) = b.first()
+        && first < 0x80
+    {
+        return Prefix::Done(u64::from(first), 1);
+    }
+    let mut value = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        if i == 9 && byte > 1 {
+            return Prefix::Overflow;
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Prefix::Done(value, i + 1);
+        }
+    }
+    if b.len() >= 10 { Prefix::Overflow } else { Prefix::Short(b.len()) }
 }
 
 /// Reads and decodes one message. `Ok(None)` on a clean end of stream.
@@ -292,5 +449,149 @@ mod tests {
         let bytes = [3u8, 0x0f, 0xff, 0xff];
         let err = read_message::<Request, _>(&mut bytes.as_slice(), &mut Vec::new()).unwrap_err();
         assert!(matches!(err, FrameError::Decode { len: 3, .. }), "{err}");
+    }
+
+    /// A reader that hands out at most `step` bytes per call, with an
+    /// interruption now and then, as a slow pipe does.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+        calls: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(7) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(out.len()).min(self.bytes.len());
+            out[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// Every frame and the final outcome, as text, read one way or the other.
+    fn outcomes(bytes: &[u8], step: usize, chunk: Option<usize>) -> Vec<String> {
+        let mut out = Vec::new();
+        let trickle = Trickle { bytes, step, calls: 0 };
+        match chunk {
+            Some(chunk) => {
+                let mut r = FrameReader::new(trickle, chunk);
+                loop {
+                    let holds = r.holds_a_frame();
+                    match r.next_request() {
+                        Ok(Some(f)) => out.push(format!("{holds} {f:?}")),
+                        Ok(None) => return out,
+                        Err(e) => {
+                            out.push(e.to_string());
+                            return out;
+                        }
+                    }
+                }
+            }
+            None => {
+                let mut r = std::io::BufReader::with_capacity(step.max(1), trickle);
+                let mut buf = Vec::new();
+                loop {
+                    let holds = {
+                        let b = r.buffer();
+                        matches!(parse_uvarint(b), Prefix::Done(len, n) if (b.len() - n) as u64 >= len)
+                    };
+                    match read_request_frame(&mut r, &mut buf) {
+                        Ok(true) => out.push(format!("{holds} {buf:?}")),
+                        Ok(false) => return out,
+                        Err(e) => {
+                            out.push(e.to_string());
+                            return out;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_frame_reader_reads_what_read_request_frame_reads() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+        for case in 0..400 {
+            let mut bytes = Vec::new();
+            for _ in 0..rng.random_range(0..12) {
+                // Frames from empty to a few times the smallest chunk.
+                let len = match rng.random_range(0..4) {
+                    0 => 0,
+                    1 => rng.random_range(1..10),
+                    2 => rng.random_range(60..140),
+                    _ => rng.random_range(200..700),
+                };
+                bytes.extend(uvarint(len as u64));
+                bytes.extend((0..len).map(|i| (i * 31 + case) as u8));
+            }
+            match rng.random_range(0..5) {
+                // A cut anywhere: a truncated prefix or body.
+                0 if !bytes.is_empty() => bytes.truncate(rng.random_range(0..bytes.len())),
+                1 => bytes.extend([0xff; 11]),
+                2 => bytes.extend(uvarint(MAX_RESTORE_FRAME_LEN as u64 + 1)),
+                3 => bytes.extend([0x80, 0x80]),
+                _ => {}
+            }
+            let step = rng.random_range(1..300);
+            let want = outcomes(&bytes, step, None);
+            let frames_only = |v: &[String]| -> Vec<String> {
+                v.iter().map(|s| s.split_once(' ').map_or(s.clone(), |x| x.1.to_string())).collect()
+            };
+            for chunk in [64, 100, 4096] {
+                let got = outcomes(&bytes, step, Some(chunk));
+                // Whether a frame was already buffered depends on the
+                // buffer's size; what was read does not.
+                assert_eq!(frames_only(&got), frames_only(&want), "case {case} chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_frame_reader_says_when_a_whole_frame_is_buffered() {
+        let mut bytes = Vec::new();
+        for len in [3usize, 5, 2] {
+            bytes.extend(uvarint(len as u64));
+            bytes.extend(vec![1u8; len]);
+        }
+        // One read takes everything: each frame but the first was buffered.
+        let mut r = FrameReader::new(bytes.as_slice(), 4096);
+        assert!(!r.holds_a_frame());
+        assert_eq!(r.next_request().unwrap(), Some(&[1u8; 3][..]));
+        assert!(r.holds_a_frame());
+        assert_eq!(r.next_request().unwrap(), Some(&[1u8; 5][..]));
+        assert!(r.holds_a_frame());
+        assert_eq!(r.next_request().unwrap(), Some(&[1u8; 2][..]));
+        assert!(!r.holds_a_frame());
+        assert_eq!(r.next_request().unwrap(), None);
+    }
+
+    #[test]
+    fn the_frame_reader_grows_for_a_restore_only_and_shrinks_after() {
+        use crate::agent::RestoreRequest;
+        let snapshot = vec![7u8; MAX_FRAME_LEN + 10];
+        let restore = Request {
+            message: Some(request::Message::Restore(RestoreRequest { snapshot: snapshot.clone() })),
+        };
+        let mut bytes = encode_frame(&restore);
+        bytes.extend(encode_frame(&keepalive(3)));
+        let mut r = FrameReader::new(bytes.as_slice(), 1024);
+        let body = r.next_request().unwrap().unwrap().to_vec();
+        assert_eq!(Request::decode(body.as_slice()).unwrap(), restore);
+        let body = r.next_request().unwrap().unwrap().to_vec();
+        assert_eq!(Request::decode(body.as_slice()).unwrap(), keepalive(3));
+        assert!(r.buf.len() <= 1024, "{}", r.buf.len());
+        // Any other request that large is refused after its first byte.
+        let mut other = uvarint(MAX_FRAME_LEN as u64 + 10);
+        other.push(17 << 3 | 2);
+        other.extend([0u8; 100]);
+        let mut r = FrameReader::new(other.as_slice(), 1024);
+        let err = r.next_request().unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { max: MAX_FRAME_LEN, .. }), "{err}");
+        assert!(r.buf.len() <= 1024);
     }
 }

@@ -6,9 +6,12 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tickwatch_micro::{FIELDS, in_place, node, point_frames, printer_windows, ttest};
+use tickwatch_engine::node::values::Columns;
+use tickwatch_micro::{
+    FIELDS, as_columns, in_place, node, point_frames, printer_windows, ttest, wire_bytes,
+};
 use tickwatch_plugin_api::Detector;
-use tickwatch_proto::{FieldValue, PointView};
+use tickwatch_proto::{FieldValue, FrameReader, PointView};
 
 /// Decodes one frame body with prost, through `read_request` as `serve`
 /// did before the fast path (the length prefix put back first).
@@ -22,6 +25,26 @@ fn prost_decode(frame: &[u8]) -> Option<tickwatch_proto::agent::Request> {
     with_len.push(n as u8);
     with_len.extend_from_slice(frame);
     tickwatch_proto::read_request(&mut with_len.as_slice(), &mut Vec::new()).ok().flatten()
+}
+
+/// `bytes` over and over, as a pipe that never runs dry.
+struct Repeat<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl std::io::Read for Repeat<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < out.len() {
+            let chunk = &self.bytes[self.at..];
+            let k = chunk.len().min(out.len() - n);
+            out[n..n + k].copy_from_slice(&chunk[..k]);
+            n += k;
+            self.at = (self.at + k) % self.bytes.len();
+        }
+        Ok(n)
+    }
 }
 
 fn decode(c: &mut Criterion) {
@@ -60,6 +83,34 @@ fn decode(c: &mut Criterion) {
             black_box(sum)
         })
     });
+    let fields: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
+    let fields: std::sync::Arc<[String]> = fields.into();
+    g.bench_function("check and read 3 fields in one pass (Columns), 300 point frames", |b| {
+        b.iter(|| {
+            let mut cols = Columns::new(fields.clone(), frames.len());
+            for f in &frames {
+                black_box(cols.read_frame(black_box(f)));
+            }
+            black_box(cols.rows())
+        })
+    });
+    // What serve's reader does per batch: frames out of the wire bytes in
+    // place, each checked and read in one pass.
+    // (The wire bytes repeat without end; one buffer for the whole run, as
+    // the reader has.)
+    let wire = wire_bytes(&windows[100]);
+    let mut r = FrameReader::new(Repeat { bytes: &wire, at: 0 }, 256 * 1024);
+    g.bench_function("reader: frame, check and read 3 fields, 300 points from wire bytes", |b| {
+        b.iter(|| {
+            let mut cols = Columns::new(fields.clone(), frames.len());
+            for _ in 0..frames.len() {
+                if let Ok(Some(f)) = r.next_request() {
+                    black_box(cols.read_frame(f));
+                }
+            }
+            black_box(cols.rows())
+        })
+    });
     g.finish();
 }
 
@@ -67,12 +118,15 @@ fn node_batch(c: &mut Criterion) {
     let windows = printer_windows();
     let batch = windows[100].clone();
     let bytes = in_place(&batch);
+    let columns = as_columns(&batch);
     let mut g = c.benchmark_group("node");
     g.throughput(Throughput::Elements(batch.points.len() as u64));
     for (name, b, keep) in [
         ("one batch, decoded points", &batch, false),
         ("one batch, points as bytes", &bytes, false),
         ("one batch, points as bytes, states kept", &bytes, true),
+        ("one batch, values read as columns", &columns, false),
+        ("one batch, values read as columns, states kept", &columns, true),
     ] {
         g.bench_function(name, |bench| {
             bench.iter_batched_ref(

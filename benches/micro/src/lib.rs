@@ -8,6 +8,7 @@
 
 use tickwatch_engine::kapacitor::options::opt;
 use tickwatch_engine::kapacitor::{Batch, Windower};
+use tickwatch_engine::node::values::Columns;
 use tickwatch_engine::node::{InProcess, Node, config};
 use tickwatch_engine::scenario;
 use tickwatch_proto::agent::{Request, request};
@@ -53,6 +54,33 @@ pub fn in_place(batch: &Batch) -> Batch {
         }
     }
     b
+}
+
+/// `batch` as `serve`'s reader hands it over once Init named the fields:
+/// the three fields' values read out as columns while each point frame is
+/// checked, the rows not kept (no `.passThrough()`).
+pub fn as_columns(batch: &Batch) -> Batch {
+    let fields: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
+    let mut cols = Columns::new(fields.into(), batch.points.len());
+    for f in point_frames(batch) {
+        cols.read_frame(&f);
+    }
+    Batch {
+        begin: batch.begin.clone(),
+        end: batch.end.clone(),
+        columns: Some(cols),
+        ..Batch::default()
+    }
+}
+
+/// A batch's point frames as they arrive on the wire, length prefixes
+/// included, for reading with `FrameReader`.
+pub fn wire_bytes(batch: &Batch) -> Vec<u8> {
+    batch
+        .points
+        .iter()
+        .flat_map(|p| encode_frame(&Request { message: Some(request::Message::Point(p.clone())) }))
+        .collect()
 }
 
 /// The ttest options of the guide's TICKscript: the three fields, `size`

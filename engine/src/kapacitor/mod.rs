@@ -20,6 +20,8 @@ use std::collections::HashMap;
 
 use tickwatch_proto::{EncodedPoints, agent};
 
+use crate::node::values::Columns;
+
 pub use client::{HostError, UdfClient};
 pub use options::check_options;
 pub use window::{ViewWindower, Windower};
@@ -29,7 +31,10 @@ pub use window::{ViewWindower, Windower};
 /// Its rows are `points` followed by `encoded`. A host (the windower, the
 /// client, tests) fills `points`; `serve`'s reader keeps the points it reads
 /// as their bytes in `encoded` (no allocation per point, see
-/// `tickwatch_proto::view`).
+/// `tickwatch_proto::view`). Once the node's fields are known, `serve`'s
+/// reader also reads the tracked values out as it checks each point
+/// (`columns`); then it keeps the rows themselves only when the node
+/// passes them through, and `columns` counts them.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     /// The BeginBatch.
@@ -38,6 +43,9 @@ pub struct Batch {
     pub points: Vec<agent::Point>,
     /// The rows read in place, after `points`.
     pub encoded: EncodedPoints,
+    /// Every row's tracked values, read by `serve`'s reader (`None`: the
+    /// node reads the rows).
+    pub columns: Option<Columns>,
     /// The EndBatch.
     pub end: agent::EndBatch,
 }
@@ -56,7 +64,10 @@ impl Batch {
 
     /// How many rows the batch holds.
     pub fn len(&self) -> usize {
-        self.points.len() + self.encoded.len()
+        match &self.columns {
+            Some(c) => c.rows(),
+            None => self.points.len() + self.encoded.len(),
+        }
     }
 
     /// Whether it holds no rows.

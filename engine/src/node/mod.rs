@@ -102,6 +102,15 @@ pub enum NodeError {
         /// The colliding tag.
         tag: String,
     },
+    /// A batch's values were read for other fields than the node's, and its
+    /// rows were not kept to read again (a bug of the caller's).
+    #[error("internal error: batch values read for fields {read:?}, the node tracks {tracked:?}")]
+    ColumnsMismatch {
+        /// The fields the batch was read for.
+        read: Vec<String>,
+        /// The node's fields.
+        tracked: Vec<String>,
+    },
 }
 
 /// What one batch did to one tracked field (for metrics and the debug log).
@@ -377,7 +386,7 @@ impl Node {
         if let Some(p) = &self.progress {
             p.batch(batch.group());
         }
-        self.collect(batch);
+        self.collect(batch)?;
         let mut verdicts: Vec<((String, String), Verdict)> = Vec::new();
         for fi in 0..self.config.fields.len() {
             out.tally[fi].skipped = self.skips[fi];
@@ -485,8 +494,17 @@ impl Node {
     /// Fills `self.columns` with each tracked field's usable values from
     /// the batch's rows, counting (and, the first time, logging) the
     /// unusable ones.
-    fn collect(&mut self, batch: &Batch) {
+    fn collect(&mut self, batch: &Batch) -> Result<(), NodeError> {
         let fields = &self.config.fields;
+        if let Some(c) = &batch.columns
+            && c.fields() != fields.as_slice()
+            && batch.points.len() + batch.encoded.len() != c.rows()
+        {
+            return Err(NodeError::ColumnsMismatch {
+                read: c.fields().to_vec(),
+                tracked: fields.clone(),
+            });
+        }
         self.columns.resize_with(fields.len(), Vec::new);
         self.columns.iter_mut().for_each(Vec::clear);
         self.skips.clear();
@@ -496,19 +514,30 @@ impl Node {
             Reading::Unusable => self.skips[fi] += 1,
             Reading::Absent => {}
         };
-        for p in &batch.points {
-            for (fi, field) in fields.iter().enumerate() {
-                take(fi, values::read(p, field));
+        match batch.columns.as_ref().filter(|c| c.fields() == fields.as_slice()) {
+            // Read by `serve`'s reader while it checked the frames.
+            Some(c) => {
+                for fi in 0..fields.len() {
+                    self.columns[fi].extend_from_slice(c.values(fi));
+                    self.skips[fi] = c.skipped(fi);
+                }
             }
-        }
-        for p in batch.encoded.iter() {
-            for (fi, r) in self.reader.read(&p, fields).enumerate() {
-                take(fi, r);
+            None => {
+                for p in &batch.points {
+                    for (fi, field) in fields.iter().enumerate() {
+                        take(fi, values::read(p, field));
+                    }
+                }
+                for p in batch.encoded.iter() {
+                    for (fi, r) in self.reader.read(&p, fields).enumerate() {
+                        take(fi, r);
+                    }
+                }
             }
         }
         self.stats.skipped += self.skips.iter().sum::<u64>();
         if self.warned_skip {
-            return;
+            return Ok(());
         }
         if let Some((fi, &skipped)) = self.skips.iter().enumerate().find(|(_, s)| **s > 0) {
             self.warned_skip = true;
@@ -519,6 +548,7 @@ impl Node {
                 fields[fi],
             );
         }
+        Ok(())
     }
 
     /// Who builds this node's state: stored beside every field state.

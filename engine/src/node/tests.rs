@@ -361,17 +361,102 @@ fn points_kept_as_bytes_score_as_decoded_points() {
     }
     assert!(windows.len() > 50);
     let fields = ["hotend", "bed", "air"];
-    let (mut decoded, mut read) = (node(&fields), node(&fields));
+    let (mut decoded, mut read, mut columns) = (node(&fields), node(&fields), node(&fields));
     decoded.keep_states(true);
     read.keep_states(true);
+    columns.keep_states(true);
     for b in windows {
         let a = decoded.process(&b).unwrap();
+        let by_columns = columns.process(&as_columns(b.clone(), &fields, false)).unwrap();
         let r = read.process(&in_place(b)).unwrap();
         assert_eq!(a.points, r.points);
         assert_eq!(a.states, r.states);
+        assert_eq!(a.points, by_columns.points);
+        assert_eq!(a.states, by_columns.states);
+        let counts = |t: &[FieldTally]| -> Vec<(u64, u64, u64)> {
+            t.iter().map(|t| (t.values, t.skipped, t.verdicts)).collect()
+        };
+        assert_eq!(counts(&a.tally), counts(&by_columns.tally));
     }
     assert_eq!(decoded.stats(), read.stats());
+    assert_eq!(decoded.stats(), columns.stats());
     assert!(decoded.stats().skipped > 0);
+}
+
+/// `batch` as `serve`'s reader hands it over once the node's fields are
+/// known: its values read out as columns while each frame is checked (a
+/// frame the fast path refuses, decoded by prost), the rows kept only with
+/// `keep_rows`.
+fn as_columns(mut b: Batch, fields: &[&str], keep_rows: bool) -> Batch {
+    use tickwatch_proto::agent::{Request, request};
+    use tickwatch_proto::{Incoming, decode_request_or_point, encode_frame};
+    let names: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    let mut cols = values::Columns::new(names.into(), b.points.len());
+    for (i, p) in std::mem::take(&mut b.points).into_iter().enumerate() {
+        let framed = encode_frame(&Request { message: Some(request::Message::Point(p)) });
+        let mut r = tickwatch_proto::FrameReader::new(framed.as_slice(), 64);
+        let mut frame = r.next_request().unwrap().unwrap().to_vec();
+        if i % 50 == 7 {
+            // An unknown field: prost's to decode.
+            frame.extend([0xf8, 0x01, 0x05]);
+        }
+        match cols.read_frame(&frame) {
+            Some(v) => {
+                if keep_rows {
+                    b.encoded.push(v);
+                }
+            }
+            None => match decode_request_or_point(&frame, false) {
+                Ok(Incoming::Request(Request { message: Some(request::Message::Point(p)) })) => {
+                    cols.push_point(&p);
+                    if keep_rows {
+                        b.encoded.push_point(&p);
+                    }
+                }
+                other => panic!("prost refused a point: {other:?}"),
+            },
+        }
+    }
+    b.columns = Some(cols);
+    b
+}
+
+#[test]
+fn a_batch_read_as_columns_passes_its_rows_through_and_counts_them() {
+    let fields = ["a", "b"];
+    let pass_through = || {
+        let c = config(&fields, vec![opt::call("passThrough", vec![])]);
+        Node::new(InProcess::<Drift>::factory(), c, "test").unwrap()
+    };
+    let (mut pass, mut plain) = (pass_through(), pass_through());
+    for k in 0..4 {
+        let b = flat("", (k + 1) * 300, 1.0 + k as f64, 2.0);
+        let want = plain.process(&b).unwrap();
+        let cols = as_columns(b, &fields, true);
+        assert_eq!(cols.len(), want.points.len());
+        let got = pass.process(&cols).unwrap();
+        assert_eq!(got.points, want.points);
+    }
+    // Columns for other fields with the rows kept (values read for an Init
+    // the node did not take): the node reads the rows.
+    let (mut a, mut b) = (node(&["a"]), node(&["a"]));
+    for k in 0..3 {
+        let batch = flat("", (k + 1) * 300, 1.0 + k as f64, 2.0);
+        let want = a.process(&batch).unwrap();
+        let got = b.process(&as_columns(batch, &["b", "zz"], true)).unwrap();
+        assert_eq!(got.points, want.points);
+        assert_eq!(
+            got.tally,
+            want.tally
+                .iter()
+                .map(|t| FieldTally { score_ns: got.tally[0].score_ns, ..*t })
+                .collect::<Vec<_>>()
+        );
+    }
+    // Columns for other fields, rows not kept: refused, not scored as empty.
+    let mut other = node(&["x"]);
+    let err = other.process(&as_columns(flat("", 300, 1.0, 2.0), &fields, false)).unwrap_err();
+    assert!(matches!(err, NodeError::ColumnsMismatch { .. }), "{err}");
 }
 
 /// Stream points of group `host=<h>` every 10 s from `from` s for `n`

@@ -5,7 +5,11 @@
 //! `fieldsInt` (Kapacitor sends `hotend=220i` as an int). NaN, infinities,
 //! strings and booleans in a tracked field are unusable: skipped and counted.
 //! A point kept as its bytes ([`PointView`]) is read by [`ViewReader`] with
-//! the same rule, in one pass for all tracked fields.
+//! the same rule, in one pass for all tracked fields; `serve`'s reader
+//! fills a batch's [`Columns`] while it checks each point frame, in the
+//! same pass as the check.
+
+use std::sync::Arc;
 
 use tickwatch_proto::{FieldValue, PointView, agent};
 
@@ -37,20 +41,46 @@ pub fn read(p: &agent::Point, field: &str) -> Reading {
 /// last value of each map, as a decoded point's maps would hold it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
-    double: Option<f64>,
-    int: Option<i64>,
-    other: bool,
+    double: f64,
+    int: i64,
+    /// Which maps held the field: [`Seen::DOUBLE`], [`Seen::INT`],
+    /// [`Seen::OTHER`] (one word rather than two `Option`s: this is reset
+    /// and read for every tracked field of every point).
+    has: u8,
 }
 
 impl Seen {
+    const DOUBLE: u8 = 1;
+    const INT: u8 = 2;
+    const OTHER: u8 = 4;
+
+    /// Records one entry of the point's field maps (the last one wins).
+    #[inline]
+    fn note(&mut self, value: FieldValue<'_>) {
+        match value {
+            FieldValue::Double(v) => {
+                self.double = v;
+                self.has |= Seen::DOUBLE;
+            }
+            FieldValue::Int(v) => {
+                self.int = v;
+                self.has |= Seen::INT;
+            }
+            FieldValue::String(_) | FieldValue::Bool(_) => self.has |= Seen::OTHER,
+        }
+    }
+
     /// [`read`]'s precedence: `fieldsDouble`, then `fieldsInt`, then the rest.
+    #[inline]
     fn reading(self) -> Reading {
-        match (self.double, self.int, self.other) {
-            (Some(v), _, _) if v.is_finite() => Reading::Value(v),
-            (Some(_), _, _) => Reading::Unusable,
-            (None, Some(v), _) => Reading::Value(v as f64),
-            (None, None, true) => Reading::Unusable,
-            (None, None, false) => Reading::Absent,
+        if self.has & Seen::DOUBLE != 0 {
+            if self.double.is_finite() { Reading::Value(self.double) } else { Reading::Unusable }
+        } else if self.has & Seen::INT != 0 {
+            Reading::Value(self.int as f64)
+        } else if self.has & Seen::OTHER != 0 {
+            Reading::Unusable
+        } else {
+            Reading::Absent
         }
     }
 }
@@ -75,14 +105,109 @@ impl ViewReader {
         for (key, value) in p.field_entries() {
             // A node tracks a handful of fields: a scan beats hashing.
             let Some(i) = fields.iter().position(|f| f.as_bytes() == key) else { continue };
-            let seen = &mut self.seen[i];
-            match value {
-                FieldValue::Double(v) => seen.double = Some(v),
-                FieldValue::Int(v) => seen.int = Some(v),
-                FieldValue::String(_) | FieldValue::Bool(_) => seen.other = true,
-            }
+            self.seen[i].note(value);
         }
         self.seen.iter().map(|s| s.reading())
+    }
+}
+
+/// A batch's tracked fields read out of its rows as columns: each field's
+/// usable values in row order and how many were unusable, exactly what
+/// reading the rows one by one ([`read`], [`ViewReader`]) gives. `serve`'s
+/// reader fills it while it checks the point frames
+/// ([`Columns::read_frame`]), so the worker reads nothing twice.
+#[derive(Debug, Clone, Default)]
+pub struct Columns {
+    fields: Arc<[String]>,
+    values: Vec<Vec<f64>>,
+    skipped: Vec<u64>,
+    rows: usize,
+    /// Scratch: what the current row holds per field.
+    seen: Vec<Seen>,
+}
+
+impl Columns {
+    /// Empty columns for `fields`, with room for `rows` rows.
+    pub fn new(fields: Arc<[String]>, rows: usize) -> Columns {
+        let n = fields.len();
+        Columns {
+            values: (0..n).map(|_| Vec::with_capacity(rows)).collect(),
+            skipped: vec![0; n],
+            rows: 0,
+            seen: vec![Seen::default(); n],
+            fields,
+        }
+    }
+
+    /// The fields, in the order of [`Columns::values`].
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    /// Field `i`'s usable values, in row order.
+    pub fn values(&self, i: usize) -> &[f64] {
+        self.values.get(i).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many of field `i`'s values were unusable.
+    pub fn skipped(&self, i: usize) -> u64 {
+        self.skipped.get(i).copied().unwrap_or(0)
+    }
+
+    /// Rows read.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.values.iter().map(|v| v.capacity() * 8).sum::<usize>() + self.skipped.len() * 8
+    }
+
+    /// Takes one `Request` frame body if the fast path takes its point
+    /// ([`PointView::from_request`]): its tracked values are added as a
+    /// row, read in the same pass as the check. `None` (nothing added): the
+    /// frame is prost's to decode (then [`Columns::push_point`]).
+    #[inline]
+    pub fn read_frame<'f>(&mut self, frame: &'f [u8]) -> Option<PointView<'f>> {
+        // `seen` is all default here: reset after every frame, below.
+        let (fields, seen) = (&self.fields, &mut self.seen);
+        let view = PointView::from_request_reading(frame, |key, value| {
+            // A node tracks a handful of fields: a scan beats hashing.
+            if let Some(i) = fields.iter().position(|f| {
+                let f = f.as_bytes();
+                // Byte by byte: names are short, a call to `bcmp` is not.
+                f.len() == key.len() && f.iter().zip(key).all(|(a, b)| a == b)
+            }) {
+                seen[i].note(value);
+            }
+        });
+        let Some(view) = view else {
+            self.seen.fill(Seen::default());
+            return None;
+        };
+        self.rows += 1;
+        for (i, s) in self.seen.iter_mut().enumerate() {
+            match s.reading() {
+                Reading::Value(v) => self.values[i].push(v),
+                Reading::Unusable => self.skipped[i] += 1,
+                Reading::Absent => {}
+            }
+            *s = Seen::default();
+        }
+        Some(view)
+    }
+
+    /// Adds a decoded point as a row.
+    pub fn push_point(&mut self, p: &agent::Point) {
+        self.rows += 1;
+        for (i, f) in self.fields.iter().enumerate() {
+            match read(p, f) {
+                Reading::Value(v) => self.values[i].push(v),
+                Reading::Unusable => self.skipped[i] += 1,
+                Reading::Absent => {}
+            }
+        }
     }
 }
 
@@ -142,5 +267,72 @@ mod tests {
             assert_eq!(format!("{got:?}"), format!("{want:?}"));
             p.fields_double.clear();
         }
+    }
+
+    #[test]
+    fn columns_read_while_checking_hold_what_reading_each_row_gives() {
+        use tickwatch_proto::agent::{Request, request};
+        use tickwatch_proto::{FrameReader, Incoming, decode_request_or_point, encode_frame};
+        let fields: Vec<String> = ["d", "both", "i", "s", "missing"].map(String::from).to_vec();
+        let rows = [
+            agent::Point {
+                fields_double: HashMap::from([("d".into(), 1.5), ("both".into(), f64::NAN)]),
+                fields_int: HashMap::from([("i".into(), 7), ("both".into(), 3)]),
+                ..Default::default()
+            },
+            agent::Point {
+                fields_int: HashMap::from([("both".into(), -4), ("d".into(), 2)]),
+                fields_string: HashMap::from([("s".into(), "x".into())]),
+                fields_bool: HashMap::from([("i".into(), false)]),
+                ..Default::default()
+            },
+            agent::Point {
+                fields_double: HashMap::from([("d".into(), f64::INFINITY), ("s".into(), 0.25)]),
+                ..Default::default()
+            },
+        ];
+        let mut cols = Columns::new(fields.clone().into(), 4);
+        for (n, p) in rows.iter().enumerate() {
+            let framed =
+                encode_frame(&Request { message: Some(request::Message::Point(p.clone())) });
+            let mut frame = FrameReader::new(framed.as_slice(), 64)
+                .next_request()
+                .ok()
+                .flatten()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            if n == 2 {
+                // An unknown field: the fast path leaves the frame to prost.
+                frame.extend([0xf8, 0x01, 0x05]);
+                assert!(cols.read_frame(&frame).is_none());
+                assert_eq!(cols.rows(), 2, "a refused frame adds nothing");
+                let Ok(Incoming::Request(Request {
+                    message: Some(request::Message::Point(decoded)),
+                })) = decode_request_or_point(&frame, true)
+                else {
+                    panic!("prost refused the frame");
+                };
+                cols.push_point(&decoded);
+            } else {
+                assert!(cols.read_frame(&frame).is_some());
+            }
+        }
+        assert_eq!(cols.rows(), 3);
+        for (i, f) in fields.iter().enumerate() {
+            let mut want = Vec::new();
+            let mut skipped = 0;
+            for p in &rows {
+                match read(p, f) {
+                    Reading::Value(v) => want.push(v),
+                    Reading::Unusable => skipped += 1,
+                    Reading::Absent => {}
+                }
+            }
+            assert_eq!(cols.values(i), want.as_slice(), "{f}");
+            assert_eq!(cols.skipped(i), skipped, "{f}");
+        }
+        // d: 1.5, 2 (an int), then infinity (unusable); both: NaN, -4.
+        assert_eq!(cols.values(0), [1.5, 2.0]);
+        assert_eq!((cols.values(1), cols.skipped(1)), (&[-4.0][..], 1));
     }
 }

@@ -28,13 +28,16 @@ use std::thread;
 use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
-use tickwatch_proto::{EncodedPoints, FrameError, Incoming, read_request_or_point, write_message};
+use tickwatch_proto::{
+    EncodedPoints, FrameError, FrameReader, Incoming, decode_request_or_point, write_message,
+};
 use tickwatch_state::{NodeMeta, Snapshot};
 
 use super::persist::{Persisted, StateSettings};
 use super::queue;
 use crate::kapacitor::Batch;
 use crate::node::detector::panic_text;
+use crate::node::values::Columns;
 use crate::node::watch::Progress;
 use crate::node::{Edge, Factory, Node, config, stream};
 
@@ -160,7 +163,8 @@ enum Work {
     Init(agent::InitRequest),
     Restore(agent::RestoreRequest),
     Snapshot,
-    Batch(Batch),
+    /// Consecutive complete batches read in one go (see `BATCH_RUN`).
+    Batches(Vec<Batch>),
     /// Stream edges: consecutive points read in one go (see `STREAM_RUN`).
     Points(EncodedPoints),
     Eof {
@@ -174,13 +178,20 @@ impl Work {
     /// the frames it came in.
     fn cost(&self, bytes: usize) -> usize {
         match self {
-            Work::Batch(b) => bytes
-                .saturating_add(b.points.len().saturating_mul(POINT_COST))
-                .saturating_add(b.encoded.heap_bytes()),
+            Work::Batches(b) => b.iter().fold(bytes, |c, b| c.saturating_add(batch_cost(b))),
             Work::Points(p) => bytes.saturating_add(p.heap_bytes()),
             _ => bytes.max(1),
         }
     }
+}
+
+/// What a batch holds beyond its frame bytes, for the queue's bound.
+fn batch_cost(b: &Batch) -> usize {
+    b.points
+        .len()
+        .saturating_mul(POINT_COST)
+        .saturating_add(b.encoded.heap_bytes())
+        .saturating_add(b.columns.as_ref().map_or(0, Columns::heap_bytes))
 }
 
 // Each message is moved once from producer to writer; boxing would only add
@@ -225,12 +236,15 @@ where
 {
     let (out_tx, out_rx) = queue::bounded::<Out>(OUT_LIMIT);
     let (work_tx, work_rx) = queue::bounded::<Work>(WORK_LIMIT);
+    let plan = std::sync::Arc::new(std::sync::OnceLock::new());
 
     let reader_out = out_tx.clone();
     let on_hang: std::sync::Arc<Hang> = std::sync::Arc::new(reader.on_hang());
     let spawned = thread::Builder::new().name("udf-reader".into()).spawn({
         let edge = config.edge;
-        move || read_loop(reader, work_tx, reader_out, edge)
+        let plan = std::sync::Arc::clone(&plan);
+        let options = (config.factory.clone(), config.field_arity);
+        move || read_loop(reader, work_tx, reader_out, edge, &plan, &options)
     });
     if let Err(e) = spawned {
         return Err(SessionError::Thread(format!("cannot start reader thread: {e}")));
@@ -245,6 +259,7 @@ where
             out: &out_tx,
             on_hang: &on_hang,
             queue: work_rx.depth(),
+            plan: &plan,
         }
         .run(work_rx);
         send_out(&out_tx, Out::Close);
@@ -261,37 +276,89 @@ where
 /// so a trickle waits for nothing.
 const STREAM_RUN: usize = 1024;
 
-/// Whether `buf` starts with a whole frame (`uvarint(len) ++ len bytes`):
-/// reading it will not block, so a run of stream points may wait for it.
-fn holds_a_frame(buf: &[u8]) -> bool {
-    let mut len: u64 = 0;
-    for (i, &b) in buf.iter().take(10).enumerate() {
-        len |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            let rest = (buf.len() - i - 1) as u64;
-            return rest >= len;
-        }
-    }
-    false
+/// How the reader reads a batch's points once the worker's node is
+/// initialized (batch edges): the tracked values are read while each frame
+/// is checked (`Columns::read_frame`), and the rows are kept only for a node
+/// that passes them through. Set once, by the worker, at a successful Init.
+/// Until then (the worker may still be opening the node's database) the
+/// reader reads the values for the fields of the latest Init whose options
+/// validate, and keeps the rows too: the node uses the values if its fields
+/// are those, else reads the rows (the same values either way).
+#[derive(Debug)]
+struct ReadPlan {
+    fields: std::sync::Arc<[String]>,
+    keep_rows: bool,
 }
 
-fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<Out>, edge: Edge) {
-    let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+/// Most complete batches the reader holds to hand over together, while the
+/// input already holds more frames (it never waits for input holding any).
+const BATCH_RUN: usize = 16;
+
+/// Most bytes (as the queue counts them) of batches held so.
+const BATCH_RUN_BYTES: usize = WORK_LIMIT / 8;
+
+/// Bytes the reader asks its input for at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+fn read_loop<R: Input>(
+    reader: R,
+    work: queue::Sender<Work>,
+    out: queue::Sender<Out>,
+    edge: Edge,
+    plan: &std::sync::OnceLock<ReadPlan>,
+    (factory, field_arity): &(Factory, usize),
+) {
+    // The fields of the latest Init whose options validate (see `ReadPlan`).
+    let mut tentative: Option<std::sync::Arc<[String]>> = None;
+    // Whether the batch being assembled keeps its rows as well as values.
+    let mut keep_rows = true;
+    let mut reader = FrameReader::new(reader, READ_CHUNK);
     // Stream edges: points read but not yet queued, and their frame bytes.
     let mut points = EncodedPoints::default();
     let mut points_bytes = 0usize;
-    let mut buf = Vec::new();
     let mut batch: Option<Batch> = None;
     // Frame bytes of the batch being assembled, for the queue's bound.
     let mut batch_bytes = 0usize;
     // The latest keepalive time seen, re-answered while the reader waits.
     let mut last_keepalive: Option<i64> = None;
+    // Complete batches not yet queued, and their frame bytes: handed over
+    // together (one wake-up of the worker) when the input holds more.
+    let mut ready: Vec<Batch> = Vec::new();
+    let mut ready_bytes = 0usize;
     loop {
+        // Never wait for input while holding complete batches.
+        if !ready.is_empty() && !reader.holds_a_frame() {
+            let run = Work::Batches(std::mem::take(&mut ready));
+            let cost = run.cost(std::mem::take(&mut ready_bytes));
+            if send_work(&work, &out, run, cost, last_keepalive).is_err() {
+                return;
+            }
+        }
         // Inside a batch, points are kept as their bytes (the fast path of
         // `tickwatch_proto::view`; what it leaves to prost comes back decoded).
         // So are stream points, outside a batch.
         let in_place = batch.is_some() || edge == Edge::Stream;
-        let incoming = read_request_or_point(&mut reader, &mut buf, in_place);
+        // Each frame's body plus its length prefix (at most 10 bytes).
+        let mut frame_bytes = 0;
+        let incoming = match reader.next_request() {
+            Ok(Some(frame)) => {
+                frame_bytes = frame.len() + 2;
+                // A batch point, its values read while it is checked.
+                if let Some(b) = batch.as_mut()
+                    && let Some(cols) = b.columns.as_mut()
+                    && let Some(p) = cols.read_frame(frame)
+                {
+                    if keep_rows {
+                        b.encoded.push(p);
+                    }
+                    batch_bytes += frame_bytes;
+                    continue;
+                }
+                decode_request_or_point(frame, in_place).map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
         if !points.is_empty()
             && !matches!(&incoming, Ok(Some(Incoming::Point(_))))
             && !matches!(
@@ -308,7 +375,6 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
         }
         let req = match incoming {
             Ok(Some(Incoming::Point(p))) => {
-                let frame_bytes = p.as_bytes().len() + 5;
                 match batch.as_mut() {
                     Some(b) => {
                         b.encoded.push(p);
@@ -318,7 +384,7 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     None => {
                         points.push(p);
                         points_bytes += frame_bytes;
-                        if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
+                        if points.len() < STREAM_RUN && reader.holds_a_frame() {
                             continue;
                         }
                     }
@@ -352,8 +418,6 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                 return;
             }
         };
-        // Each frame's body plus its length prefix (at most 10 bytes).
-        let frame_bytes = buf.len() + 2;
         let mut bytes = frame_bytes;
         let item = match req.message {
             Some(request::Message::Keepalive(k)) => {
@@ -371,9 +435,17 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
                     Work::Broken("protocol error: BeginBatch while a batch is open".into())
                 } else {
                     let reserve = usize::try_from(begin.size).unwrap_or(0).min(MAX_BATCH_RESERVE);
+                    let fields = match (plan.get(), &tentative) {
+                        (Some(p), _) => Some((&p.fields, p.keep_rows)),
+                        (None, Some(f)) => Some((f, true)),
+                        (None, None) => None,
+                    };
+                    keep_rows = fields.is_none_or(|(_, keep)| keep);
+                    let columns = fields.map(|(f, _)| Columns::new(f.clone(), reserve));
                     batch = Some(Batch {
                         begin,
-                        encoded: tickwatch_proto::EncodedPoints::with_capacity(reserve),
+                        encoded: EncodedPoints::with_capacity(if keep_rows { reserve } else { 0 }),
+                        columns,
                         ..Batch::default()
                     });
                     batch_bytes = frame_bytes;
@@ -382,14 +454,19 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
             }
             Some(request::Message::Point(p)) => match batch.as_mut() {
                 Some(b) => {
-                    b.encoded.push_point(&p);
+                    if let Some(cols) = b.columns.as_mut() {
+                        cols.push_point(&p);
+                    }
+                    if keep_rows {
+                        b.encoded.push_point(&p);
+                    }
                     batch_bytes += frame_bytes;
                     continue;
                 }
                 None if edge == Edge::Stream => {
                     points.push_point(&p);
                     points_bytes += frame_bytes;
-                    if points.len() < STREAM_RUN && holds_a_frame(reader.buffer()) {
+                    if points.len() < STREAM_RUN && reader.holds_a_frame() {
                         continue;
                     }
                     bytes = std::mem::take(&mut points_bytes);
@@ -404,20 +481,40 @@ fn read_loop<R: Input>(reader: R, work: queue::Sender<Work>, out: queue::Sender<
             Some(request::Message::End(end)) => match batch.take() {
                 Some(mut b) => {
                     b.end = end;
-                    bytes += batch_bytes;
-                    Work::Batch(b)
+                    ready_bytes += bytes + batch_bytes;
+                    ready.push(b);
+                    let held =
+                        ready.iter().fold(ready_bytes, |c, b| c.saturating_add(batch_cost(b)));
+                    if ready.len() < BATCH_RUN && held < BATCH_RUN_BYTES && reader.holds_a_frame() {
+                        continue;
+                    }
+                    bytes = std::mem::take(&mut ready_bytes);
+                    Work::Batches(std::mem::take(&mut ready))
                 }
                 None => Work::Broken("protocol error: EndBatch without BeginBatch".into()),
             },
             Some(request::Message::Info(_)) => Work::Info,
             Some(request::Message::Init(i)) => {
                 reader.get_ref().init_arrived();
+                if edge == Edge::Batch
+                    && let Ok(c) = config::validate(&i.options, *field_arity, factory.options())
+                {
+                    tentative = Some(c.fields.into());
+                }
                 Work::Init(i)
             }
             Some(request::Message::Restore(r)) => Work::Restore(r),
             Some(request::Message::Snapshot(_)) => Work::Snapshot,
             None => Work::Broken("protocol error: request with no message".into()),
         };
+        if !ready.is_empty() {
+            // Batches before anything else, in order.
+            let run = Work::Batches(std::mem::take(&mut ready));
+            let cost = run.cost(std::mem::take(&mut ready_bytes));
+            if send_work(&work, &out, run, cost, last_keepalive).is_err() {
+                return;
+            }
+        }
         let broken = matches!(item, Work::Broken(_));
         let cost = item.cost(bytes);
         // Blocks while the worker is a queue's worth behind; meanwhile
@@ -515,6 +612,8 @@ struct Worker<'a> {
     on_hang: &'a std::sync::Arc<Hang>,
     /// What waits in the worker's queue, for the node's metrics.
     queue: queue::Depth,
+    /// Told to the reader at a successful Init (batch edges).
+    plan: &'a std::sync::OnceLock<ReadPlan>,
 }
 
 impl Worker<'_> {
@@ -524,11 +623,10 @@ impl Worker<'_> {
             // one are scored with it and committed (flushed) once. Under a
             // trickle nothing waits and this is one batch at a time.
             let job = match work {
-                Work::Batch(b) => {
-                    let mut batches = vec![b];
-                    while rx.next_is(|w| matches!(w, Work::Batch(_))) {
-                        if let Some(Work::Batch(b)) = rx.try_recv() {
-                            batches.push(b);
+                Work::Batches(mut batches) => {
+                    while rx.next_is(|w| matches!(w, Work::Batches(_))) {
+                        if let Some(Work::Batches(more)) = rx.try_recv() {
+                            batches.extend(more);
                         }
                     }
                     Job::Batches(batches)
@@ -590,7 +688,7 @@ impl Worker<'_> {
                 Ok(())
             }
             Work::Snapshot => self.snapshot(),
-            Work::Batch(b) => self.batches(std::slice::from_ref(&b)),
+            Work::Batches(b) => self.batches(&b),
             Work::Points(p) => self.points(vec![p]),
             Work::Eof { open_batch } => {
                 if open_batch {
@@ -674,6 +772,12 @@ impl Worker<'_> {
                     c.fingerprint,
                     c.field_tag
                 );
+                if self.config.edge == Edge::Batch {
+                    let _ = self.plan.set(ReadPlan {
+                        fields: c.fields.clone().into(),
+                        keep_rows: c.pass_through,
+                    });
+                }
                 self.node = Some(node);
                 (true, String::new())
             }

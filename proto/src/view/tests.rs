@@ -336,3 +336,47 @@ fn drain_front_keeps_the_rest_readable() {
     enc.drain_front(7);
     assert!(enc.is_empty());
 }
+
+#[test]
+fn varints_read_from_words_read_as_byte_by_byte() {
+    let mut rng = ChaCha8Rng::seed_from_u64(64);
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for len in 1..=11 {
+        // Every length, with the edge values of each byte, then filler.
+        for last in [0u8, 1, 2, 0x7f] {
+            let mut b = vec![0xffu8; len - 1];
+            b.push(last);
+            cases.push(b);
+            let mut b = vec![0x80u8; len - 1];
+            b.push(last);
+            cases.push(b);
+        }
+    }
+    for _ in 0..20_000 {
+        let len = rng.random_range(0..14);
+        let mut b: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        // Mostly continuation bytes, so long varints are common.
+        for x in b.iter_mut().take(rng.random_range(0..11)) {
+            *x |= 0x80;
+        }
+        cases.push(b);
+    }
+    for mut b in cases {
+        for pad in [0usize, 12] {
+            b.extend(std::iter::repeat_n(0x55, pad));
+            let (mut fast, mut slow) = (Cursor { buf: &b }, Cursor { buf: &b });
+            let (f, s) = (fast.varint_long(), slow.varint_bytewise());
+            assert_eq!(f, s, "{b:02x?}");
+            if f.is_some() {
+                assert_eq!(fast.buf.len(), slow.buf.len(), "{b:02x?}");
+            }
+            // And prost agrees where either reads a value.
+            let mut p = b.as_slice();
+            let prost = prost::encoding::decode_varint(&mut p).ok();
+            assert_eq!(f, prost, "{b:02x?}");
+            if f.is_some() {
+                assert_eq!(fast.buf.len(), p.len(), "{b:02x?}");
+            }
+        }
+    }
+}
