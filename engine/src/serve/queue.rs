@@ -243,22 +243,21 @@ impl<T> Drop for Receiver<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn a_full_queue_blocks_the_sender_until_the_receiver_takes() {
         let (tx, rx) = bounded::<u32>(10);
         tx.send(1, 6).ok();
         tx.send(2, 4).ok();
-        let t = std::thread::spawn(move || {
-            let start = Instant::now();
-            tx.send(3, 1).ok();
-            start.elapsed()
-        });
-        std::thread::sleep(Duration::from_millis(50));
+        let t = std::thread::spawn(move || tx.send(3, 1).is_ok());
+        // Wait (without a clock) until the sender is blocked on the full queue.
+        while rx.0.lock().waiting_senders == 0 {
+            assert!(!t.is_finished(), "the sender did not wait for room");
+            std::thread::yield_now();
+        }
+        assert_eq!(rx.0.lock().items.len(), 2, "the third item must wait for room");
         assert_eq!(rx.recv(), Some(1));
-        let waited = t.join().ok();
-        assert!(waited.is_some_and(|w| w >= Duration::from_millis(40)), "{waited:?}");
+        assert_eq!(t.join().ok(), Some(true));
         assert_eq!(rx.recv(), Some(2));
         assert_eq!(rx.recv(), Some(3));
         assert_eq!(rx.recv(), None);
