@@ -516,10 +516,7 @@ pub fn decode_changes(bytes: &[u8], max_len: u64) -> Result<StateChanges, CodecE
         spans.push((off, n));
     }
     if total != r.remaining() as u64 {
-        return Err(r.error(&format!(
-            "ranges of {total} bytes, {} bytes follow",
-            r.remaining()
-        )));
+        return Err(r.error(&format!("ranges of {total} bytes, {} bytes follow", r.remaining())));
     }
     let at = bytes.len() - r.remaining();
     let data = bytes[at..].to_vec();

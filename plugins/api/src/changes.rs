@@ -240,7 +240,10 @@ mod tests {
             b.u8(7);
         });
         let r = w.finish();
-        assert_eq!((r.len, r.spans.clone(), r.data.clone()), (7, vec![(0, 2), (5, 2)], vec![1, 2, 6, 7]));
+        assert_eq!(
+            (r.len, r.spans.clone(), r.data.clone()),
+            (7, vec![(0, 2), (5, 2)], vec![1, 2, 6, 7])
+        );
         let mut state = vec![0, 0, 3, 4, 5, 0, 0, 0, 0];
         r.apply(&mut state);
         assert_eq!(state, [1, 2, 3, 4, 5, 6, 7]);

@@ -35,8 +35,8 @@
 use std::fmt::Debug;
 
 use super::{Baseline, History, MovingWindow};
-use crate::options::preset;
 use crate::changes::{ChangeWriter, Checkpoints, StateChanges};
+use crate::options::preset;
 use crate::{Detector, OptionSpec, Options, StateFormat, Summary, Verdict};
 
 /// The part of a baseline detector that is its own: the test, its options
