@@ -18,4 +18,4 @@ pub use change::{FieldUpdate, Ranges, StateChange};
 pub use error::StateError;
 pub use layout::NodeMeta;
 pub use snapshot::{FieldState, Provenance, Snapshot};
-pub use store::{StateStore, StoreOptions, StoreReader};
+pub use store::{CommitCounts, StateStore, StoreOptions, StoreReader};

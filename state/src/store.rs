@@ -242,6 +242,17 @@ impl Written {
     }
 }
 
+/// What a store's commits wrote since it was opened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitCounts {
+    /// Field states committed whole.
+    pub whole: u64,
+    /// Field states committed as changed ranges.
+    pub ranges: u64,
+    /// Chunks written.
+    pub chunks: u64,
+}
+
 /// One node's open state database.
 pub struct StateStore {
     dir: PathBuf,
@@ -252,6 +263,8 @@ pub struct StateStore {
     /// Bytes last committed per field key, to write only changed chunks
     /// (at most [`WRITTEN_BUDGET`] bytes of them).
     written: Written,
+    /// What commits wrote so far.
+    counts: CommitCounts,
     /// The generation of each field's last commit, for fields committed
     /// (by this process) with one: changes must build on it.
     generations: HashMap<Vec<u8>, u64>,
@@ -427,9 +440,15 @@ impl StateStore {
             group_commit: opts.group_commit_ms.is_some(),
             written: Written::default(),
             generations: HashMap::new(),
+            counts: CommitCounts::default(),
             log,
             _lock: lock,
         })
+    }
+
+    /// What commits wrote since the store was opened.
+    pub fn counts(&self) -> CommitCounts {
+        self.counts
     }
 
     /// The node directory.
@@ -513,13 +532,16 @@ impl StateStore {
 
     fn commit_inner(&mut self, updates: &[Update<'_>]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
+        let mut chunks = 0;
         for u in updates {
             let fk = field_key(u.group, u.field);
             let (len, chunk_crcs) = match u.change {
                 Change::Whole(state, _) => {
-                    (state.len() as u64, self.stage_whole(&mut batch, &fk, state))
+                    (state.len() as u64, self.stage_whole(&mut batch, &mut chunks, &fk, state))
                 }
-                Change::Ranges(r) => (r.len, self.stage_ranges(&mut batch, &fk, u, r)?),
+                Change::Ranges(r) => {
+                    (r.len, self.stage_ranges(&mut batch, &mut chunks, &fk, u, r)?)
+                }
             };
             let meta = FieldMetaV2 { provenance: u.provenance.clone(), len, chunk_crcs };
             let meta_bytes = encode_meta_v2(&meta).map_err(|e| corrupt(&self.dir, e))?;
@@ -527,14 +549,19 @@ impl StateStore {
         }
         self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.flush()?;
+        self.counts.chunks += chunks;
         for u in updates {
             let fk = field_key(u.group, u.field);
             let generation = match u.change {
                 Change::Whole(state, generation) => {
+                    self.counts.whole += 1;
                     self.written.insert(fk.clone(), state);
                     generation
                 }
-                Change::Ranges(r) => Some(r.generation),
+                Change::Ranges(r) => {
+                    self.counts.ranges += 1;
+                    Some(r.generation)
+                }
             };
             match generation {
                 Some(g) => self.generations.insert(fk, g),
@@ -547,7 +574,13 @@ impl StateStore {
     /// Stages a whole state: the chunks that differ from the last committed
     /// bytes, the removal of chunks a shorter state no longer uses. Returns
     /// the chunks' CRCs.
-    fn stage_whole(&self, batch: &mut sled::Batch, fk: &[u8], state: &[u8]) -> Vec<u32> {
+    fn stage_whole(
+        &self,
+        batch: &mut sled::Batch,
+        chunks: &mut u64,
+        fk: &[u8],
+        state: &[u8],
+    ) -> Vec<u32> {
         let prev = self.previous(fk);
         let new_chunks = state.len().div_ceil(CHUNK);
         let old_chunks = prev.len().div_ceil(CHUNK);
@@ -556,6 +589,7 @@ impl StateStore {
             let old = prev.get(i * CHUNK..((i + 1) * CHUNK).min(prev.len()));
             if old != Some(new) {
                 batch.insert(chunk_key(fk, i as u32), new);
+                *chunks += 1;
             }
         }
         for i in new_chunks..old_chunks {
@@ -571,6 +605,7 @@ impl StateStore {
     fn stage_ranges(
         &mut self,
         batch: &mut sled::Batch,
+        chunks: &mut u64,
         fk: &[u8],
         u: &Update<'_>,
         r: &Ranges,
@@ -613,54 +648,60 @@ impl StateStore {
         let new_len = r.len as usize;
         let new_chunks = new_len.div_ceil(CHUNK);
         let old_chunks = old_len.div_ceil(CHUNK);
+        // The chunks the ranges reach, and those whose length changes.
         let mut touched: Vec<usize> = Vec::new();
         for (off, bytes) in r.iter() {
             if !bytes.is_empty() {
                 touched.extend(off / CHUNK..=(off + bytes.len() - 1) / CHUNK);
             }
         }
-        if new_len != old_len && new_chunks > 0 {
-            touched.extend(old_chunks.min(new_chunks).saturating_sub(1)..new_chunks);
+        if new_len != old_len {
+            touched.extend(old_len.min(new_len) / CHUNK..new_chunks);
         }
         touched.retain(|&i| i < new_chunks);
         touched.sort_unstable();
         touched.dedup();
         crcs.resize(new_chunks, 0);
-        if let Some(state) = self.written.patch(fk, r) {
-            for &i in &touched {
-                let chunk = &state[i * CHUNK..((i + 1) * CHUNK).min(state.len())];
-                crcs[i] = crc32fast::hash(chunk);
-                batch.insert(chunk_key(fk, i as u32), chunk);
-            }
-        } else {
-            for &i in &touched {
-                let start = i * CHUNK;
-                let end = ((i + 1) * CHUNK).min(new_len);
-                let mut chunk = Vec::with_capacity(CHUNK);
-                if i < old_chunks {
-                    let old = self
-                        .fields
-                        .get(chunk_key(fk, i as u32))
-                        .map_err(|e| corrupt(&self.dir, e))?
-                        .ok_or_else(|| what(format!("chunk {i} missing")))?;
-                    let want = crcs.get(i).copied();
-                    if Some(crc32fast::hash(&old)) != want && i < old_chunks {
-                        return Err(what(format!("state bytes fail their checksum (chunk {i})")));
-                    }
-                    chunk.extend_from_slice(&old);
+        // Each one patched from its last committed bytes (the cache, or the
+        // database, checked) and written only if it changed: a ring slot
+        // can take the value it held, a run of anomalous windows can end
+        // where it began between two commits.
+        let cached = self.written.map.get(fk);
+        for &i in &touched {
+            let start = i * CHUNK;
+            let end = ((i + 1) * CHUNK).min(new_len);
+            let old: Option<std::borrow::Cow<'_, [u8]>> = if i >= old_chunks {
+                None
+            } else if let Some(c) = cached {
+                c.get(start..((i + 1) * CHUNK).min(c.len())).map(std::borrow::Cow::Borrowed)
+            } else {
+                let old = self
+                    .fields
+                    .get(chunk_key(fk, i as u32))
+                    .map_err(|e| corrupt(&self.dir, e))?
+                    .ok_or_else(|| what(format!("chunk {i} missing")))?;
+                if Some(crc32fast::hash(&old)) != crcs.get(i).copied() {
+                    return Err(what(format!("state bytes fail their checksum (chunk {i})")));
                 }
-                chunk.resize(end - start, 0);
-                for (off, bytes) in r.iter() {
-                    let (from, to) = (off.max(start), (off + bytes.len()).min(end));
-                    if from < to {
-                        chunk[from - start..to - start]
-                            .copy_from_slice(&bytes[from - off..to - off]);
-                    }
+                Some(std::borrow::Cow::Owned(old.to_vec()))
+            };
+            let mut chunk = Vec::with_capacity(CHUNK);
+            chunk.extend_from_slice(old.as_deref().unwrap_or_default());
+            chunk.resize(end - start, 0);
+            for (off, bytes) in r.iter() {
+                let (from, to) = (off.max(start), (off + bytes.len()).min(end));
+                if from < to {
+                    chunk[from - start..to - start].copy_from_slice(&bytes[from - off..to - off]);
                 }
-                crcs[i] = crc32fast::hash(&chunk);
-                batch.insert(chunk_key(fk, i as u32), chunk);
             }
+            if old.as_deref() == Some(chunk.as_slice()) {
+                continue; // its CRC stands
+            }
+            crcs[i] = crc32fast::hash(&chunk);
+            batch.insert(chunk_key(fk, i as u32), chunk);
+            *chunks += 1;
         }
+        self.written.patch(fk, r);
         for i in new_chunks..old_chunks {
             batch.remove(chunk_key(fk, i as u32));
         }

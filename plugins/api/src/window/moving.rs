@@ -220,6 +220,12 @@ impl MovingWindow {
             }
             return;
         }
+        let len = self.slots.len();
+        if d.pushes == 0 {
+            // Only pushes change a window (clear starts a whole new one).
+            w.skip(HEADER_BYTES + len * 8);
+            return;
+        }
         w.write(|b| {
             b.u64(self.cap as u64)
                 .f64(self.mean)
@@ -229,7 +235,6 @@ impl MovingWindow {
                 .u64(self.slots.len() as u64);
         });
         // Slots mark, mark+1, … (mod cap) were written, all below len.
-        let len = self.slots.len();
         let end = d.mark + d.pushes;
         let runs = if end > self.cap {
             [(0, end - self.cap), (d.mark, len)]
