@@ -253,6 +253,16 @@ pub struct CommitCounts {
     pub chunks: u64,
 }
 
+/// What a store knows of its commits.
+#[derive(Debug, Default)]
+struct Commits {
+    /// What commits wrote so far.
+    counts: CommitCounts,
+    /// The generation of each field's last commit, for fields committed
+    /// (by this process) with one: changes must build on it.
+    generations: HashMap<Vec<u8>, u64>,
+}
+
 /// One node's open state database.
 pub struct StateStore {
     dir: PathBuf,
@@ -263,11 +273,9 @@ pub struct StateStore {
     /// Bytes last committed per field key, to write only changed chunks
     /// (at most [`WRITTEN_BUDGET`] bytes of them).
     written: Written,
-    /// What commits wrote so far.
-    counts: CommitCounts,
-    /// The generation of each field's last commit, for fields committed
-    /// (by this process) with one: changes must build on it.
-    generations: HashMap<Vec<u8>, u64>,
+    /// Generations and counts of the commits so far (boxed: a store is
+    /// held in enums beside small variants).
+    commits: Box<Commits>,
     /// sled's log file, for `fdatasync` after each flush.
     log: File,
     _lock: File,
@@ -439,8 +447,7 @@ impl StateStore {
             aside,
             group_commit: opts.group_commit_ms.is_some(),
             written: Written::default(),
-            generations: HashMap::new(),
-            counts: CommitCounts::default(),
+            commits: Box::default(),
             log,
             _lock: lock,
         })
@@ -448,7 +455,7 @@ impl StateStore {
 
     /// What commits wrote since the store was opened.
     pub fn counts(&self) -> CommitCounts {
-        self.counts
+        self.commits.counts
     }
 
     /// The node directory.
@@ -524,7 +531,7 @@ impl StateStore {
             for u in updates {
                 let fk = field_key(u.group, u.field);
                 self.written.remove(&fk);
-                self.generations.remove(&fk);
+                self.commits.generations.remove(&fk);
             }
         }
         r
@@ -549,23 +556,23 @@ impl StateStore {
         }
         self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.flush()?;
-        self.counts.chunks += chunks;
+        self.commits.counts.chunks += chunks;
         for u in updates {
             let fk = field_key(u.group, u.field);
             let generation = match u.change {
                 Change::Whole(state, generation) => {
-                    self.counts.whole += 1;
+                    self.commits.counts.whole += 1;
                     self.written.insert(fk.clone(), state);
                     generation
                 }
                 Change::Ranges(r) => {
-                    self.counts.ranges += 1;
+                    self.commits.counts.ranges += 1;
                     Some(r.generation)
                 }
             };
             match generation {
-                Some(g) => self.generations.insert(fk, g),
-                None => self.generations.remove(&fk),
+                Some(g) => self.commits.generations.insert(fk, g),
+                None => self.commits.generations.remove(&fk),
             };
         }
         Ok(())
@@ -610,7 +617,7 @@ impl StateStore {
         u: &Update<'_>,
         r: &Ranges,
     ) -> Result<Vec<u32>, StateError> {
-        let held = self.generations.get(fk).copied();
+        let held = self.commits.generations.get(fk).copied();
         if held != Some(r.base) {
             return Err(StateError::MissedCommit {
                 field: u.field.to_string(),
@@ -791,7 +798,7 @@ impl StateStore {
         let batch = self.remove_batch(&fk)?;
         self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.written.remove(&fk);
-        self.generations.remove(&fk);
+        self.commits.generations.remove(&fk);
         self.flush()
     }
 }
