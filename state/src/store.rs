@@ -98,6 +98,9 @@ pub struct FieldMetaV2 {
     pub len: u64,
     /// CRC-32 of each [`CHUNK`]-byte chunk, in order.
     pub chunk_crcs: Vec<u32>,
+    /// The state itself when it fits one chunk (then no chunk key is
+    /// written: one sled key per field instead of two).
+    pub inline: Option<Vec<u8>>,
 }
 
 /// What a meta record v2 starts with: `0xFF` never starts a v1 record
@@ -119,6 +122,8 @@ struct StoredMeta {
     provenance: Provenance,
     len: u64,
     check: Check,
+    /// v2: the state, when kept in the record.
+    inline: Option<Vec<u8>>,
 }
 
 fn decode_meta(v: &[u8]) -> Result<StoredMeta, String> {
@@ -132,10 +137,14 @@ fn decode_meta(v: &[u8]) -> Result<StoredMeta, String> {
                     m.len
                 ));
             }
+            if m.inline.as_ref().is_some_and(|b| b.len() as u64 != m.len || b.len() > CHUNK) {
+                return Err(format!("meta record holds a state of the wrong length ({})", m.len));
+            }
             Ok(StoredMeta {
                 provenance: m.provenance,
                 len: m.len,
                 check: Check::Chunks(m.chunk_crcs),
+                inline: m.inline,
             })
         }
         [0xFF, version, ..] => {
@@ -143,7 +152,12 @@ fn decode_meta(v: &[u8]) -> Result<StoredMeta, String> {
         }
         _ => {
             let m: FieldMeta = codec::decode(v)?;
-            Ok(StoredMeta { provenance: m.provenance, len: m.len, check: Check::Whole(m.crc) })
+            Ok(StoredMeta {
+                provenance: m.provenance,
+                len: m.len,
+                check: Check::Whole(m.crc),
+                inline: None,
+            })
         }
     }
 }
@@ -542,15 +556,15 @@ impl StateStore {
         let mut chunks = 0;
         for u in updates {
             let fk = field_key(u.group, u.field);
-            let (len, chunk_crcs) = match u.change {
+            let (len, (chunk_crcs, inline)) = match u.change {
                 Change::Whole(state, _) => {
-                    (state.len() as u64, self.stage_whole(&mut batch, &mut chunks, &fk, state))
+                    (state.len() as u64, self.stage_whole(&mut batch, &mut chunks, &fk, state)?)
                 }
                 Change::Ranges(r) => {
                     (r.len, self.stage_ranges(&mut batch, &mut chunks, &fk, u, r)?)
                 }
             };
-            let meta = FieldMetaV2 { provenance: u.provenance.clone(), len, chunk_crcs };
+            let meta = FieldMetaV2 { provenance: u.provenance.clone(), len, chunk_crcs, inline };
             let meta_bytes = encode_meta_v2(&meta).map_err(|e| corrupt(&self.dir, e))?;
             batch.insert(prefixed(b'm', &fk), meta_bytes);
         }
@@ -579,21 +593,39 @@ impl StateStore {
     }
 
     /// Stages a whole state: the chunks that differ from the last committed
-    /// bytes, the removal of chunks a shorter state no longer uses. Returns
-    /// the chunks' CRCs.
+    /// bytes, the removal of chunks a shorter state no longer uses; a state
+    /// of one chunk or less goes into the meta record instead (returned)
+    /// and its field keeps no chunk. Returns the chunks' CRCs too.
     fn stage_whole(
         &self,
         batch: &mut sled::Batch,
         chunks: &mut u64,
         fk: &[u8],
         state: &[u8],
-    ) -> Vec<u32> {
+    ) -> Result<(Vec<u32>, Option<Vec<u8>>), StateError> {
         let prev = self.previous(fk);
+        // Chunk keys the field has now: none for a state kept in a v2
+        // record (its length says so), chunk 0 for a one-chunk v1 record.
+        let old_chunks = match prev.len() {
+            0 => 0,
+            n if n > CHUNK => n.div_ceil(CHUNK),
+            _ => match self.fields.get(prefixed(b'm', fk)).map_err(|e| corrupt(&self.dir, e))? {
+                Some(m) if m.first() != Some(&0xFF) => 1,
+                _ => 0,
+            },
+        };
+        if state.len() <= CHUNK {
+            for i in 0..old_chunks {
+                batch.remove(chunk_key(fk, i as u32));
+            }
+            return Ok((chunk_crcs(state), Some(state.to_vec())));
+        }
         let new_chunks = state.len().div_ceil(CHUNK);
-        let old_chunks = prev.len().div_ceil(CHUNK);
         for i in 0..new_chunks {
             let new = &state[i * CHUNK..((i + 1) * CHUNK).min(state.len())];
-            let old = prev.get(i * CHUNK..((i + 1) * CHUNK).min(prev.len()));
+            let old = (i < old_chunks)
+                .then(|| prev.get(i * CHUNK..((i + 1) * CHUNK).min(prev.len())))
+                .flatten();
             if old != Some(new) {
                 batch.insert(chunk_key(fk, i as u32), new);
                 *chunks += 1;
@@ -602,7 +634,7 @@ impl StateStore {
         for i in new_chunks..old_chunks {
             batch.remove(chunk_key(fk, i as u32));
         }
-        chunk_crcs(state)
+        Ok((chunk_crcs(state), None))
     }
 
     /// Stages changed ranges: patches the chunks they touch (from the cache
@@ -616,7 +648,7 @@ impl StateStore {
         fk: &[u8],
         u: &Update<'_>,
         r: &Ranges,
-    ) -> Result<Vec<u32>, StateError> {
+    ) -> Result<(Vec<u32>, Option<Vec<u8>>), StateError> {
         let held = self.commits.generations.get(fk).copied();
         if held != Some(r.base) {
             return Err(StateError::MissedCommit {
@@ -641,6 +673,18 @@ impl StateStore {
             .ok_or_else(|| what("changes for a field with no stored state".into()))?;
         let meta = decode_meta(&meta).map_err(what)?;
         let old_len = meta.len as usize;
+        if old_len <= CHUNK || r.len as usize <= CHUNK {
+            // A state of one chunk or less (kept in its record), before or
+            // after: the whole of it is a few kB at most.
+            let mut state = match self.written.map.get(fk) {
+                Some(s) => s.clone(),
+                None => self.reader().field_bytes(fk)?.unwrap_or_default(),
+            };
+            r.apply(&mut state);
+            let staged = self.stage_whole(batch, chunks, fk, &state)?;
+            self.written.insert(fk.to_vec(), &state);
+            return Ok(staged);
+        }
         let mut crcs = match meta.check {
             Check::Chunks(c) => c,
             // A v1 record: the per-chunk CRCs of the state it checks.
@@ -712,7 +756,7 @@ impl StateStore {
         for i in new_chunks..old_chunks {
             batch.remove(chunk_key(fk, i as u32));
         }
-        Ok(crcs)
+        Ok((crcs, None))
     }
 
     fn flush(&self) -> Result<(), StateError> {
@@ -938,6 +982,13 @@ impl StoreReader {
                 format!("field {field} group {group:?}: state bytes fail their checksum{what}"),
             )
         };
+        if let Some(state) = &meta.inline {
+            let Check::Chunks(crcs) = &meta.check else { return Err(fail(String::new())) };
+            if crcs.first().copied().unwrap_or(0) != crc32fast::hash(state) && !state.is_empty() {
+                return Err(fail(String::new()));
+            }
+            return Ok(state.clone());
+        }
         let mut state = Vec::with_capacity(meta.len.min(1 << 30) as usize);
         let chunks = (meta.len as usize).div_ceil(CHUNK);
         for i in 0..chunks {
@@ -1029,7 +1080,8 @@ mod tests {
             s.commit(&[fs("", "hotend", 1, big.clone()), fs("p=a", "bed", 2, vec![1, 2, 3])])
                 .unwrap();
             let chunks_before = s.fields.scan_prefix([b'c']).count();
-            assert_eq!(chunks_before, 30_000usize.div_ceil(CHUNK) + 1);
+            // The 3-byte state lives in its meta record.
+            assert_eq!(chunks_before, 30_000usize.div_ceil(CHUNK));
             let mut changed = big.clone();
             changed[5000] ^= 1;
             // Record which chunk values change by watching sled's key space.
@@ -1044,7 +1096,7 @@ mod tests {
         let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
         let all = s.load().unwrap();
         assert_eq!(all, vec![fs("", "hotend", 4, vec![9; 10]), fs("p=a", "bed", 2, vec![1, 2, 3])]);
-        assert_eq!(s.fields.scan_prefix([b'c']).count(), 2);
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 0, "small states live in their records");
     }
 
     #[test]
@@ -1062,8 +1114,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
-            s.commit(&[fs("", "air", 1, vec![7; 100])]).unwrap();
-            s.fields.insert(chunk_key(&field_key("", "air"), 0), vec![8u8; 100]).unwrap();
+            s.commit(&[fs("", "air", 1, vec![7; 5000])]).unwrap();
+            s.fields.insert(chunk_key(&field_key("", "air"), 1), vec![8u8; 904]).unwrap();
             s.db.flush().unwrap();
         }
         let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
@@ -1131,8 +1183,45 @@ mod tests {
         drop(s);
         let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
         s.commit(&[fs("", "hotend", 3, vec![1; 10])]).unwrap();
-        assert_eq!(s.fields.scan_prefix([b'c']).count(), 1, "stale chunks removed");
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 0, "stale chunks removed");
         assert_eq!(s.load().unwrap(), vec![fs("", "hotend", 3, vec![1; 10])]);
+    }
+
+    /// A state of one chunk or less lives in its meta record: one key per
+    /// field. Growing past a chunk moves it out, shrinking back moves it in,
+    /// ranges work across both, and damage to it is found.
+    #[test]
+    fn small_states_live_in_their_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fs("", "air", 1, vec![7; 3000]);
+        let fk = field_key("", "air");
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let whole = StateChange::Whole { state: vec![7; 3000], generation: Some(1) };
+        s.commit_changes(&[update(&f, whole)]).unwrap();
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 0);
+        let mut want = vec![7; 3000];
+        for (g, r) in [
+            (2, ranges(1, 2, 3000, &[(10, vec![1; 5])])),
+            (3, ranges(2, 3, 9000, &[(3000, vec![2; 6000])])),
+            (4, ranges(3, 4, 9000, &[(8000, vec![3; 8])])),
+            (5, ranges(4, 5, 100, &[(99, vec![4])])),
+        ] {
+            r.apply(&mut want);
+            s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap();
+            let chunks = s.fields.scan_prefix([b'c']).count();
+            assert_eq!(chunks, if want.len() > CHUNK { 3 } else { 0 }, "generation {g}");
+            assert_eq!(s.reader().field("", "air").unwrap().unwrap().state, want);
+        }
+        drop(s);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        assert_eq!(s.load().unwrap()[0].state, want);
+        // Damage inside the record's state is found.
+        let mut m = s.fields.get(prefixed(b'm', &fk)).unwrap().unwrap().to_vec();
+        let last = m.len() - 1;
+        m[last] ^= 1;
+        s.fields.insert(prefixed(b'm', &fk), m).unwrap();
+        let e = s.load().unwrap_err().to_string();
+        assert!(e.contains("fail their checksum"), "{e}");
     }
 
     fn update(f: &FieldState, change: StateChange) -> FieldUpdate {

@@ -79,12 +79,14 @@ fn pristine(root: &Path) -> (PathBuf, Vec<Vec<FieldState>>) {
     let meta = NodeMeta::new("t", "n", "ttest");
     let mut s = StateStore::open(root, &meta, opts()).unwrap();
     let mut versions = vec![Vec::new()];
-    let fields = ["air", "bed", "hotend"];
+    // "small" (2 kB) lives in its meta record, the others in chunks.
+    let fields = ["air", "bed", "hotend", "small"];
+    let bytes = |f: &str, t: i64| if f == "small" { ring(t)[..2000].to_vec() } else { ring(t) };
     for t in 1..=40 {
-        let (old, new) = (ring(t - 1), ring(t));
         let batch: Vec<FieldUpdate> = fields
             .iter()
             .map(|f| {
+                let (old, new) = (bytes(f, t - 1), bytes(f, t));
                 let change = if t == 1 {
                     StateChange::Whole { state: new.clone(), generation: Some(1) }
                 } else {
@@ -95,7 +97,7 @@ fn pristine(root: &Path) -> (PathBuf, Vec<Vec<FieldState>>) {
             })
             .collect();
         s.commit_changes(&batch).unwrap();
-        versions.push(fields.iter().map(|f| state(f, t, new.clone())).collect());
+        versions.push(fields.iter().map(|f| state(f, t, bytes(f, t))).collect());
     }
     s.keep_aside(&state("air", 0, ring(0)), "test").unwrap();
     let dir = s.dir().to_path_buf();
