@@ -13,7 +13,9 @@
 //! Meta records carry a version. v2 (written since incremental persistence):
 //! the bytes `0xFF 0x02`, then [`FieldMetaV2`] via [`crate::codec`]:
 //! provenance (detector name, version and state version, options
-//! fingerprint, `last_time`), state length and a CRC-32 per chunk. v1 (no
+//! fingerprint, `last_time`), state length, a CRC-32 per chunk and, for a
+//! state of at most one chunk, the state itself (then the field has no
+//! chunk key: one sled key per field, not two). v1 (no
 //! prefix; bincode never starts a record with `0xFF`): [`FieldMeta`], with
 //! one CRC-32 of the whole state. Both are read; a field's next commit
 //! rewrites its record as v2. A CRC per chunk lets a commit of changed
