@@ -238,6 +238,7 @@ impl Persisted {
     }
 
     /// What the store's commits wrote so far, if there is a store.
+    #[cfg(test)]
     pub fn store_counts(&self) -> Option<tickwatch_state::CommitCounts> {
         self.store.as_ref().map(StateStore::counts)
     }
@@ -333,7 +334,6 @@ impl Persisted {
             }
         }
         let mut commit_time = None;
-        let counts_before = self.store_counts();
         if let Some(store) = self.store.as_mut()
             && !states.is_empty()
         {
@@ -371,22 +371,11 @@ impl Persisted {
             self.sizes.update(&self.metrics, &self.node.config().fields, sized, false);
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let written = match (counts_before, self.store_counts()) {
-                (Some(b), Some(a)) => format!(
-                    ", {} chunks for {} field states ({} as changed ranges)",
-                    a.chunks - b.chunks,
-                    a.whole + a.ranges - b.whole - b.ranges,
-                    a.ranges - b.ranges
-                ),
-                _ => String::new(),
-            };
             let commit = match commit_time {
-                Some(t) if scored_batches.len() > 1 => format!(
-                    "{:.3} ms (one commit for {} batches){written}",
-                    ms(t),
-                    scored_batches.len()
-                ),
-                Some(t) => format!("{:.3} ms{written}", ms(t)),
+                Some(t) if scored_batches.len() > 1 => {
+                    format!("{:.3} ms (one commit for {} batches)", ms(t), scored_batches.len())
+                }
+                Some(t) => format!("{:.3} ms", ms(t)),
                 None => "none".to_string(),
             };
             for (group, n, verdicts, anomalies, score_ns) in &scored_batches {
