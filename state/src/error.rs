@@ -96,4 +96,21 @@ pub enum StateError {
         /// How long we waited.
         waited_ms: u128,
     },
+    /// A commit carried changes taken against a state the store does not
+    /// hold (its last commit of the field failed, or was of another
+    /// generation): nothing was written; commit the whole state instead.
+    #[error(
+        "changes of field {field} group {group:?} build on generation {base}, the store holds \
+         {held}"
+    )]
+    MissedCommit {
+        /// The field.
+        field: String,
+        /// The group.
+        group: String,
+        /// The generation the changes were taken against.
+        base: u64,
+        /// What the store holds ("none" or a generation).
+        held: String,
+    },
 }

@@ -7,13 +7,15 @@
 //! crate never interprets it. Does not own: deciding which state to apply
 //! (the engine's).
 
+pub mod change;
 pub mod codec;
 pub mod error;
 pub mod layout;
 pub mod snapshot;
 pub mod store;
 
+pub use change::{FieldUpdate, Ranges, StateChange};
 pub use error::StateError;
 pub use layout::NodeMeta;
 pub use snapshot::{FieldState, Provenance, Snapshot};
-pub use store::{StateStore, StoreOptions, StoreReader};
+pub use store::{CommitCounts, StateStore, StoreOptions, StoreReader};

@@ -7,8 +7,20 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `b'm'` ++ fk | [`FieldMeta`] via [`crate::codec`]: detector name, version and state version, options fingerprint, `last_time`, state length and CRC-32 |
+//! | `b'm'` ++ fk | the field's meta record (below) |
 //! | `b'c'` ++ fk ++ u32 BE index | bytes `[index*CHUNK, (index+1)*CHUNK)` of the detector's state |
+//!
+//! Meta records carry a version. v2 (written since incremental persistence):
+//! the bytes `0xFF 0x02`, then [`FieldMetaV2`] via [`crate::codec`]:
+//! provenance (detector name, version and state version, options
+//! fingerprint, `last_time`), state length, a CRC-32 per chunk and, for a
+//! state of at most one chunk, the state itself (then the field has no
+//! chunk key: one sled key per field, not two). v1 (no
+//! prefix; bincode never starts a record with `0xFF`): [`FieldMeta`], with
+//! one CRC-32 of the whole state. Both are read; a field's next commit
+//! rewrites its record as v2. A CRC per chunk lets a commit of changed
+//! ranges hash only the chunks it writes, while a load still verifies
+//! every chunk.
 //!
 //! Tree `aside`: key fk ++ u64 BE nanoseconds since the epoch → [`AsideRecord`]:
 //! state that was not applied (another detector, state version or options)
@@ -16,10 +28,15 @@
 //!
 //! # Cost of a batch
 //! A commit writes the meta record and only the chunks whose bytes changed
-//! since the last commit, in one atomic sled batch, then flushes. A detector
-//! that keeps its values in a ring (as the t-test does) changes only the
-//! chunks its new values land in, so a 300-value window costs a few chunks,
-//! not the whole 3600-value history.
+//! since the last commit, in one atomic sled batch, then flushes. A field
+//! comes either whole (compared chunk by chunk with its last committed
+//! bytes) or as the byte ranges its detector changed since the generation
+//! the store last committed ([`crate::change`]): the store patches just
+//! the chunks the ranges touch (from its cache of last committed bytes, or
+//! read back and checked) and hashes only those. A detector that keeps its
+//! values in a ring (as the t-test does) changes only the chunks its new
+//! values land in, so a 300-value window costs a few chunks, not the whole
+//! 3600-value history, and the host never handles the whole state.
 //!
 //! # Locking
 //! `LOCK` in the node directory is held (flock) for as long as the store is
@@ -35,6 +52,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
+use crate::change::{FieldUpdate, Ranges, StateChange};
 use crate::layout::{self, NodeMeta};
 use crate::snapshot::{FieldState, Provenance};
 use crate::{StateError, codec};
@@ -69,6 +87,119 @@ pub struct FieldMeta {
     pub len: u64,
     /// CRC-32 of the state bytes.
     pub crc: u32,
+}
+
+/// Everything about a field's state but the bytes, meta record v2: a CRC-32
+/// per chunk instead of one of the whole state. Stored after
+/// [`META_V2_PREFIX`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldMetaV2 {
+    /// Who built the state, and up to when.
+    pub provenance: Provenance,
+    /// Length of the state bytes.
+    pub len: u64,
+    /// CRC-32 of each [`CHUNK`]-byte chunk, in order.
+    pub chunk_crcs: Vec<u32>,
+    /// The state itself when it fits one chunk (then no chunk key is
+    /// written: one sled key per field instead of two).
+    pub inline: Option<Vec<u8>>,
+}
+
+/// What a meta record v2 starts with: `0xFF` never starts a v1 record
+/// (bincode's varint length of the detector name), then the version.
+pub const META_V2_PREFIX: [u8; 2] = [0xFF, 2];
+
+/// How a stored state is checked.
+#[derive(Debug, Clone, PartialEq)]
+enum Check {
+    /// v1: CRC-32 of the whole state.
+    Whole(u32),
+    /// v2: CRC-32 per chunk.
+    Chunks(Vec<u32>),
+}
+
+/// A meta record of either version.
+#[derive(Debug, Clone, PartialEq)]
+struct StoredMeta {
+    provenance: Provenance,
+    len: u64,
+    check: Check,
+    /// v2: the state, when kept in the record.
+    inline: Option<Vec<u8>>,
+}
+
+fn decode_meta(v: &[u8]) -> Result<StoredMeta, String> {
+    match v {
+        [0xFF, 2, rest @ ..] => {
+            let m: FieldMetaV2 = codec::decode(rest)?;
+            if m.chunk_crcs.len() as u64 != m.len.div_ceil(CHUNK as u64) {
+                return Err(format!(
+                    "meta record holds {} chunk checksums for {} bytes",
+                    m.chunk_crcs.len(),
+                    m.len
+                ));
+            }
+            if m.inline.as_ref().is_some_and(|b| b.len() as u64 != m.len || b.len() > CHUNK) {
+                return Err(format!("meta record holds a state of the wrong length ({})", m.len));
+            }
+            Ok(StoredMeta {
+                provenance: m.provenance,
+                len: m.len,
+                check: Check::Chunks(m.chunk_crcs),
+                inline: m.inline,
+            })
+        }
+        [0xFF, version, ..] => {
+            Err(format!("meta record version {version} is newer than this build reads (2)"))
+        }
+        _ => {
+            let m: FieldMeta = codec::decode(v)?;
+            Ok(StoredMeta {
+                provenance: m.provenance,
+                len: m.len,
+                check: Check::Whole(m.crc),
+                inline: None,
+            })
+        }
+    }
+}
+
+fn encode_meta_v2(meta: &FieldMetaV2) -> Result<Vec<u8>, String> {
+    let mut bytes = META_V2_PREFIX.to_vec();
+    bytes.extend_from_slice(&codec::encode(meta)?);
+    Ok(bytes)
+}
+
+/// CRC-32 of each chunk of `state`.
+fn chunk_crcs(state: &[u8]) -> Vec<u32> {
+    state.chunks(CHUNK).map(crc32fast::hash).collect()
+}
+
+/// One field's change as a commit sees it (borrowed from the caller).
+enum Change<'a> {
+    Whole(&'a [u8], Option<u64>),
+    Ranges(&'a Ranges),
+}
+
+/// One field's update as a commit sees it.
+struct Update<'a> {
+    group: &'a str,
+    field: &'a str,
+    provenance: &'a Provenance,
+    change: Change<'a>,
+}
+
+/// Whole-state updates of `states`.
+fn whole_updates(states: &[FieldState]) -> Vec<Update<'_>> {
+    states
+        .iter()
+        .map(|u| Update {
+            group: &u.group,
+            field: &u.field,
+            provenance: &u.provenance,
+            change: Change::Whole(&u.state, None),
+        })
+        .collect()
 }
 
 /// State kept aside: not applied, or reset by a user.
@@ -116,6 +247,36 @@ impl Written {
             self.bytes -= old.len();
         }
     }
+
+    /// Applies `r` to `fk`'s kept bytes, if kept; returns them.
+    fn patch(&mut self, fk: &[u8], r: &Ranges) -> Option<&[u8]> {
+        let kept = self.map.get_mut(fk)?;
+        self.bytes -= kept.len();
+        r.apply(kept);
+        self.bytes += kept.len();
+        Some(kept.as_slice())
+    }
+}
+
+/// What a store's commits wrote since it was opened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitCounts {
+    /// Field states committed whole.
+    pub whole: u64,
+    /// Field states committed as changed ranges.
+    pub ranges: u64,
+    /// Chunks written.
+    pub chunks: u64,
+}
+
+/// What a store knows of its commits.
+#[derive(Debug, Default)]
+struct Commits {
+    /// What commits wrote so far.
+    counts: CommitCounts,
+    /// The generation of each field's last commit, for fields committed
+    /// (by this process) with one: changes must build on it.
+    generations: HashMap<Vec<u8>, u64>,
 }
 
 /// One node's open state database.
@@ -128,6 +289,9 @@ pub struct StateStore {
     /// Bytes last committed per field key, to write only changed chunks
     /// (at most [`WRITTEN_BUDGET`] bytes of them).
     written: Written,
+    /// Generations and counts of the commits so far (boxed: a store is
+    /// held in enums beside small variants).
+    commits: Box<Commits>,
     /// sled's log file, for `fdatasync` after each flush.
     log: File,
     _lock: File,
@@ -309,9 +473,15 @@ impl StateStore {
             aside,
             group_commit: opts.group_commit_ms.is_some(),
             written: Written::default(),
+            commits: Box::default(),
             log,
             _lock: lock,
         })
+    }
+
+    /// What commits wrote since the store was opened.
+    pub fn counts(&self) -> CommitCounts {
+        self.commits.counts
     }
 
     /// The node directory.
@@ -348,46 +518,257 @@ impl StateStore {
         }
     }
 
-    /// Commits new states (one atomic batch, flushed unless group commit).
+    /// Commits new whole states (one atomic batch, flushed unless group
+    /// commit).
     pub fn commit(&mut self, updates: &[FieldState]) -> Result<(), StateError> {
+        self.commit_updates(&whole_updates(updates))
+    }
+
+    /// Commits new states, whole or as changed ranges (one atomic batch,
+    /// flushed unless group commit). Ranges must build on the generation
+    /// this store last committed for their field; otherwise nothing is
+    /// written and the error is [`StateError::MissedCommit`].
+    pub fn commit_changes(&mut self, updates: &[FieldUpdate]) -> Result<(), StateError> {
+        let updates: Vec<Update<'_>> = updates
+            .iter()
+            .map(|u| Update {
+                group: &u.group,
+                field: &u.field,
+                provenance: &u.provenance,
+                change: match &u.change {
+                    StateChange::Whole { state, generation } => Change::Whole(state, *generation),
+                    StateChange::Ranges(r) => Change::Ranges(r),
+                },
+            })
+            .collect();
+        self.commit_updates(&updates)
+    }
+
+    fn commit_updates(&mut self, updates: &[Update<'_>]) -> Result<(), StateError> {
         if updates.is_empty() {
             return Ok(());
         }
         let dir = self.dir.clone();
-        guarded(&dir, "committing", || self.commit_inner(updates))
+        let r = guarded(&dir, "committing", || self.commit_inner(updates));
+        if r.is_err() {
+            // Ranges may have been applied to the cache: forget what this
+            // commit touched (it is read back from the database next time),
+            // and the generations, so that only whole states build on it.
+            for u in updates {
+                let fk = field_key(u.group, u.field);
+                self.written.remove(&fk);
+                self.commits.generations.remove(&fk);
+            }
+        }
+        r
     }
 
-    fn commit_inner(&mut self, updates: &[FieldState]) -> Result<(), StateError> {
+    fn commit_inner(&mut self, updates: &[Update<'_>]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
+        let mut chunks = 0;
         for u in updates {
-            let fk = field_key(&u.group, &u.field);
-            let meta = FieldMeta {
-                provenance: u.provenance.clone(),
-                len: u.state.len() as u64,
-                crc: crc32fast::hash(&u.state),
-            };
-            let meta_bytes = codec::encode(&meta).map_err(|e| corrupt(&self.dir, e))?;
-            batch.insert(prefixed(b'm', &fk), meta_bytes);
-            let prev = self.previous(&fk);
-            let new_chunks = u.state.len().div_ceil(CHUNK);
-            let old_chunks = prev.len().div_ceil(CHUNK);
-            for i in 0..new_chunks {
-                let new = &u.state[i * CHUNK..((i + 1) * CHUNK).min(u.state.len())];
-                let old = prev.get(i * CHUNK..((i + 1) * CHUNK).min(prev.len()));
-                if old != Some(new) {
-                    batch.insert(chunk_key(&fk, i as u32), new);
+            let fk = field_key(u.group, u.field);
+            let (len, (chunk_crcs, inline)) = match u.change {
+                Change::Whole(state, _) => {
+                    (state.len() as u64, self.stage_whole(&mut batch, &mut chunks, &fk, state)?)
                 }
-            }
-            for i in new_chunks..old_chunks {
-                batch.remove(chunk_key(&fk, i as u32));
-            }
+                Change::Ranges(r) => {
+                    (r.len, self.stage_ranges(&mut batch, &mut chunks, &fk, u, r)?)
+                }
+            };
+            let meta = FieldMetaV2 { provenance: u.provenance.clone(), len, chunk_crcs, inline };
+            let meta_bytes = encode_meta_v2(&meta).map_err(|e| corrupt(&self.dir, e))?;
+            batch.insert(prefixed(b'm', &fk), meta_bytes);
         }
         self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.flush()?;
+        self.commits.counts.chunks += chunks;
         for u in updates {
-            self.written.insert(field_key(&u.group, &u.field), &u.state);
+            let fk = field_key(u.group, u.field);
+            let generation = match u.change {
+                Change::Whole(state, generation) => {
+                    self.commits.counts.whole += 1;
+                    self.written.insert(fk.clone(), state);
+                    generation
+                }
+                Change::Ranges(r) => {
+                    self.commits.counts.ranges += 1;
+                    Some(r.generation)
+                }
+            };
+            match generation {
+                Some(g) => self.commits.generations.insert(fk, g),
+                None => self.commits.generations.remove(&fk),
+            };
         }
         Ok(())
+    }
+
+    /// Stages a whole state: the chunks that differ from the last committed
+    /// bytes, the removal of chunks a shorter state no longer uses; a state
+    /// of one chunk or less goes into the meta record instead (returned)
+    /// and its field keeps no chunk. Returns the chunks' CRCs too.
+    fn stage_whole(
+        &self,
+        batch: &mut sled::Batch,
+        chunks: &mut u64,
+        fk: &[u8],
+        state: &[u8],
+    ) -> Result<(Vec<u32>, Option<Vec<u8>>), StateError> {
+        let prev = self.previous(fk);
+        // Chunk keys the field has now: none for a state kept in a v2
+        // record (its length says so), chunk 0 for a one-chunk v1 record.
+        let old_chunks = match prev.len() {
+            0 => 0,
+            n if n > CHUNK => n.div_ceil(CHUNK),
+            _ => match self.fields.get(prefixed(b'm', fk)).map_err(|e| corrupt(&self.dir, e))? {
+                Some(m) if m.first() != Some(&0xFF) => 1,
+                _ => 0,
+            },
+        };
+        if state.len() <= CHUNK {
+            for i in 0..old_chunks {
+                batch.remove(chunk_key(fk, i as u32));
+            }
+            return Ok((chunk_crcs(state), Some(state.to_vec())));
+        }
+        let new_chunks = state.len().div_ceil(CHUNK);
+        for i in 0..new_chunks {
+            let new = &state[i * CHUNK..((i + 1) * CHUNK).min(state.len())];
+            let old = (i < old_chunks)
+                .then(|| prev.get(i * CHUNK..((i + 1) * CHUNK).min(prev.len())))
+                .flatten();
+            if old != Some(new) {
+                batch.insert(chunk_key(fk, i as u32), new);
+                *chunks += 1;
+            }
+        }
+        for i in new_chunks..old_chunks {
+            batch.remove(chunk_key(fk, i as u32));
+        }
+        Ok((chunk_crcs(state), None))
+    }
+
+    /// Stages changed ranges: patches the chunks they touch (from the cache
+    /// of committed bytes, or read back and checked), removes chunks past
+    /// the new length. Returns every chunk's CRC (the untouched ones from
+    /// the meta record; a v1 record's are computed once from the state).
+    fn stage_ranges(
+        &mut self,
+        batch: &mut sled::Batch,
+        chunks: &mut u64,
+        fk: &[u8],
+        u: &Update<'_>,
+        r: &Ranges,
+    ) -> Result<(Vec<u32>, Option<Vec<u8>>), StateError> {
+        let held = self.commits.generations.get(fk).copied();
+        if held != Some(r.base) {
+            return Err(StateError::MissedCommit {
+                field: u.field.to_string(),
+                group: u.group.to_string(),
+                base: r.base,
+                held: held.map_or_else(|| "none".to_string(), |g| g.to_string()),
+            });
+        }
+        if !r.is_consistent() {
+            return Err(write_err(
+                &self.dir,
+                format!("changes of field {} group {:?} do not add up", u.field, u.group),
+            ));
+        }
+        let what =
+            |e: String| corrupt(&self.dir, format!("field {} group {:?}: {e}", u.field, u.group));
+        let meta = self
+            .fields
+            .get(prefixed(b'm', fk))
+            .map_err(|e| corrupt(&self.dir, e))?
+            .ok_or_else(|| what("changes for a field with no stored state".into()))?;
+        let meta = decode_meta(&meta).map_err(what)?;
+        let old_len = meta.len as usize;
+        if old_len <= CHUNK || r.len as usize <= CHUNK {
+            // A state of one chunk or less (kept in its record), before or
+            // after: the whole of it is a few kB at most.
+            let mut state = match self.written.map.get(fk) {
+                Some(s) => s.clone(),
+                None => self.reader().field_bytes(fk)?.unwrap_or_default(),
+            };
+            r.apply(&mut state);
+            let staged = self.stage_whole(batch, chunks, fk, &state)?;
+            self.written.insert(fk.to_vec(), &state);
+            return Ok(staged);
+        }
+        let mut crcs = match meta.check {
+            Check::Chunks(c) => c,
+            // A v1 record: the per-chunk CRCs of the state it checks.
+            Check::Whole(_) => {
+                let state = match self.written.map.get(fk) {
+                    Some(s) => s.clone(),
+                    None => self.reader().field_bytes(fk)?.unwrap_or_default(),
+                };
+                chunk_crcs(&state)
+            }
+        };
+        let new_len = r.len as usize;
+        let new_chunks = new_len.div_ceil(CHUNK);
+        let old_chunks = old_len.div_ceil(CHUNK);
+        // The chunks the ranges reach, and those whose length changes.
+        let mut touched: Vec<usize> = Vec::new();
+        for (off, bytes) in r.iter() {
+            if !bytes.is_empty() {
+                touched.extend(off / CHUNK..=(off + bytes.len() - 1) / CHUNK);
+            }
+        }
+        if new_len != old_len {
+            touched.extend(old_len.min(new_len) / CHUNK..new_chunks);
+        }
+        touched.retain(|&i| i < new_chunks);
+        touched.sort_unstable();
+        touched.dedup();
+        crcs.resize(new_chunks, 0);
+        // Each one patched from its last committed bytes (the cache, or the
+        // database, checked) and written only if it changed: a ring slot
+        // can take the value it held, a run of anomalous windows can end
+        // where it began between two commits.
+        let cached = self.written.map.get(fk);
+        for &i in &touched {
+            let start = i * CHUNK;
+            let end = ((i + 1) * CHUNK).min(new_len);
+            let old: Option<std::borrow::Cow<'_, [u8]>> = if i >= old_chunks {
+                None
+            } else if let Some(c) = cached {
+                c.get(start..((i + 1) * CHUNK).min(c.len())).map(std::borrow::Cow::Borrowed)
+            } else {
+                let old = self
+                    .fields
+                    .get(chunk_key(fk, i as u32))
+                    .map_err(|e| corrupt(&self.dir, e))?
+                    .ok_or_else(|| what(format!("chunk {i} missing")))?;
+                if Some(crc32fast::hash(&old)) != crcs.get(i).copied() {
+                    return Err(what(format!("state bytes fail their checksum (chunk {i})")));
+                }
+                Some(std::borrow::Cow::Owned(old.to_vec()))
+            };
+            let mut chunk = Vec::with_capacity(CHUNK);
+            chunk.extend_from_slice(old.as_deref().unwrap_or_default());
+            chunk.resize(end - start, 0);
+            for (off, bytes) in r.iter() {
+                let (from, to) = (off.max(start), (off + bytes.len()).min(end));
+                if from < to {
+                    chunk[from - start..to - start].copy_from_slice(&bytes[from - off..to - off]);
+                }
+            }
+            if old.as_deref() == Some(chunk.as_slice()) {
+                continue; // its CRC stands
+            }
+            crcs[i] = crc32fast::hash(&chunk);
+            batch.insert(chunk_key(fk, i as u32), chunk);
+            *chunks += 1;
+        }
+        self.written.patch(fk, r);
+        for i in new_chunks..old_chunks {
+            batch.remove(chunk_key(fk, i as u32));
+        }
+        Ok((crcs, None))
     }
 
     fn flush(&self) -> Result<(), StateError> {
@@ -461,7 +842,7 @@ impl StateStore {
             if let Some(cur) = current {
                 self.keep_aside_inner(cur, replaced_reason)?;
             }
-            self.commit_inner(std::slice::from_ref(&record.state))?;
+            self.commit_inner(&whole_updates(std::slice::from_ref(&record.state)))?;
             self.aside.remove(key).map_err(|e| write_err(&self.dir, e))?;
             self.flush()
         })
@@ -473,6 +854,7 @@ impl StateStore {
         let batch = self.remove_batch(&fk)?;
         self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         self.written.remove(&fk);
+        self.commits.generations.remove(&fk);
         self.flush()
     }
 }
@@ -543,7 +925,7 @@ impl StoreReader {
             let fk = &k[1..];
             let (group, field) =
                 parse_field_key(fk).ok_or_else(|| corrupt(&self.dir, "malformed field key"))?;
-            let meta: FieldMeta = codec::decode(&v)
+            let meta = decode_meta(&v)
                 .map_err(|e| corrupt(&self.dir, format!("field {field} group {group:?}: {e}")))?;
             let state = self.chunks(fk, &meta, &field, &group)?;
             out.push(FieldState { group, field, provenance: meta.provenance, state });
@@ -564,7 +946,7 @@ impl StoreReader {
                 else {
                     return Ok(None);
                 };
-                let meta: FieldMeta = codec::decode(&v).map_err(|e| {
+                let meta = decode_meta(&v).map_err(|e| {
                     corrupt(&self.dir, format!("field {field} group {group:?}: {e}"))
                 })?;
                 let state = self.chunks(&fk, &meta, field, group)?;
@@ -593,7 +975,7 @@ impl StoreReader {
         };
         let (group, field) =
             parse_field_key(fk).ok_or_else(|| corrupt(&self.dir, "malformed field key"))?;
-        let meta: FieldMeta = codec::decode(&v)
+        let meta = decode_meta(&v)
             .map_err(|e| corrupt(&self.dir, format!("field {field} group {group:?}: {e}")))?;
         self.chunks(fk, &meta, &field, &group).map(Some)
     }
@@ -602,10 +984,23 @@ impl StoreReader {
     fn chunks(
         &self,
         fk: &[u8],
-        meta: &FieldMeta,
+        meta: &StoredMeta,
         field: &str,
         group: &str,
     ) -> Result<Vec<u8>, StateError> {
+        let fail = |what: String| {
+            corrupt(
+                &self.dir,
+                format!("field {field} group {group:?}: state bytes fail their checksum{what}"),
+            )
+        };
+        if let Some(state) = &meta.inline {
+            let Check::Chunks(crcs) = &meta.check else { return Err(fail(String::new())) };
+            if crcs.first().copied().unwrap_or(0) != crc32fast::hash(state) && !state.is_empty() {
+                return Err(fail(String::new()));
+            }
+            return Ok(state.clone());
+        }
         let mut state = Vec::with_capacity(meta.len.min(1 << 30) as usize);
         let chunks = (meta.len as usize).div_ceil(CHUNK);
         for i in 0..chunks {
@@ -616,13 +1011,21 @@ impl StoreReader {
                 .ok_or_else(|| {
                     corrupt(&self.dir, format!("field {field} group {group:?}: chunk {i} missing"))
                 })?;
+            if let Check::Chunks(crcs) = &meta.check {
+                let expected = CHUNK.min(meta.len as usize - i * CHUNK);
+                if chunk.len() != expected || crcs.get(i) != Some(&crc32fast::hash(&chunk)) {
+                    return Err(fail(format!(" (chunk {i})")));
+                }
+            }
             state.extend_from_slice(&chunk);
         }
-        if state.len() as u64 != meta.len || crc32fast::hash(&state) != meta.crc {
-            return Err(corrupt(
-                &self.dir,
-                format!("field {field} group {group:?}: state bytes fail their checksum"),
-            ));
+        if state.len() as u64 != meta.len {
+            return Err(fail(String::new()));
+        }
+        if let Check::Whole(crc) = meta.check
+            && crc32fast::hash(&state) != crc
+        {
+            return Err(fail(String::new()));
         }
         Ok(state)
     }
@@ -689,7 +1092,8 @@ mod tests {
             s.commit(&[fs("", "hotend", 1, big.clone()), fs("p=a", "bed", 2, vec![1, 2, 3])])
                 .unwrap();
             let chunks_before = s.fields.scan_prefix([b'c']).count();
-            assert_eq!(chunks_before, 30_000usize.div_ceil(CHUNK) + 1);
+            // The 3-byte state lives in its meta record.
+            assert_eq!(chunks_before, 30_000usize.div_ceil(CHUNK));
             let mut changed = big.clone();
             changed[5000] ^= 1;
             // Record which chunk values change by watching sled's key space.
@@ -704,7 +1108,7 @@ mod tests {
         let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
         let all = s.load().unwrap();
         assert_eq!(all, vec![fs("", "hotend", 4, vec![9; 10]), fs("p=a", "bed", 2, vec![1, 2, 3])]);
-        assert_eq!(s.fields.scan_prefix([b'c']).count(), 2);
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 0, "small states live in their records");
     }
 
     #[test]
@@ -722,8 +1126,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
-            s.commit(&[fs("", "air", 1, vec![7; 100])]).unwrap();
-            s.fields.insert(chunk_key(&field_key("", "air"), 0), vec![8u8; 100]).unwrap();
+            s.commit(&[fs("", "air", 1, vec![7; 5000])]).unwrap();
+            s.fields.insert(chunk_key(&field_key("", "air"), 1), vec![8u8; 904]).unwrap();
             s.db.flush().unwrap();
         }
         let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
@@ -791,8 +1195,172 @@ mod tests {
         drop(s);
         let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
         s.commit(&[fs("", "hotend", 3, vec![1; 10])]).unwrap();
-        assert_eq!(s.fields.scan_prefix([b'c']).count(), 1, "stale chunks removed");
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 0, "stale chunks removed");
         assert_eq!(s.load().unwrap(), vec![fs("", "hotend", 3, vec![1; 10])]);
+    }
+
+    /// A state of one chunk or less lives in its meta record: one key per
+    /// field. Growing past a chunk moves it out, shrinking back moves it in,
+    /// ranges work across both, and damage to it is found.
+    #[test]
+    fn small_states_live_in_their_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fs("", "air", 1, vec![7; 3000]);
+        let fk = field_key("", "air");
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let whole = StateChange::Whole { state: vec![7; 3000], generation: Some(1) };
+        s.commit_changes(&[update(&f, whole)]).unwrap();
+        assert_eq!(s.fields.scan_prefix([b'c']).count(), 0);
+        let mut want = vec![7; 3000];
+        for (g, r) in [
+            (2, ranges(1, 2, 3000, &[(10, vec![1; 5])])),
+            (3, ranges(2, 3, 9000, &[(3000, vec![2; 6000])])),
+            (4, ranges(3, 4, 9000, &[(8000, vec![3; 8])])),
+            (5, ranges(4, 5, 100, &[(99, vec![4])])),
+        ] {
+            r.apply(&mut want);
+            s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap();
+            let chunks = s.fields.scan_prefix([b'c']).count();
+            assert_eq!(chunks, if want.len() > CHUNK { 3 } else { 0 }, "generation {g}");
+            assert_eq!(s.reader().field("", "air").unwrap().unwrap().state, want);
+        }
+        drop(s);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        assert_eq!(s.load().unwrap()[0].state, want);
+        // Damage inside the record's state is found.
+        let mut m = s.fields.get(prefixed(b'm', &fk)).unwrap().unwrap().to_vec();
+        let last = m.len() - 1;
+        m[last] ^= 1;
+        s.fields.insert(prefixed(b'm', &fk), m).unwrap();
+        let e = s.load().unwrap_err().to_string();
+        assert!(e.contains("fail their checksum"), "{e}");
+    }
+
+    fn update(f: &FieldState, change: StateChange) -> FieldUpdate {
+        FieldUpdate {
+            group: f.group.clone(),
+            field: f.field.clone(),
+            provenance: f.provenance.clone(),
+            change,
+        }
+    }
+
+    fn ranges(base: u64, generation: u64, len: usize, spans: &[(usize, Vec<u8>)]) -> Ranges {
+        Ranges {
+            base,
+            generation,
+            len: len as u64,
+            spans: spans.iter().map(|(o, b)| (*o as u64, b.len() as u64)).collect(),
+            data: spans.iter().flat_map(|(_, b)| b.iter().copied()).collect(),
+        }
+    }
+
+    fn chunk_values(s: &StateStore) -> Vec<(sled::IVec, sled::IVec)> {
+        s.fields.scan_prefix([b'c']).map(|r| r.unwrap()).collect()
+    }
+
+    /// Ranges touch only their chunks, with or without the cache, across a
+    /// length change; a v1 meta record under them is read and rewritten
+    /// as v2; the result is byte for byte a whole commit's.
+    #[test]
+    fn ranges_patch_only_their_chunks_and_match_a_whole_commit() {
+        let big: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+        for cached in [true, false] {
+            for v1 in [false, true] {
+                let dir = tempfile::tempdir().unwrap();
+                let f = fs("", "hotend", 1, big.clone());
+                let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+                let whole = StateChange::Whole { state: big.clone(), generation: Some(7) };
+                s.commit_changes(&[update(&f, whole)]).unwrap();
+                let fk = field_key("", "hotend");
+                if v1 {
+                    let old = FieldMeta {
+                        provenance: f.provenance.clone(),
+                        len: big.len() as u64,
+                        crc: crc32fast::hash(&big),
+                    };
+                    s.fields.insert(prefixed(b'm', &fk), codec::encode(&old).unwrap()).unwrap();
+                }
+                if !cached {
+                    s.written.remove(&fk);
+                }
+                let before = chunk_values(&s);
+                // Two runs of a ring (one across a chunk boundary) and a
+                // longer state.
+                let r = ranges(
+                    7,
+                    8,
+                    30_010,
+                    &[(100, vec![1; 8]), (8190, vec![2; 16]), (29_995, vec![3; 15])],
+                );
+                let mut want = big.clone();
+                r.apply(&mut want);
+                s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap();
+                let after = chunk_values(&s);
+                let differing = before.iter().zip(&after).filter(|(a, b)| a.1 != b.1).count();
+                assert_eq!(differing, 4, "chunks 0, 1, 2 and 7 (cached {cached}, v1 {v1})");
+                let m = s.fields.get(prefixed(b'm', &fk)).unwrap().unwrap();
+                assert_eq!(m[..2], META_V2_PREFIX, "rewritten as v2");
+                // More ranges, now shrinking.
+                let r = ranges(8, 9, 12_000, &[(11_999, vec![4])]);
+                r.apply(&mut want);
+                s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap();
+                drop(s);
+                let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+                assert_eq!(s.load().unwrap(), vec![fs("", "hotend", 1, want.clone())]);
+                // What a whole commit of the same bytes stores.
+                let dir2 = tempfile::tempdir().unwrap();
+                let mut w = StateStore::open(dir2.path(), &meta(), opts()).unwrap();
+                w.commit(&[fs("", "hotend", 1, want.clone())]).unwrap();
+                assert_eq!(chunk_values(&s), chunk_values(&w));
+                assert_eq!(
+                    s.fields.get(prefixed(b'm', &fk)).unwrap(),
+                    w.fields.get(prefixed(b'm', &fk)).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranges_on_another_generation_are_refused_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fs("", "air", 1, vec![5; 100]);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let r = ranges(1, 2, 100, &[(0, vec![6])]);
+        let e = s.commit_changes(&[update(&f, StateChange::Ranges(r.clone()))]).unwrap_err();
+        assert!(matches!(e, StateError::MissedCommit { ref held, .. } if held == "none"), "{e}");
+        s.commit_changes(&[update(
+            &f,
+            StateChange::Whole { state: vec![5; 100], generation: Some(1) },
+        )])
+        .unwrap();
+        let stale = ranges(0, 2, 100, &[(0, vec![6])]);
+        let e = s.commit_changes(&[update(&f, StateChange::Ranges(stale))]).unwrap_err();
+        assert!(e.to_string().contains("build on generation 0, the store holds 1"), "{e}");
+        // A whole commit without a generation (a restore) ends the chain.
+        s.commit(&[fs("", "air", 2, vec![5; 100])]).unwrap();
+        assert!(s.commit_changes(&[update(&f, StateChange::Ranges(r))]).is_err());
+        assert_eq!(s.load().unwrap(), vec![fs("", "air", 2, vec![5; 100])]);
+    }
+
+    #[test]
+    fn a_damaged_chunk_under_ranges_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fs("", "air", 1, vec![5; 10_000]);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        s.commit_changes(&[update(
+            &f,
+            StateChange::Whole { state: vec![5; 10_000], generation: Some(1) },
+        )])
+        .unwrap();
+        let fk = field_key("", "air");
+        s.written.remove(&fk);
+        s.fields.insert(chunk_key(&fk, 1), vec![9u8; CHUNK]).unwrap();
+        let r = ranges(1, 2, 10_000, &[(5000, vec![6])]);
+        let e = s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap_err().to_string();
+        assert!(e.contains("fail their checksum (chunk 1)"), "{e}");
+        let e = s.load().unwrap_err().to_string();
+        assert!(e.contains("fail their checksum (chunk 1)"), "{e}");
     }
 
     #[test]

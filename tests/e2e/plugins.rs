@@ -398,3 +398,35 @@ fn a_plugin_without_the_state_options_symbol_loads_with_every_option_shaping_sta
     assert_eq!(ttest["rebaseline"]["shapes_state"], true);
     assert_eq!(ttest["alpha"]["shapes_state"], false);
 }
+
+/// A plugin built before the optional `tickwatch_detector_save_changes`
+/// symbol persists whole states, as it always did: a second process picks
+/// its state up (the old plugin counts windows; scored windows keep
+/// counting across the restart).
+#[test]
+fn a_plugin_without_the_save_changes_symbol_persists_whole_states() {
+    use tickwatch_engine::kapacitor::options::opt;
+    let dir = support::fresh_state_dir();
+    let batches = support::day_batches(&[("", 67)]);
+    let run = |batches: &[tickwatch_engine::kapacitor::Batch]| {
+        let mut udf = support::spawn_detector("oldabi", &support::test_plugin_dir(), &dir, &[]);
+        udf.info().unwrap();
+        let mut options = support::field_calls(&["hotend"]);
+        options.push(opt::call("size", vec![opt::i(10)]));
+        let r = udf.init("t", "n", options).unwrap();
+        assert!(r.success, "{}", r.error);
+        support::run_all(udf, batches).len()
+    };
+    assert_eq!(run(&batches[..5]), 5);
+    assert_eq!(run(&batches[5..8]), 3);
+    let out = support::tickwatch()
+        .args(["state", "show", "--task", "t", "--node", "n", "--json", "--state-dir"])
+        .arg(&dir)
+        .arg("--plugin-dir")
+        .arg(support::test_plugin_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["summary"]["windows"], 8, "{rows}");
+}

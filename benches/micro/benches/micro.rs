@@ -1,6 +1,8 @@
 //! Criterion micro-benchmarks of issue 13: frame decoding (prost against the
 //! borrowed fast path), one batch through a node (decoded or kept as bytes,
-//! with and without producing states to persist), and a detector's `score`.
+//! with and without producing states to persist), a detector's `score`,
+//! `save` and `save_changes`, and one field's commit to a real store, whole
+//! or as changed ranges.
 //! Fixtures: `tickwatch_micro` (the printer day's five-minute windows).
 
 use std::hint::black_box;
@@ -11,6 +13,7 @@ use tickwatch_micro::{
     FIELDS, as_columns, in_place, node, point_frames, printer_windows, ttest, wire_bytes,
 };
 use tickwatch_plugin_api::Detector;
+use tickwatch_plugin_api::changes::NO_GENERATION;
 use tickwatch_proto::{FieldValue, FrameReader, PointView};
 
 /// Decodes one frame body with prost, through `read_request` as `serve`
@@ -167,8 +170,96 @@ fn score(c: &mut Criterion) {
         }
         b.iter(|| black_box(d.save()))
     });
+    g.bench_function("ttest size 3600, save_changes after one window", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut d = ttest(3600);
+                for w in values.iter().take(20) {
+                    d.score(w);
+                }
+                let g = d.save_changes(NO_GENERATION).generation;
+                d.score(&values[100]);
+                (d, g)
+            },
+            |(d, g)| black_box(d.save_changes(*g).ranges.map(|r| r.data.len())),
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
-criterion_group!(benches, decode, node_batch, score);
+/// Persisting one field after each 300-value window (score, take the
+/// state, commit it to a real sled store without the flush, which is the
+/// disk's): the whole state, diffed chunk by chunk by the store, against
+/// the changed ranges.
+fn commit(c: &mut Criterion) {
+    use tickwatch_state::{
+        FieldUpdate, NodeMeta, Provenance, Ranges, StateChange, StateStore, StoreOptions,
+    };
+    let windows = printer_windows();
+    let values: Vec<Vec<f64>> = windows
+        .iter()
+        .map(|b| b.points.iter().filter_map(|p| p.fields_double.get("hotend").copied()).collect())
+        .collect();
+    let provenance = Provenance {
+        detector: "ttest".into(),
+        detector_version: "0".into(),
+        state_version: 1,
+        options: "size=3600".into(),
+        last_time: 0,
+    };
+    let update = |change| FieldUpdate {
+        group: String::new(),
+        field: "hotend".into(),
+        provenance: provenance.clone(),
+        change,
+    };
+    let mut g = c.benchmark_group("commit");
+    g.throughput(Throughput::Elements(values[100].len() as u64));
+    for ranged in [false, true] {
+        let name = if ranged {
+            "one window of ttest size 3600: changed ranges"
+        } else {
+            "one window of ttest size 3600: whole state"
+        };
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let opts = StoreOptions { wait: std::time::Duration::ZERO, group_commit_ms: Some(60_000) };
+        let mut store = StateStore::open(dir.path(), &NodeMeta::new("t", "n", "ttest"), opts)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut d = ttest(3600);
+        for w in values.iter().take(20) {
+            d.score(w);
+        }
+        let first = d.save_changes(NO_GENERATION);
+        let whole = StateChange::Whole { state: d.save(), generation: Some(first.generation) };
+        store.commit_changes(&[update(whole)]).unwrap_or_else(|e| panic!("{e}"));
+        let mut since = first.generation;
+        let mut k = 20;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                d.score(&values[k % values.len()]);
+                k += 1;
+                let change = if ranged {
+                    let c = d.save_changes(since);
+                    let r = c.ranges.unwrap_or_else(|| panic!("ranges"));
+                    let r = Ranges {
+                        base: since,
+                        generation: c.generation,
+                        len: r.len,
+                        spans: r.spans,
+                        data: r.data,
+                    };
+                    since = c.generation;
+                    StateChange::Ranges(r)
+                } else {
+                    StateChange::Whole { state: d.save(), generation: None }
+                };
+                store.commit_changes(&[update(change)]).unwrap_or_else(|e| panic!("{e}"));
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decode, node_batch, score, commit);
 criterion_main!(benches);

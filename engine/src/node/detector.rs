@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use tickwatch_plugin_api::{Detector, OptionSpec, Options, Verdict};
+use tickwatch_plugin_api::{Detector, OptionSpec, Options, StateChanges, Verdict};
 
 /// A failure reported by a detector.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,6 +43,14 @@ pub trait DetectorHandle: Send {
     fn score(&mut self, window: &[f64]) -> Result<Option<Verdict>, DetectorError>;
     /// The detector's state bytes.
     fn save(&mut self) -> Result<Vec<u8>, DetectorError>;
+    /// What changed in the state since generation `since`
+    /// (`tickwatch_plugin_api::Detector::save_changes`); `None` when the
+    /// detector cannot say (a plugin built before the call existed): take
+    /// the whole state with [`DetectorHandle::save`].
+    fn save_changes(&mut self, since: u64) -> Result<Option<StateChanges>, DetectorError> {
+        let _ = since;
+        Ok(None)
+    }
     /// Replaces the detector's state.
     fn load(&mut self, state: &[u8]) -> Result<(), DetectorError>;
     /// The detector's description of its state, as a JSON object.
@@ -141,6 +149,9 @@ impl<D: Detector> DetectorHandle for InProcessHandle<D> {
     }
     fn save(&mut self) -> Result<Vec<u8>, DetectorError> {
         self.call(|d| Ok(d.save()))
+    }
+    fn save_changes(&mut self, since: u64) -> Result<Option<StateChanges>, DetectorError> {
+        self.call(|d| Ok(Some(d.save_changes(since))))
     }
     fn load(&mut self, state: &[u8]) -> Result<(), DetectorError> {
         self.call(|d| d.load(state))

@@ -21,9 +21,11 @@ pub mod watch;
 
 use std::collections::BTreeMap;
 
+use tickwatch_plugin_api::StateChanges;
 use tickwatch_plugin_api::Verdict;
+use tickwatch_plugin_api::changes::NO_GENERATION;
 use tickwatch_proto::{PointView, agent};
-use tickwatch_state::{FieldState, Provenance, Snapshot};
+use tickwatch_state::{FieldState, FieldUpdate, Provenance, Ranges, Snapshot, StateChange};
 
 use crate::kapacitor::Batch;
 pub use config::{ConfigError, NodeConfig};
@@ -52,6 +54,16 @@ pub struct FieldKey {
 struct Tracked {
     detector: Box<dyn DetectorHandle>,
     last_time: i64,
+    /// The generation of the detector's state handed out last for
+    /// persisting (`None`: none yet, or forgotten after a failed commit):
+    /// the next state handed out is the changes since it.
+    since: Option<u64>,
+}
+
+impl Tracked {
+    fn new(detector: Box<dyn DetectorHandle>, last_time: i64) -> Tracked {
+        Tracked { detector, last_time, since: None }
+    }
 }
 
 /// Counters a node keeps for its log lines.
@@ -133,9 +145,10 @@ pub struct FieldTally {
 pub struct Scored {
     /// The points to emit, once `states` are persisted.
     pub points: Vec<agent::Point>,
-    /// The new state of every field the batch touched (empty unless the node
-    /// was asked to keep states, see [`Node::keep_states`]).
-    pub states: Vec<FieldState>,
+    /// The new state of every field the batch touched, whole or as the
+    /// changes since the one handed out before (empty unless the node was
+    /// asked to keep states, see [`Node::keep_states`]).
+    pub states: Vec<FieldUpdate>,
     /// Per tracked field, in the order of the node's `fields`.
     pub tally: Vec<FieldTally>,
 }
@@ -348,15 +361,12 @@ impl Node {
                     && self.mismatch(&e.provenance, &e.field).is_none()
                 {
                     let detector = self.load_state(&e)?;
-                    fresh = Some(Tracked { detector, last_time: e.provenance.last_time });
+                    fresh = Some(Tracked::new(detector, e.provenance.last_time));
                 }
             }
             let t = match fresh {
                 Some(t) => t,
-                None => Tracked {
-                    detector: self.factory.create(&self.config.detector_options)?,
-                    last_time: 0,
-                },
+                None => Tracked::new(self.factory.create(&self.config.detector_options)?, 0),
             };
             self.tracked.insert(key.clone(), t);
         }
@@ -417,7 +427,7 @@ impl Node {
             self.columns[fi] = values;
             let verdict = verdict?;
             if self.keep_states {
-                let state = self.field_state(&key)?;
+                let state = self.field_update(&key, false)?;
                 out.states.push(state);
             }
             let Some(v) = verdict else { continue };
@@ -578,6 +588,52 @@ impl Node {
             provenance,
             state: t.detector.save()?,
         })
+    }
+
+    /// The state of one tracked field for persisting: the changes since the
+    /// state handed out last, when the detector reports them and `whole`
+    /// is not asked for; otherwise the whole state.
+    pub fn field_update(
+        &mut self,
+        key: &FieldKey,
+        whole: bool,
+    ) -> Result<FieldUpdate, DetectorError> {
+        let last_time = self.tracked.get(key).map_or(0, |t| t.last_time);
+        let provenance = self.provenance(last_time);
+        let t = self.tracked.get_mut(key).ok_or_else(|| {
+            DetectorError::Refused(format!(
+                "no state for field {} group {:?}",
+                key.field, key.group
+            ))
+        })?;
+        let since = if whole { None } else { t.since };
+        let change = match t.detector.save_changes(since.unwrap_or(NO_GENERATION))? {
+            Some(StateChanges { generation, ranges: Some(r) }) => match since {
+                Some(base) => StateChange::Ranges(Ranges {
+                    base,
+                    generation,
+                    len: r.len,
+                    spans: r.spans,
+                    data: r.data,
+                }),
+                // Ranges against a generation the host does not hold: a
+                // detector bug; take no chances.
+                None => StateChange::Whole { state: t.detector.save()?, generation: None },
+            },
+            Some(StateChanges { generation, ranges: None }) => StateChange::Whole {
+                state: t.detector.save()?,
+                generation: (generation != NO_GENERATION).then_some(generation),
+            },
+            None => StateChange::Whole { state: t.detector.save()?, generation: None },
+        };
+        t.since = change.generation();
+        Ok(FieldUpdate { group: key.group.clone(), field: key.field.clone(), provenance, change })
+    }
+
+    /// Forgets which states were handed out for persisting (a commit
+    /// failed): every field's next state is whole.
+    pub fn forget_generations(&mut self) {
+        self.tracked.values_mut().for_each(|t| t.since = None);
     }
 
     /// Every (group, field) state of the node, sorted by group then field.

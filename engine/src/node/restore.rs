@@ -127,7 +127,7 @@ impl Node {
         let n = loaded.len();
         for (e, detector) in loaded {
             let key = FieldKey { group: e.group, field: e.field };
-            self.tracked.insert(key, Tracked { detector, last_time: e.provenance.last_time });
+            self.tracked.insert(key, Tracked::new(detector, e.provenance.last_time));
         }
         Ok(Adopted { loaded: n, aside })
     }
@@ -195,7 +195,7 @@ impl Node {
         let n = plan.apply.len();
         for (e, detector) in plan.apply {
             let key = FieldKey { group: e.group, field: e.field };
-            self.tracked.insert(key, Tracked { detector, last_time: e.provenance.last_time });
+            self.tracked.insert(key, Tracked::new(detector, e.provenance.last_time));
         }
         n
     }

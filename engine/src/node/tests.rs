@@ -7,7 +7,7 @@ use tickwatch_plugin_api::{
     ByteReader, ByteWriter, Detector, OptionSpec, Options, Summary, Value, Verdict,
 };
 use tickwatch_proto::agent;
-use tickwatch_state::{FieldState, Provenance, Snapshot};
+use tickwatch_state::{FieldState, Provenance, Snapshot, StateChange};
 
 use super::config::validate;
 use super::*;
@@ -155,7 +155,10 @@ fn unusable_values_are_skipped_and_counted_not_scored() {
     assert_eq!(n.stats().skipped, 2);
     // Two usable values (1.0 and the int 1) reached the detector.
     let mut d = Drift::new(&Options::new(vec![("limit".into(), Value::Double(1.0))])).unwrap();
-    d.load(&out.states[0].state).unwrap();
+    let StateChange::Whole { state, .. } = &out.states[0].change else {
+        panic!("a detector without save_changes hands over whole states")
+    };
+    d.load(state).unwrap();
     assert_eq!((d.n, d.sum), (2, 2.0));
     // A batch with no usable value for a field leaves it untouched.
     let out = n.process(&batch("", 6, vec![point(6, &[("other", 1.0)])])).unwrap();
@@ -557,7 +560,19 @@ fn per_point_scoring_and_idle_eviction_come_back_from_the_source() {
             emitted += s.points.len();
             let mut m = store.0.lock().unwrap();
             for st in s.states {
-                m.insert((st.group.clone(), st.field.clone()), st);
+                let key = (st.group.clone(), st.field.clone());
+                let mut bytes = m.get(&key).map(|f| f.state.clone()).unwrap_or_default();
+                match st.change {
+                    StateChange::Whole { state, .. } => bytes = state,
+                    StateChange::Ranges(r) => r.apply(&mut bytes),
+                }
+                let f = FieldState {
+                    group: st.group,
+                    field: st.field,
+                    provenance: st.provenance,
+                    state: bytes,
+                };
+                m.insert(key, f);
             }
         }
         emitted

@@ -14,12 +14,16 @@ use std::sync::Arc;
 
 use tickwatch_plugin_api::abi::{
     self, ABI_VERSION, ENTRY_SYMBOL, EntryFn, PluginDescriptor, RawBuf, RawResult, RawStr,
-    STATE_OPTIONS_SYMBOL, StateOptionsFn, Status,
+    SAVE_CHANGES_SYMBOL, STATE_OPTIONS_SYMBOL, SaveChangesFn, StateOptionsFn, Status,
 };
-use tickwatch_plugin_api::{OptionSpec, Options, Verdict};
+use tickwatch_plugin_api::{OptionSpec, Options, StateChanges, Verdict};
 
 use crate::node::{DetectorError, DetectorFactory, DetectorHandle};
 use tickwatch_plugin_api::options::RESERVED_OPTION_NAMES;
+
+/// The longest state a detector may report changes of (1 GiB: a store
+/// reads no more back either).
+const MAX_STATE_LEN: u64 = 1 << 30;
 
 /// Why a plugin file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,9 @@ pub enum LoadError {
 struct Library {
     desc: &'static PluginDescriptor,
     name: String,
+    /// The optional [`SAVE_CHANGES_SYMBOL`] (plugins built before it lack
+    /// it: the host then takes whole states).
+    save_changes: Option<SaveChangesFn>,
     // Dropped after `desc`'s last use: `desc` points into this library.
     _lib: libloading::Library,
     // The descriptor the library was loaded through (`/proc/self/fd/N`):
@@ -150,7 +157,15 @@ impl Plugin {
                 .into();
         match describe(&lib, path.clone()) {
             Ok(Described { desc, name, version, options }) => {
-                let lib = Arc::new(Library { desc, name, _lib: lib, _file: checked.file });
+                // SAFETY: `SaveChangesFn` is the documented type of
+                // SAVE_CHANGES_SYMBOL; as for the entry symbol, a library
+                // exporting the name with another type breaks the plugin
+                // contract. The pointer is used only while `lib` is loaded
+                // (both live in the same `Library`).
+                let save_changes =
+                    unsafe { lib.get::<SaveChangesFn>(SAVE_CHANGES_SYMBOL) }.ok().map(|f| *f);
+                let lib =
+                    Arc::new(Library { desc, name, save_changes, _lib: lib, _file: checked.file });
                 Ok(Arc::new(Plugin { lib, version, path, options }))
             }
             Err(e) => {
@@ -418,6 +433,17 @@ impl DetectorHandle for DetectorInstance {
         let save = self.lib.desc.save;
         // SAFETY: live handle.
         self.call(|h| unsafe { save(h) })
+    }
+
+    fn save_changes(&mut self, since: u64) -> Result<Option<StateChanges>, DetectorError> {
+        let Some(save_changes) = self.lib.save_changes else { return Ok(None) };
+        // SAFETY: live handle of this plugin; the function is the plugin's
+        // own SAVE_CHANGES_SYMBOL, and its buffer is freed by `free_buf`.
+        let bytes = self.call(|h| unsafe { save_changes(h, since) })?;
+        abi::decode_changes(&bytes, MAX_STATE_LEN).map(Some).map_err(|e| DetectorError::BadReply {
+            detector: self.lib.name.clone(),
+            reason: e.to_string(),
+        })
     }
 
     fn load(&mut self, state: &[u8]) -> Result<(), DetectorError> {

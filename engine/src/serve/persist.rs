@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use tickwatch_proto::{EncodedPoints, agent};
 use tickwatch_state::{
-    FieldState, NodeMeta, Snapshot, StateError, StateStore, StoreOptions, layout,
+    FieldState, FieldUpdate, NodeMeta, Snapshot, StateChange, StateError, StateStore, StoreOptions,
+    layout,
 };
 
 use crate::control::ControlServer;
@@ -75,24 +76,28 @@ impl StateSizes {
         StateSizes((0..fields).map(|_| (HashMap::new(), 0)).collect())
     }
 
-    /// Records `st`'s size (or, with `gone`, its removal); returns its
-    /// field's index.
-    fn set(&mut self, fields: &[String], st: &FieldState, gone: bool) -> Option<usize> {
-        let fi = fields.iter().position(|f| *f == st.field)?;
+    /// Records the size `len` of (`group`, `field`)'s state (or, with
+    /// `gone`, its removal); returns its field's index.
+    fn set(
+        &mut self,
+        fields: &[String],
+        (group, field, len): Sized3<'_>,
+        gone: bool,
+    ) -> Option<usize> {
+        let fi = fields.iter().position(|f| f == field)?;
         let (groups, total) = self.0.get_mut(fi)?;
         let old = if gone {
-            groups.remove(st.group.as_str()).unwrap_or(0)
+            groups.remove(group).unwrap_or(0)
         } else {
-            let len = st.state.len() as u64;
-            match groups.get_mut(st.group.as_str()) {
+            match groups.get_mut(group) {
                 Some(v) => std::mem::replace(v, len),
                 None => {
-                    groups.insert(st.group.clone(), len);
+                    groups.insert(group.to_string(), len);
                     0
                 }
             }
         };
-        *total = total.saturating_sub(old) + if gone { 0 } else { st.state.len() as u64 };
+        *total = total.saturating_sub(old) + if gone { 0 } else { len };
         Some(fi)
     }
 
@@ -107,7 +112,7 @@ impl StateSizes {
         &mut self,
         m: &NodeMetrics,
         fields: &[String],
-        states: impl IntoIterator<Item = &'a FieldState>,
+        states: impl IntoIterator<Item = Sized3<'a>>,
         gone: bool,
     ) {
         let mut touched = vec![false; fields.len()];
@@ -122,6 +127,17 @@ impl StateSizes {
             }
         }
     }
+}
+
+/// A field's group, name and state length, for [`StateSizes`].
+type Sized3<'a> = (&'a str, &'a str, u64);
+
+fn sized(st: &FieldState) -> Sized3<'_> {
+    (&st.group, &st.field, st.state.len() as u64)
+}
+
+fn sized_update(u: &FieldUpdate) -> Sized3<'_> {
+    (&u.group, &u.field, u.change.len())
 }
 
 /// A node and, when it has a state directory, its store and control socket.
@@ -175,7 +191,7 @@ impl Persisted {
         let stored = store.load().map_err(PersistError::Open)?;
         let metrics = Self::new_metrics(&node, meta);
         let mut sizes = StateSizes::new(node.config().fields.len());
-        sizes.update(&metrics, &node.config().fields, &stored, false);
+        sizes.update(&metrics, &node.config().fields, stored.iter().map(sized), false);
         let adopted = node.adopt(stored).map_err(|source| PersistError::Stored {
             source: Box::new(source),
             dir: dir.clone(),
@@ -183,7 +199,8 @@ impl Persisted {
         for (state, why) in &adopted.aside {
             store.put_aside(state, why)?;
         }
-        sizes.update(&metrics, &node.config().fields, adopted.aside.iter().map(|(s, _)| s), true);
+        let aside = adopted.aside.iter().map(|(s, _)| sized(s));
+        sizes.update(&metrics, &node.config().fields, aside, true);
         node.keep_states(true);
         let path = layout::control_socket(&settings.dir, &meta.task, &meta.node);
         let source = Source {
@@ -218,6 +235,12 @@ impl Persisted {
     /// The node's metrics.
     pub fn metrics(&self) -> &Arc<NodeMetrics> {
         &self.metrics
+    }
+
+    /// What the store's commits wrote so far, if there is a store.
+    #[cfg(test)]
+    pub fn store_counts(&self) -> Option<tickwatch_state::CommitCounts> {
+        self.store.as_ref().map(StateStore::counts)
     }
 
     /// Where the state lives, if anywhere.
@@ -260,7 +283,7 @@ impl Persisted {
             -> Result<(crate::node::Scored, usize, Option<&'a str>), NodeError>,
     ) -> (Vec<agent::Point>, Option<PersistError>) {
         let mut points = Vec::new();
-        let mut states: Vec<FieldState> = Vec::new();
+        let mut states: Vec<FieldUpdate> = Vec::new();
         // (group, field) → index in `states`, so each field is written once.
         let mut latest: HashMap<(String, String), usize> = HashMap::new();
         let mut failed = None;
@@ -297,14 +320,11 @@ impl Persisted {
                         }
                     }
                     points.extend(scored.points);
-                    for st in scored.states {
-                        match latest.get(&(st.group.clone(), st.field.clone())) {
-                            Some(&i) => states[i] = st,
-                            None => {
-                                latest.insert((st.group.clone(), st.field.clone()), states.len());
-                                states.push(st);
-                            }
-                        }
+                    if let Err(e) =
+                        merge_states(&mut self.node, &mut states, &mut latest, scored.states)
+                    {
+                        failed = Some(PersistError::Node(NodeError::Detector(e)));
+                        break;
                     }
                 }
                 Err(e) => {
@@ -318,14 +338,37 @@ impl Persisted {
             && !states.is_empty()
         {
             let started = Instant::now();
-            if let Err(e) = store.commit(&states) {
-                // Nothing of these batches may reach Kapacitor.
+            let mut committed = store.commit_changes(&states);
+            if let Err(StateError::MissedCommit { .. }) = &committed {
+                // Changes against a state the store does not hold (nothing
+                // was written): the same fields again, whole.
+                tracing::warn!(
+                    "{}: {}; committing the whole states instead",
+                    self.metrics.ids(),
+                    committed.as_ref().err().map(ToString::to_string).unwrap_or_default()
+                );
+                committed = whole_states(&mut self.node, &states)
+                    .map_err(|e| StateError::Write {
+                        path: store.dir().to_path_buf(),
+                        reason: e.to_string(),
+                    })
+                    .and_then(|whole| {
+                        let r = store.commit_changes(&whole);
+                        states = whole;
+                        r
+                    });
+            }
+            if let Err(e) = committed {
+                // Nothing of these batches may reach Kapacitor, and the
+                // store may not hold what the detectors last handed out.
+                self.node.forget_generations();
                 return (Vec::new(), Some(e.into()));
             }
             let took = started.elapsed();
             self.metrics.commit(took);
             commit_time = Some(took);
-            self.sizes.update(&self.metrics, &self.node.config().fields, &states, false);
+            let sized = states.iter().map(sized_update);
+            self.sizes.update(&self.metrics, &self.node.config().fields, sized, false);
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             let commit = match commit_time {
@@ -369,7 +412,8 @@ impl Persisted {
             }
             let applied = plan.applied_states();
             store.commit(&applied)?;
-            self.sizes.update(&self.metrics, &self.node.config().fields, &applied, false);
+            let applied = applied.iter().map(sized);
+            self.sizes.update(&self.metrics, &self.node.config().fields, applied, false);
         }
         Ok(self.node.apply_restore(plan))
     }
@@ -403,6 +447,65 @@ impl Persisted {
             self.node.state_source(Box::new(StoreSource(store.reader())));
         }
     }
+}
+
+/// Adds a batch's new field states to those waiting for one commit: a field
+/// touched again has its changes chained onto the waiting ones, so it is
+/// written once. Changes that do not chain (they build on another
+/// generation) make the node hand over the field's whole state.
+fn merge_states(
+    node: &mut Node,
+    states: &mut Vec<FieldUpdate>,
+    latest: &mut HashMap<(String, String), usize>,
+    new: Vec<FieldUpdate>,
+) -> Result<(), DetectorError> {
+    for st in new {
+        let key = (st.group.clone(), st.field.clone());
+        let Some(&i) = latest.get(&key) else {
+            latest.insert(key, states.len());
+            states.push(st);
+            continue;
+        };
+        let waiting = std::mem::replace(
+            &mut states[i].change,
+            StateChange::Whole { state: Vec::new(), generation: None },
+        );
+        states[i].provenance = st.provenance;
+        match waiting.then(st.change) {
+            Ok(change) => states[i].change = change,
+            Err(_) => {
+                let fk = crate::node::FieldKey { group: key.0, field: key.1 };
+                states[i] = node.field_update(&fk, true)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The whole states of the fields `states` updates, from the node (fields
+/// no longer held keep what `states` has when it is whole).
+fn whole_states(
+    node: &mut Node,
+    states: &[FieldUpdate],
+) -> Result<Vec<FieldUpdate>, DetectorError> {
+    states
+        .iter()
+        .map(|u| {
+            let key = crate::node::FieldKey { group: u.group.clone(), field: u.field.clone() };
+            match node.field_update(&key, true) {
+                Ok(w) => Ok(w),
+                Err(e) if matches!(u.change, StateChange::Whole { .. }) => {
+                    tracing::debug!(
+                        "field {} group {:?}: {e}; its waiting state is whole",
+                        u.field,
+                        u.group
+                    );
+                    Ok(u.clone())
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .collect()
 }
 
 /// The store as the node's [`StateSource`] for evicted groups.
@@ -451,15 +554,21 @@ mod tests {
         let fields = vec!["a".to_string(), "b".to_string()];
         let m = NodeMetrics::new("t", "n", "d", &fields);
         let mut sizes = StateSizes::new(2);
-        sizes.update(&m, &fields, &[st("g1", "a", 10), st("g2", "a", 5), st("g1", "b", 7)], false);
+        let all = [st("g1", "a", 10), st("g2", "a", 5), st("g1", "b", 7)];
+        sizes.update(&m, &fields, all.iter().map(sized), false);
         // A group's new state replaces its old size; an unknown field is ignored.
-        sizes.update(&m, &fields, &[st("g1", "a", 3), st("g1", "zzz", 99)], false);
+        let next = [st("g1", "a", 3), st("g1", "zzz", 99)];
+        sizes.update(&m, &fields, next.iter().map(sized), false);
         let f = m.figures();
         assert_eq!((f.fields[0].state_bytes, f.fields[0].state_groups), (8, 2));
         assert_eq!((f.fields[1].state_bytes, f.fields[1].state_groups), (7, 1));
         // Set aside: gone.
-        sizes.update(&m, &fields, &[st("g2", "a", 5)], true);
+        sizes.update(&m, &fields, [st("g2", "a", 5)].iter().map(sized), true);
         let f = m.figures();
         assert_eq!((f.fields[0].state_bytes, f.fields[0].state_groups), (3, 1));
     }
 }
+
+#[cfg(test)]
+#[path = "persist_ranges.rs"]
+mod ranges_tests;

@@ -21,6 +21,7 @@ use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::Detector;
+use crate::changes::{Ranges, StateChanges};
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 use crate::options::{OptionSpec, Options, Value, ValueKind};
 use crate::verdict::Verdict;
@@ -47,6 +48,18 @@ pub const STATE_OPTIONS_SYMBOL: &[u8] = b"tickwatch_detector_state_options\0";
 /// The state-options function's type: no arguments, a [`RawResult`] whose
 /// buffer is freed with the descriptor's `free_buf`.
 pub type StateOptionsFn = unsafe extern "C" fn() -> RawResult;
+
+/// An optional third symbol (added within ABI 1, like
+/// [`STATE_OPTIONS_SYMBOL`]): [`Detector::save_changes`] for a detector
+/// handle, its answer encoded by [`encode_changes`]. A plugin built before
+/// it lacks it; the host then takes the whole state with `save` after every
+/// window, as it always did. A host that predates it never looks it up.
+pub const SAVE_CHANGES_SYMBOL: &[u8] = b"tickwatch_detector_save_changes\0";
+
+/// The save-changes function's type: a handle from `create` and the
+/// generation the host holds ([`crate::changes::NO_GENERATION`] for none);
+/// the [`RawResult`]'s buffer is freed with the descriptor's `free_buf`.
+pub type SaveChangesFn = unsafe extern "C" fn(handle: *mut c_void, since: u64) -> RawResult;
 
 /// Borrowed bytes. Valid only for the duration of the call that passes them.
 #[repr(C)]
@@ -297,6 +310,16 @@ unsafe extern "C" fn shim_save<D: Detector>(handle: *mut c_void) -> RawResult {
     guarded(|| Ok(unsafe { detector::<D>(handle) }.save()))
 }
 
+/// The [`SAVE_CHANGES_SYMBOL`] function for `D` (what
+/// [`export_detector!`](crate::export_detector) exports).
+///
+/// # Safety
+/// `handle` must come from `D`'s `create` shim and not be used concurrently.
+pub unsafe fn save_changes<D: Detector>(handle: *mut c_void, since: u64) -> RawResult {
+    // SAFETY: the caller's guarantees.
+    guarded(|| Ok(encode_changes(&unsafe { detector::<D>(handle) }.save_changes(since))))
+}
+
 unsafe extern "C" fn shim_load<D: Detector>(handle: *mut c_void, state: RawStr) -> RawResult {
     guarded(|| {
         // SAFETY: the host owns a live handle and the state bytes for this call.
@@ -442,6 +465,62 @@ pub fn decode_options(bytes: &[u8]) -> Result<Options, CodecError> {
     }
     r.finish()?;
     Ok(Options::new(out))
+}
+
+/// Encodes a [`StateChanges`]: `u64` generation, then `u8` 0 (take the
+/// whole state) or 1 followed by `u64` length, `u64` range count, each
+/// range's `u64` offset and `u64` length, and the ranges' bytes to the end.
+pub fn encode_changes(c: &StateChanges) -> Vec<u8> {
+    let mut w = ByteWriter::new();
+    w.u64(c.generation);
+    match &c.ranges {
+        None => {
+            w.u8(0);
+        }
+        Some(r) => {
+            w.u8(1).u64(r.len).u64(r.spans.len() as u64);
+            for &(off, len) in &r.spans {
+                w.u64(off).u64(len);
+            }
+            let mut bytes = w.finish();
+            bytes.extend_from_slice(&r.data);
+            return bytes;
+        }
+    }
+    w.finish()
+}
+
+/// Decodes a [`StateChanges`], refusing ranges that do not add up: bytes
+/// other than the ranges', or a range past the state's length. A state
+/// longer than `max_len` is refused too (it would be allocated).
+pub fn decode_changes(bytes: &[u8], max_len: u64) -> Result<StateChanges, CodecError> {
+    let mut r = ByteReader::new(bytes);
+    let generation = r.u64()?;
+    if !r.bool()? {
+        r.finish()?;
+        return Ok(StateChanges { generation, ranges: None });
+    }
+    let len = r.u64()?;
+    if len > max_len {
+        return Err(r.error(&format!("state of {len} bytes exceeds {max_len}")));
+    }
+    let n = r.len(16)?;
+    let mut spans = Vec::with_capacity(n);
+    let mut total: u64 = 0;
+    for _ in 0..n {
+        let (off, n) = (r.u64()?, r.u64()?);
+        if off.checked_add(n).is_none_or(|end| end > len) {
+            return Err(r.error(&format!("range {off}+{n} past the state's {len} bytes")));
+        }
+        total += n;
+        spans.push((off, n));
+    }
+    if total != r.remaining() as u64 {
+        return Err(r.error(&format!("ranges of {total} bytes, {} bytes follow", r.remaining())));
+    }
+    let at = bytes.len() - r.remaining();
+    let data = bytes[at..].to_vec();
+    Ok(StateChanges { generation, ranges: Some(Ranges { len, spans, data }) })
 }
 
 /// Encodes a verdict (or "nothing yet").

@@ -43,6 +43,16 @@ impl ByteWriter {
         Self::default()
     }
 
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// Appends one byte.
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);

@@ -3,7 +3,8 @@
 //! round-trips exactly, state loads under another value of every option
 //! declared scoring-only, and scoring never panics on empty, constant,
 //! NaN-laden, extreme or very large windows, always answering with a finite
-//! p-value in `[0, 1]` and finite statistics.
+//! p-value in `[0, 1]` and finite statistics, and `save_changes` ranges
+//! applied to the state last taken always give what `save` gives.
 //!
 //! ```ignore
 //! #[test]
@@ -56,9 +57,80 @@ pub fn check<D: Detector>(options: &Options) {
             check_round_trip::<D>(&opts, &mut failures);
             check_scoring_only::<D>(&opts, &mut failures);
             check_bad_state::<D>(&opts, &mut failures);
+            check_changes::<D>(&opts, &mut failures);
         }
     }
     assert!(failures.is_empty(), "{} fails conformance:\n  {}", D::NAME, failures.join("\n  "));
+}
+
+/// Plays a host persisting with [`Detector::save_changes`]: windows of
+/// varied sizes and levels (shifts that alarm, runs that rebaseline, NaN),
+/// sometimes several between two takes, sometimes a stale generation or a
+/// load in between; after every take, the host's copy (ranges applied to
+/// the last state) must be the bytes `save` gives.
+pub fn check_changes<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
+    let Ok(mut d) = D::new(opts) else { return };
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut held: Vec<u8> = Vec::new();
+    let mut since = crate::changes::NO_GENERATION;
+    let mut ranged = 0;
+    for step in 0..400 {
+        let n = [1, 2, 7, 30, 300][(rand() % 5) as usize];
+        let level = match (step / 40) % 3 {
+            0 => 10.0,
+            1 => 50.0 + (step % 7) as f64,
+            _ => -3.0,
+        };
+        let window: Vec<f64> = (0..n)
+            .map(|i| {
+                if rand() % 97 == 0 {
+                    f64::NAN
+                } else {
+                    level + ((rand() % 1000) as f64) * 0.01 + i as f64 * 1e-3
+                }
+            })
+            .collect();
+        if catch_unwind(AssertUnwindSafe(|| d.score(&window))).is_err() {
+            failures.push(format!("save_changes check: score panicked at window {step}"));
+            return;
+        }
+        if rand() % 3 == 0 {
+            continue; // several windows between two takes
+        }
+        if rand() % 41 == 0 {
+            since = since.wrapping_sub(1); // a commit the host missed
+        }
+        if rand() % 53 == 0 {
+            let bytes = d.save();
+            if let Err(e) = d.load(&bytes) {
+                failures.push(format!("save_changes check: load of own state: {e}"));
+                return;
+            }
+        }
+        let changes = d.save_changes(since);
+        since = changes.generation;
+        match changes.ranges {
+            Some(r) => {
+                r.apply(&mut held);
+                ranged += 1;
+            }
+            None => held = d.save(),
+        }
+        if held != d.save() {
+            failures.push(format!(
+                "save_changes: after window {step} the ranges applied to the last state differ \
+                 from save()"
+            ));
+            return;
+        }
+    }
+    let _ = ranged;
 }
 
 fn check_options<D: Detector>(failures: &mut Vec<String>) {

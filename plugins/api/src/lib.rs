@@ -85,6 +85,7 @@
 //! in the tickwatch repository for the promise that goes with it.
 
 pub mod abi;
+pub mod changes;
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -92,6 +93,7 @@ pub mod options;
 pub mod verdict;
 pub mod window;
 
+pub use changes::{ChangeWriter, Checkpoints, Ranges, StateChanges};
 pub use codec::{ByteReader, ByteWriter, CodecError, StateFormat};
 pub use options::{OptionSpec, Options, Value, ValueKind};
 pub use verdict::{Summary, SummaryValue, Verdict};
@@ -142,6 +144,23 @@ pub trait Detector: Sized + Send + 'static {
     /// Refuse malformed bytes with a reason.
     fn load(&mut self, state: &[u8]) -> Result<(), String>;
 
+    /// Optional: what changed in the state since generation `since` (see
+    /// [`changes`]), so that the host persists in proportion to the new data
+    /// rather than to the whole history. Answer `ranges: None` ("take the
+    /// whole state") unless `since` is the generation you last returned and
+    /// you tracked every change since; in every case start tracking anew
+    /// and return the new generation. The host calls [`Detector::save`]
+    /// right after a `None`, with nothing in between.
+    ///
+    /// The default never reports ranges: the host then takes the whole state
+    /// every time, as before this call existed. Detectors built on
+    /// [`window::BaselineDetector`] report ranges already; the conformance
+    /// suite checks that ranges applied to the last state give `save()`.
+    fn save_changes(&mut self, since: u64) -> StateChanges {
+        let _ = since;
+        StateChanges::whole()
+    }
+
     /// The state in a few named numbers, shown to users inspecting node state.
     fn describe(&self) -> Summary;
 }
@@ -164,6 +183,21 @@ macro_rules! export_detector {
         #[unsafe(no_mangle)]
         pub extern "C" fn tickwatch_detector_state_options() -> $crate::abi::RawResult {
             $crate::abi::state_options::<$t>()
+        }
+
+        /// What changed in a detector's state (see
+        /// `tickwatch_plugin_api::abi::SAVE_CHANGES_SYMBOL`).
+        ///
+        /// # Safety
+        /// `handle` must come from this plugin's `create` and not be used
+        /// concurrently.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn tickwatch_detector_save_changes(
+            handle: *mut ::std::ffi::c_void,
+            since: u64,
+        ) -> $crate::abi::RawResult {
+            // SAFETY: the host's guarantees, passed on.
+            unsafe { $crate::abi::save_changes::<$t>(handle, since) }
         }
     };
 }

@@ -64,6 +64,7 @@ use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{
     Baseline, History, Joins, Layout, Learn, MovingWindow, finite, mean_var,
 };
+use tickwatch_plugin_api::changes::{ChangeWriter, Checkpoints, StateChanges};
 use tickwatch_plugin_api::{
     Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
 };
@@ -93,6 +94,8 @@ pub struct TTest {
     /// `None` for a `size` below [`MIN_WINDOWS`], which can never record
     /// that many windows.
     record: Option<WindowRecord>,
+    /// Which checkpoint of the state the host holds ([`Detector::save_changes`]).
+    checkpoints: Checkpoints,
 }
 
 impl TTest {
@@ -190,7 +193,7 @@ impl Detector for TTest {
             .with_joins(Joins::AboveAlpha)
             .with_layout(Layout::HistoryFirst);
         let record = (size >= MIN_WINDOWS).then(|| record::record(size));
-        Ok(Self { alpha, baseline, record })
+        Ok(Self { alpha, baseline, record, checkpoints: Checkpoints::new() })
     }
 
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
@@ -242,8 +245,31 @@ impl Detector for TTest {
         };
         r.finish()?;
         (self.baseline, self.record) = (baseline, record);
+        self.checkpoints.reset();
         self.learn_for(self.serial());
         Ok(())
+    }
+
+    /// The format byte, then the history's changes (the header and the
+    /// ring slots the new values landed in), then the record's (skipped
+    /// when no window came or went, else written whole: it changes with
+    /// every window). A load, a first call or a missed generation gives
+    /// the whole state.
+    fn save_changes(&mut self, since: u64) -> StateChanges {
+        let ranges = self.checkpoints.can_report(since).then(|| {
+            let mut w = ChangeWriter::new();
+            w.skip(1);
+            self.baseline.write_changes(&mut w);
+            if let Some(record) = &self.record {
+                record.write_changes(&mut w);
+            }
+            w.finish()
+        });
+        self.baseline.checkpoint();
+        if let Some(record) = &mut self.record {
+            record.checkpoint();
+        }
+        StateChanges { generation: self.checkpoints.advance(), ranges }
     }
 
     /// The history's figures, `alpha`, the counters, then `windows`
@@ -334,6 +360,33 @@ mod tests {
         assert_eq!(d.score(&[1.0, 3.0]), e.score(&[1.0, 3.0]));
         assert!(e.load(&[9]).unwrap_err().contains("unknown ttest state format 9"));
         assert!(e.load(&d.save()[..10]).is_err());
+    }
+
+    /// The guide's use: a 300-value window against `size` 3600 changes the
+    /// header, the slots it landed in and the record, a few kB of 29 kB;
+    /// applied to the state last taken they give exactly `save`.
+    #[test]
+    fn a_window_reports_only_what_it_changed() {
+        let mut d = ttest(3600, 0.001).unwrap();
+        let window = |k: usize| -> Vec<f64> {
+            (0..300).map(|i| 200.0 + ((i * 7 + k * 13) % 17) as f64 * 0.1).collect()
+        };
+        for k in 0..14 {
+            d.score(&window(k));
+        }
+        let first = d.save_changes(tickwatch_plugin_api::changes::NO_GENERATION);
+        assert!(first.ranges.is_none(), "a first take is the whole state");
+        let mut held = d.save();
+        d.score(&window(14));
+        let changes = d.save_changes(first.generation);
+        let ranges = changes.ranges.expect("ranges after a take");
+        let whole = d.save().len();
+        assert!(ranges.data.len() < 3_000, "{} of {whole} bytes", ranges.data.len());
+        ranges.apply(&mut held);
+        assert_eq!(held, d.save());
+        let bytes = d.save();
+        d.load(&bytes).unwrap();
+        assert!(d.save_changes(changes.generation).ranges.is_none(), "after a load");
     }
 }
 

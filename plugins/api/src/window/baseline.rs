@@ -15,6 +15,7 @@
 //! options.
 
 use super::finite;
+use crate::changes::ChangeWriter;
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 use crate::{Summary, Verdict};
 
@@ -32,6 +33,21 @@ pub trait History: Clone {
 
     /// Saves the history.
     fn write(&self, w: &mut ByteWriter);
+
+    /// Writes what changed since the last [`History::checkpoint`] at the
+    /// writer's cursor: the same bytes [`History::write`] writes, the
+    /// unchanged ones [skipped](ChangeWriter::skip) where the writer is
+    /// stable, and [`ChangeWriter::moved`] called if the length changed.
+    /// The default writes everything and marks what follows as moved:
+    /// always right, and cheap for a history of a few numbers.
+    fn write_changes(&self, w: &mut ChangeWriter) {
+        w.write(|b| self.write(b));
+        w.moved();
+    }
+
+    /// Starts tracking changes anew: the host holds the history as it is.
+    /// The default tracks nothing (see [`History::write_changes`]).
+    fn checkpoint(&mut self) {}
 
     /// Reads a history saved by [`History::write`]; `self` supplies the
     /// settings that are not saved.
@@ -138,6 +154,21 @@ pub struct Baseline<H = super::MovingWindow> {
     windows_seen: u64,
     windows_anomalous: u64,
     rebaselines: u64,
+    /// The history and the run swapped places or were read since the last
+    /// checkpoint: their own change tracking no longer matches where their
+    /// bytes sit, so the whole baseline is written.
+    rebuilt: Rebuilt,
+}
+
+/// Whether a [`Baseline`] was rebuilt since its last checkpoint.
+/// Bookkeeping, not state: compares equal to any other.
+#[derive(Debug, Clone, Copy)]
+struct Rebuilt(bool);
+
+impl PartialEq for Rebuilt {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Baseline {
@@ -166,6 +197,7 @@ impl<H: History> Baseline<H> {
             windows_seen: 0,
             windows_anomalous: 0,
             rebaselines: 0,
+            rebuilt: Rebuilt(true),
         }
     }
 
@@ -351,6 +383,7 @@ impl<H: History> Baseline<H> {
         }
         let fresh = self.candidate.fresh();
         self.history = std::mem::replace(&mut self.candidate, fresh);
+        self.rebuilt = Rebuilt(true);
         self.streak = 0;
         self.rebaselines += 1;
         true
@@ -380,6 +413,45 @@ impl<H: History> Baseline<H> {
                 }
             }
         }
+    }
+
+    /// Writes what changed since [`Baseline::checkpoint`] (see
+    /// [`History::write_changes`]): the counters, then the history's and
+    /// the run's own changes, in its [`Layout`].
+    pub fn write_changes(&self, w: &mut ChangeWriter) {
+        if self.rebuilt.0 {
+            w.write(|b| self.write(b));
+            w.moved();
+            return;
+        }
+        w.write(|b| {
+            b.u64(self.windows_seen).u64(self.windows_anomalous);
+        });
+        match self.layout {
+            Layout::CountersFirst => {
+                w.write(|b| {
+                    b.u64(self.rebaselines).u64(self.streak);
+                });
+                self.history.write_changes(w);
+                self.candidate.write_changes(w);
+            }
+            Layout::HistoryFirst => {
+                self.history.write_changes(w);
+                if self.rebaseline > 0 {
+                    w.write(|b| {
+                        b.u64(self.rebaselines).u64(self.streak);
+                    });
+                    self.candidate.write_changes(w);
+                }
+            }
+        }
+    }
+
+    /// Starts tracking changes anew: the host holds the state as it is.
+    pub fn checkpoint(&mut self) {
+        self.history.checkpoint();
+        self.candidate.checkpoint();
+        self.rebuilt = Rebuilt(false);
     }
 
     /// Replaces the state with the rest of `r`, saved by
@@ -430,6 +502,7 @@ impl<H: History> Baseline<H> {
             ));
         }
         (self.history, self.candidate, self.streak) = (history, candidate, streak);
+        self.rebuilt = Rebuilt(true);
         (self.windows_seen, self.windows_anomalous, self.rebaselines) =
             (windows_seen, windows_anomalous, rebaselines);
         Ok(())

@@ -14,10 +14,16 @@
 //! of state (tickwatch does) then writes in proportion to the new data, not
 //! to the whole history.
 //!
+//! It also remembers which slots it wrote since the host last took its
+//! state ([`History::write_changes`]): at most `cap` pushes land on one run
+//! of slots around the ring, so a window's changes are the header and at
+//! most two runs of slots.
+//!
 //! It is the [`History`] of the shipped window-based detectors' baselines.
 
 use super::{History, mean_var};
 use crate::Summary;
+use crate::changes::ChangeWriter;
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 
 /// Bytes [`MovingWindow::write`] puts before the slots.
@@ -35,12 +41,49 @@ pub struct MovingWindow {
     /// Sum of squared deviations from the mean.
     m2: f64,
     removals_since_exact: usize,
+    /// Which slots changed since the last checkpoint.
+    dirty: Dirty,
+}
+
+/// The slots a [`MovingWindow`] wrote since its last checkpoint: `pushes`
+/// pushes from slot `mark` on, around the ring. Bookkeeping, not state:
+/// compares equal to any other.
+#[derive(Debug, Clone)]
+struct Dirty {
+    /// No checkpoint (new, read or cleared): every byte is new.
+    whole: bool,
+    /// Slot of the first push after the checkpoint.
+    mark: usize,
+    /// Pushes since (counted up to `cap`: more cover every slot).
+    pushes: usize,
+    /// Values held at the checkpoint.
+    saved_len: usize,
+}
+
+impl Dirty {
+    fn whole() -> Self {
+        Self { whole: true, mark: 0, pushes: 0, saved_len: 0 }
+    }
+}
+
+impl PartialEq for Dirty {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl MovingWindow {
     /// An empty window holding at most `cap` values.
     pub fn new(cap: usize) -> Self {
-        Self { cap, slots: Vec::new(), head: 0, mean: 0.0, m2: 0.0, removals_since_exact: 0 }
+        Self {
+            cap,
+            slots: Vec::new(),
+            head: 0,
+            mean: 0.0,
+            m2: 0.0,
+            removals_since_exact: 0,
+            dirty: Dirty::whole(),
+        }
     }
 
     /// Values held.
@@ -80,6 +123,9 @@ impl MovingWindow {
 
     /// Adds `x`, dropping the oldest value when full.
     pub fn push(&mut self, x: f64) {
+        if self.dirty.pushes < self.cap {
+            self.dirty.pushes += 1;
+        }
         if self.slots.len() < self.cap {
             self.slots.push(x);
         } else {
@@ -154,7 +200,70 @@ impl MovingWindow {
         for _ in 0..n {
             slots.push(r.f64()?);
         }
-        Ok(Self { cap, slots, head, mean, m2, removals_since_exact })
+        Ok(Self { cap, slots, head, mean, m2, removals_since_exact, dirty: Dirty::whole() })
+    }
+
+    /// The slot the next push writes.
+    fn next_slot(&self) -> usize {
+        if self.slots.len() < self.cap { self.slots.len() } else { self.head }
+    }
+
+    /// Writes what changed since [`MovingWindow::checkpoint`] (see
+    /// [`History::write_changes`]): the header, then the runs of slots
+    /// pushed since.
+    pub fn write_changes(&self, w: &mut ChangeWriter) {
+        let d = &self.dirty;
+        if d.whole || !w.stable() || d.pushes >= self.cap {
+            w.write(|b| self.write(b));
+            if d.whole || d.saved_len != self.slots.len() {
+                w.moved();
+            }
+            return;
+        }
+        let len = self.slots.len();
+        if d.pushes == 0 {
+            // Only pushes change a window (clear starts a whole new one).
+            w.skip(HEADER_BYTES + len * 8);
+            return;
+        }
+        w.write(|b| {
+            b.u64(self.cap as u64)
+                .f64(self.mean)
+                .f64(self.m2)
+                .u64(self.removals_since_exact as u64)
+                .u64(self.head as u64)
+                .u64(self.slots.len() as u64);
+        });
+        // Slots mark, mark+1, … (mod cap) were written, all below len.
+        let end = d.mark + d.pushes;
+        let runs = if end > self.cap {
+            [(0, end - self.cap), (d.mark, len)]
+        } else {
+            [(0, 0), (d.mark, end.min(len))]
+        };
+        let mut at = 0;
+        for (from, to) in runs {
+            if from >= to {
+                continue;
+            }
+            w.skip((from - at) * 8);
+            w.write(|b| {
+                for v in &self.slots[from..to] {
+                    b.f64(*v);
+                }
+            });
+            at = to;
+        }
+        w.skip((len - at) * 8);
+        if d.saved_len != len {
+            w.moved();
+        }
+    }
+
+    /// Starts tracking changes anew: the host holds the state as it is.
+    pub fn checkpoint(&mut self) {
+        self.dirty =
+            Dirty { whole: false, mark: self.next_slot(), pushes: 0, saved_len: self.slots.len() };
     }
 }
 
@@ -178,6 +287,14 @@ impl History for MovingWindow {
 
     fn read_like(&self, r: &mut ByteReader<'_>) -> Result<Self, CodecError> {
         Self::read(r)
+    }
+
+    fn write_changes(&self, w: &mut ChangeWriter) {
+        MovingWindow::write_changes(self, w);
+    }
+
+    fn checkpoint(&mut self) {
+        MovingWindow::checkpoint(self);
     }
 
     fn mismatch(&self, saved: &Self) -> Option<String> {

@@ -17,6 +17,7 @@ use std::ops::Deref;
 
 use super::History;
 use crate::Summary;
+use crate::changes::ChangeWriter;
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 
 /// The decimal step of `x`: `10^(e − d)` for `x` written shortest as
@@ -106,6 +107,18 @@ impl<H: History> History for Quantised<H> {
     fn write(&self, w: &mut ByteWriter) {
         self.inner.write(w);
         w.f64(self.step);
+    }
+
+    /// `H`'s changes, then the step (8 bytes, always written).
+    fn write_changes(&self, w: &mut ChangeWriter) {
+        self.inner.write_changes(w);
+        w.write(|b| {
+            b.f64(self.step);
+        });
+    }
+
+    fn checkpoint(&mut self) {
+        self.inner.checkpoint();
     }
 
     fn read_like(&self, r: &mut ByteReader<'_>) -> Result<Self, CodecError> {

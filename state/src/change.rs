@@ -1,0 +1,210 @@
+//! What a commit carries per field: the whole state, or the byte ranges that
+//! changed since the generation the store last committed for it.
+//!
+//! Detector bytes stay opaque here: a [`Ranges`] is offsets and bytes. The
+//! rule (the plugin API's, `tickwatch_plugin_api::changes`): resizing the
+//! state of generation `base` to `len` (new bytes zero) and copying every
+//! span into it, in order, gives the state of `generation`. Generations
+//! let the store refuse ranges taken against a state it does not hold
+//! ([`crate::StateError::MissedCommit`]: a commit that failed, a restore,
+//! a reload), so the caller sends the whole state instead.
+
+use crate::snapshot::{FieldState, Provenance};
+
+/// One field's new state for [`crate::StateStore::commit_changes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldUpdate {
+    /// Kapacitor's group id ("" when ungrouped).
+    pub group: String,
+    /// The tracked field's name.
+    pub field: String,
+    /// Who built the state, and up to when.
+    pub provenance: Provenance,
+    /// The state, whole or as changes.
+    pub change: StateChange,
+}
+
+/// A field's new state: whole, or ranges against the last committed one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateChange {
+    /// The whole state, with the detector's generation when it has one.
+    Whole {
+        /// The state bytes.
+        state: Vec<u8>,
+        /// The generation these bytes are (`None`: the detector does not
+        /// report changes).
+        generation: Option<u64>,
+    },
+    /// Changed ranges.
+    Ranges(Ranges),
+}
+
+/// Changed byte ranges of a state, from generation `base` to `generation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ranges {
+    /// The generation the ranges were taken against.
+    pub base: u64,
+    /// The generation they lead to.
+    pub generation: u64,
+    /// The state's new length.
+    pub len: u64,
+    /// `(offset, length)` of each range, in order; each within `len`.
+    pub spans: Vec<(u64, u64)>,
+    /// The ranges' bytes, one after another.
+    pub data: Vec<u8>,
+}
+
+impl Ranges {
+    /// Each range's offset and bytes (ranges past the data are empty).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
+        let mut at = 0usize;
+        self.spans.iter().map(move |&(off, len)| {
+            let len = len as usize;
+            let bytes = self.data.get(at..at.saturating_add(len)).unwrap_or(&[]);
+            at = at.saturating_add(len);
+            (off as usize, bytes)
+        })
+    }
+
+    /// Whether every span lies within `len` and the data is exactly theirs.
+    pub fn is_consistent(&self) -> bool {
+        let mut total: u64 = 0;
+        for &(off, n) in &self.spans {
+            match off.checked_add(n) {
+                Some(end) if end <= self.len => total = total.saturating_add(n),
+                _ => return false,
+            }
+        }
+        total == self.data.len() as u64
+    }
+
+    /// Applies the ranges to `state` (the state of generation `base`).
+    pub fn apply(&self, state: &mut Vec<u8>) {
+        state.resize(self.len as usize, 0);
+        for (off, bytes) in self.iter() {
+            let end = off.saturating_add(bytes.len()).min(state.len());
+            if off < end {
+                state[off..end].copy_from_slice(&bytes[..end - off]);
+            }
+        }
+    }
+
+    /// These ranges followed by `next` (taken against this generation), as
+    /// one set: spans past `next`'s length are cut.
+    fn then(mut self, next: Ranges) -> Ranges {
+        if self.len > next.len {
+            let mut spans = Vec::with_capacity(self.spans.len());
+            let mut data = Vec::with_capacity(self.data.len());
+            for (off, bytes) in self.iter() {
+                let end = (off + bytes.len()).min(next.len as usize);
+                if off < end {
+                    spans.push((off as u64, (end - off) as u64));
+                    data.extend_from_slice(&bytes[..end - off]);
+                }
+            }
+            (self.spans, self.data) = (spans, data);
+        }
+        self.spans.extend_from_slice(&next.spans);
+        self.data.extend_from_slice(&next.data);
+        Ranges {
+            base: self.base,
+            generation: next.generation,
+            len: next.len,
+            spans: self.spans,
+            data: self.data,
+        }
+    }
+}
+
+impl StateChange {
+    /// The state's length after the change.
+    pub fn len(&self) -> u64 {
+        match self {
+            StateChange::Whole { state, .. } => state.len() as u64,
+            StateChange::Ranges(r) => r.len,
+        }
+    }
+
+    /// Whether the state is empty after the change.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The generation the state is after the change, if known.
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            StateChange::Whole { generation, .. } => *generation,
+            StateChange::Ranges(r) => Some(r.generation),
+        }
+    }
+
+    /// This change followed by `next`, as one change (several windows
+    /// between two commits); `Err(next)` when `next` does not build on this
+    /// one (the caller then needs the whole state).
+    pub fn then(self, next: StateChange) -> Result<StateChange, StateChange> {
+        match (self, next) {
+            (_, whole @ StateChange::Whole { .. }) => Ok(whole),
+            (StateChange::Whole { mut state, generation: Some(g) }, StateChange::Ranges(r))
+                if r.base == g =>
+            {
+                r.apply(&mut state);
+                Ok(StateChange::Whole { state, generation: Some(r.generation) })
+            }
+            (StateChange::Ranges(a), StateChange::Ranges(b)) if b.base == a.generation => {
+                Ok(StateChange::Ranges(a.then(b)))
+            }
+            (_, next) => Err(next),
+        }
+    }
+}
+
+impl FieldUpdate {
+    /// A whole-state update from a [`FieldState`] (no generation).
+    pub fn whole(state: FieldState) -> Self {
+        FieldUpdate {
+            group: state.group,
+            field: state.field,
+            provenance: state.provenance,
+            change: StateChange::Whole { state: state.state, generation: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(base: u64, generation: u64, len: u64, spans: &[(u64, &[u8])]) -> Ranges {
+        Ranges {
+            base,
+            generation,
+            len,
+            spans: spans.iter().map(|(o, b)| (*o, b.len() as u64)).collect(),
+            data: spans.iter().flat_map(|(_, b)| b.iter().copied()).collect(),
+        }
+    }
+
+    #[test]
+    fn chained_ranges_give_what_applying_each_gives() {
+        let start = vec![0u8, 1, 2, 3, 4, 5, 6, 7];
+        let a = r(1, 2, 10, &[(6, &[60, 70, 80, 90])]);
+        let b = r(2, 3, 7, &[(0, &[9]), (5, &[50, 61])]);
+        let mut one = start.clone();
+        a.apply(&mut one);
+        b.apply(&mut one);
+        let joined = StateChange::Ranges(a.clone()).then(StateChange::Ranges(b.clone())).unwrap();
+        let StateChange::Ranges(j) = &joined else { panic!("ranges") };
+        assert!(j.is_consistent() && (j.base, j.generation) == (1, 3));
+        let mut two = start.clone();
+        j.apply(&mut two);
+        assert_eq!(one, two);
+        assert_eq!(one, [9, 1, 2, 3, 4, 50, 61]);
+        let whole = StateChange::Whole { state: start, generation: Some(1) };
+        let w = whole.then(StateChange::Ranges(a)).unwrap().then(StateChange::Ranges(b)).unwrap();
+        assert_eq!(w, StateChange::Whole { state: one, generation: Some(3) });
+        // Ranges against another generation do not chain.
+        let stale = StateChange::Ranges(r(7, 8, 1, &[(0, &[1])]));
+        assert!(w.then(stale).is_err());
+        assert!(!r(0, 1, 2, &[(1, &[1, 2])]).is_consistent());
+    }
+}
