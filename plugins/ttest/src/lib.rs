@@ -60,11 +60,11 @@
 pub mod record;
 pub mod serial;
 
+use tickwatch_plugin_api::changes::{ChangeWriter, Checkpoints, StateChanges};
 use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{
     Baseline, History, Joins, Layout, Learn, MovingWindow, finite, mean_var,
 };
-use tickwatch_plugin_api::changes::{ChangeWriter, Checkpoints, StateChanges};
 use tickwatch_plugin_api::{
     Detector, OptionSpec, Options, StateFormat, Summary, Verdict, export_detector,
 };

@@ -164,11 +164,14 @@ pub fn run_stream(
         bail!("--udf: replay reports verdicts; .passThrough() is for a Kapacitor task");
     }
     let plugin_env = plugin_dirs.to_string_lossy().into_owned();
+    // Ctrl-C (or SIGTERM) from here on removes the temporary state
+    // directory and, once it runs, stops the node before the process
+    // exits. Armed before the node starts: a signal in between would
+    // otherwise end this process by default and leave both behind.
+    let armed = interrupt::arm(state.path());
     let mut udf = UdfClient::spawn(&exe, &args, &[("TICKWATCH_PLUGIN_DIR", &plugin_env)])
         .context("cannot start tickwatch serve")?;
-    // Ctrl-C (or SIGTERM) from here on stops the node and removes its
-    // temporary state directory before the process exits.
-    let _armed = interrupt::arm(udf.pid(), state.path());
+    armed.child_started(udf.pid());
     udf.info().map_err(|e| anyhow!("the UDF did not answer Info ({e}); see its error above"))?;
     let init = udf.init("replay", &plan.detector, options).map_err(|e| match e {
         HostError::Options(m) => anyhow!("--udf rejected as Kapacitor would: {m}"),
@@ -232,7 +235,7 @@ pub fn run_stream(
     }
     // From here the child is waited for (and reaped) by `close`: the
     // interrupt cleanup must no longer signal its pid.
-    _armed.child_done();
+    armed.child_done();
     let closed = udf.close().context("finishing the replay")?;
     if let Some(e) = closed.error {
         bail!("the node failed: {e}");
@@ -365,6 +368,17 @@ mod interrupt {
     }
 
     impl Armed {
+        /// The node `pid` runs: an interrupt now stops it too. (One that
+        /// came before leaves it to exit at the end of its input, which
+        /// closes with this process.)
+        pub fn child_started(&self, pid: Option<u32>) {
+            if let Ok(mut a) = ARMED.lock()
+                && let Some((armed_pid, _)) = a.as_mut()
+            {
+                *armed_pid = pid;
+            }
+        }
+
         /// The child is about to be waited for: an interrupt now only
         /// removes the directory.
         pub fn child_done(&self) {
@@ -376,10 +390,11 @@ mod interrupt {
         }
     }
 
-    /// Arms the cleanup for the node `pid` and its state directory `dir`.
-    pub fn arm(pid: Option<u32>, dir: &Path) -> Armed {
+    /// Arms the cleanup of the state directory `dir` (and, once
+    /// [`Armed::child_started`] says which, of its node).
+    pub fn arm(dir: &Path) -> Armed {
         if let Ok(mut a) = ARMED.lock() {
-            *a = Some((pid, dir.to_path_buf()));
+            *a = Some((None, dir.to_path_buf()));
         }
         HANDLER.call_once(|| {
             use signal_hook::consts::{SIGINT, SIGTERM};
