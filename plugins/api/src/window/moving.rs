@@ -132,7 +132,11 @@ impl MovingWindow {
             let old = self.slots[self.head];
             self.remove(old);
             self.slots[self.head] = x;
-            self.head = (self.head + 1) % self.cap;
+            // Not `% cap`: an integer division per value is most of a push.
+            self.head += 1;
+            if self.head == self.cap {
+                self.head = 0;
+            }
             if self.removals_since_exact >= self.cap {
                 // Exact over the slots, x included.
                 self.recompute();
