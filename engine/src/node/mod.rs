@@ -572,8 +572,11 @@ impl Node {
         }
     }
 
-    /// The current state of one tracked field.
-    fn field_state(&mut self, key: &FieldKey) -> Result<FieldState, DetectorError> {
+    /// The provenance to save one tracked field under, and the field.
+    fn tracked_with_provenance(
+        &mut self,
+        key: &FieldKey,
+    ) -> Result<(Provenance, &mut Tracked), DetectorError> {
         let last_time = self.tracked.get(key).map_or(0, |t| t.last_time);
         let provenance = self.provenance(last_time);
         let t = self.tracked.get_mut(key).ok_or_else(|| {
@@ -582,6 +585,12 @@ impl Node {
                 key.field, key.group
             ))
         })?;
+        Ok((provenance, t))
+    }
+
+    /// The current state of one tracked field.
+    fn field_state(&mut self, key: &FieldKey) -> Result<FieldState, DetectorError> {
+        let (provenance, t) = self.tracked_with_provenance(key)?;
         Ok(FieldState {
             group: key.group.clone(),
             field: key.field.clone(),
@@ -598,14 +607,7 @@ impl Node {
         key: &FieldKey,
         whole: bool,
     ) -> Result<FieldUpdate, DetectorError> {
-        let last_time = self.tracked.get(key).map_or(0, |t| t.last_time);
-        let provenance = self.provenance(last_time);
-        let t = self.tracked.get_mut(key).ok_or_else(|| {
-            DetectorError::Refused(format!(
-                "no state for field {} group {:?}",
-                key.field, key.group
-            ))
-        })?;
+        let (provenance, t) = self.tracked_with_provenance(key)?;
         let since = if whole { None } else { t.since };
         let change = match t.detector.save_changes(since.unwrap_or(NO_GENERATION))? {
             Some(StateChanges { generation, ranges: Some(r) }) => match since {
