@@ -89,7 +89,8 @@ fn point(t: i64, fields: &[(&str, f64)]) -> agent::Point {
     }
 }
 
-fn batch(group: &str, tmax: i64, points: Vec<agent::Point>) -> Batch {
+/// A batch of `points` for `group` (`k=v,k=v` tags), as Kapacitor sends one.
+pub(crate) fn batch(group: &str, tmax: i64, points: Vec<agent::Point>) -> Batch {
     let tags: HashMap<String, String> = group
         .split(',')
         .filter(|kv| !kv.is_empty())

@@ -82,8 +82,6 @@ fn open<D: Detector>(dir: &Path, extra: &[agent::Option]) -> Persisted {
 }
 
 fn batch(group: &str, tmax: i64, values: &[(f64, f64)]) -> Batch {
-    let tags: HashMap<String, String> =
-        group.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).into_iter().collect();
     let points = values
         .iter()
         .enumerate()
@@ -93,18 +91,7 @@ fn batch(group: &str, tmax: i64, values: &[(f64, f64)]) -> Batch {
             ..Default::default()
         })
         .collect();
-    Batch {
-        begin: agent::BeginBatch {
-            name: "m".into(),
-            group: group.into(),
-            tags: tags.clone(),
-            size: values.len() as i64,
-            by_name: false,
-        },
-        points,
-        end: agent::EndBatch { name: "m".into(), group: group.into(), tmax, tags, by_name: false },
-        ..Default::default()
-    }
+    crate::node::tests::batch(group, tmax, points)
 }
 
 /// Random windows for two groups: sizes 1 to 400, levels that shift now
