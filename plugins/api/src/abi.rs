@@ -471,7 +471,8 @@ pub fn decode_options(bytes: &[u8]) -> Result<Options, CodecError> {
 /// whole state) or 1 followed by `u64` length, `u64` range count, each
 /// range's `u64` offset and `u64` length, and the ranges' bytes to the end.
 pub fn encode_changes(c: &StateChanges) -> Vec<u8> {
-    let mut w = ByteWriter::new();
+    let size = c.ranges.as_ref().map_or(0, |r| 16 + 16 * r.spans.len() + r.data.len());
+    let mut w = ByteWriter::with_capacity(9 + size);
     w.u64(c.generation);
     match &c.ranges {
         None => {
@@ -482,9 +483,7 @@ pub fn encode_changes(c: &StateChanges) -> Vec<u8> {
             for &(off, len) in &r.spans {
                 w.u64(off).u64(len);
             }
-            let mut bytes = w.finish();
-            bytes.extend_from_slice(&r.data);
-            return bytes;
+            w.raw(&r.data);
         }
     }
     w.finish()

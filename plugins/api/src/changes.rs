@@ -111,7 +111,9 @@ impl Default for ChangeWriter {
 impl ChangeWriter {
     /// A writer at offset 0, stable.
     pub fn new() -> Self {
-        Self { offset: 0, stable: true, spans: Vec::new(), data: ByteWriter::new() }
+        // Room for the typical window's changes, so they are written into
+        // one allocation rather than a buffer regrown from a few bytes.
+        Self { offset: 0, stable: true, spans: Vec::new(), data: ByteWriter::with_capacity(4096) }
     }
 
     /// Whether the bytes from the cursor on are still where they were at
@@ -129,6 +131,12 @@ impl ChangeWriter {
     /// walked changed its length).
     pub fn moved(&mut self) {
         self.stable = false;
+    }
+
+    /// Makes room for `n` more changed bytes, so that a component that
+    /// knows how much it will write grows the buffer once.
+    pub fn reserve(&mut self, n: usize) {
+        self.data.reserve(n);
     }
 
     /// Passes over `n` bytes that did not change. Only while

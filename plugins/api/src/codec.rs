@@ -43,6 +43,22 @@ impl ByteWriter {
         Self::default()
     }
 
+    /// An empty writer with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Self {
+        Self { buf: Vec::with_capacity(n) }
+    }
+
+    /// Makes room for `n` more bytes.
+    pub fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+
+    /// Appends raw bytes, with no length prefix.
+    pub fn raw(&mut self, v: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(v);
+        self
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
@@ -85,6 +101,17 @@ impl ByteWriter {
     /// Appends an f64, bit-exact.
     pub fn f64(&mut self, v: f64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        self
+    }
+
+    /// Appends every value of `vs` as [`ByteWriter::f64`] would, one after
+    /// the other, growing the buffer once.
+    pub fn f64s(&mut self, vs: &[f64]) -> &mut Self {
+        let at = self.buf.len();
+        self.buf.resize(at + vs.len() * 8, 0);
+        for (to, v) in self.buf[at..].chunks_exact_mut(8).zip(vs) {
+            to.copy_from_slice(&v.to_bits().to_le_bytes());
+        }
         self
     }
 
@@ -311,6 +338,19 @@ mod tests {
         r.bool().unwrap();
         let e = r.u32().unwrap_err();
         assert_eq!(e.offset, 2);
+    }
+
+    #[test]
+    fn f64s_writes_what_f64_writes_value_by_value() {
+        let vs = [1.5, -0.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE, 1e300];
+        let mut one = ByteWriter::new();
+        one.u8(1);
+        vs.iter().for_each(|v| {
+            one.f64(*v);
+        });
+        let mut all = ByteWriter::new();
+        all.u8(1).f64s(&vs).f64s(&[]);
+        assert_eq!(one.finish(), all.finish());
     }
 
     #[test]

@@ -183,9 +183,7 @@ impl MovingWindow {
             .u64(self.removals_since_exact as u64)
             .u64(self.head as u64)
             .u64(self.slots.len() as u64);
-        for v in &self.slots {
-            w.f64(*v);
-        }
+        w.f64s(&self.slots);
     }
 
     /// Reads a window saved by [`MovingWindow::write`], refusing
@@ -230,6 +228,7 @@ impl MovingWindow {
             w.skip(HEADER_BYTES + len * 8);
             return;
         }
+        w.reserve(HEADER_BYTES + d.pushes * 8);
         w.write(|b| {
             b.u64(self.cap as u64)
                 .f64(self.mean)
@@ -252,9 +251,7 @@ impl MovingWindow {
             }
             w.skip((from - at) * 8);
             w.write(|b| {
-                for v in &self.slots[from..to] {
-                    b.f64(*v);
-                }
+                b.f64s(&self.slots[from..to]);
             });
             at = to;
         }
