@@ -183,6 +183,66 @@ fn two_files_providing_one_detector_are_a_clear_error_naming_both() {
     assert!(stderr.contains(&ttest_so()), "{stderr}");
 }
 
+/// `serve` loads only the library providing the detector asked for: a file
+/// declaring another detector's name (`export_detector!` writes it into the
+/// file) is checked but not loaded, so a broken one costs nothing and is not
+/// warned about, while `tickwatch plugins` still loads and reports it.
+#[test]
+fn serve_loads_only_the_library_of_the_detector_asked_for() {
+    let dir = dir_with_ttest();
+    let ttest = std::fs::File::open(dir.path().join(ttest_so())).unwrap();
+    assert_eq!(
+        tickwatch_engine::plugin::section::declared_name(&ttest).as_deref(),
+        Some("ttest"),
+        "export_detector! declares the name in the file"
+    );
+    let unresolved = format!("libtickwatch_test_unresolved{}", std::env::consts::DLL_SUFFIX);
+    std::fs::copy(support::test_plugin_dir().join(&unresolved), dir.path().join(&unresolved))
+        .unwrap();
+
+    let out = serve_output("ttest", dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("unresolved"), "the other library was loaded: {stderr}");
+
+    // Asked for, it is loaded, and refused with the loader's reason.
+    let out = serve_output("unresolved", dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tickwatch_test_missing_symbol"), "{stderr}");
+    let out =
+        support::tickwatch().args(["plugins", "--plugin-dir"]).arg(dir.path()).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("tickwatch_test_missing_symbol"), "{listed}");
+}
+
+/// A library whose name section names another detector than its
+/// descriptor is refused, whichever of the two names is asked for: the
+/// section decides which files `serve` loads, so it must not lie.
+#[test]
+fn a_library_whose_name_section_disagrees_with_its_descriptor_is_refused() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = dir_with_ttest();
+    let path = dir.path().join(ttest_so());
+    let (offset, len) =
+        tickwatch_engine::plugin::section::name_range(&std::fs::File::open(&path).unwrap())
+            .expect("the shipped plugin declares its name");
+    assert_eq!(len, 5);
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(b"zzzzz").unwrap();
+    drop(file);
+    for asked in ["ttest", "zzzzz"] {
+        let out = serve_output(asked, dir.path());
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(r#"section names detector "zzzzz" but it provides "ttest""#),
+            "{asked}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn plugins_command_lists_detectors_options_and_broken_files() {
     let dir = dir_with_ttest();

@@ -139,11 +139,40 @@ fn take(desc: &PluginDescriptor, r: RawResult) -> (u32, Vec<u8>) {
 impl Plugin {
     /// Loads the plugin at `path` and checks its ABI.
     pub fn load(path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let path = path.to_path_buf();
-        // Checked before dlopen (loading a library runs its code), and the
-        // checked file is loaded through its descriptor, not its path.
-        let checked = super::trust::open_checked(&path)
-            .map_err(|reason| LoadError::Untrusted { path: path.clone(), reason })?;
+        let (checked, declared) = Self::check(path)?;
+        Self::load_checked(path.to_path_buf(), checked, declared)
+    }
+
+    /// Loads the plugin at `path` unless the name it declares in its
+    /// [`NAME_SECTION`](super::section::NAME_SECTION) is not `wanted`
+    /// (`Ok(None)`: the file was checked and read, not loaded). A file that
+    /// declares no name is loaded, as [`Plugin::load`] does.
+    pub fn load_if(
+        path: &Path,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Option<Arc<Plugin>>, LoadError> {
+        let (checked, declared) = Self::check(path)?;
+        if declared.as_deref().is_some_and(|name| !wanted(name)) {
+            return Ok(None);
+        }
+        Self::load_checked(path.to_path_buf(), checked, declared).map(Some)
+    }
+
+    /// Opens `path` if it may be loaded (checked before dlopen: loading a
+    /// library runs its code), and reads the name it declares.
+    fn check(path: &Path) -> Result<(super::trust::Checked, Option<String>), LoadError> {
+        let checked = super::trust::open_checked(path)
+            .map_err(|reason| LoadError::Untrusted { path: path.to_path_buf(), reason })?;
+        let declared = super::section::declared_name(&checked.file);
+        Ok((checked, declared))
+    }
+
+    /// Loads a checked file through its descriptor, not its path.
+    fn load_checked(
+        path: PathBuf,
+        checked: super::trust::Checked,
+        declared: Option<String>,
+    ) -> Result<Arc<Plugin>, LoadError> {
         let by_fd = format!("/proc/self/fd/{}", checked.file.as_raw_fd());
         // RTLD_NOW: a plugin with an unresolved symbol fails here, at load,
         // not in the middle of a stream when the symbol is first called.
@@ -155,7 +184,18 @@ impl Plugin {
             unsafe { libloading::os::unix::Library::open(Some(&by_fd), flags) }
                 .map_err(|e| LoadError::Open { path: path.clone(), reason: error_chain(&e) })?
                 .into();
-        match describe(&lib, path.clone()) {
+        let described = describe(&lib, path.clone()).and_then(|d| match &declared {
+            Some(section) if *section != d.name => Err(LoadError::BadDescriptor {
+                path: path.clone(),
+                reason: format!(
+                    "its {} section names detector {section:?} but it provides {:?}",
+                    super::section::NAME_SECTION,
+                    d.name
+                ),
+            }),
+            _ => Ok(d),
+        });
+        match described {
             Ok(Described { desc, name, version, options }) => {
                 // SAFETY: `SaveChangesFn` is the documented type of
                 // SAVE_CHANGES_SYMBOL; as for the entry symbol, a library

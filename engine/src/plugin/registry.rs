@@ -125,6 +125,14 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 impl Registry {
     /// Loads every plugin file in `dirs` (missing directories are skipped).
     pub fn discover(dirs: &[PathBuf]) -> Registry {
+        Self::discover_wanting(dirs, |_| true)
+    }
+
+    /// Like [`Registry::discover`], but a file that declares a detector name
+    /// `wanted` refuses (`export_detector!` writes it into the file, see
+    /// [`super::section`]) is checked and not loaded. Files that declare no
+    /// name are loaded to learn it.
+    fn discover_wanting(dirs: &[PathBuf], wanted: impl Fn(&str) -> bool) -> Registry {
         let mut reg = Registry::default();
         for dir in dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -136,8 +144,9 @@ impl Registry {
                 .collect();
             files.sort();
             for path in files {
-                match Plugin::load(&path) {
-                    Ok(p) => reg.add(p),
+                match Plugin::load_if(&path, &wanted) {
+                    Ok(Some(p)) => reg.add(p),
+                    Ok(None) => tracing::debug!("not loading {}: another detector", path.display()),
                     Err(e) => {
                         tracing::debug!("skipping {}: {e}", path.display());
                         reg.failures.push((path, e.to_string()));
@@ -191,8 +200,13 @@ impl Registry {
     /// The detector called `name` from the plugins in `dirs`: fails with the
     /// detectors found and why each other file did not load; when found,
     /// logs a warning per file that did not load.
+    ///
+    /// Files declaring another detector's name are not loaded (each file is
+    /// still checked, and two files providing `name` are still refused);
+    /// only when `name` is not found is every file loaded, to list what is
+    /// there.
     pub fn require(name: &str, dirs: &[PathBuf]) -> Result<Arc<Plugin>, RequireError> {
-        let registry = Registry::discover(dirs);
+        let registry = Registry::discover_wanting(dirs, |declared| declared == name);
         if let Some(reason) = registry.conflict(name) {
             return Err(RequireError::Conflict { name: name.into(), reason: reason.into() });
         }
@@ -202,6 +216,7 @@ impl Registry {
             }
             return Ok(Arc::clone(p));
         }
+        let registry = Registry::discover(dirs);
         let names = registry.names();
         let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         // A near miss (edit distance ≤ 2, or one contains the other).

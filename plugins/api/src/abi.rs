@@ -56,6 +56,29 @@ pub type StateOptionsFn = unsafe extern "C" fn() -> RawResult;
 /// window, as it always did. A host that predates it never looks it up.
 pub const SAVE_CHANGES_SYMBOL: &[u8] = b"tickwatch_detector_save_changes\0";
 
+/// The ELF section in which [`export_detector!`](crate::export_detector)
+/// writes the detector's [`Detector::NAME`] (its UTF-8 bytes, nothing
+/// else; added within ABI 1). A host reads it from the file to find the
+/// library providing a detector without loading the others; a library
+/// without it (built before it) is loaded to learn its name, as before. A
+/// library whose section names another detector than its descriptor is
+/// refused.
+pub const NAME_SECTION: &str = ".tickwatch_detector";
+
+/// `name`'s bytes as an array of its length, for the [`NAME_SECTION`]
+/// static (`N` must be `name.len()`).
+pub const fn name_bytes<const N: usize>(name: &str) -> [u8; N] {
+    let bytes = name.as_bytes();
+    assert!(bytes.len() == N, "N must be the name's length");
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
 /// The save-changes function's type: a handle from `create` and the
 /// generation the host holds ([`crate::changes::NO_GENERATION`] for none);
 /// the [`RawResult`]'s buffer is freed with the descriptor's `free_buf`.

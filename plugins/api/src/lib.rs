@@ -178,6 +178,15 @@ macro_rules! export_detector {
             &DESCRIPTOR
         }
 
+        /// The detector's name, readable from the file without loading it
+        /// (see `tickwatch_plugin_api::abi::NAME_SECTION`).
+        #[unsafe(link_section = ".tickwatch_detector")]
+        #[used]
+        static TICKWATCH_DETECTOR_NAME: [u8; <$t as $crate::Detector>::NAME.len()] =
+            $crate::abi::name_bytes::<{ <$t as $crate::Detector>::NAME.len() }>(
+                <$t as $crate::Detector>::NAME,
+            );
+
         /// Which options shape the detector's state (see
         /// `tickwatch_plugin_api::abi::STATE_OPTIONS_SYMBOL`).
         #[unsafe(no_mangle)]
