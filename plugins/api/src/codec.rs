@@ -88,6 +88,16 @@ impl ByteWriter {
         self
     }
 
+    /// Appends each of `vs` as [`ByteWriter::f64`] does, in one go.
+    pub fn f64s(&mut self, vs: &[f64]) -> &mut Self {
+        let start = self.buf.len();
+        self.buf.resize(start + vs.len() * 8, 0);
+        for (b, v) in self.buf[start..].chunks_exact_mut(8).zip(vs) {
+            b.copy_from_slice(&v.to_bits().to_le_bytes());
+        }
+        self
+    }
+
     /// Appends length-prefixed bytes.
     pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
         self.u64(v.len() as u64);
@@ -186,6 +196,20 @@ impl<'a> ByteReader<'a> {
     /// Reads an f64, bit-exact.
     pub fn f64(&mut self) -> Result<f64, CodecError> {
         Ok(f64::from_bits(u64::from_le_bytes(self.array("f64")?)))
+    }
+
+    /// Reads `n` values written by [`ByteWriter::f64`] (or
+    /// [`ByteWriter::f64s`]) onto the end of `out`; on error `out` is as it
+    /// was.
+    pub fn f64s(&mut self, n: usize, out: &mut Vec<f64>) -> Result<(), CodecError> {
+        let bytes = n.checked_mul(8).unwrap_or(usize::MAX);
+        let s = self.take(bytes, "f64s")?;
+        out.extend(s.chunks_exact(8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            f64::from_bits(u64::from_le_bytes(a))
+        }));
+        Ok(())
     }
 
     /// Reads a length, refusing one larger than the bytes left divided by

@@ -135,12 +135,13 @@ impl TTest {
     /// The p-value and statistics of `window` against `history`: the
     /// guide's Welch test, or with a serial `scale` [`serial::serial_test`]
     /// (then with `serial = 1` among the statistics).
+    /// `batch` is `mean_var(window)`.
     fn test(
         history: &MovingWindow,
         window: &[f64],
+        (batch_mean, batch_var): (f64, f64),
         scale: Option<serial::Scale>,
     ) -> (f64, Vec<(String, f64)>) {
-        let (batch_mean, batch_var) = mean_var(window);
         let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
         let (hist_mean, hist_var) = (history.mean(), history.variance());
         match scale {
@@ -199,9 +200,19 @@ impl Detector for TTest {
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
         let scale = self.serial();
         self.learn_for(scale);
-        let verdict = self.baseline.score(window, self.alpha, |h, w| Self::test(h, w, scale));
+        // The window's mean and variance, once for the test and the record.
+        let mut batch = None;
+        let verdict = self.baseline.score(window, self.alpha, |h, w| {
+            let stats = mean_var(w);
+            batch = Some(stats);
+            Self::test(h, w, stats, scale)
+        });
         if let Some(record) = &mut self.record {
-            record.extend(&finite(window));
+            let values = finite(window);
+            match batch {
+                Some(stats) => record.extend_with_stats(&values, stats),
+                None => record.extend(&values),
+            }
         }
         verdict
     }

@@ -21,13 +21,46 @@
 //!
 //! It is the [`History`] of the shipped window-based detectors' baselines.
 
-use super::{History, mean_var};
+use super::{History, mean_ss_lanes, mean_var};
 use crate::Summary;
 use crate::changes::ChangeWriter;
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 
 /// Bytes [`MovingWindow::write`] puts before the slots.
 pub const HEADER_BYTES: usize = 6 * 8;
+
+/// Fewest values [`MovingWindow::extend`] replaces in one run when full;
+/// shorter runs go value by value (Welford's updates), so windows of a few
+/// values are kept exactly as [`MovingWindow::push`] keeps them.
+const BATCH_MIN: usize = 16;
+
+/// Accumulators per sum in [`swap_in`].
+const LANES: usize = 4;
+
+/// Writes `xs` over `slots` (same length) and returns, with `d = x − m` for
+/// each new value and `e = o − m` for the old one it overwrites, `Σ(d − e)`
+/// and `Σ(d − e)(d + e)` (see [`MovingWindow::replace`]).
+fn swap_in(slots: &mut [f64], xs: &[f64], m: f64) -> (f64, f64) {
+    let mut s = [0.0; LANES];
+    let mut q = [0.0; LANES];
+    let mut olds = slots.chunks_exact_mut(LANES);
+    let mut news = xs.chunks_exact(LANES);
+    for (o, x) in (&mut olds).zip(&mut news) {
+        for i in 0..LANES {
+            let (d, e) = (x[i] - m, o[i] - m);
+            s[i] += d - e;
+            q[i] += (d - e) * (d + e);
+            o[i] = x[i];
+        }
+    }
+    for (i, (o, &x)) in olds.into_remainder().iter_mut().zip(news.remainder()).enumerate() {
+        let (d, e) = (x - m, *o - m);
+        s[i] += d - e;
+        q[i] += (d - e) * (d + e);
+        *o = x;
+    }
+    ((s[0] + s[1]) + (s[2] + s[3]), (q[0] + q[1]) + (q[2] + q[3]))
+}
 
 /// A moving window of the last `cap` values (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -116,9 +149,67 @@ impl MovingWindow {
         *self = Self::new(self.cap);
     }
 
-    /// Pushes every value of `xs`, in order.
+    /// Pushes every value of `xs`, in order: value by value while the
+    /// window fills and for runs shorter than 16 values, otherwise a
+    /// run of up to `cap` values at a time replaces as many of the oldest
+    /// ([`MovingWindow::replace`]). The statistics then agree with pushing
+    /// value by value within rounding (exactly on constant data), and the
+    /// slots, head and saved bytes are the same.
     pub fn extend(&mut self, xs: &[f64]) {
-        xs.iter().for_each(|&x| self.push(x));
+        let fill = (self.cap - self.slots.len()).min(xs.len());
+        let (filling, rest) = xs.split_at(fill);
+        filling.iter().for_each(|&x| self.push(x));
+        if rest.len() < BATCH_MIN || self.cap < BATCH_MIN {
+            rest.iter().for_each(|&x| self.push(x));
+            return;
+        }
+        // Full: the filling above took what room there was.
+        for run in rest.chunks(self.cap) {
+            if run.len() < BATCH_MIN {
+                run.iter().for_each(|&x| self.push(x));
+            } else {
+                self.replace(run);
+            }
+        }
+    }
+
+    /// Replaces the `k = run.len()` oldest values (1 ≤ k ≤ cap, window
+    /// full) with `run`, in one pass over both that keeps sums of
+    /// deviations from the old mean `m`: with `dᵢ = xᵢ − m` for a new value
+    /// and `eᵢ = oᵢ − m` for the value it replaces, `s = Σ(dᵢ − eᵢ)` and
+    /// `q = Σ(dᵢ − eᵢ)(dᵢ + eᵢ)`, the new mean is `m + s/n` and the sum of
+    /// squares `m2 + q − s²/n` (the sum of squares about `m` changes by `q`,
+    /// and moving its centre to the new mean takes `s²/n` off). Two
+    /// divisions per run instead of two dependent ones per value, and sums
+    /// the compiler keeps in vector registers. Deviations from `m`, not raw
+    /// values, keep a large offset out of the sums; the exact recomputation
+    /// still follows every `cap` removals. Constant data stays exact: every
+    /// deviation is 0.
+    fn replace(&mut self, run: &[f64]) {
+        let k = run.len();
+        debug_assert!(self.slots.len() == self.cap && (1..=self.cap).contains(&k));
+        let m = self.mean;
+        let first = (self.cap - self.head).min(k);
+        let (a, b) = run.split_at(first);
+        let (s1, q1) = swap_in(&mut self.slots[self.head..self.head + first], a, m);
+        let (s2, q2) = swap_in(&mut self.slots[..b.len()], b, m);
+        let (s, q) = (s1 + s2, q1 + q2);
+        let n = self.cap as f64;
+        self.mean = m + s / n;
+        self.m2 += q - s * s / n;
+        if self.m2 < 0.0 {
+            self.m2 = 0.0;
+        }
+        self.head += k;
+        if self.head >= self.cap {
+            self.head -= self.cap;
+        }
+        self.dirty.pushes = (self.dirty.pushes + k).min(self.cap);
+        self.removals_since_exact += k;
+        if self.removals_since_exact >= self.cap {
+            self.removals_since_exact = 0;
+            (self.mean, self.m2) = mean_ss_lanes(&self.slots);
+        }
     }
 
     /// Adds `x`, dropping the oldest value when full.
@@ -182,10 +273,8 @@ impl MovingWindow {
             .f64(self.m2)
             .u64(self.removals_since_exact as u64)
             .u64(self.head as u64)
-            .u64(self.slots.len() as u64);
-        for v in &self.slots {
-            w.f64(*v);
-        }
+            .u64(self.slots.len() as u64)
+            .f64s(&self.slots);
     }
 
     /// Reads a window saved by [`MovingWindow::write`], refusing
@@ -201,9 +290,7 @@ impl MovingWindow {
             return Err(r.error(&format!("history holds {n} values with size {cap}, head {head}")));
         }
         let mut slots = Vec::with_capacity(n);
-        for _ in 0..n {
-            slots.push(r.f64()?);
-        }
+        r.f64s(n, &mut slots)?;
         Ok(Self { cap, slots, head, mean, m2, removals_since_exact, dirty: Dirty::whole() })
     }
 
@@ -252,9 +339,7 @@ impl MovingWindow {
             }
             w.skip((from - at) * 8);
             w.write(|b| {
-                for v in &self.slots[from..to] {
-                    b.f64(*v);
-                }
+                b.f64s(&self.slots[from..to]);
             });
             at = to;
         }
