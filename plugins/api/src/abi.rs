@@ -471,7 +471,10 @@ pub fn decode_options(bytes: &[u8]) -> Result<Options, CodecError> {
 /// whole state) or 1 followed by `u64` length, `u64` range count, each
 /// range's `u64` offset and `u64` length, and the ranges' bytes to the end.
 pub fn encode_changes(c: &StateChanges) -> Vec<u8> {
-    let mut w = ByteWriter::new();
+    // Sized once: the ranges' data is most of it (a 300-value window's
+    // slots: kilobytes, otherwise grown in a handful of steps).
+    let size = c.ranges.as_ref().map_or(9, |r| 25 + 16 * r.spans.len() + r.data.len());
+    let mut w = ByteWriter::with_capacity(size);
     w.u64(c.generation);
     match &c.ranges {
         None => {

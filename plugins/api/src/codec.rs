@@ -43,6 +43,18 @@ impl ByteWriter {
         Self::default()
     }
 
+    /// An empty writer with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Self {
+        Self { buf: Vec::with_capacity(n) }
+    }
+
+    /// Makes room for `n` more bytes (saves growing step by step when the
+    /// size is known).
+    pub fn reserve(&mut self, n: usize) -> &mut Self {
+        self.buf.reserve(n);
+        self
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
