@@ -60,7 +60,8 @@ pub fn mean(xs: &[f64]) -> f64 {
 /// Three passes over the values: the range and sum, the residual, the
 /// squared deviations; each sums in order, value after value, so the
 /// results are bit for bit those of every earlier release (saved verdicts
-/// are compared by their bits: `ttest`'s format-1 fixtures).
+/// are compared by their bits: `ttest`'s format-1 fixtures), but for the
+/// sign of the mean of zeros of both signs.
 pub fn mean_var(xs: &[f64]) -> (f64, f64) {
     if xs.is_empty() {
         return (0.0, 0.0);
@@ -84,9 +85,9 @@ fn range_sum(xs: &[f64]) -> (f64, f64, f64) {
 }
 
 /// `x` if below `lo`, else `lo`: `lo.min(x)` for a `lo` that is never NaN
-/// (NaN `x` is skipped; of two equal zeros `lo` stays, as `f64::min`
-/// compiled here keeps it), in one instruction where `f64::min` takes five
-/// to also handle a NaN `lo`.
+/// (NaN `x` is skipped; of two equal zeros `lo` stays, where `f64::min`
+/// may return either), in one instruction where `f64::min` takes five to
+/// also handle a NaN `lo`.
 fn below(x: f64, lo: f64) -> f64 {
     if x < lo { x } else { lo }
 }
@@ -195,5 +196,86 @@ mod tests {
         assert_eq!(mean(&[]), 0.0);
         let xs = [1.0, 4.0, 2.0, 8.0, 5.5];
         assert_eq!(mean(&xs), mean_var(&xs).0);
+    }
+
+    /// `mean_var` as every release before round 5 computed it, pass by
+    /// pass: range, sum, residual, squared deviations.
+    fn four_passes(xs: &[f64]) -> (f64, f64) {
+        if xs.is_empty() {
+            return (0.0, 0.0);
+        }
+        let (lo, hi) =
+            xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+        if lo == hi {
+            return (lo, 0.0);
+        }
+        let n = xs.len() as f64;
+        let first = xs.iter().sum::<f64>() / n;
+        let residual: f64 = xs.iter().map(|x| x - first).sum();
+        let mean = (first + residual / n).clamp(lo, hi);
+        let ss: f64 = xs.iter().map(|v| (v - mean) * (v - mean)).sum();
+        (mean, ss / (n - 1.0))
+    }
+
+    fn uniform(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
+            })
+            .collect()
+    }
+
+    /// Saved verdicts are compared by their bits (`ttest`'s format-1
+    /// fixtures): the one-pass range and sum must not move a bit.
+    #[test]
+    fn mean_var_is_bit_for_bit_the_four_pass_one() {
+        let bits = |(m, v): (f64, f64)| (m.to_bits(), v.to_bits());
+        for (seed, n, lo, hi) in
+            [(1, 300, 15.0, 25.0), (2, 6, 49.0, 51.0), (3, 3600, 1e6, 1e6 + 1e-3), (4, 7, -1.0, 1.0)]
+        {
+            let xs = uniform(seed, n, lo, hi);
+            assert_eq!(bits(mean_var(&xs)), bits(four_passes(&xs)), "{seed}");
+            assert_eq!(mean(&xs).to_bits(), four_passes(&xs).0.to_bits(), "{seed}");
+        }
+        let mut xs = uniform(5, 300, 0.0, 1.0);
+        xs[17] = f64::NAN;
+        assert!(mean_var(&xs).0.is_nan() && mean_var(&xs).1.is_nan());
+        // Zeros of both signs are "constant data" either way; which zero is
+        // the mean `f64::min` leaves unspecified, so only its value counts.
+        assert_eq!(mean_var(&[0.0, -0.0, 0.0]), (0.0, 0.0));
+    }
+
+    /// The eight-accumulator version (for `MovingWindow`'s recomputation):
+    /// within rounding, exact on constant data, 0 when empty.
+    #[test]
+    fn lanes_agree_within_rounding_and_exactly_on_constant_data() {
+        for (seed, n, lo, hi) in [(1, 3600, 15.0, 25.0), (2, 13, 49.0, 51.0), (3, 3600, 1e6, 1e6 + 1e-3)]
+        {
+            let xs = uniform(seed, n, lo, hi);
+            let (m, v) = mean_var(&xs);
+            let (lm, ss) = mean_ss_lanes(&xs);
+            let lv = ss / (n - 1) as f64;
+            assert!((lm - m).abs() <= 1e-15 * m.abs(), "{seed}: {lm} {m}");
+            assert!((lv - v).abs() <= 1e-9 * v, "{seed}: {lv} {v}");
+        }
+        assert_eq!(mean_ss_lanes(&[0.1; 3600]), (0.1, 0.0));
+        assert_eq!(mean_ss_lanes(&[0.1; 5]), (0.1, 0.0));
+        assert_eq!(mean_ss_lanes(&[]), (0.0, 0.0));
+        assert_eq!(mean_ss_lanes(&[1.0, 3.0]), (2.0, 2.0));
+    }
+
+    #[test]
+    fn finite_borrows_when_all_values_are_finite() {
+        let xs = uniform(9, 300, 0.0, 1.0);
+        assert!(matches!(finite(&xs), std::borrow::Cow::Borrowed(_)));
+        let mut ys = xs.clone();
+        ys[299] = f64::INFINITY;
+        ys[3] = f64::NAN;
+        let kept = finite(&ys);
+        assert!(matches!(kept, std::borrow::Cow::Owned(_)));
+        assert_eq!(kept.len(), 298);
+        assert_eq!(&kept[..3], &xs[..3]);
     }
 }
