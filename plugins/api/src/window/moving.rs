@@ -38,28 +38,34 @@ const BATCH_MIN: usize = 16;
 const LANES: usize = 4;
 
 /// Writes `xs` over `slots` (same length) and returns, with `d = x − m` for
-/// each new value and `e = o − m` for the old one it overwrites, `Σ(d − e)`
-/// and `Σ(d − e)(d + e)` (see [`MovingWindow::replace`]).
+/// each new value and `e = o − m` for the old one it overwrites,
+/// `Σ(d − e) = Σ(x − o)` and `Σ(x − o)(d + e)` (see
+/// [`MovingWindow::replace`]).
 fn swap_in(slots: &mut [f64], xs: &[f64], m: f64) -> (f64, f64) {
-    let mut s = [0.0; LANES];
-    let mut q = [0.0; LANES];
-    let mut olds = slots.chunks_exact_mut(LANES);
-    let mut news = xs.chunks_exact(LANES);
-    for (o, x) in (&mut olds).zip(&mut news) {
+    // Two sums in two loops: in one, the compiler paired each lane of one
+    // sum with the same lane of the other instead of making vectors of
+    // lanes. The values are in cache for the second.
+    let s = lanes(slots, xs, |o, x| x - o);
+    let q = lanes(slots, xs, |o, x| (x - o) * ((x - m) + (o - m)));
+    slots.copy_from_slice(xs);
+    (s, q)
+}
+
+/// `Σ f(oᵢ, xᵢ)` over two slices of the same length, in [`LANES`]
+/// accumulators.
+fn lanes(olds: &[f64], news: &[f64], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [0.0; LANES];
+    let (o, x) = (olds.chunks_exact(LANES), news.chunks_exact(LANES));
+    let tail = o.remainder().iter().zip(x.remainder());
+    for (o, x) in o.zip(x) {
         for i in 0..LANES {
-            let (d, e) = (x[i] - m, o[i] - m);
-            s[i] += d - e;
-            q[i] += (d - e) * (d + e);
-            o[i] = x[i];
+            acc[i] += f(o[i], x[i]);
         }
     }
-    for (i, (o, &x)) in olds.into_remainder().iter_mut().zip(news.remainder()).enumerate() {
-        let (d, e) = (x - m, *o - m);
-        s[i] += d - e;
-        q[i] += (d - e) * (d + e);
-        *o = x;
+    for (i, (&o, &x)) in tail.enumerate() {
+        acc[i] += f(o, x);
     }
-    ((s[0] + s[1]) + (s[2] + s[3]), (q[0] + q[1]) + (q[2] + q[3]))
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 /// A moving window of the last `cap` values (see the module docs).
