@@ -656,4 +656,29 @@ mod regressions {
             assert!(!v.anomalous && v.pvalue == 1.0, "{v:?}");
         }
     }
+
+    /// Round 5: full windows of 300 values replace the oldest 300 of the
+    /// history in one run update. A constant series keeps exactly 0
+    /// variance through the ring's wrap and the exact recomputations (every
+    /// 3600 values), so its windows stay at p = 1 and the flat rule holds;
+    /// a step then is "certainly changed" as before, and joins (flat rule).
+    #[test]
+    fn a_constant_series_in_full_windows_stays_exactly_flat() {
+        let mut d = TTest::new(&Options::new(vec![
+            ("size".into(), Value::Int(3600)),
+            ("alpha".into(), Value::Double(0.001)),
+            ("rebaseline".into(), Value::Int(0)),
+        ]))
+        .unwrap();
+        d.score(&[0.1; 300]);
+        for i in 0..40 {
+            let v = d.score(&[0.1; 300]).unwrap();
+            assert!(!v.anomalous && v.pvalue == 1.0 && v.stats[0].1 == 0.0, "{i}: {v:?}");
+            assert_eq!(d.baseline().history().mean_variance(), Some((0.1, 0.0)), "{i}");
+        }
+        let step = d.score(&[0.2; 300]).unwrap();
+        assert!(step.anomalous && step.pvalue == 0.0, "{step:?}");
+        let (mean, var) = d.baseline().history().mean_variance().unwrap();
+        assert!(mean > 0.1 && var > 0.0, "the flat history took the step: {mean} {var}");
+    }
 }
