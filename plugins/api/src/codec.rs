@@ -214,7 +214,7 @@ impl<'a> ByteReader<'a> {
     /// [`ByteWriter::f64s`]) onto the end of `out`; on error `out` is as it
     /// was.
     pub fn f64s(&mut self, n: usize, out: &mut Vec<f64>) -> Result<(), CodecError> {
-        let bytes = n.checked_mul(8).unwrap_or(usize::MAX);
+        let bytes = n.saturating_mul(8);
         let s = self.take(bytes, "f64s")?;
         out.extend(s.chunks_exact(8).map(|b| {
             let mut a = [0u8; 8];

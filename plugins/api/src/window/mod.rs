@@ -35,6 +35,7 @@ pub fn finite(window: &[f64]) -> std::borrow::Cow<'_, [f64]> {
 /// finite values only, so the whole slice is read anyway): `x − x` is 0
 /// for a finite `x` and NaN for an infinite or NaN one, and a sum of them
 /// in [`LANES`] accumulators is two vector instructions per two values.
+#[allow(clippy::eq_op)] // `x − x` is the point: 0 when finite, else NaN.
 fn all_finite(xs: &[f64]) -> bool {
     let mut acc = [0.0; LANES];
     let chunks = xs.chunks_exact(LANES);
@@ -244,9 +245,12 @@ mod tests {
     #[test]
     fn mean_var_is_bit_for_bit_the_four_pass_one() {
         let bits = |(m, v): (f64, f64)| (m.to_bits(), v.to_bits());
-        for (seed, n, lo, hi) in
-            [(1, 300, 15.0, 25.0), (2, 6, 49.0, 51.0), (3, 3600, 1e6, 1e6 + 1e-3), (4, 7, -1.0, 1.0)]
-        {
+        for (seed, n, lo, hi) in [
+            (1, 300, 15.0, 25.0),
+            (2, 6, 49.0, 51.0),
+            (3, 3600, 1e6, 1e6 + 1e-3),
+            (4, 7, -1.0, 1.0),
+        ] {
             let xs = uniform(seed, n, lo, hi);
             assert_eq!(bits(mean_var(&xs)), bits(four_passes(&xs)), "{seed}");
             assert_eq!(mean(&xs).to_bits(), four_passes(&xs).0.to_bits(), "{seed}");
@@ -263,7 +267,8 @@ mod tests {
     /// within rounding, exact on constant data, 0 when empty.
     #[test]
     fn lanes_agree_within_rounding_and_exactly_on_constant_data() {
-        for (seed, n, lo, hi) in [(1, 3600, 15.0, 25.0), (2, 13, 49.0, 51.0), (3, 3600, 1e6, 1e6 + 1e-3)]
+        for (seed, n, lo, hi) in
+            [(1, 3600, 15.0, 25.0), (2, 13, 49.0, 51.0), (3, 3600, 1e6, 1e6 + 1e-3)]
         {
             let xs = uniform(seed, n, lo, hi);
             let (m, v) = mean_var(&xs);
