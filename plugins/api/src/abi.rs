@@ -528,7 +528,9 @@ pub fn decode_changes(bytes: &[u8], max_len: u64) -> Result<StateChanges, CodecE
 
 /// Encodes a verdict (or "nothing yet").
 pub fn encode_verdict(v: Option<&Verdict>) -> Vec<u8> {
-    let mut w = ByteWriter::new();
+    // Sized once (it grew from one byte in four or five steps per window).
+    let size = v.map_or(1, |v| 18 + v.stats.iter().map(|(n, _)| 16 + n.len()).sum::<usize>());
+    let mut w = ByteWriter::with_capacity(size);
     match v {
         None => {
             w.u8(0);
