@@ -102,11 +102,7 @@ impl ByteWriter {
 
     /// Appends each of `vs` as [`ByteWriter::f64`] does, in one go.
     pub fn f64s(&mut self, vs: &[f64]) -> &mut Self {
-        let start = self.buf.len();
-        self.buf.resize(start + vs.len() * 8, 0);
-        for (b, v) in self.buf[start..].chunks_exact_mut(8).zip(vs) {
-            b.copy_from_slice(&v.to_bits().to_le_bytes());
-        }
+        self.buf.extend(vs.iter().flat_map(|v| v.to_bits().to_le_bytes()));
         self
     }
 

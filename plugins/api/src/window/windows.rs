@@ -298,7 +298,7 @@ impl<H: History> History for Windows<H> {
             return;
         }
         w.write(|b| {
-            b.u64(k as u64);
+            b.reserve(8 + 24 * k).u64(k as u64);
             for s in &self.windows {
                 b.u64(s.n).f64(s.mean).f64(s.var);
             }
