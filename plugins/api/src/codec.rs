@@ -322,6 +322,34 @@ impl StateFormat {
 mod tests {
     use super::*;
 
+    /// The bulk forms write and read exactly what value-by-value `f64`
+    /// writes, and a short read is refused without touching the output.
+    #[test]
+    fn f64s_are_f64_after_f64() {
+        let vs = [0.1, -0.0, f64::NAN, f64::INFINITY, 1e300, -7.25, f64::MIN_POSITIVE];
+        let mut one = ByteWriter::new();
+        for v in vs {
+            one.f64(v);
+        }
+        let mut bulk = ByteWriter::with_capacity(3);
+        bulk.u8(9).reserve(1).f64s(&vs[..2]).f64s(&[]).f64s(&vs[2..]);
+        let (one, bulk) = (one.finish(), bulk.finish());
+        assert_eq!(bulk[0], 9);
+        assert_eq!(&bulk[1..], &one[..]);
+        let mut r = ByteReader::new(&one);
+        let mut out = vec![42.0];
+        r.f64s(3, &mut out).unwrap();
+        r.f64s(4, &mut out).unwrap();
+        r.finish().unwrap();
+        let bits = |xs: &[f64]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&out[1..]), bits(&vs));
+        let mut short = ByteReader::new(&one[..20]);
+        let mut out = vec![1.0];
+        assert!(short.f64s(3, &mut out).is_err());
+        assert_eq!(out, [1.0]);
+        assert!(ByteReader::new(&one).f64s(usize::MAX, &mut out).is_err());
+    }
+
     #[test]
     fn round_trips_and_refuses_short_input() {
         let mut w = ByteWriter::new();
