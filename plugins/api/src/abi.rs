@@ -494,8 +494,10 @@ pub fn decode_options(bytes: &[u8]) -> Result<Options, CodecError> {
 /// whole state) or 1 followed by `u64` length, `u64` range count, each
 /// range's `u64` offset and `u64` length, and the ranges' bytes to the end.
 pub fn encode_changes(c: &StateChanges) -> Vec<u8> {
-    let size = c.ranges.as_ref().map_or(0, |r| 16 + 16 * r.spans.len() + r.data.len());
-    let mut w = ByteWriter::with_capacity(9 + size);
+    // Sized once: the ranges' data is most of it (a 300-value window's
+    // slots: kilobytes, otherwise grown in a handful of steps).
+    let size = c.ranges.as_ref().map_or(9, |r| 25 + 16 * r.spans.len() + r.data.len());
+    let mut w = ByteWriter::with_capacity(size);
     w.u64(c.generation);
     match &c.ranges {
         None => {
@@ -547,7 +549,9 @@ pub fn decode_changes(bytes: &[u8], max_len: u64) -> Result<StateChanges, CodecE
 
 /// Encodes a verdict (or "nothing yet").
 pub fn encode_verdict(v: Option<&Verdict>) -> Vec<u8> {
-    let mut w = ByteWriter::new();
+    // Sized once (it grew from one byte in four or five steps per window).
+    let size = v.map_or(1, |v| 18 + v.stats.iter().map(|(n, _)| 16 + n.len()).sum::<usize>());
+    let mut w = ByteWriter::with_capacity(size);
     match v {
         None => {
             w.u8(0);

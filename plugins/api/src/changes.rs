@@ -133,12 +133,6 @@ impl ChangeWriter {
         self.stable = false;
     }
 
-    /// Makes room for `n` more changed bytes, so that a component that
-    /// knows how much it will write grows the buffer once.
-    pub fn reserve(&mut self, n: usize) {
-        self.data.reserve(n);
-    }
-
     /// Passes over `n` bytes that did not change. Only while
     /// [`ChangeWriter::stable`]; otherwise the bytes are unknown to the
     /// host and the call is a bug (checked in debug builds).

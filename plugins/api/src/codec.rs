@@ -48,9 +48,11 @@ impl ByteWriter {
         Self { buf: Vec::with_capacity(n) }
     }
 
-    /// Makes room for `n` more bytes.
-    pub fn reserve(&mut self, n: usize) {
+    /// Makes room for `n` more bytes (saves growing step by step when the
+    /// size is known).
+    pub fn reserve(&mut self, n: usize) -> &mut Self {
         self.buf.reserve(n);
+        self
     }
 
     /// Appends raw bytes, with no length prefix.
@@ -104,14 +106,9 @@ impl ByteWriter {
         self
     }
 
-    /// Appends every value of `vs` as [`ByteWriter::f64`] would, one after
-    /// the other, growing the buffer once.
+    /// Appends each of `vs` as [`ByteWriter::f64`] does, in one go.
     pub fn f64s(&mut self, vs: &[f64]) -> &mut Self {
-        let at = self.buf.len();
-        self.buf.resize(at + vs.len() * 8, 0);
-        for (to, v) in self.buf[at..].chunks_exact_mut(8).zip(vs) {
-            to.copy_from_slice(&v.to_bits().to_le_bytes());
-        }
+        self.buf.extend(vs.iter().flat_map(|v| v.to_bits().to_le_bytes()));
         self
     }
 
@@ -215,6 +212,20 @@ impl<'a> ByteReader<'a> {
         Ok(f64::from_bits(u64::from_le_bytes(self.array("f64")?)))
     }
 
+    /// Reads `n` values written by [`ByteWriter::f64`] (or
+    /// [`ByteWriter::f64s`]) onto the end of `out`; on error `out` is as it
+    /// was.
+    pub fn f64s(&mut self, n: usize, out: &mut Vec<f64>) -> Result<(), CodecError> {
+        let bytes = n.saturating_mul(8);
+        let s = self.take(bytes, "f64s")?;
+        out.extend(s.chunks_exact(8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            f64::from_bits(u64::from_le_bytes(a))
+        }));
+        Ok(())
+    }
+
     /// Reads a length, refusing one larger than the bytes left divided by
     /// `unit` (so a corrupt length never drives an allocation).
     pub fn len(&mut self, unit: usize) -> Result<usize, CodecError> {
@@ -316,6 +327,34 @@ impl StateFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bulk forms write and read exactly what value-by-value `f64`
+    /// writes, and a short read is refused without touching the output.
+    #[test]
+    fn f64s_are_f64_after_f64() {
+        let vs = [0.1, -0.0, f64::NAN, f64::INFINITY, 1e300, -7.25, f64::MIN_POSITIVE];
+        let mut one = ByteWriter::new();
+        for v in vs {
+            one.f64(v);
+        }
+        let mut bulk = ByteWriter::with_capacity(3);
+        bulk.u8(9).reserve(1).f64s(&vs[..2]).f64s(&[]).f64s(&vs[2..]);
+        let (one, bulk) = (one.finish(), bulk.finish());
+        assert_eq!(bulk[0], 9);
+        assert_eq!(&bulk[1..], &one[..]);
+        let mut r = ByteReader::new(&one);
+        let mut out = vec![42.0];
+        r.f64s(3, &mut out).unwrap();
+        r.f64s(4, &mut out).unwrap();
+        r.finish().unwrap();
+        let bits = |xs: &[f64]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&out[1..]), bits(&vs));
+        let mut short = ByteReader::new(&one[..20]);
+        let mut out = vec![1.0];
+        assert!(short.f64s(3, &mut out).is_err());
+        assert_eq!(out, [1.0]);
+        assert!(ByteReader::new(&one).f64s(usize::MAX, &mut out).is_err());
+    }
 
     #[test]
     fn round_trips_and_refuses_short_input() {

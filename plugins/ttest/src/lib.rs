@@ -135,12 +135,13 @@ impl TTest {
     /// The p-value and statistics of `window` against `history`: the
     /// guide's Welch test, or with a serial `scale` [`serial::serial_test`]
     /// (then with `serial = 1` among the statistics).
+    /// `batch` is `mean_var(window)`.
     fn test(
         history: &MovingWindow,
         window: &[f64],
+        (batch_mean, batch_var): (f64, f64),
         scale: Option<serial::Scale>,
     ) -> (f64, Vec<(String, f64)>) {
-        let (batch_mean, batch_var) = mean_var(window);
         let (hist_n, batch_n) = (history.len() as f64, window.len() as f64);
         let (hist_mean, hist_var) = (history.mean(), history.variance());
         match scale {
@@ -199,9 +200,19 @@ impl Detector for TTest {
     fn score(&mut self, window: &[f64]) -> Option<Verdict> {
         let scale = self.serial();
         self.learn_for(scale);
-        let verdict = self.baseline.score(window, self.alpha, |h, w| Self::test(h, w, scale));
+        // The window's mean and variance, once for the test and the record.
+        let mut batch = None;
+        let verdict = self.baseline.score(window, self.alpha, |h, w| {
+            let stats = mean_var(w);
+            batch = Some(stats);
+            Self::test(h, w, stats, scale)
+        });
         if let Some(record) = &mut self.record {
-            record.extend(&finite(window));
+            let values = finite(window);
+            match batch {
+                Some(stats) => record.extend_with_stats(&values, stats),
+                None => record.extend(&values),
+            }
         }
         verdict
     }
@@ -644,5 +655,30 @@ mod regressions {
             let v = d.score(&[0.1; 300]).unwrap();
             assert!(!v.anomalous && v.pvalue == 1.0, "{v:?}");
         }
+    }
+
+    /// Round 5: full windows of 300 values replace the oldest 300 of the
+    /// history in one run update. A constant series keeps exactly 0
+    /// variance through the ring's wrap and the exact recomputations (every
+    /// 3600 values), so its windows stay at p = 1 and the flat rule holds;
+    /// a step then is "certainly changed" as before, and joins (flat rule).
+    #[test]
+    fn a_constant_series_in_full_windows_stays_exactly_flat() {
+        let mut d = TTest::new(&Options::new(vec![
+            ("size".into(), Value::Int(3600)),
+            ("alpha".into(), Value::Double(0.001)),
+            ("rebaseline".into(), Value::Int(0)),
+        ]))
+        .unwrap();
+        d.score(&[0.1; 300]);
+        for i in 0..40 {
+            let v = d.score(&[0.1; 300]).unwrap();
+            assert!(!v.anomalous && v.pvalue == 1.0 && v.stats[0].1 == 0.0, "{i}: {v:?}");
+            assert_eq!(d.baseline().history().mean_variance(), Some((0.1, 0.0)), "{i}");
+        }
+        let step = d.score(&[0.2; 300]).unwrap();
+        assert!(step.anomalous && step.pvalue == 0.0, "{step:?}");
+        let (mean, var) = d.baseline().history().mean_variance().unwrap();
+        assert!(mean > 0.1 && var > 0.0, "the flat history took the step: {mean} {var}");
     }
 }

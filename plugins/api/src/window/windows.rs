@@ -218,12 +218,28 @@ impl<H> Windows<H> {
         (mean.is_finite() && sd.is_finite()).then_some((mean, sd, (k - 1) as f64))
     }
 
+    /// [`History::extend`] for a caller that already has
+    /// `mean_var(values)` (`window::mean_var`, which it must be: it is
+    /// what the window is remembered by), saving a second pass over them.
+    pub fn extend_with_stats(&mut self, values: &[f64], mean_var: (f64, f64))
+    where
+        H: History,
+    {
+        self.remember_stats(values.len(), mean_var);
+        self.inner.extend(values);
+    }
+
     fn remember(&mut self, values: &[f64]) {
-        if values.is_empty() {
+        if !values.is_empty() {
+            self.remember_stats(values.len(), mean_var(values));
+        }
+    }
+
+    fn remember_stats(&mut self, n: usize, (mean, var): (f64, f64)) {
+        if n == 0 {
             return;
         }
-        let (mean, var) = mean_var(values);
-        let n = values.len() as u64;
+        let n = n as u64;
         self.saved.changed = true;
         self.windows.push_back(WindowStats { n, mean, var });
         self.values += n;
@@ -282,7 +298,7 @@ impl<H: History> History for Windows<H> {
             return;
         }
         w.write(|b| {
-            b.u64(k as u64);
+            b.reserve(8 + 24 * k).u64(k as u64);
             for s in &self.windows {
                 b.u64(s.n).f64(s.mean).f64(s.var);
             }
