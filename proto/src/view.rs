@@ -250,16 +250,37 @@ fn field_value(map: u32, raw: Option<Raw<'_>>) -> FieldValue<'_> {
     }
 }
 
+/// What the check hands a point's field-map entries to.
+trait EntrySink {
+    /// Takes a whole field-map entry at the start of `rest` (its field key
+    /// first) when it has one exact shape the sink knows to be valid and
+    /// wants ([`Tracked`]), returning the bytes taken; `None` (the default):
+    /// the check reads the field as usual.
+    #[inline(always)]
+    fn take_known(&mut self, _rest: &[u8]) -> Option<usize> {
+        None
+    }
+
+    /// One checked entry of a field map (not `tags`), as [`entry`] reads it.
+    fn entry(&mut self, key: &[u8], value: FieldValue<'_>);
+}
+
+/// A sink taking every entry by its key.
+struct ByKey<F>(F);
+
+impl<F: FnMut(&[u8], FieldValue<'_>)> EntrySink for ByKey<F> {
+    #[inline(always)]
+    fn entry(&mut self, key: &[u8], value: FieldValue<'_>) {
+        (self.0)(key, value);
+    }
+}
+
 /// Checks one map entry: only key (1, a string) and value (2, of the map's
 /// type), each possibly missing or repeated. An entry of a field map (not
 /// `tags`) is handed to `sink` as [`entry`] reads it (the last key and the
 /// last value).
 #[inline]
-fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
-    entry: &[u8],
-    map: u32,
-    sink: &mut F,
-) -> Option<()> {
+fn check_entry<S: EntrySink>(entry: &[u8], map: u32, sink: &mut S) -> Option<()> {
     let (want, is_string) = value_wire(map);
     if let Some((key, raw, wire)) = entry_fast(entry) {
         let value_ok = match raw {
@@ -270,7 +291,7 @@ fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
             return None;
         }
         if map != tag::TAGS {
-            sink(key, field_value(map, Some(raw)));
+            sink.entry(key, field_value(map, Some(raw)));
         }
         return Some(());
     }
@@ -294,7 +315,7 @@ fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
     }
     if map != tag::TAGS {
         let (key, raw) = self::entry(entry);
-        sink(key, field_value(map, raw));
+        sink.entry(key, field_value(map, raw));
     }
     Some(())
 }
@@ -303,9 +324,13 @@ fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
 /// handing every field-map entry to `sink` on the way, in wire order. What
 /// `sink` saw means nothing unless the whole check succeeds.
 #[inline]
-fn check_point<F: FnMut(&[u8], FieldValue<'_>)>(body: &[u8], sink: &mut F) -> Option<()> {
+fn check_point<S: EntrySink>(body: &[u8], sink: &mut S) -> Option<()> {
     let mut c = Cursor { buf: body };
     while !c.is_empty() {
+        if let Some(n) = sink.take_known(c.buf) {
+            c.buf = c.buf.get(n..)?;
+            continue;
+        }
         match c.field()? {
             (tag::TIME | tag::BY_NAME, VARINT, _) => {}
             (
@@ -393,7 +418,7 @@ impl<'a> PointView<'a> {
 
     /// A `Point`'s own bytes, if the fast path takes them.
     pub fn parse(body: &'a [u8]) -> Option<PointView<'a>> {
-        check_point(body, &mut |_, _| {})?;
+        check_point(body, &mut ByKey(|_: &[u8], _: FieldValue<'_>| {}))?;
         Some(PointView { body })
     }
 
@@ -408,7 +433,23 @@ impl<'a> PointView<'a> {
         mut sink: F,
     ) -> Option<PointView<'a>> {
         let body = request_body(frame)?;
-        check_point(body, &mut sink)?;
+        check_point(body, &mut ByKey(&mut sink))?;
+        Some(PointView { body })
+    }
+
+    /// [`PointView::from_request_reading`] for the entries whose key is one
+    /// of `tracked`'s names only: `sink` gets the name's index (the first
+    /// equal name's) and the value. Takes exactly the frames
+    /// [`PointView::from_request`] takes; an entry of the exact shape
+    /// prost and Kapacitor write for a tracked `fieldsDouble` name is
+    /// read from its bytes in one comparison (see [`Tracked`]).
+    pub fn from_request_tracked<F: FnMut(usize, FieldValue<'_>)>(
+        frame: &'a [u8],
+        tracked: &Tracked,
+        sink: F,
+    ) -> Option<PointView<'a>> {
+        let body = request_body(frame)?;
+        check_point(body, &mut tracked::ByIndex { tracked, sink })?;
         Some(PointView { body })
     }
 
@@ -569,18 +610,45 @@ pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
     // `field_entries` reads afterwards (doubles compared by their bits).
     let mut seen = Vec::new();
     let reading = PointView::from_request_reading(frame, |k, v| seen.push(entry_bits(k, v)));
+    // Reading only tracked names: names the frame holds, and a few others
+    // (repeated, empty, longer than one word, too long for a one-byte
+    // entry length), sees the tracked part of the same entries.
+    let mut names: Vec<String> =
+        ["bed", "hotend", "", "printerprinter", "bed", "x=y,zhotend"].map(String::from).into();
+    names.extend([116, 117].map(|n| "n".repeat(n)));
+    names.extend(seen.iter().filter_map(|(k, ..)| String::from_utf8(k.clone()).ok()));
+    let tracked = Tracked::new(&names);
+    let mut seen_tracked = Vec::new();
+    let reading_tracked = PointView::from_request_tracked(frame, &tracked, |i, v| {
+        seen_tracked.push((i, entry_bits(b"", v)));
+    });
     let Some(view) = PointView::from_request(frame) else {
-        return match reading {
-            None => Ok(false),
-            Some(_) => Err("from_request_reading took a frame from_request refuses".into()),
+        return match (reading, reading_tracked) {
+            (None, None) => Ok(false),
+            (Some(_), _) => Err("from_request_reading took a frame from_request refuses".into()),
+            (_, Some(_)) => Err("from_request_tracked took a frame from_request refuses".into()),
         };
     };
     if reading.is_none() {
         return Err("from_request_reading refused a frame from_request takes".into());
     }
+    if reading_tracked.is_none() {
+        return Err("from_request_tracked refused a frame from_request takes".into());
+    }
     let after: Vec<_> = view.field_entries().map(|(k, v)| entry_bits(k, v)).collect();
     if seen != after {
         return Err(format!("reading while checking saw {seen:?}, field_entries {after:?}"));
+    }
+    let want_tracked: Vec<_> = view
+        .field_entries()
+        .filter_map(|(k, v)| {
+            Some((names.iter().position(|n| n.as_bytes() == k)?, entry_bits(b"", v)))
+        })
+        .collect();
+    if seen_tracked != want_tracked {
+        return Err(format!(
+            "tracked reading saw {seen_tracked:?}, field_entries {want_tracked:?}"
+        ));
     }
     let decoded = <agent::Request as prost::Message>::decode(frame);
     let Ok(agent::Request { message: Some(agent::request::Message::Point(p)) }) = decoded else {
@@ -753,6 +821,10 @@ impl EncodedPoints {
         })
     }
 }
+
+mod tracked;
+
+pub use tracked::Tracked;
 
 #[cfg(test)]
 mod tests;

@@ -303,12 +303,19 @@ enum Prefix {
     Overflow,
 }
 
+// Inlined: a point's length prefix is one byte, read once per frame.
+#[inline(always)]
 fn parse_uvarint(b: &[u8]) -> Prefix {
     if let Some(&first) = b.first()
         && first < 0x80
     {
         return Prefix::Done(u64::from(first), 1);
     }
+    parse_uvarint_long(b)
+}
+
+#[cold]
+fn parse_uvarint_long(b: &[u8]) -> Prefix {
     let mut value = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
         if i == 9 && byte > 1 {

@@ -380,3 +380,48 @@ fn varints_read_from_words_read_as_byte_by_byte() {
         }
     }
 }
+
+/// A point as the printer day sends it (time, three `fieldsDouble` entries
+/// in the shape [`Tracked`] reads from its bytes), then every one-byte
+/// change and every cut of it: the tracked reading takes exactly what
+/// prost-equivalent checking takes and reads the same values
+/// (`compare_with_prost` tracks the frame's own names and others).
+#[test]
+fn every_change_of_a_day_point_reads_alike_or_goes_to_prost() {
+    let p = agent::Point {
+        time: 1_700_000_000_000_000_000,
+        fields_double: HashMap::from([
+            ("hotend".into(), 219.5),
+            ("bed".into(), 60.25),
+            ("air".into(), f64::NAN),
+            ("printerprinter".into(), -0.5),
+        ]),
+        fields_int: HashMap::from([("hotend".into(), 3)]),
+        ..Default::default()
+    };
+    let frame = request_frame(p);
+    assert!(agrees(&frame));
+    let tracked = Tracked::new(&["air", "bed", "hotend", "printerprinter"]);
+    let mut seen = Vec::new();
+    let read =
+        PointView::from_request_tracked(&frame, &tracked, |i, v| seen.push(format!("{i} {v:?}")));
+    assert!(read.is_some());
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["0 Double(NaN)", "1 Double(60.25)", "2 Double(219.5)", "2 Int(3)", "3 Double(-0.5)"]
+    );
+    let mut taken = 0;
+    for at in 0..frame.len() {
+        taken += usize::from(agrees(&frame[..at]));
+        for b in 0..=255u8 {
+            let mut f = frame.clone();
+            f[at] = b;
+            taken += usize::from(agrees(&f));
+        }
+        let mut f = frame.clone();
+        f.insert(at, 0x80);
+        taken += usize::from(agrees(&f));
+    }
+    assert!(taken > 5_000, "only {taken} changed frames taken");
+}
