@@ -174,7 +174,7 @@ impl Columns {
     /// frame is prost's to decode (then [`Columns::push_point`]).
     #[inline]
     pub fn read_frame<'f>(&mut self, frame: &'f [u8]) -> Option<PointView<'f>> {
-        // `seen` is all default here: reset after every frame, below.
+        // No bit of `seen` is set here: cleared after every frame, below.
         let seen = &mut self.seen;
         let view = PointView::from_request_tracked(frame, &self.tracked, |i, value| {
             if let Some(s) = seen.get_mut(i) {
@@ -182,17 +182,19 @@ impl Columns {
             }
         });
         let Some(view) = view else {
-            self.seen.fill(Seen::default());
+            self.seen.iter_mut().for_each(|s| s.has = 0);
             return None;
         };
         self.rows += 1;
-        for (i, s) in self.seen.iter_mut().enumerate() {
+        let columns = self.values.iter_mut().zip(&mut self.skipped);
+        for (s, (values, skipped)) in self.seen.iter_mut().zip(columns) {
             match s.reading() {
-                Reading::Value(v) => self.values[i].push(v),
-                Reading::Unusable => self.skipped[i] += 1,
+                Reading::Value(v) => values.push(v),
+                Reading::Unusable => *skipped += 1,
                 Reading::Absent => {}
             }
-            *s = Seen::default();
+            // `reading` looks at a value only when its bit is set.
+            s.has = 0;
         }
         Some(view)
     }
