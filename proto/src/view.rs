@@ -327,6 +327,13 @@ fn check_entry<S: EntrySink>(entry: &[u8], map: u32, sink: &mut S) -> Option<()>
 fn check_point<S: EntrySink>(body: &[u8], sink: &mut S) -> Option<()> {
     let mut c = Cursor { buf: body };
     while !c.is_empty() {
+        // `time` with its one-byte key (as every encoder writes it): the
+        // `(TIME, VARINT)` arm below, without decoding the key.
+        if let [0x08, rest @ ..] = c.buf {
+            c.buf = rest;
+            c.varint()?;
+            continue;
+        }
         if let Some(n) = sink.take_known(c.buf) {
             c.buf = c.buf.get(n..)?;
             continue;
@@ -443,6 +450,7 @@ impl<'a> PointView<'a> {
     /// [`PointView::from_request`] takes; an entry of the exact shape
     /// prost and Kapacitor write for a tracked `fieldsDouble` name is
     /// read from its bytes in one comparison (see [`Tracked`]).
+    #[inline]
     pub fn from_request_tracked<F: FnMut(usize, FieldValue<'_>)>(
         frame: &'a [u8],
         tracked: &Tracked,

@@ -240,6 +240,7 @@ impl<R: Read> FrameReader<R> {
 
     /// The next `Request` frame's body, without its length prefix;
     /// `Ok(None)` on a clean end of stream between frames.
+    #[inline]
     pub fn next_request(&mut self) -> Result<Option<&[u8]>, FrameError> {
         let (len, prefix) = loop {
             match parse_uvarint(&self.buf[self.start..self.end]) {
