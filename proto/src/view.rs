@@ -96,10 +96,17 @@ impl<'a> Cursor<'a> {
         self.varint_long()
     }
 
-    /// A varint of two or more bytes. With ten bytes at hand (a point's
-    /// nanosecond `time` takes nine), it is decoded from two words
-    /// without a loop; near the end of the buffer, byte by byte.
+    /// A varint of two or more bytes (see [`Cursor::varint_words`]).
     fn varint_long(&mut self) -> Option<u64> {
+        self.varint_words()
+    }
+
+    /// A varint of any length. With ten bytes at hand (a point's
+    /// nanosecond `time` takes nine), it is decoded from two words
+    /// without a loop; near the end of the buffer, byte by byte. Inlined
+    /// where the varint is usually long (`time`).
+    #[inline(always)]
+    fn varint_words(&mut self) -> Option<u64> {
         if let Some((head, rest)) = self.buf.split_first_chunk::<8>()
             && let [b8, b9, ..] = *rest
         {
@@ -331,7 +338,7 @@ fn check_point<S: EntrySink>(body: &[u8], sink: &mut S) -> Option<()> {
         // `(TIME, VARINT)` arm below, without decoding the key.
         if let [0x08, rest @ ..] = c.buf {
             c.buf = rest;
-            c.varint()?;
+            c.varint_words()?;
             continue;
         }
         if let Some(n) = sink.take_known(c.buf) {

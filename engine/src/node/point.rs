@@ -37,6 +37,8 @@ pub fn verdict_point(
     dimensions.push(field_tag.to_string());
     // Distinct keys: an unstable sort orders them as a stable one.
     dimensions.sort_unstable();
+    let mut fields_bool = HashMap::with_capacity(1);
+    fields_bool.insert("anomalous".to_string(), v.anomalous);
     let by_name = batch.end.by_name;
     let group = verdict_group(name, by_name, &dimensions, (field_tag, field), batch_tags);
     let mut fields_double = HashMap::with_capacity(v.stats.len() + 1);
@@ -54,7 +56,7 @@ pub fn verdict_point(
         dimensions,
         tags,
         fields_double,
-        fields_bool: HashMap::from([("anomalous".to_string(), v.anomalous)]),
+        fields_bool,
         by_name,
         ..Default::default()
     })
