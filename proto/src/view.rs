@@ -270,6 +270,13 @@ trait EntrySink {
 
     /// One checked entry of a field map (not `tags`), as [`entry`] reads it.
     fn entry(&mut self, key: &[u8], value: FieldValue<'_>);
+
+    /// A whole field (key, length, payload) the check took that gives the
+    /// sink nothing (a string field or a `tags` entry): the same bytes are
+    /// taken again wherever they appear, so the sink may take them in
+    /// [`EntrySink::take_known`].
+    #[inline(always)]
+    fn checked(&mut self, _field: &[u8]) {}
 }
 
 /// A sink taking every entry by its key.
@@ -345,6 +352,7 @@ fn check_point<S: EntrySink>(body: &[u8], sink: &mut S) -> Option<()> {
             c.buf = c.buf.get(n..)?;
             continue;
         }
+        let start = c.buf;
         match c.field()? {
             (tag::TIME | tag::BY_NAME, VARINT, _) => {}
             (
@@ -355,13 +363,15 @@ fn check_point<S: EntrySink>(body: &[u8], sink: &mut S) -> Option<()> {
                 if !is_utf8(b) {
                     return None;
                 }
+                sink.checked(&start[..start.len() - c.buf.len()]);
+            }
+            (tag::TAGS, LEN, Raw::Bytes(entry)) => {
+                check_entry(entry, tag::TAGS, sink)?;
+                sink.checked(&start[..start.len() - c.buf.len()]);
             }
             (
-                map @ (tag::TAGS
-                | tag::FIELDS_DOUBLE
-                | tag::FIELDS_INT
-                | tag::FIELDS_STRING
-                | tag::FIELDS_BOOL),
+                map
+                @ (tag::FIELDS_DOUBLE | tag::FIELDS_INT | tag::FIELDS_STRING | tag::FIELDS_BOOL),
                 LEN,
                 Raw::Bytes(entry),
             ) => check_entry(entry, map, sink)?,
@@ -457,10 +467,14 @@ impl<'a> PointView<'a> {
     /// [`PointView::from_request`] takes; an entry of the exact shape
     /// prost and Kapacitor write for a tracked `fieldsDouble` name is
     /// read from its bytes in one comparison (see [`Tracked`]).
+    ///
+    /// `tracked` also remembers a few string fields and `tags` entries
+    /// the check took (a batch's points share their group and tags), and
+    /// takes the same bytes again without checking them.
     #[inline]
     pub fn from_request_tracked<F: FnMut(usize, FieldValue<'_>)>(
         frame: &'a [u8],
-        tracked: &Tracked,
+        tracked: &mut Tracked,
         sink: F,
     ) -> Option<PointView<'a>> {
         let body = request_body(frame)?;
@@ -632,11 +646,21 @@ pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
         ["bed", "hotend", "", "printerprinter", "bed", "x=y,zhotend"].map(String::from).into();
     names.extend([116, 117].map(|n| "n".repeat(n)));
     names.extend(seen.iter().filter_map(|(k, ..)| String::from_utf8(k.clone()).ok()));
-    let tracked = Tracked::new(&names);
+    let mut tracked = Tracked::new(&names);
     let mut seen_tracked = Vec::new();
-    let reading_tracked = PointView::from_request_tracked(frame, &tracked, |i, v| {
+    let reading_tracked = PointView::from_request_tracked(frame, &mut tracked, |i, v| {
         seen_tracked.push((i, entry_bits(b"", v)));
     });
+    // Again, with the fields the first reading remembered: the same.
+    let mut seen_again = Vec::new();
+    let again = PointView::from_request_tracked(frame, &mut tracked, |i, v| {
+        seen_again.push((i, entry_bits(b"", v)));
+    });
+    if again.is_some() != reading_tracked.is_some() || seen_again != seen_tracked {
+        return Err(format!(
+            "tracked reading with remembered fields differs: {seen_again:?} vs {seen_tracked:?}"
+        ));
+    }
     let Some(view) = PointView::from_request(frame) else {
         return match (reading, reading_tracked) {
             (None, None) => Ok(false),

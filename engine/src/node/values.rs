@@ -176,7 +176,7 @@ impl Columns {
     pub fn read_frame<'f>(&mut self, frame: &'f [u8]) -> Option<PointView<'f>> {
         // No bit of `seen` is set here: cleared after every frame, below.
         let seen = &mut self.seen;
-        let view = PointView::from_request_tracked(frame, &self.tracked, |i, value| {
+        let view = PointView::from_request_tracked(frame, &mut self.tracked, |i, value| {
             if let Some(s) = seen.get_mut(i) {
                 s.note(value);
             }

@@ -13,6 +13,11 @@
 //! shape (another order, repeats, overlong varints, another map, a name not
 //! tracked) is read by the check as before, and its key matched by bytes.
 //!
+//! It also remembers a few whole fields the check took that give the
+//! reader nothing (string fields, `tags` entries: a batch's points repeat
+//! their group and tags) and takes the same bytes again unchecked: the
+//! check of one field depends on its bytes alone.
+//!
 //! Owns: matching entries to tracked names. Does not own: what a tracked
 //! value means (the engine's `node::values`).
 
@@ -33,7 +38,27 @@ pub struct Tracked {
     doubles: Vec<DoubleEntry>,
     /// Those entries' bytes before the value, one after another.
     heads: Vec<u8>,
+    /// Whole fields the check took that give a sink nothing (string
+    /// fields, `tags` entries), [`KNOWN_SLOTS`] of at most [`KNOWN_LEN`]
+    /// bytes, replaced in turn: a batch's points repeat their group and
+    /// tags, taken again by comparing bytes instead of checking them.
+    known: Vec<Known>,
+    known_next: usize,
 }
+
+/// A remembered field: its first 16 bytes as two little-endian words
+/// with the masks of the bytes that belong to it, and all its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    words: [u64; 2],
+    masks: [u64; 2],
+    len: usize,
+    bytes: [u8; KNOWN_LEN],
+}
+
+/// Fields remembered, and the longest remembered.
+const KNOWN_SLOTS: usize = 4;
+const KNOWN_LEN: usize = 64;
 
 /// One tracked name's `fieldsDouble` entry, as far as its value.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +136,57 @@ impl Tracked {
         (0..self.ends.len()).find(|&i| self.name(i) == key)
     }
 
+    /// A remembered field at the start of `rest`: its length.
+    #[inline(always)]
+    fn known_field(&self, rest: &[u8]) -> Option<usize> {
+        let Some((head, _)) = rest.split_first_chunk::<16>() else {
+            // Near the end of the point: as slices.
+            let k = self.known.iter().find(|k| rest.get(..k.len) == k.bytes.get(..k.len))?;
+            return Some(k.len);
+        };
+        let (w0, w1) = head.split_at(8);
+        let w0 = u64::from_le_bytes(w0.try_into().ok()?);
+        let w1 = u64::from_le_bytes(w1.try_into().ok()?);
+        for k in &self.known {
+            if ((w0 ^ k.words[0]) & k.masks[0]) | ((w1 ^ k.words[1]) & k.masks[1]) != 0 {
+                continue;
+            }
+            if k.len > 16 && rest.get(16..k.len) != k.bytes.get(16..k.len) {
+                continue;
+            }
+            return Some(k.len);
+        }
+        None
+    }
+
+    /// Remembers a field the check took (see [`Tracked::known`]).
+    #[cold]
+    fn remember(&mut self, field: &[u8]) {
+        if field.is_empty() || field.len() > KNOWN_LEN {
+            return;
+        }
+        let mut bytes = [0u8; KNOWN_LEN];
+        bytes[..field.len()].copy_from_slice(field);
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
+            u64::from_le_bytes(w)
+        };
+        let mask = |i: usize| match field.len().saturating_sub(8 * i) {
+            0 => 0,
+            n if n >= 8 => u64::MAX,
+            n => (1u64 << (8 * n)) - 1,
+        };
+        let k =
+            Known { words: [word(0), word(1)], masks: [mask(0), mask(1)], len: field.len(), bytes };
+        if self.known.len() < KNOWN_SLOTS {
+            self.known.push(k);
+        } else {
+            self.known[self.known_next] = k;
+        }
+        self.known_next = (self.known_next + 1) % KNOWN_SLOTS;
+    }
+
     /// A tracked name's `fieldsDouble` entry in its exact shape at the
     /// start of `rest`: the name's index, the value and the entry's length.
     #[inline(always)]
@@ -144,16 +220,23 @@ impl Tracked {
 /// The sink of [`super::PointView::from_request_tracked`]: tracked
 /// entries by their name's index.
 pub(super) struct ByIndex<'t, F> {
-    pub tracked: &'t Tracked,
+    pub tracked: &'t mut Tracked,
     pub sink: F,
 }
 
 impl<F: FnMut(usize, FieldValue<'_>)> EntrySink for ByIndex<'_, F> {
     #[inline(always)]
     fn take_known(&mut self, rest: &[u8]) -> Option<usize> {
-        let (i, value, len) = self.tracked.double_entry(rest)?;
-        (self.sink)(i, FieldValue::Double(value));
-        Some(len)
+        if let Some((i, value, len)) = self.tracked.double_entry(rest) {
+            (self.sink)(i, FieldValue::Double(value));
+            return Some(len);
+        }
+        self.tracked.known_field(rest)
+    }
+
+    #[inline(always)]
+    fn checked(&mut self, field: &[u8]) {
+        self.tracked.remember(field);
     }
 
     #[inline]
