@@ -19,5 +19,6 @@ pub use error::FrameError;
 pub use view::{EncodedPoints, FieldValue, PointView};
 pub use wire::{
     FrameReader, Incoming, MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, decode_request_or_point,
-    encode_frame, read_message, read_request, read_request_or_point, read_response, write_message,
+    encode_frame, encode_point_responses, read_message, read_request, read_request_or_point,
+    read_response, write_message,
 };

@@ -96,10 +96,17 @@ impl<'a> Cursor<'a> {
         self.varint_long()
     }
 
-    /// A varint of two or more bytes. With ten bytes at hand (a point's
-    /// nanosecond `time` takes nine), it is decoded from two words
-    /// without a loop; near the end of the buffer, byte by byte.
+    /// A varint of two or more bytes (see [`Cursor::varint_words`]).
     fn varint_long(&mut self) -> Option<u64> {
+        self.varint_words()
+    }
+
+    /// A varint of any length. With ten bytes at hand (a point's
+    /// nanosecond `time` takes nine), it is decoded from two words
+    /// without a loop; near the end of the buffer, byte by byte. Inlined
+    /// where the varint is usually long (`time`).
+    #[inline(always)]
+    fn varint_words(&mut self) -> Option<u64> {
         if let Some((head, rest)) = self.buf.split_first_chunk::<8>()
             && let [b8, b9, ..] = *rest
         {
@@ -250,16 +257,44 @@ fn field_value(map: u32, raw: Option<Raw<'_>>) -> FieldValue<'_> {
     }
 }
 
+/// What the check hands a point's field-map entries to.
+trait EntrySink {
+    /// Takes a whole field-map entry at the start of `rest` (its field key
+    /// first) when it has one exact shape the sink knows to be valid and
+    /// wants ([`Tracked`]), returning the bytes taken; `None` (the default):
+    /// the check reads the field as usual.
+    #[inline(always)]
+    fn take_known(&mut self, _rest: &[u8]) -> Option<usize> {
+        None
+    }
+
+    /// One checked entry of a field map (not `tags`), as [`entry`] reads it.
+    fn entry(&mut self, key: &[u8], value: FieldValue<'_>);
+
+    /// A whole field (key, length, payload) the check took that gives the
+    /// sink nothing (a string field or a `tags` entry): the same bytes are
+    /// taken again wherever they appear, so the sink may take them in
+    /// [`EntrySink::take_known`].
+    #[inline(always)]
+    fn checked(&mut self, _field: &[u8]) {}
+}
+
+/// A sink taking every entry by its key.
+struct ByKey<F>(F);
+
+impl<F: FnMut(&[u8], FieldValue<'_>)> EntrySink for ByKey<F> {
+    #[inline(always)]
+    fn entry(&mut self, key: &[u8], value: FieldValue<'_>) {
+        (self.0)(key, value);
+    }
+}
+
 /// Checks one map entry: only key (1, a string) and value (2, of the map's
 /// type), each possibly missing or repeated. An entry of a field map (not
 /// `tags`) is handed to `sink` as [`entry`] reads it (the last key and the
 /// last value).
 #[inline]
-fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
-    entry: &[u8],
-    map: u32,
-    sink: &mut F,
-) -> Option<()> {
+fn check_entry<S: EntrySink>(entry: &[u8], map: u32, sink: &mut S) -> Option<()> {
     let (want, is_string) = value_wire(map);
     if let Some((key, raw, wire)) = entry_fast(entry) {
         let value_ok = match raw {
@@ -270,7 +305,7 @@ fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
             return None;
         }
         if map != tag::TAGS {
-            sink(key, field_value(map, Some(raw)));
+            sink.entry(key, field_value(map, Some(raw)));
         }
         return Some(());
     }
@@ -294,7 +329,7 @@ fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
     }
     if map != tag::TAGS {
         let (key, raw) = self::entry(entry);
-        sink(key, field_value(map, raw));
+        sink.entry(key, field_value(map, raw));
     }
     Some(())
 }
@@ -303,9 +338,21 @@ fn check_entry<F: FnMut(&[u8], FieldValue<'_>)>(
 /// handing every field-map entry to `sink` on the way, in wire order. What
 /// `sink` saw means nothing unless the whole check succeeds.
 #[inline]
-fn check_point<F: FnMut(&[u8], FieldValue<'_>)>(body: &[u8], sink: &mut F) -> Option<()> {
+fn check_point<S: EntrySink>(body: &[u8], sink: &mut S) -> Option<()> {
     let mut c = Cursor { buf: body };
     while !c.is_empty() {
+        // `time` with its one-byte key (as every encoder writes it): the
+        // `(TIME, VARINT)` arm below, without decoding the key.
+        if let [0x08, rest @ ..] = c.buf {
+            c.buf = rest;
+            c.varint_words()?;
+            continue;
+        }
+        if let Some(n) = sink.take_known(c.buf) {
+            c.buf = c.buf.get(n..)?;
+            continue;
+        }
+        let start = c.buf;
         match c.field()? {
             (tag::TIME | tag::BY_NAME, VARINT, _) => {}
             (
@@ -316,13 +363,15 @@ fn check_point<F: FnMut(&[u8], FieldValue<'_>)>(body: &[u8], sink: &mut F) -> Op
                 if !is_utf8(b) {
                     return None;
                 }
+                sink.checked(&start[..start.len() - c.buf.len()]);
+            }
+            (tag::TAGS, LEN, Raw::Bytes(entry)) => {
+                check_entry(entry, tag::TAGS, sink)?;
+                sink.checked(&start[..start.len() - c.buf.len()]);
             }
             (
-                map @ (tag::TAGS
-                | tag::FIELDS_DOUBLE
-                | tag::FIELDS_INT
-                | tag::FIELDS_STRING
-                | tag::FIELDS_BOOL),
+                map
+                @ (tag::FIELDS_DOUBLE | tag::FIELDS_INT | tag::FIELDS_STRING | tag::FIELDS_BOOL),
                 LEN,
                 Raw::Bytes(entry),
             ) => check_entry(entry, map, sink)?,
@@ -393,7 +442,7 @@ impl<'a> PointView<'a> {
 
     /// A `Point`'s own bytes, if the fast path takes them.
     pub fn parse(body: &'a [u8]) -> Option<PointView<'a>> {
-        check_point(body, &mut |_, _| {})?;
+        check_point(body, &mut ByKey(|_: &[u8], _: FieldValue<'_>| {}))?;
         Some(PointView { body })
     }
 
@@ -408,7 +457,28 @@ impl<'a> PointView<'a> {
         mut sink: F,
     ) -> Option<PointView<'a>> {
         let body = request_body(frame)?;
-        check_point(body, &mut sink)?;
+        check_point(body, &mut ByKey(&mut sink))?;
+        Some(PointView { body })
+    }
+
+    /// [`PointView::from_request_reading`] for the entries whose key is one
+    /// of `tracked`'s names only: `sink` gets the name's index (the first
+    /// equal name's) and the value. Takes exactly the frames
+    /// [`PointView::from_request`] takes; an entry of the exact shape
+    /// prost and Kapacitor write for a tracked `fieldsDouble` name is
+    /// read from its bytes in one comparison (see [`Tracked`]).
+    ///
+    /// `tracked` also remembers a few string fields and `tags` entries
+    /// the check took (a batch's points share their group and tags), and
+    /// takes the same bytes again without checking them.
+    #[inline]
+    pub fn from_request_tracked<F: FnMut(usize, FieldValue<'_>)>(
+        frame: &'a [u8],
+        tracked: &mut Tracked,
+        sink: F,
+    ) -> Option<PointView<'a>> {
+        let body = request_body(frame)?;
+        check_point(body, &mut tracked::ByIndex { tracked, sink })?;
         Some(PointView { body })
     }
 
@@ -569,18 +639,55 @@ pub fn compare_with_prost(frame: &[u8]) -> Result<bool, String> {
     // `field_entries` reads afterwards (doubles compared by their bits).
     let mut seen = Vec::new();
     let reading = PointView::from_request_reading(frame, |k, v| seen.push(entry_bits(k, v)));
+    // Reading only tracked names: names the frame holds, and a few others
+    // (repeated, empty, longer than one word, too long for a one-byte
+    // entry length), sees the tracked part of the same entries.
+    let mut names: Vec<String> =
+        ["bed", "hotend", "", "printerprinter", "bed", "x=y,zhotend"].map(String::from).into();
+    names.extend([116, 117].map(|n| "n".repeat(n)));
+    names.extend(seen.iter().filter_map(|(k, ..)| String::from_utf8(k.clone()).ok()));
+    let mut tracked = Tracked::new(&names);
+    let mut seen_tracked = Vec::new();
+    let reading_tracked = PointView::from_request_tracked(frame, &mut tracked, |i, v| {
+        seen_tracked.push((i, entry_bits(b"", v)));
+    });
+    // Again, with the fields the first reading remembered: the same.
+    let mut seen_again = Vec::new();
+    let again = PointView::from_request_tracked(frame, &mut tracked, |i, v| {
+        seen_again.push((i, entry_bits(b"", v)));
+    });
+    if again.is_some() != reading_tracked.is_some() || seen_again != seen_tracked {
+        return Err(format!(
+            "tracked reading with remembered fields differs: {seen_again:?} vs {seen_tracked:?}"
+        ));
+    }
     let Some(view) = PointView::from_request(frame) else {
-        return match reading {
-            None => Ok(false),
-            Some(_) => Err("from_request_reading took a frame from_request refuses".into()),
+        return match (reading, reading_tracked) {
+            (None, None) => Ok(false),
+            (Some(_), _) => Err("from_request_reading took a frame from_request refuses".into()),
+            (_, Some(_)) => Err("from_request_tracked took a frame from_request refuses".into()),
         };
     };
     if reading.is_none() {
         return Err("from_request_reading refused a frame from_request takes".into());
     }
+    if reading_tracked.is_none() {
+        return Err("from_request_tracked refused a frame from_request takes".into());
+    }
     let after: Vec<_> = view.field_entries().map(|(k, v)| entry_bits(k, v)).collect();
     if seen != after {
         return Err(format!("reading while checking saw {seen:?}, field_entries {after:?}"));
+    }
+    let want_tracked: Vec<_> = view
+        .field_entries()
+        .filter_map(|(k, v)| {
+            Some((names.iter().position(|n| n.as_bytes() == k)?, entry_bits(b"", v)))
+        })
+        .collect();
+    if seen_tracked != want_tracked {
+        return Err(format!(
+            "tracked reading saw {seen_tracked:?}, field_entries {want_tracked:?}"
+        ));
     }
     let decoded = <agent::Request as prost::Message>::decode(frame);
     let Ok(agent::Request { message: Some(agent::request::Message::Point(p)) }) = decoded else {
@@ -753,6 +860,10 @@ impl EncodedPoints {
         })
     }
 }
+
+mod tracked;
+
+pub use tracked::Tracked;
 
 #[cfg(test)]
 mod tests;

@@ -240,6 +240,7 @@ impl<R: Read> FrameReader<R> {
 
     /// The next `Request` frame's body, without its length prefix;
     /// `Ok(None)` on a clean end of stream between frames.
+    #[inline]
     pub fn next_request(&mut self) -> Result<Option<&[u8]>, FrameError> {
         let (len, prefix) = loop {
             match parse_uvarint(&self.buf[self.start..self.end]) {
@@ -303,12 +304,19 @@ enum Prefix {
     Overflow,
 }
 
+// Inlined: a point's length prefix is one byte, read once per frame.
+#[inline(always)]
 fn parse_uvarint(b: &[u8]) -> Prefix {
     if let Some(&first) = b.first()
         && first < 0x80
     {
         return Prefix::Done(u64::from(first), 1);
     }
+    parse_uvarint_long(b)
+}
+
+#[cold]
+fn parse_uvarint_long(b: &[u8]) -> Prefix {
     let mut value = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
         if i == 9 && byte > 1 {
@@ -345,6 +353,29 @@ pub fn write_message<M: Message, W: Write>(w: &mut W, m: &M) -> io::Result<()> {
     w.write_all(&encode_frame(m))
 }
 
+/// `Response.point`: field 17.
+const RESPONSE_POINT: u32 = 17;
+
+/// Appends a `Response{point}` frame for each of `points` to `out`: the
+/// bytes [`write_message`] writes for each, with each point's encoded
+/// length computed once (prost's `encode_length_delimited` computes it
+/// for the frame's length and again for the point's) and no buffer per
+/// frame.
+pub fn encode_point_responses(points: &[crate::agent::Point], out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+    for p in points {
+        let len = p.encoded_len();
+        let body = key_len(RESPONSE_POINT) + encoded_len_varint(len as u64) + len;
+        out.reserve(encoded_len_varint(body as u64) + body);
+        encode_varint(body as u64, out);
+        encode_key(RESPONSE_POINT, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+        // What `Message::encode` does after its own `encoded_len` (prost
+        // is pinned; `encode_raw` is its public, if hidden, trait method).
+        p.encode_raw(out);
+    }
+}
+
 /// Reads and decodes one `Response` (the Kapacitor side): a
 /// `SnapshotResponse` may be as large as a Restore may be, everything else
 /// is capped at [`MAX_FRAME_LEN`]. `Ok(None)` on a clean end of stream.
@@ -367,6 +398,50 @@ mod tests {
 
     fn keepalive(t: i64) -> Request {
         Request { message: Some(request::Message::Keepalive(KeepaliveRequest { time: t })) }
+    }
+
+    #[test]
+    fn point_responses_are_the_bytes_write_message_writes() {
+        use std::collections::HashMap;
+
+        use crate::agent::{Point, Response, response};
+        let long = "x".repeat(200);
+        let mut points = vec![Point::default()];
+        for i in 0..40i64 {
+            let s = |n: i64| if n % 7 == 0 { long.clone() } else { format!("k{n}") };
+            points.push(Point {
+                time: i * 1_000_000_007 - 20,
+                name: s(i),
+                group: format!("field=f{i}"),
+                dimensions: (0..i % 3).map(s).collect(),
+                tags: (0..i % 4).map(|n| (s(n), s(n + i))).collect(),
+                fields_double: HashMap::from([
+                    ("pvalue".into(), 1.0 / (i as f64 + 1.0)),
+                    (s(i), -0.0),
+                ]),
+                fields_int: (0..i % 2).map(|n| (s(n), n - i)).collect(),
+                fields_string: HashMap::from([(s(i + 1), s(i + 2))]),
+                fields_bool: HashMap::from([("anomalous".into(), i % 2 == 0)]),
+                by_name: i % 5 == 0,
+                ..Default::default()
+            });
+        }
+        let mut got = Vec::new();
+        encode_point_responses(&points, &mut got);
+        // A clone's maps keep the original's layout, so iterate alike.
+        let mut want = Vec::new();
+        for p in &points {
+            let r = Response { message: Some(response::Message::Point(p.clone())) };
+            write_message(&mut want, &r).unwrap();
+        }
+        assert_eq!(got, want);
+        let mut r = got.as_slice();
+        let mut buf = Vec::new();
+        for p in &points {
+            let back = read_response(&mut r, &mut buf).unwrap();
+            assert_eq!(back, Some(Response { message: Some(response::Message::Point(p.clone())) }));
+        }
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -32,9 +32,15 @@ pub fn verdict_point(
     let batch_tags = batch.tags();
     let mut tags = batch_tags.clone();
     tags.insert(field_tag.to_string(), field.to_string());
-    let mut dimensions: Vec<String> = batch_tags.keys().cloned().collect();
+    let mut dimensions = Vec::with_capacity(batch_tags.len() + 1);
+    dimensions.extend(batch_tags.keys().cloned());
     dimensions.push(field_tag.to_string());
-    dimensions.sort();
+    // Distinct keys: an unstable sort orders them as a stable one.
+    dimensions.sort_unstable();
+    let mut fields_bool = HashMap::with_capacity(1);
+    fields_bool.insert("anomalous".to_string(), v.anomalous);
+    let by_name = batch.end.by_name;
+    let group = verdict_group(name, by_name, &dimensions, (field_tag, field), batch_tags);
     let mut fields_double = HashMap::with_capacity(v.stats.len() + 1);
     fields_double.insert("pvalue".to_string(), v.pvalue);
     for (k, x) in v.stats {
@@ -43,18 +49,47 @@ pub fn verdict_point(
             fields_double.insert(k, x);
         }
     }
-    let by_name = batch.end.by_name;
     Ok(agent::Point {
         time: batch.end.tmax,
         name: name.to_string(),
-        group: group_id(name, by_name, &dimensions, &tags),
+        group,
         dimensions,
         tags,
         fields_double,
-        fields_bool: HashMap::from([("anomalous".to_string(), v.anomalous)]),
+        fields_bool,
         by_name,
         ..Default::default()
     })
+}
+
+/// [`group_id`] of a verdict point, whose tags are the batch's plus
+/// `field_tag` (the pair): the same string, sized once and without
+/// looking the field tag up in a map of the point's tags.
+fn verdict_group(
+    name: &str,
+    by_name: bool,
+    dims: &[String],
+    (field_tag, field): (&str, &str),
+    batch_tags: &HashMap<String, String>,
+) -> String {
+    let value = |d: &str| {
+        if d == field_tag { field } else { batch_tags.get(d).map_or("", String::as_str) }
+    };
+    let len = dims.iter().map(|d| d.len() + value(d).len() + 2).sum::<usize>();
+    let mut id = String::with_capacity(len + if by_name { name.len() + 1 } else { 0 });
+    if by_name {
+        id.push_str(name);
+        id.push('\n');
+    }
+    for (i, d) in dims.iter().enumerate() {
+        if i > 0 {
+            id.push(',');
+        }
+        id.push_str(d);
+        id.push('=');
+        id.push_str(value(d));
+    }
+    id
 }
 
 /// The names of the fields `.passThrough()` adds for one tracked field:
@@ -156,6 +191,22 @@ mod tests {
         let by_name = verdict_point(&batch(true), "metric", "bed", verdict(0.5)).unwrap();
         assert_eq!(by_name.group, "temperatures\nmetric=bed,printer=a");
         assert!(by_name.by_name);
+    }
+
+    #[test]
+    fn the_verdict_group_is_the_group_id_of_the_point() {
+        for (tags, by_name) in [
+            (vec![], false),
+            (vec![], true),
+            (vec![("printer", "a")], false),
+            (vec![("zone", ""), ("printer", "a"), ("a", "x=y")], true),
+        ] {
+            let mut b = batch(by_name);
+            b.end.tags = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let p = verdict_point(&b, "field", "hotend", verdict(0.5)).unwrap();
+            assert_eq!(p.group, group_id(&p.name, by_name, &p.dimensions, &p.tags), "{tags:?}");
+            assert!(p.group.contains("field=hotend"));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use tickwatch_proto::view::Tracked;
 use tickwatch_proto::{FieldValue, PointView, agent};
 
 /// What a point holds for one tracked field.
@@ -119,6 +120,8 @@ impl ViewReader {
 #[derive(Debug, Clone, Default)]
 pub struct Columns {
     fields: Arc<[String]>,
+    /// `fields`, prepared for matching a point's entries.
+    tracked: Tracked,
     values: Vec<Vec<f64>>,
     skipped: Vec<u64>,
     rows: usize,
@@ -135,6 +138,7 @@ impl Columns {
             skipped: vec![0; n],
             rows: 0,
             seen: vec![Seen::default(); n],
+            tracked: Tracked::new(&fields),
             fields,
         }
     }
@@ -170,30 +174,27 @@ impl Columns {
     /// frame is prost's to decode (then [`Columns::push_point`]).
     #[inline]
     pub fn read_frame<'f>(&mut self, frame: &'f [u8]) -> Option<PointView<'f>> {
-        // `seen` is all default here: reset after every frame, below.
-        let (fields, seen) = (&self.fields, &mut self.seen);
-        let view = PointView::from_request_reading(frame, |key, value| {
-            // A node tracks a handful of fields: a scan beats hashing.
-            if let Some(i) = fields.iter().position(|f| {
-                let f = f.as_bytes();
-                // Byte by byte: names are short, a call to `bcmp` is not.
-                f.len() == key.len() && f.iter().zip(key).all(|(a, b)| a == b)
-            }) {
-                seen[i].note(value);
+        // No bit of `seen` is set here: cleared after every frame, below.
+        let seen = &mut self.seen;
+        let view = PointView::from_request_tracked(frame, &mut self.tracked, |i, value| {
+            if let Some(s) = seen.get_mut(i) {
+                s.note(value);
             }
         });
         let Some(view) = view else {
-            self.seen.fill(Seen::default());
+            self.seen.iter_mut().for_each(|s| s.has = 0);
             return None;
         };
         self.rows += 1;
-        for (i, s) in self.seen.iter_mut().enumerate() {
+        let columns = self.values.iter_mut().zip(&mut self.skipped);
+        for (s, (values, skipped)) in self.seen.iter_mut().zip(columns) {
             match s.reading() {
-                Reading::Value(v) => self.values[i].push(v),
-                Reading::Unusable => self.skipped[i] += 1,
+                Reading::Value(v) => values.push(v),
+                Reading::Unusable => *skipped += 1,
                 Reading::Absent => {}
             }
-            *s = Seen::default();
+            // `reading` looks at a value only when its bit is set.
+            s.has = 0;
         }
         Some(view)
     }

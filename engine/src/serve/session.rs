@@ -544,9 +544,13 @@ fn send_work(
     .map_err(|_| ())
 }
 
+/// Most points the writer encodes before writing them out.
+const WRITE_CHUNK_POINTS: usize = 256;
+
 fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), SessionError> {
     let mut w = BufWriter::with_capacity(64 * 1024, writer);
     let mut failed: Option<std::io::Error> = None;
+    let mut frames = Vec::new();
     'outer: while let Some(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(item) = next.take() {
@@ -559,9 +563,11 @@ fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), Sessi
                     }
                 }
                 Out::Points(points) if failed.is_none() => {
-                    for p in points {
-                        let resp = agent::Response { message: Some(response::Message::Point(p)) };
-                        if let Err(e) = write_message(&mut w, &resp) {
+                    // Encoded into one reused buffer, a bounded number at a time.
+                    for chunk in points.chunks(WRITE_CHUNK_POINTS) {
+                        frames.clear();
+                        tickwatch_proto::encode_point_responses(chunk, &mut frames);
+                        if let Err(e) = w.write_all(&frames) {
                             failed = Some(e);
                             break;
                         }

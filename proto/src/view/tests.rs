@@ -380,3 +380,95 @@ fn varints_read_from_words_read_as_byte_by_byte() {
         }
     }
 }
+
+/// A point as the printer day sends it (time, three `fieldsDouble` entries
+/// in the shape [`Tracked`] reads from its bytes), then every one-byte
+/// change and every cut of it: the tracked reading takes exactly what
+/// prost-equivalent checking takes and reads the same values
+/// (`compare_with_prost` tracks the frame's own names and others).
+#[test]
+fn every_change_of_a_day_point_reads_alike_or_goes_to_prost() {
+    let p = agent::Point {
+        time: 1_700_000_000_000_000_000,
+        fields_double: HashMap::from([
+            ("hotend".into(), 219.5),
+            ("bed".into(), 60.25),
+            ("air".into(), f64::NAN),
+            ("printerprinter".into(), -0.5),
+        ]),
+        fields_int: HashMap::from([("hotend".into(), 3)]),
+        ..Default::default()
+    };
+    let frame = request_frame(p);
+    assert!(agrees(&frame));
+    let mut tracked = Tracked::new(&["air", "bed", "hotend", "printerprinter"]);
+    let mut seen = Vec::new();
+    let read = PointView::from_request_tracked(&frame, &mut tracked, |i, v| {
+        seen.push(format!("{i} {v:?}"))
+    });
+    assert!(read.is_some());
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["0 Double(NaN)", "1 Double(60.25)", "2 Double(219.5)", "2 Int(3)", "3 Double(-0.5)"]
+    );
+    let mut taken = 0;
+    for at in 0..frame.len() {
+        taken += usize::from(agrees(&frame[..at]));
+        for b in 0..=255u8 {
+            let mut f = frame.clone();
+            f[at] = b;
+            taken += usize::from(agrees(&f));
+        }
+        let mut f = frame.clone();
+        f.insert(at, 0x80);
+        taken += usize::from(agrees(&f));
+    }
+    assert!(taken > 5_000, "only {taken} changed frames taken");
+}
+
+/// One `Tracked` reading frame after frame, as `Columns` reads a batch:
+/// the fields it remembers from earlier frames (a batch's group and tags)
+/// never make it take a frame `from_request` refuses, refuse one it takes
+/// or read other values, whatever the frames' changes.
+#[test]
+fn remembered_fields_read_alike_across_frames() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let names = ["hotend", "bed", "a", "printer", ""];
+    let mut tracked = Tracked::new(&names);
+    let (mut taken, n) = (0, 20_000);
+    for i in 0..n {
+        let mut p = point(&mut rng);
+        if i % 4 != 0 {
+            // Most points carry their batch's group and tags.
+            p.group = ["printer=a", "printer=é"][i % 2].into();
+            p.tags = HashMap::from([("printer".into(), ["a", "é"][i % 2].into())]);
+        }
+        let mut frame = request_frame(p);
+        if rng.random_range(0..3u8) == 0 && !frame.is_empty() {
+            let at = rng.random_range(0..frame.len());
+            match rng.random_range(0..3u8) {
+                0 => frame[at] = rng.random(),
+                1 => frame[at] ^= 1 << rng.random_range(0..8u32),
+                _ => frame.truncate(at),
+            }
+        }
+        let mut seen = Vec::new();
+        let got = PointView::from_request_tracked(&frame, &mut tracked, |i, v| {
+            seen.push((i, entry_bits(b"", v)));
+        });
+        let want = PointView::from_request(&frame);
+        assert_eq!(got.is_some(), want.is_some(), "frame {i}: {frame:02x?}");
+        if let Some(view) = want {
+            let expect: Vec<_> = view
+                .field_entries()
+                .filter_map(|(k, v)| {
+                    Some((names.iter().position(|n| n.as_bytes() == k)?, entry_bits(b"", v)))
+                })
+                .collect();
+            assert_eq!(seen, expect, "frame {i}: {frame:02x?}");
+            taken += 1;
+        }
+    }
+    assert!(taken > n / 2, "only {taken} of {n} taken");
+}
