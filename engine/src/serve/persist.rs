@@ -243,6 +243,15 @@ impl Persisted {
         self.store.as_ref().map(StateStore::counts)
     }
 
+    /// Sets the most fields per sled batch of a commit (tests split small
+    /// commits with a tiny bound).
+    #[cfg(test)]
+    pub fn set_batch_fields(&mut self, fields: usize) {
+        if let Some(s) = self.store.as_mut() {
+            s.set_batch_fields(fields);
+        }
+    }
+
     /// Where the state lives, if anywhere.
     pub fn dir(&self) -> Option<String> {
         self.store.as_ref().map(|s| s.dir().display().to_string())
