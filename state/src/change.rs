@@ -89,8 +89,49 @@ impl Ranges {
         }
     }
 
+    /// Bytes the ranges hold (their data and spans).
+    fn footprint(&self) -> usize {
+        self.data.len().saturating_add(self.spans.len().saturating_mul(16))
+    }
+
+    /// The same change as sorted, disjoint spans (a later span's bytes win
+    /// where spans overlap): at most `len` bytes of data.
+    fn compact(&mut self) {
+        let len = self.len as usize;
+        let mut bytes = vec![0u8; len];
+        let mut set = vec![false; len];
+        for (off, b) in self.iter() {
+            let end = off.saturating_add(b.len()).min(len);
+            if off < end {
+                bytes[off..end].copy_from_slice(&b[..end - off]);
+                set[off..end].iter_mut().for_each(|s| *s = true);
+            }
+        }
+        let mut spans = Vec::new();
+        let mut data = Vec::new();
+        let mut at = 0;
+        while at < len {
+            if !set[at] {
+                at += 1;
+                continue;
+            }
+            let start = at;
+            while at < len && set[at] {
+                at += 1;
+            }
+            spans.push((start as u64, (at - start) as u64));
+            data.extend_from_slice(&bytes[start..at]);
+        }
+        (self.spans, self.data) = (spans, data);
+    }
+
     /// These ranges followed by `next` (taken against this generation), as
-    /// one set: spans past `next`'s length are cut.
+    /// one set: spans past `next`'s length are cut; a state that grows gets
+    /// the zeros `next`'s growth stands for (the base may be longer than
+    /// this generation). Spans that overlap are folded together once they
+    /// hold more than twice the state's bytes, so the ranges of many
+    /// windows waiting for one commit take at most about that, whatever
+    /// the number of windows.
     fn then(mut self, next: Ranges) -> Ranges {
         if self.len > next.len {
             let mut spans = Vec::with_capacity(self.spans.len());
@@ -104,15 +145,23 @@ impl Ranges {
             }
             (self.spans, self.data) = (spans, data);
         }
+        if next.len > self.len {
+            self.spans.push((self.len, next.len - self.len));
+            self.data.resize(self.data.len() + (next.len - self.len) as usize, 0);
+        }
         self.spans.extend_from_slice(&next.spans);
         self.data.extend_from_slice(&next.data);
-        Ranges {
+        let mut joined = Ranges {
             base: self.base,
             generation: next.generation,
             len: next.len,
             spans: self.spans,
             data: self.data,
+        };
+        if joined.footprint() > (joined.len as usize).saturating_mul(2).saturating_add(4096) {
+            joined.compact();
         }
+        joined
     }
 }
 
@@ -206,5 +255,64 @@ mod tests {
         let stale = StateChange::Ranges(r(7, 8, 1, &[(0, &[1])]));
         assert!(w.then(stale).is_err());
         assert!(!r(0, 1, 2, &[(1, &[1, 2])]).is_consistent());
+    }
+
+    /// A state that shrinks, then grows again, between two commits: the
+    /// regrown bytes are zeros, not the base's (which is longer than the
+    /// state in between).
+    #[test]
+    fn chained_ranges_zero_what_a_shrink_then_growth_gives_back() {
+        let start: Vec<u8> = (1..=10).collect();
+        let a = r(1, 2, 4, &[(0, &[40])]);
+        let b = r(2, 3, 8, &[(6, &[66])]);
+        let mut one = start.clone();
+        a.apply(&mut one);
+        b.apply(&mut one);
+        assert_eq!(one, [40, 2, 3, 4, 0, 0, 66, 0]);
+        let StateChange::Ranges(j) = StateChange::Ranges(a).then(StateChange::Ranges(b)).unwrap()
+        else {
+            panic!("ranges")
+        };
+        assert!(j.is_consistent());
+        let mut two = start;
+        j.apply(&mut two);
+        assert_eq!(two, one);
+    }
+
+    /// Many windows of a ring chained for one commit: the joined ranges
+    /// stay within about twice the state's bytes and give what applying
+    /// each one gives.
+    #[test]
+    fn chained_ranges_of_many_windows_stay_bounded() {
+        let len = 20_000usize;
+        let mut state: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let base = state.clone();
+        let mut joined: Option<StateChange> = None;
+        let mut x = 7u64;
+        for g in 0..400u64 {
+            // A header, a ring slot run (sometimes across the end), a tail.
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let at = 16 + (x >> 33) as usize % (len - 400);
+            let k = (g % 251) as u8;
+            let w = r(
+                g,
+                g + 1,
+                len as u64,
+                &[(0, &[k; 8]), (at as u64, &[k ^ 0x5A; 300]), (len as u64 - 50, &[k; 50])],
+            );
+            w.apply(&mut state);
+            let c = StateChange::Ranges(w);
+            joined = Some(match joined {
+                None => c,
+                Some(j) => j.then(c).unwrap(),
+            });
+            let Some(StateChange::Ranges(j)) = &joined else { panic!("ranges") };
+            assert!(j.footprint() <= 2 * len + 4096 + 400, "{} bytes", j.footprint());
+        }
+        let Some(StateChange::Ranges(j)) = joined else { panic!("ranges") };
+        assert!(j.is_consistent() && (j.base, j.generation) == (0, 400));
+        let mut two = base;
+        j.apply(&mut two);
+        assert_eq!(two, state);
     }
 }
