@@ -64,11 +64,14 @@ use crate::{StateError, codec};
 /// Bytes per stored chunk of detector state.
 pub const CHUNK: usize = 4096;
 /// Most bytes of last-committed states the store keeps in memory to diff
-/// new states against. A node with few series (a printer day: 3 × 29 kB)
-/// keeps all of them; beyond this (thousands of groups) the rest are read
-/// back from the database when they are committed, so memory per series is
-/// the detector's own and not twice that.
-const WRITTEN_BUDGET: usize = 16 << 20;
+/// new states against. A node with few series (a printer day: 3 × 29 kB,
+/// the 4 × 4 stream 12 × 29 kB) keeps all of them; beyond this (thousands
+/// of groups) the rest are read back from the database when they are
+/// committed (only the chunks changed ranges touch), so memory per series
+/// is the detector's own and not twice that. 16 MiB until round 5: at
+/// 10,000 groups its copies and their churn cost tens of MiB of peak RSS
+/// (docs/performance.md, "Round 5: memory").
+const WRITTEN_BUDGET: usize = 4 << 20;
 /// sled's page cache, in bytes (sled's default is 1 GiB, which a node with
 /// 10,000 groups filled: 23 kB per series on top of the detector's state).
 const SLED_CACHE: u64 = 16 << 20;

@@ -273,11 +273,24 @@ impl Persisted {
     /// pulled from the worker's queue): each batch is dropped once scored,
     /// so a group commit holds the points and states of its batches, not
     /// the batches.
+    /// Takes no further run once the new states waiting for the commit
+    /// hold [`PENDING_STATE_BYTES`] (a run is always scored whole).
     pub fn process_runs(
         &mut self,
         runs: impl Iterator<Item = Vec<Batch>>,
     ) -> (Vec<agent::Point>, Option<PersistError>) {
-        self.commit_each(runs.flatten())
+        let mut pending = Pending::new();
+        'runs: for run in runs {
+            for b in run {
+                if !self.score_into(&mut pending, b) {
+                    break 'runs;
+                }
+            }
+            if pending.state_bytes >= PENDING_STATE_BYTES {
+                break;
+            }
+        }
+        self.commit(pending)
     }
 
     /// Stream edges: takes `points` in order (the node forms and scores
@@ -304,6 +317,9 @@ impl Persisted {
                 if !self.score_into(&mut pending, p) {
                     break 'runs;
                 }
+            }
+            if pending.state_bytes >= PENDING_STATE_BYTES {
+                break;
             }
         }
         self.commit(pending)
@@ -359,6 +375,12 @@ impl Persisted {
             }
         }
         pending.points.extend(scored.points);
+        pending.state_bytes = scored.states.iter().fold(pending.state_bytes, |n, u| {
+            n.saturating_add(match &u.change {
+                StateChange::Whole { state, .. } => state.len(),
+                StateChange::Ranges(r) => r.data.len().saturating_add(r.spans.len() * 16),
+            })
+        });
         if let Err(e) =
             merge_states(&mut self.node, &mut pending.states, &mut pending.latest, scored.states)
         {
@@ -488,6 +510,13 @@ impl Persisted {
     }
 }
 
+/// Most bytes of new states (whole, or changed ranges) one group commit
+/// gathers from runs taken as they come ([`Persisted::process_runs`]): a
+/// commit's states are held until it is written, so their bytes, not the
+/// input's, are what a commit of thousands of groups holds (10,000 groups:
+/// about 3 kB per field and window).
+const PENDING_STATE_BYTES: usize = 2 << 20;
+
 /// What a group commit has scored so far, waiting for its commit.
 struct Pending {
     points: Vec<agent::Point>,
@@ -502,6 +531,9 @@ struct Pending {
     scored_batches: Vec<(String, usize, u64, u64, u64)>,
     /// Batches scored.
     batches: usize,
+    /// Bytes of the new states scored (before they are merged: at least
+    /// what `states` holds).
+    state_bytes: usize,
     /// Stream points, summed into one debug line: (points, windows
     /// closed, verdicts, anomalies, score ns).
     stream: (usize, u64, u64, u64, u64),
@@ -517,6 +549,7 @@ impl Pending {
             debug: tracing::enabled!(tracing::Level::DEBUG),
             scored_batches: Vec::new(),
             batches: 0,
+            state_bytes: 0,
             stream: (0, 0, 0, 0, 0),
         }
     }
