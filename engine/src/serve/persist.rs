@@ -327,6 +327,7 @@ impl Persisted {
 
     /// Scores `items` (a batch each, with its group; or a stream point,
     /// without), counts them in the metrics and commits once.
+    #[cfg(test)]
     fn commit_each<T: Scorable>(
         &mut self,
         items: impl IntoIterator<Item = T>,
