@@ -139,8 +139,9 @@ const POINT_COST: usize = 512;
 /// Most bytes (frame bytes, plus what the batch holds: [`POINT_COST`] per
 /// decoded point, the buffer of points kept as bytes) of complete batches
 /// and other requests queued for the worker, beyond which the reader stops
-/// reading: about 5,000 printer points, which the shipped detectors score
-/// in milliseconds, far inside Kapacitor's keepalive timeout (10 s by
+/// reading: about 1,800 printer points with their rows kept (more when only
+/// their values are read), which the shipped detectors score in
+/// milliseconds, far inside Kapacitor's keepalive timeout (10 s by
 /// default). One item is always admitted into an empty queue, and the
 /// batch being assembled is held by the reader, so the reader holds at most
 /// this plus two batches. What a sender far ahead costs in memory: 8 MiB
