@@ -89,8 +89,84 @@ impl Ranges {
         }
     }
 
+    /// Bytes the ranges hold (their data and spans).
+    fn footprint(&self) -> usize {
+        self.data.len().saturating_add(self.spans.len().saturating_mul(16))
+    }
+
+    /// The same change as sorted, disjoint spans (a later span's bytes win
+    /// where spans overlap): at most `len` bytes of data. Works on the
+    /// spans, not the bytes: each surviving byte is copied once.
+    fn compact(&mut self) {
+        let len = self.len as usize;
+        // (offset, length, where its bytes start in `data`), clipped to `len`.
+        let mut at = 0usize;
+        let spans: Vec<(usize, usize, usize)> = self
+            .spans
+            .iter()
+            .map(|&(off, n)| {
+                let (off, n) = (off as usize, n as usize);
+                let from = at;
+                at = at.saturating_add(n);
+                let end =
+                    off.saturating_add(n).min(len).min(off + self.data.len().saturating_sub(from));
+                (off, end.saturating_sub(off), from)
+            })
+            .collect();
+        // From the last span back: keep what no later span covers.
+        // `covered`: sorted, disjoint [start, end) of the spans seen so far.
+        let mut covered: Vec<(usize, usize)> = Vec::new();
+        let mut pieces: Vec<(usize, usize, usize)> = Vec::new();
+        for &(off, n, from) in spans.iter().rev() {
+            if n == 0 {
+                continue;
+            }
+            let end = off + n;
+            // The first covered interval ending after `off`.
+            let first = covered.partition_point(|&(_, e)| e <= off);
+            let mut last = first;
+            let mut pos = off;
+            while last < covered.len() && covered[last].0 < end {
+                let (cs, ce) = covered[last];
+                if cs > pos {
+                    pieces.push((pos, cs - pos, from + (pos - off)));
+                }
+                pos = pos.max(ce);
+                last += 1;
+            }
+            if pos < end {
+                pieces.push((pos, end - pos, from + (pos - off)));
+            }
+            // Merge [off, end) with the intervals it touches.
+            let lo = covered.partition_point(|&(_, e)| e < off);
+            let hi = covered.partition_point(|&(s, _)| s <= end);
+            let merged = if lo < hi {
+                (covered[lo].0.min(off), covered[hi - 1].1.max(end))
+            } else {
+                (off, end)
+            };
+            covered.splice(lo..hi, std::iter::once(merged));
+        }
+        pieces.sort_unstable_by_key(|&(off, _, _)| off);
+        let mut out_spans: Vec<(u64, u64)> = Vec::with_capacity(pieces.len());
+        let mut data = Vec::with_capacity(pieces.iter().map(|p| p.1).sum());
+        for (off, n, from) in pieces {
+            data.extend_from_slice(&self.data[from..from + n]);
+            match out_spans.last_mut() {
+                Some((o, l)) if *o + *l == off as u64 => *l += n as u64,
+                _ => out_spans.push((off as u64, n as u64)),
+            }
+        }
+        (self.spans, self.data) = (out_spans, data);
+    }
+
     /// These ranges followed by `next` (taken against this generation), as
-    /// one set: spans past `next`'s length are cut.
+    /// one set: spans past `next`'s length are cut; a state that grows gets
+    /// the zeros `next`'s growth stands for (the base may be longer than
+    /// this generation). Spans that overlap are folded together once they
+    /// hold more than twice the state's bytes, so the ranges of many
+    /// windows waiting for one commit take at most about that, whatever
+    /// the number of windows.
     fn then(mut self, next: Ranges) -> Ranges {
         if self.len > next.len {
             let mut spans = Vec::with_capacity(self.spans.len());
@@ -104,15 +180,23 @@ impl Ranges {
             }
             (self.spans, self.data) = (spans, data);
         }
+        if next.len > self.len {
+            self.spans.push((self.len, next.len - self.len));
+            self.data.resize(self.data.len() + (next.len - self.len) as usize, 0);
+        }
         self.spans.extend_from_slice(&next.spans);
         self.data.extend_from_slice(&next.data);
-        Ranges {
+        let mut joined = Ranges {
             base: self.base,
             generation: next.generation,
             len: next.len,
             spans: self.spans,
             data: self.data,
+        };
+        if joined.footprint() > (joined.len as usize).saturating_mul(2).saturating_add(4096) {
+            joined.compact();
         }
+        joined
     }
 }
 
@@ -206,5 +290,97 @@ mod tests {
         let stale = StateChange::Ranges(r(7, 8, 1, &[(0, &[1])]));
         assert!(w.then(stale).is_err());
         assert!(!r(0, 1, 2, &[(1, &[1, 2])]).is_consistent());
+    }
+
+    /// Folding random overlapping spans changes nothing they do.
+    #[test]
+    fn compacted_ranges_apply_as_the_spans_did() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..2000 {
+            let len = 1 + next(200);
+            let spans: Vec<(u64, Vec<u8>)> = (0..next(12))
+                .map(|_| {
+                    let off = next(len);
+                    let n = next(len - off + 1);
+                    (off, (0..n).map(|_| next(256) as u8).collect())
+                })
+                .collect();
+            let refs: Vec<(u64, &[u8])> = spans.iter().map(|(o, b)| (*o, b.as_slice())).collect();
+            let ranges = r(0, 1, len, &refs);
+            let mut c = ranges.clone();
+            c.compact();
+            assert!(c.is_consistent() && c.data.len() as u64 <= len);
+            assert!(c.spans.windows(2).all(|w| w[0].0 + w[0].1 < w[1].0), "sorted, apart");
+            let base: Vec<u8> = (0..len + next(5)).map(|i| i as u8).collect();
+            let (mut one, mut two) = (base.clone(), base);
+            ranges.apply(&mut one);
+            c.apply(&mut two);
+            assert_eq!(one, two);
+        }
+    }
+
+    /// A state that shrinks, then grows again, between two commits: the
+    /// regrown bytes are zeros, not the base's (which is longer than the
+    /// state in between).
+    #[test]
+    fn chained_ranges_zero_what_a_shrink_then_growth_gives_back() {
+        let start: Vec<u8> = (1..=10).collect();
+        let a = r(1, 2, 4, &[(0, &[40])]);
+        let b = r(2, 3, 8, &[(6, &[66])]);
+        let mut one = start.clone();
+        a.apply(&mut one);
+        b.apply(&mut one);
+        assert_eq!(one, [40, 2, 3, 4, 0, 0, 66, 0]);
+        let StateChange::Ranges(j) = StateChange::Ranges(a).then(StateChange::Ranges(b)).unwrap()
+        else {
+            panic!("ranges")
+        };
+        assert!(j.is_consistent());
+        let mut two = start;
+        j.apply(&mut two);
+        assert_eq!(two, one);
+    }
+
+    /// Many windows of a ring chained for one commit: the joined ranges
+    /// stay within about twice the state's bytes and give what applying
+    /// each one gives.
+    #[test]
+    fn chained_ranges_of_many_windows_stay_bounded() {
+        let len = 20_000usize;
+        let mut state: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let base = state.clone();
+        let mut joined: Option<StateChange> = None;
+        let mut x = 7u64;
+        for g in 0..400u64 {
+            // A header, a ring slot run (sometimes across the end), a tail.
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let at = 16 + (x >> 33) as usize % (len - 400);
+            let k = (g % 251) as u8;
+            let w = r(
+                g,
+                g + 1,
+                len as u64,
+                &[(0, &[k; 8]), (at as u64, &[k ^ 0x5A; 300]), (len as u64 - 50, &[k; 50])],
+            );
+            w.apply(&mut state);
+            let c = StateChange::Ranges(w);
+            joined = Some(match joined {
+                None => c,
+                Some(j) => j.then(c).unwrap(),
+            });
+            let Some(StateChange::Ranges(j)) = &joined else { panic!("ranges") };
+            assert!(j.footprint() <= 2 * len + 4096 + 400, "{} bytes", j.footprint());
+        }
+        let Some(StateChange::Ranges(j)) = joined else { panic!("ranges") };
+        assert!(j.is_consistent() && (j.base, j.generation) == (0, 400));
+        let mut two = base;
+        j.apply(&mut two);
+        assert_eq!(two, state);
     }
 }

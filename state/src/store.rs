@@ -28,7 +28,11 @@
 //!
 //! # Cost of a batch
 //! A commit writes the meta record and only the chunks whose bytes changed
-//! since the last commit, in one atomic sled batch, then flushes. A field
+//! since the last commit, then flushes once. Each group's fields go into
+//! one atomic sled batch; a commit of many groups is applied as several
+//! sled batches of at most [`SLED_BATCH_FIELDS`] fields, split between
+//! groups (what sled holds while it applies a batch grows with the batch).
+//! A field
 //! comes either whole (compared chunk by chunk with its last committed
 //! bytes) or as the byte ranges its detector changed since the generation
 //! the store last committed ([`crate::change`]): the store patches just
@@ -60,14 +64,26 @@ use crate::{StateError, codec};
 /// Bytes per stored chunk of detector state.
 pub const CHUNK: usize = 4096;
 /// Most bytes of last-committed states the store keeps in memory to diff
-/// new states against. A node with few series (a printer day: 3 × 29 kB)
-/// keeps all of them; beyond this (thousands of groups) the rest are read
-/// back from the database when they are committed, so memory per series is
-/// the detector's own and not twice that.
-const WRITTEN_BUDGET: usize = 16 << 20;
+/// new states against. A node with few series (a printer day: 3 × 29 kB,
+/// the 4 × 4 stream 12 × 29 kB) keeps all of them; beyond this (thousands
+/// of groups) the rest are read back from the database when they are
+/// committed (only the chunks changed ranges touch), so memory per series
+/// is the detector's own and not twice that. 16 MiB until round 5: at
+/// 10,000 groups its copies and their churn cost tens of MiB of peak RSS
+/// (docs/performance.md, "Round 5: memory").
+const WRITTEN_BUDGET: usize = 4 << 20;
 /// sled's page cache, in bytes (sled's default is 1 GiB, which a node with
 /// 10,000 groups filled: 23 kB per series on top of the detector's state).
 const SLED_CACHE: u64 = 16 << 20;
+/// Most fields one sled batch of a commit holds; a group with more fields
+/// than this gets a sled batch of its own. sled 0.34 keeps every leaf
+/// version and sealed log buffer an `apply_batch` makes until that batch
+/// ends, so its memory follows the updates in one sled batch, not the
+/// fields stored (docs/performance.md, "Memory per series with a state
+/// directory"). A commit of more fields (a group commit of thousands of
+/// groups) is applied as several sled batches, split only between groups,
+/// then flushed once: each group (a Kapacitor batch's fields) stays atomic.
+pub const SLED_BATCH_FIELDS: usize = 100;
 const FIELDS_TREE: &str = "fields";
 const ASIDE_TREE: &str = "aside";
 const LOCK_FILE: &str = "LOCK";
@@ -202,6 +218,37 @@ fn whole_updates(states: &[FieldState]) -> Vec<Update<'_>> {
         .collect()
 }
 
+/// The sled batches a commit is applied as, given each update's group in
+/// order: the updates' indices, each group's together (in the order groups
+/// first appear, even when other groups' updates come between a group's),
+/// whole groups of at most `bound` updates per batch; a group of more than
+/// `bound` gets a batch of its own.
+fn split_at_groups<'a>(groups: impl Iterator<Item = &'a str>, bound: usize) -> Vec<Vec<usize>> {
+    let mut by_group: Vec<Vec<usize>> = Vec::new();
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    for (i, g) in groups.enumerate() {
+        match slot.get(g) {
+            Some(&s) => by_group[s].push(i),
+            None => {
+                slot.insert(g, by_group.len());
+                by_group.push(vec![i]);
+            }
+        }
+    }
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    let mut part: Vec<usize> = Vec::new();
+    for g in by_group {
+        if !part.is_empty() && part.len() + g.len() > bound {
+            parts.push(std::mem::take(&mut part));
+        }
+        part.extend(g);
+    }
+    if !part.is_empty() {
+        parts.push(part);
+    }
+    parts
+}
+
 /// State kept aside: not applied, or reset by a user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsideRecord {
@@ -267,6 +314,9 @@ pub struct CommitCounts {
     pub ranges: u64,
     /// Chunks written.
     pub chunks: u64,
+    /// sled batches applied (a commit of more fields than the store's
+    /// bound is applied as several, see [`SLED_BATCH_FIELDS`]).
+    pub sled_batches: u64,
 }
 
 /// What a store knows of its commits.
@@ -292,6 +342,8 @@ pub struct StateStore {
     /// Generations and counts of the commits so far (boxed: a store is
     /// held in enums beside small variants).
     commits: Box<Commits>,
+    /// Most fields per sled batch of a commit ([`SLED_BATCH_FIELDS`]).
+    batch_fields: usize,
     /// sled's log file, for `fdatasync` after each flush.
     log: File,
     _lock: File,
@@ -474,9 +526,17 @@ impl StateStore {
             group_commit: opts.group_commit_ms.is_some(),
             written: Written::default(),
             commits: Box::default(),
+            batch_fields: SLED_BATCH_FIELDS,
             log,
             _lock: lock,
         })
+    }
+
+    /// Sets the most fields one sled batch of a commit holds (at least
+    /// one; [`SLED_BATCH_FIELDS`] by default). Tests use a tiny bound to
+    /// split small commits.
+    pub fn set_batch_fields(&mut self, fields: usize) {
+        self.batch_fields = fields.max(1);
     }
 
     /// What commits wrote since the store was opened.
@@ -518,16 +578,23 @@ impl StateStore {
         }
     }
 
-    /// Commits new whole states (one atomic batch, flushed unless group
-    /// commit).
+    /// Commits new whole states (flushed once unless group commit; each
+    /// group's fields atomically, see [`StateStore::commit_changes`]).
     pub fn commit(&mut self, updates: &[FieldState]) -> Result<(), StateError> {
         self.commit_updates(&whole_updates(updates))
     }
 
-    /// Commits new states, whole or as changed ranges (one atomic batch,
-    /// flushed unless group commit). Ranges must build on the generation
-    /// this store last committed for their field; otherwise nothing is
-    /// written and the error is [`StateError::MissedCommit`].
+    /// Commits new states, whole or as changed ranges, flushed once unless
+    /// group commit. The fields of one group are applied in one atomic
+    /// sled batch; a commit of more fields than the store's bound
+    /// ([`SLED_BATCH_FIELDS`]) is applied as several, split only between
+    /// groups, so a crash before the flush can keep the first groups of a
+    /// commit and not the rest (never part of a group). Ranges must build
+    /// on the generation this store last committed for their field;
+    /// otherwise nothing is written and the error is
+    /// [`StateError::MissedCommit`]. A failure after part of the commit
+    /// was applied is reported as the commit's: every field of it then
+    /// commits a whole state next.
     pub fn commit_changes(&mut self, updates: &[FieldUpdate]) -> Result<(), StateError> {
         let updates: Vec<Update<'_>> = updates
             .iter()
@@ -564,25 +631,38 @@ impl StateStore {
     }
 
     fn commit_inner(&mut self, updates: &[Update<'_>]) -> Result<(), StateError> {
-        let mut batch = sled::Batch::default();
-        let mut chunks = 0;
+        // Checked before anything is written: changes that do not build on
+        // what the store holds leave the database as it was.
         for u in updates {
-            let fk = field_key(u.group, u.field);
-            let (len, (chunk_crcs, inline)) = match u.change {
-                Change::Whole(state, _) => {
-                    (state.len() as u64, self.stage_whole(&mut batch, &mut chunks, &fk, state)?)
-                }
-                Change::Ranges(r) => {
-                    (r.len, self.stage_ranges(&mut batch, &mut chunks, &fk, u, r)?)
-                }
-            };
-            let meta = FieldMetaV2 { provenance: u.provenance.clone(), len, chunk_crcs, inline };
-            let meta_bytes = encode_meta_v2(&meta).map_err(|e| corrupt(&self.dir, e))?;
-            batch.insert(prefixed(b'm', &fk), meta_bytes);
+            if let Change::Ranges(r) = u.change {
+                self.check_ranges(u, r)?;
+            }
         }
-        self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
+        let mut chunks = 0;
+        let parts = split_at_groups(updates.iter().map(|u| u.group), self.batch_fields);
+        for part in &parts {
+            let mut batch = sled::Batch::default();
+            for &i in part {
+                let u = &updates[i];
+                let fk = field_key(u.group, u.field);
+                let (len, (chunk_crcs, inline)) = match u.change {
+                    Change::Whole(state, _) => {
+                        (state.len() as u64, self.stage_whole(&mut batch, &mut chunks, &fk, state)?)
+                    }
+                    Change::Ranges(r) => {
+                        (r.len, self.stage_ranges(&mut batch, &mut chunks, &fk, u, r)?)
+                    }
+                };
+                let meta =
+                    FieldMetaV2 { provenance: u.provenance.clone(), len, chunk_crcs, inline };
+                let meta_bytes = encode_meta_v2(&meta).map_err(|e| corrupt(&self.dir, e))?;
+                batch.insert(prefixed(b'm', &fk), meta_bytes);
+            }
+            self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
+        }
         self.flush()?;
         self.commits.counts.chunks += chunks;
+        self.commits.counts.sled_batches += parts.len() as u64;
         for u in updates {
             let fk = field_key(u.group, u.field);
             let generation = match u.change {
@@ -649,19 +729,10 @@ impl StateStore {
         Ok((chunk_crcs(state), None))
     }
 
-    /// Stages changed ranges: patches the chunks they touch (from the cache
-    /// of committed bytes, or read back and checked), removes chunks past
-    /// the new length. Returns every chunk's CRC (the untouched ones from
-    /// the meta record; a v1 record's are computed once from the state).
-    fn stage_ranges(
-        &mut self,
-        batch: &mut sled::Batch,
-        chunks: &mut u64,
-        fk: &[u8],
-        u: &Update<'_>,
-        r: &Ranges,
-    ) -> Result<(Vec<u32>, Option<Vec<u8>>), StateError> {
-        let held = self.commits.generations.get(fk).copied();
+    /// Whether `r` can be committed: it builds on the generation the store
+    /// last committed for its field, and its spans add up.
+    fn check_ranges(&self, u: &Update<'_>, r: &Ranges) -> Result<(), StateError> {
+        let held = self.commits.generations.get(&field_key(u.group, u.field)).copied();
         if held != Some(r.base) {
             return Err(StateError::MissedCommit {
                 field: u.field.to_string(),
@@ -676,6 +747,21 @@ impl StateStore {
                 format!("changes of field {} group {:?} do not add up", u.field, u.group),
             ));
         }
+        Ok(())
+    }
+
+    /// Stages changed ranges (checked by [`StateStore::check_ranges`]): patches the chunks they touch (from the cache
+    /// of committed bytes, or read back and checked), removes chunks past
+    /// the new length. Returns every chunk's CRC (the untouched ones from
+    /// the meta record; a v1 record's are computed once from the state).
+    fn stage_ranges(
+        &mut self,
+        batch: &mut sled::Batch,
+        chunks: &mut u64,
+        fk: &[u8],
+        u: &Update<'_>,
+        r: &Ranges,
+    ) -> Result<(Vec<u32>, Option<Vec<u8>>), StateError> {
         let what =
             |e: String| corrupt(&self.dir, format!("field {} group {:?}: {e}", u.field, u.group));
         let meta = self
@@ -1361,6 +1447,185 @@ mod tests {
         assert!(e.contains("fail their checksum (chunk 1)"), "{e}");
         let e = s.load().unwrap_err().to_string();
         assert!(e.contains("fail their checksum (chunk 1)"), "{e}");
+    }
+
+    /// Random sequences of groups: every update lands in exactly one sled
+    /// batch, a group never spans two, groups keep the order they first
+    /// appear in, and a batch holds at most `bound` updates unless it is
+    /// one group larger than that.
+    #[test]
+    fn commits_split_only_between_groups_and_within_the_bound() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let names: Vec<String> = (0..12).map(|g| format!("g{g}")).collect();
+        for _ in 0..500 {
+            let bound = 1 + next(8) as usize;
+            let n = next(40) as usize;
+            let groups: Vec<&str> = (0..n).map(|_| names[next(12) as usize].as_str()).collect();
+            let parts = split_at_groups(groups.iter().copied(), bound);
+            let mut seen: Vec<usize> = parts.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "each update once");
+            let mut order: Vec<&str> = Vec::new();
+            for part in &parts {
+                assert!(!part.is_empty());
+                let mut in_part: Vec<&str> = Vec::new();
+                for &i in part {
+                    if in_part.last() != Some(&groups[i]) {
+                        assert!(!in_part.contains(&groups[i]), "a group's updates together");
+                        in_part.push(groups[i]);
+                    }
+                }
+                for g in &in_part {
+                    // The whole group, nothing of it elsewhere.
+                    assert_eq!(
+                        part.iter().filter(|&&i| groups[i] == *g).count(),
+                        groups.iter().filter(|h| *h == g).count()
+                    );
+                }
+                assert!(
+                    part.len() <= bound || in_part.len() == 1,
+                    "{} updates over a bound of {bound} in {} groups",
+                    part.len(),
+                    in_part.len()
+                );
+                order.extend(in_part);
+            }
+            let mut first: Vec<&str> = Vec::new();
+            for g in &groups {
+                if !first.contains(g) {
+                    first.push(g);
+                }
+            }
+            assert_eq!(order, first, "groups in the order they first appear");
+        }
+    }
+
+    /// A commit of many groups applied as several sled batches: everything
+    /// reads back after a reopen, whole states and ranges alike.
+    #[test]
+    fn a_commit_split_into_sled_batches_reads_back_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = |g: usize, f: usize, k: u8| -> Vec<u8> {
+            let len = if f == 0 { 9_000 + g } else { 100 + g };
+            (0..len).map(|i| (i as u8).wrapping_mul(k).wrapping_add(g as u8)).collect()
+        };
+        let fields = ["a", "b", "c"];
+        let groups: Vec<String> = (0..40).map(|g| format!("host=h{g:02}")).collect();
+        let mut want = Vec::new();
+        {
+            let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+            s.set_batch_fields(7);
+            // Whole states, each group's fields interleaved with others'.
+            let mut updates = Vec::new();
+            for (f, field) in fields.iter().enumerate() {
+                for (g, group) in groups.iter().enumerate() {
+                    let st = fs(group, field, 1, state(g, f, 3));
+                    updates.push(update(
+                        &st,
+                        StateChange::Whole { state: st.state.clone(), generation: Some(1) },
+                    ));
+                }
+            }
+            s.commit_changes(&updates).unwrap();
+            assert_eq!(s.counts().sled_batches, 20, "two groups (6 fields) per sled batch");
+            // Then ranges for every field, in a bound of one group.
+            s.set_batch_fields(1);
+            let mut updates = Vec::new();
+            for (g, group) in groups.iter().enumerate() {
+                for (f, field) in fields.iter().enumerate() {
+                    let mut st = fs(group, field, 2, state(g, f, 3));
+                    let r = ranges(1, 2, st.state.len(), &[(g, vec![0xAB; 5 + f])]);
+                    r.apply(&mut st.state);
+                    updates.push(update(&st, StateChange::Ranges(r)));
+                    want.push(st);
+                }
+            }
+            s.commit_changes(&updates).unwrap();
+            assert_eq!(s.counts().sled_batches, 20 + 40);
+            assert_eq!(s.counts().ranges, 120);
+        }
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let mut got = s.load().unwrap();
+        got.sort_by(|a, b| (&a.group, &a.field).cmp(&(&b.group, &b.field)));
+        want.sort_by(|a, b| (&a.group, &a.field).cmp(&(&b.group, &b.field)));
+        // Ranges do not change provenance here; compare the bytes.
+        let bytes = |v: &[FieldState]| -> Vec<(String, String, Vec<u8>)> {
+            v.iter().map(|f| (f.group.clone(), f.field.clone(), f.state.clone())).collect()
+        };
+        assert_eq!(bytes(&got), bytes(&want));
+    }
+
+    /// A range commit that does not build on what the store holds writes
+    /// nothing, even in a group after others in a split commit.
+    #[test]
+    fn a_missed_commit_late_in_a_split_commit_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        s.set_batch_fields(1);
+        let a = fs("g1", "x", 1, vec![1; 6000]);
+        let b = fs("g2", "x", 1, vec![2; 6000]);
+        let whole = |f: &FieldState| {
+            update(f, StateChange::Whole { state: f.state.clone(), generation: Some(1) })
+        };
+        s.commit_changes(&[whole(&a), whole(&b)]).unwrap();
+        let good = ranges(1, 2, 6000, &[(0, vec![9; 10])]);
+        let stale = ranges(0, 2, 6000, &[(0, vec![9; 10])]);
+        let e = s
+            .commit_changes(&[
+                update(&a, StateChange::Ranges(good.clone())),
+                update(&b, StateChange::Ranges(stale)),
+            ])
+            .unwrap_err();
+        assert!(matches!(e, StateError::MissedCommit { ref group, .. } if group == "g2"), "{e}");
+        assert_eq!(s.load().unwrap(), vec![a.clone(), b.clone()], "nothing written");
+        // As after any failed commit, its fields take whole states next.
+        let e = s.commit_changes(&[update(&a, StateChange::Ranges(good))]).unwrap_err();
+        assert!(matches!(e, StateError::MissedCommit { ref held, .. } if held == "none"), "{e}");
+    }
+
+    /// A later sled batch of a split commit fails (a damaged chunk under
+    /// its ranges): the commit is reported failed, the groups before it
+    /// are applied, and every field of it must commit a whole state next.
+    #[test]
+    fn a_failure_late_in_a_split_commit_fails_the_commit_and_ends_its_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        s.set_batch_fields(1);
+        let a = fs("g1", "x", 1, vec![1; 10_000]);
+        let b = fs("g2", "x", 1, vec![2; 10_000]);
+        let whole = |f: &FieldState, g: u64| {
+            update(f, StateChange::Whole { state: f.state.clone(), generation: Some(g) })
+        };
+        s.commit_changes(&[whole(&a, 1), whole(&b, 1)]).unwrap();
+        let fb = field_key("g2", "x");
+        s.written.remove(&fb);
+        s.fields.insert(chunk_key(&fb, 1), vec![7u8; CHUNK]).unwrap();
+        let r = ranges(1, 2, 10_000, &[(5000, vec![6; 4])]);
+        let e = s
+            .commit_changes(&[
+                update(&a, StateChange::Ranges(r.clone())),
+                update(&b, StateChange::Ranges(r.clone())),
+            ])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fail their checksum (chunk 1)"), "{e}");
+        let mut a2 = a.clone();
+        r.apply(&mut a2.state);
+        assert_eq!(s.reader().field("g1", "x").unwrap().unwrap(), a2, "g1's batch applied");
+        // Neither field takes ranges any more (the caller sends whole states).
+        let next = ranges(2, 3, 10_000, &[(0, vec![5])]);
+        for f in [&a, &b] {
+            let e = s.commit_changes(&[update(f, StateChange::Ranges(next.clone()))]).unwrap_err();
+            assert!(matches!(e, StateError::MissedCommit { ref held, .. } if held == "none"));
+        }
+        s.commit_changes(&[whole(&a2, 3), whole(&b, 3)]).unwrap();
+        assert_eq!(s.load().unwrap(), vec![a2, b]);
     }
 
     #[test]

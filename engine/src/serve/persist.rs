@@ -243,96 +243,158 @@ impl Persisted {
         self.store.as_ref().map(StateStore::counts)
     }
 
+    /// Sets the most fields per sled batch of a commit (tests split small
+    /// commits with a tiny bound).
+    #[cfg(test)]
+    pub fn set_batch_fields(&mut self, fields: usize) {
+        if let Some(s) = self.store.as_mut() {
+            s.set_batch_fields(fields);
+        }
+    }
+
     /// Where the state lives, if anywhere.
     pub fn dir(&self) -> Option<String> {
         self.store.as_ref().map(|s| s.dir().display().to_string())
     }
 
-    /// Scores `batches` in order and commits all their new states in one
-    /// atomic (and, by default, flushed) commit: a field touched by several
-    /// batches is written once, with its latest state. Returns the points of
-    /// every batch scored and committed, which may be written once this
-    /// returns; on a failure, also the error, and the points are those of
-    /// the batches before the failing one (committed as well).
+    /// Scores `batches` in order and commits all their new states once
+    /// (by default flushed; each group's fields atomically): a field touched
+    /// by several batches is written once, with its latest state. Returns
+    /// the points of every batch scored and committed, which may be
+    /// written once this returns; on a failure, also the error, and the
+    /// points are those of the batches before the failing one (committed
+    /// as well).
+    #[cfg(test)]
     pub fn process_all(&mut self, batches: &[Batch]) -> (Vec<agent::Point>, Option<PersistError>) {
-        self.commit_each(batches.iter(), |node, b| Ok((node.process(b)?, b.len(), Some(b.group()))))
+        self.commit_each(batches.iter())
+    }
+
+    /// [`Persisted::process_all`] for batches taken as they come (runs
+    /// pulled from the worker's queue): each batch is dropped once scored,
+    /// so a group commit holds the points and states of its batches, not
+    /// the batches.
+    /// Takes no further run once the new states waiting for the commit
+    /// hold [`PENDING_STATE_BYTES`] (a run is always scored whole).
+    pub fn process_runs(
+        &mut self,
+        runs: impl Iterator<Item = Vec<Batch>>,
+    ) -> (Vec<agent::Point>, Option<PersistError>) {
+        let mut pending = Pending::new();
+        'runs: for run in runs {
+            for b in run {
+                if !self.score_into(&mut pending, b) {
+                    break 'runs;
+                }
+            }
+            if pending.state_bytes >= PENDING_STATE_BYTES {
+                break;
+            }
+        }
+        self.commit(pending)
     }
 
     /// Stream edges: takes `points` in order (the node forms and scores
     /// the windows they close) and commits every new state once, as
     /// [`Persisted::process_all`] does: no point comes back before the
     /// state it depends on is committed.
+    #[cfg(test)]
     pub fn process_points(
         &mut self,
         points: &[EncodedPoints],
     ) -> (Vec<agent::Point>, Option<PersistError>) {
-        self.commit_each(points.iter().flat_map(EncodedPoints::iter), |node, p| {
-            Ok((node.process_view(p)?, 1, None))
-        })
+        self.commit_each(points.iter().flat_map(EncodedPoints::iter))
+    }
+
+    /// [`Persisted::process_points`] for runs of points taken as they come
+    /// (each run dropped once scored, as [`Persisted::process_runs`]).
+    pub fn process_point_runs(
+        &mut self,
+        runs: impl Iterator<Item = EncodedPoints>,
+    ) -> (Vec<agent::Point>, Option<PersistError>) {
+        let mut pending = Pending::new();
+        'runs: for run in runs {
+            for p in run.iter() {
+                if !self.score_into(&mut pending, p) {
+                    break 'runs;
+                }
+            }
+            if pending.state_bytes >= PENDING_STATE_BYTES {
+                break;
+            }
+        }
+        self.commit(pending)
     }
 
     /// Scores `items` (a batch each, with its group; or a stream point,
     /// without), counts them in the metrics and commits once.
-    fn commit_each<'a, T>(
+    #[cfg(test)]
+    fn commit_each<T: Scorable>(
         &mut self,
         items: impl IntoIterator<Item = T>,
-        mut score: impl FnMut(
-            &mut Node,
-            T,
-        )
-            -> Result<(crate::node::Scored, usize, Option<&'a str>), NodeError>,
     ) -> (Vec<agent::Point>, Option<PersistError>) {
-        let mut points = Vec::new();
-        let mut states: Vec<FieldUpdate> = Vec::new();
-        // (group, field) → index in `states`, so each field is written once.
-        let mut latest: HashMap<(String, String), usize> = HashMap::new();
-        let mut failed = None;
-        // Per batch scored: (group, points, verdicts, anomalies, score ns),
-        // for the debug line; stream points are summed into one line.
-        let mut scored_batches: Vec<(&'a str, usize, u64, u64, u64)> = Vec::new();
-        let mut stream = (0usize, 0u64, 0u64, 0u64, 0u64);
+        let mut pending = Pending::new();
         for item in items {
-            match score(&mut self.node, item) {
-                Ok((scored, n, group)) => {
-                    let (v, a, ns) = scored.tally.iter().fold((0, 0, 0), |(v, a, ns), t| {
-                        (v + t.verdicts, a + t.anomalies, ns + t.score_ns.unwrap_or(0))
-                    });
-                    match group {
-                        Some(g) => {
-                            self.metrics.batch(n, &scored.tally);
-                            scored_batches.push((g, n, v, a, ns));
-                        }
-                        None if scored.tally.is_empty() => {
-                            self.metrics.points(n);
-                            stream.0 += n;
-                        }
-                        None => {
-                            // A stream point that closed a window: the window
-                            // counts as a batch.
-                            self.metrics.batch(n, &scored.tally);
-                            stream = (
-                                stream.0 + n,
-                                stream.1 + 1,
-                                stream.2 + v,
-                                stream.3 + a,
-                                stream.4 + ns,
-                            );
-                        }
-                    }
-                    points.extend(scored.points);
-                    if let Err(e) =
-                        merge_states(&mut self.node, &mut states, &mut latest, scored.states)
-                    {
-                        failed = Some(PersistError::Node(NodeError::Detector(e)));
-                        break;
-                    }
-                }
-                Err(e) => {
-                    failed = Some(PersistError::Node(e));
-                    break;
-                }
+            if !self.score_into(&mut pending, item) {
+                break;
             }
         }
+        self.commit(pending)
+    }
+
+    /// Scores `item` into `pending`; `false` once scoring failed (the
+    /// failure is in `pending`, and nothing after it may be scored).
+    fn score_into<T: Scorable>(&mut self, pending: &mut Pending, item: T) -> bool {
+        let scored = match item.score(&mut self.node) {
+            Ok(scored) => scored,
+            Err(e) => {
+                pending.failed = Some(PersistError::Node(e));
+                return false;
+            }
+        };
+        let n = item.points();
+        let (v, a, ns) = scored.tally.iter().fold((0, 0, 0), |(v, a, ns), t| {
+            (v + t.verdicts, a + t.anomalies, ns + t.score_ns.unwrap_or(0))
+        });
+        match item.group() {
+            Some(g) => {
+                self.metrics.batch(n, &scored.tally);
+                pending.batches += 1;
+                if pending.debug {
+                    pending.scored_batches.push((g.to_string(), n, v, a, ns));
+                }
+            }
+            None if scored.tally.is_empty() => {
+                self.metrics.points(n);
+                pending.stream.0 += n;
+            }
+            None => {
+                // A stream point that closed a window: the window counts as
+                // a batch.
+                self.metrics.batch(n, &scored.tally);
+                let st = &mut pending.stream;
+                *st = (st.0 + n, st.1 + 1, st.2 + v, st.3 + a, st.4 + ns);
+            }
+        }
+        pending.points.extend(scored.points);
+        pending.state_bytes = scored.states.iter().fold(pending.state_bytes, |n, u| {
+            n.saturating_add(match &u.change {
+                StateChange::Whole { state, .. } => state.len(),
+                StateChange::Ranges(r) => r.data.len().saturating_add(r.spans.len() * 16),
+            })
+        });
+        if let Err(e) =
+            merge_states(&mut self.node, &mut pending.states, &mut pending.latest, scored.states)
+        {
+            pending.failed = Some(PersistError::Node(NodeError::Detector(e)));
+            return false;
+        }
+        true
+    }
+
+    /// Commits what `pending` scored (once) and hands back its points.
+    fn commit(&mut self, pending: Pending) -> (Vec<agent::Point>, Option<PersistError>) {
+        let Pending { points, mut states, failed, debug, scored_batches, batches, stream, .. } =
+            pending;
         let mut commit_time = None;
         if let Some(store) = self.store.as_mut()
             && !states.is_empty()
@@ -370,10 +432,10 @@ impl Persisted {
             let sized = states.iter().map(sized_update);
             self.sizes.update(&self.metrics, &self.node.config().fields, sized, false);
         }
-        if tracing::enabled!(tracing::Level::DEBUG) {
+        if debug {
             let commit = match commit_time {
-                Some(t) if scored_batches.len() > 1 => {
-                    format!("{:.3} ms (one commit for {} batches)", ms(t), scored_batches.len())
+                Some(t) if batches > 1 => {
+                    format!("{:.3} ms (one commit for {batches} batches)", ms(t))
                 }
                 Some(t) => format!("{:.3} ms", ms(t)),
                 None => "none".to_string(),
@@ -446,6 +508,99 @@ impl Persisted {
         if let Some(store) = &self.store {
             self.node.state_source(Box::new(StoreSource(store.reader())));
         }
+    }
+}
+
+/// Most bytes of new states (whole, or changed ranges) one group commit
+/// gathers from runs taken as they come ([`Persisted::process_runs`]): a
+/// commit's states are held until it is written, so their bytes, not the
+/// input's, are what a commit of thousands of groups holds (10,000 groups:
+/// about 3 kB per field and window).
+const PENDING_STATE_BYTES: usize = 2 << 20;
+
+/// What a group commit has scored so far, waiting for its commit.
+struct Pending {
+    points: Vec<agent::Point>,
+    states: Vec<FieldUpdate>,
+    /// (group, field) → index in `states`, so each field is written once.
+    latest: HashMap<(String, String), usize>,
+    failed: Option<PersistError>,
+    /// Whether the debug lines are logged.
+    debug: bool,
+    /// Per batch scored: (group, points, verdicts, anomalies, score ns),
+    /// for the debug line (kept only when it is logged).
+    scored_batches: Vec<(String, usize, u64, u64, u64)>,
+    /// Batches scored.
+    batches: usize,
+    /// Bytes of the new states scored (before they are merged: at least
+    /// what `states` holds).
+    state_bytes: usize,
+    /// Stream points, summed into one debug line: (points, windows
+    /// closed, verdicts, anomalies, score ns).
+    stream: (usize, u64, u64, u64, u64),
+}
+
+impl Pending {
+    fn new() -> Pending {
+        Pending {
+            points: Vec::new(),
+            states: Vec::new(),
+            latest: HashMap::new(),
+            failed: None,
+            debug: tracing::enabled!(tracing::Level::DEBUG),
+            scored_batches: Vec::new(),
+            batches: 0,
+            state_bytes: 0,
+            stream: (0, 0, 0, 0, 0),
+        }
+    }
+}
+
+/// What a group commit scores: a batch (borrowed or taken) or a stream
+/// point.
+trait Scorable {
+    /// Scores it in `node`.
+    fn score(&self, node: &mut Node) -> Result<crate::node::Scored, NodeError>;
+    /// Points it holds.
+    fn points(&self) -> usize;
+    /// A batch's group; `None` for a stream point.
+    fn group(&self) -> Option<&str>;
+}
+
+#[cfg(test)]
+impl Scorable for &Batch {
+    fn score(&self, node: &mut Node) -> Result<crate::node::Scored, NodeError> {
+        node.process(self)
+    }
+    fn points(&self) -> usize {
+        self.len()
+    }
+    fn group(&self) -> Option<&str> {
+        Some(Batch::group(self))
+    }
+}
+
+impl Scorable for Batch {
+    fn score(&self, node: &mut Node) -> Result<crate::node::Scored, NodeError> {
+        node.process(self)
+    }
+    fn points(&self) -> usize {
+        self.len()
+    }
+    fn group(&self) -> Option<&str> {
+        Some(Batch::group(self))
+    }
+}
+
+impl Scorable for tickwatch_proto::PointView<'_> {
+    fn score(&self, node: &mut Node) -> Result<crate::node::Scored, NodeError> {
+        node.process_view(*self)
+    }
+    fn points(&self) -> usize {
+        1
+    }
+    fn group(&self) -> Option<&str> {
+        None
     }
 }
 

@@ -8,9 +8,9 @@
 //!   assembles batches and queues everything else, in order, for
 //! - the worker, which owns the node (Init, Restore, batches, Snapshot) and
 //!   so answers a Snapshot only after every batch queued before it; when
-//!   several batches are already queued it scores them all, commits their
-//!   states once and only then emits their points (adaptive group commit),
-//!   and
+//!   several batches are already queued it scores them all (taking each
+//!   from the queue as it gets to it), commits their states once and only
+//!   then emits their points (adaptive group commit), and
 //! - the writer, which frames responses onto the output and flushes whenever
 //!   it has nothing more to write.
 //!
@@ -139,12 +139,23 @@ const POINT_COST: usize = 512;
 /// Most bytes (frame bytes, plus what the batch holds: [`POINT_COST`] per
 /// decoded point, the buffer of points kept as bytes) of complete batches
 /// and other requests queued for the worker, beyond which the reader stops
-/// reading: about 40,000 printer points, which the shipped detectors
-/// score in tens of milliseconds, far inside Kapacitor's keepalive timeout
-/// (10 s by default). One item is always admitted into an empty queue, and
-/// the batch being assembled is held by the reader, so the reader holds at
-/// most this plus two batches.
-const WORK_LIMIT: usize = 8 << 20;
+/// reading: about 1,800 printer points with their rows kept (more when only
+/// their values are read), which the shipped detectors score in
+/// milliseconds, far inside Kapacitor's keepalive timeout (10 s by
+/// default). One item is always admitted into an empty queue, and the
+/// batch being assembled is held by the reader, so the reader holds at most
+/// this plus two batches. What a sender far ahead costs in memory: 8 MiB
+/// here cost the 4 × 4 stream about 4 MiB of peak RSS over 1 MiB
+/// (docs/performance.md, "Round 5: memory"); how many commits it costs is
+/// [`GROUP_COMMIT_COST`]'s.
+const WORK_LIMIT: usize = 1 << 20;
+
+/// Most of the input one group commit scores (as the work queue counts it,
+/// less the frames' bytes): the worker takes the runs waiting behind the
+/// first one as it scores them, up to this, then commits and emits. The
+/// commit holds their points and states meanwhile, not the batches, so a
+/// small [`WORK_LIMIT`] does not mean small commits.
+const GROUP_COMMIT_COST: usize = 4 << 20;
 
 /// Most bytes ([`POINT_COST`] per response, plus a snapshot's bytes) queued
 /// for the writer, beyond which the worker and the reader wait: a Kapacitor
@@ -295,7 +306,7 @@ struct ReadPlan {
 const BATCH_RUN: usize = 16;
 
 /// Most bytes (as the queue counts them) of batches held so.
-const BATCH_RUN_BYTES: usize = WORK_LIMIT / 8;
+const BATCH_RUN_BYTES: usize = 1 << 20;
 
 /// Bytes the reader asks its input for at a time.
 const READ_CHUNK: usize = 256 * 1024;
@@ -596,10 +607,11 @@ fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), Sessi
 /// size difference of the variants costs nothing).
 #[allow(clippy::large_enum_variant)]
 enum Job {
-    /// Consecutive batches, scored together and committed once.
+    /// Consecutive batches, scored with those waiting behind them and
+    /// committed once.
     Batches(Vec<Batch>),
-    /// Consecutive runs of stream points, likewise committed once.
-    Points(Vec<EncodedPoints>),
+    /// A run of stream points, likewise.
+    Points(EncodedPoints),
     One(Work),
 }
 
@@ -629,38 +641,23 @@ impl Worker<'_> {
             // one are scored with it and committed (flushed) once. Under a
             // trickle nothing waits and this is one batch at a time.
             let job = match work {
-                Work::Batches(mut batches) => {
-                    while rx.next_is(|w| matches!(w, Work::Batches(_))) {
-                        if let Some(Work::Batches(more)) = rx.try_recv() {
-                            batches.extend(more);
-                        }
-                    }
-                    Job::Batches(batches)
-                }
-                Work::Points(points) => {
-                    let mut runs = vec![points];
-                    while rx.next_is(|w| matches!(w, Work::Points(_))) {
-                        if let Some(Work::Points(more)) = rx.try_recv() {
-                            runs.push(more);
-                        }
-                    }
-                    Job::Points(runs)
-                }
+                Work::Batches(batches) => Job::Batches(batches),
+                Work::Points(points) => Job::Points(points),
                 other => Job::One(other),
             };
             // A panic anywhere below (the database library, a bug of ours)
             // must end the session with an answer, never leave Kapacitor
             // waiting on a thread that is gone.
             let step = catch_unwind(AssertUnwindSafe(|| match job {
-                Job::Batches(batches) => match self.batches(&batches) {
+                Job::Batches(batches) => match self.batches(batches, &rx) {
                     Ok(()) => Step::Continue,
                     Err(e) => Step::End(Err(e)),
                 },
-                Job::Points(points) => match self.points(points) {
+                Job::Points(points) => match self.points(points, &rx) {
                     Ok(()) => Step::Continue,
                     Err(e) => Step::End(Err(e)),
                 },
-                Job::One(work) => self.handle(work),
+                Job::One(work) => self.handle(work, &rx),
             }));
             match step {
                 Ok(Step::Continue) => {}
@@ -679,7 +676,7 @@ impl Worker<'_> {
         Err(self.fatal("reader stopped unexpectedly".into()))
     }
 
-    fn handle(&mut self, work: Work) -> Step {
+    fn handle(&mut self, work: Work, rx: &queue::Receiver<Work>) -> Step {
         let result = match work {
             Work::Info => {
                 self.info();
@@ -694,8 +691,8 @@ impl Worker<'_> {
                 Ok(())
             }
             Work::Snapshot => self.snapshot(),
-            Work::Batches(b) => self.batches(&b),
-            Work::Points(p) => self.points(vec![p]),
+            Work::Batches(b) => self.batches(b, rx),
+            Work::Points(p) => self.points(p, rx),
             Work::Eof { open_batch } => {
                 if open_batch {
                     tracing::warn!(
@@ -923,11 +920,22 @@ impl Worker<'_> {
     /// their points. If one fails, the batches before it are still committed
     /// and emitted, as if they had come one at a time, and then the session
     /// ends with the failure.
-    fn batches(&mut self, batches: &[Batch]) -> Result<(), SessionError> {
+    fn batches(
+        &mut self,
+        batches: Vec<Batch>,
+        rx: &queue::Receiver<Work>,
+    ) -> Result<(), SessionError> {
         let Some(node) = self.node.as_mut() else {
             return Err(self.fatal("protocol error: batch before a successful Init".into()));
         };
-        let (points, failed) = node.process_all(batches);
+        let runs = waiting_runs(
+            batches,
+            rx,
+            |w| matches!(w, Work::Batches(_)),
+            |w| if let Work::Batches(b) = w { Some(b) } else { None },
+            |b| b.iter().map(batch_cost).sum(),
+        );
+        let (points, failed) = node.process_runs(runs);
         if !points.is_empty() {
             send_out(self.out, Out::Points(points));
         }
@@ -941,11 +949,22 @@ impl Worker<'_> {
 impl Worker<'_> {
     /// Stream edges: `points` in order through the node's windows, their
     /// states committed once, then the points they produced emitted.
-    fn points(&mut self, points: Vec<EncodedPoints>) -> Result<(), SessionError> {
+    fn points(
+        &mut self,
+        points: EncodedPoints,
+        rx: &queue::Receiver<Work>,
+    ) -> Result<(), SessionError> {
         let Some(node) = self.node.as_mut() else {
             return Err(self.fatal("protocol error: point before a successful Init".into()));
         };
-        let (out, failed) = node.process_points(&points);
+        let runs = waiting_runs(
+            points,
+            rx,
+            |w| matches!(w, Work::Points(_)),
+            |w| if let Work::Points(p) = w { Some(p) } else { None },
+            EncodedPoints::heap_bytes,
+        );
+        let (out, failed) = node.process_point_runs(runs);
         if !out.is_empty() {
             send_out(self.out, Out::Points(out));
         }
@@ -954,6 +973,29 @@ impl Worker<'_> {
             Some(e) => Err(self_fatal(self.out, &self.ids, e.to_string())),
         }
     }
+}
+
+/// Adaptive group commit: `first`, then the runs of the same kind already
+/// waiting behind it, taken one at a time as they are scored (each is
+/// dropped once scored: the queue's bound stays the bound on the input the
+/// session holds), up to [`GROUP_COMMIT_COST`] of them. Under a trickle
+/// nothing waits and this is `first` alone.
+fn waiting_runs<'q, T: 'q>(
+    first: T,
+    rx: &'q queue::Receiver<Work>,
+    is: fn(&Work) -> bool,
+    unwrap: fn(Work) -> Option<T>,
+    cost: fn(&T) -> usize,
+) -> impl Iterator<Item = T> + 'q {
+    let mut taken = cost(&first);
+    std::iter::once(first).chain(std::iter::from_fn(move || {
+        if taken >= GROUP_COMMIT_COST || !rx.next_is(is) {
+            return None;
+        }
+        let run = rx.try_recv().and_then(unwrap)?;
+        taken = taken.saturating_add(cost(&run));
+        Some(run)
+    }))
 }
 
 /// `Worker::fatal` for when `self` is partly borrowed.
