@@ -90,6 +90,12 @@ impl Ranges {
     }
 
     /// Bytes the ranges hold (their data and spans).
+    /// The footprint past which chained ranges of a state of `len` bytes
+    /// are folded ([`Ranges::compact`]).
+    fn fold_limit(len: u64) -> usize {
+        (len as usize).saturating_mul(2).saturating_add(4096)
+    }
+
     fn footprint(&self) -> usize {
         self.data.len().saturating_add(self.spans.len().saturating_mul(16))
     }
@@ -149,7 +155,9 @@ impl Ranges {
         }
         pieces.sort_unstable_by_key(|&(off, _, _)| off);
         let mut out_spans: Vec<(u64, u64)> = Vec::with_capacity(pieces.len());
-        let mut data = Vec::with_capacity(pieces.iter().map(|p| p.1).sum());
+        // Room to chain up to the next fold without growing.
+        let size: usize = pieces.iter().map(|p| p.1).sum();
+        let mut data = Vec::with_capacity(size.max(Self::fold_limit(self.len)));
         for (off, n, from) in pieces {
             data.extend_from_slice(&self.data[from..from + n]);
             match out_spans.last_mut() {
@@ -184,6 +192,14 @@ impl Ranges {
             self.spans.push((self.len, next.len - self.len));
             self.data.resize(self.data.len() + (next.len - self.len) as usize, 0);
         }
+        // The bytes grow towards the limit below, then fold: room for all
+        // of that at once, rather than a buffer regrown (and copied) at
+        // every few windows.
+        let limit = Self::fold_limit(next.len);
+        let need = self.data.len() + next.data.len();
+        if self.data.capacity() < need {
+            self.data.reserve(limit.max(need) - self.data.len());
+        }
         self.spans.extend_from_slice(&next.spans);
         self.data.extend_from_slice(&next.data);
         let mut joined = Ranges {
@@ -193,7 +209,7 @@ impl Ranges {
             spans: self.spans,
             data: self.data,
         };
-        if joined.footprint() > (joined.len as usize).saturating_mul(2).saturating_add(4096) {
+        if joined.footprint() > Self::fold_limit(joined.len) {
             joined.compact();
         }
         joined
