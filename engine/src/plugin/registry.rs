@@ -94,7 +94,9 @@ fn is_library(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
-    if !path.is_file() || !name.ends_with(std::env::consts::DLL_SUFFIX) {
+    // The name first: it costs no system call (a directory may hold many
+    // other files, a Cargo profile directory does).
+    if !name.ends_with(std::env::consts::DLL_SUFFIX) || !path.is_file() {
         return false;
     }
     // In a Cargo deps directory, skip proc-macro and other build artifacts.
