@@ -58,17 +58,11 @@ struct Tracked {
     /// persisting (`None`: none yet, or forgotten after a failed commit):
     /// the next state handed out is the changes since it.
     since: Option<u64>,
-    /// A state of it was handed out since [`Node::take_held_updates`]
-    /// (it waits for the same commit): later windows only mark it dirty.
-    handed: bool,
-    /// Scored since its state was handed out: its changes are taken once,
-    /// by [`Node::take_held_updates`].
-    dirty: bool,
 }
 
 impl Tracked {
     fn new(detector: Box<dyn DetectorHandle>, last_time: i64) -> Tracked {
-        Tracked { detector, last_time, since: None, handed: false, dirty: false }
+        Tracked { detector, last_time, since: None }
     }
 }
 
@@ -188,13 +182,6 @@ pub struct Node {
     /// `.passThrough()` names per tracked field (anomalous, pvalue).
     pass_names: Vec<(String, String)>,
     warned_overwrite: bool,
-    /// Fields whose state was handed out since [`Node::take_held_updates`].
-    handed: Vec<FieldKey>,
-    /// Of those, the ones scored again since.
-    dirty: Vec<FieldKey>,
-    /// The changes of dirty fields evicted from memory, for the next
-    /// [`Node::take_held_updates`].
-    held_back: Vec<FieldUpdate>,
 }
 
 impl std::fmt::Debug for Node {
@@ -224,9 +211,6 @@ impl Node {
             evicted_any: false,
             pass_names: Vec::new(),
             warned_overwrite: false,
-            handed: Vec::new(),
-            dirty: Vec::new(),
-            held_back: Vec::new(),
         }
         .with_pass_names())
     }
@@ -338,40 +322,10 @@ impl Node {
             return;
         }
         let Some(stream) = self.stream.as_ref() else { return };
-        // A dirty field leaves only once its changes are taken: they wait
-        // for the commit in `held`. One whose changes cannot be taken stays.
-        let dirty: Vec<FieldKey> = self
-            .tracked
-            .iter()
-            .filter(|(k, t)| t.dirty && !(t.last_time >= cutoff || stream.holds(&k.group)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut stay = std::collections::BTreeSet::new();
-        for key in dirty {
-            match self.field_update(&key, false) {
-                Ok(update) => {
-                    self.held_back.push(update);
-                    if let Some(t) = self.tracked.get_mut(&key) {
-                        t.dirty = false;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "{}: field {} group {:?} stays in memory: its state could not be \
-                         taken: {e}",
-                        self.label,
-                        key.field,
-                        key.group
-                    );
-                    stay.insert(key);
-                }
-            }
-        }
-        let Some(stream) = self.stream.as_ref() else { return };
         let before = self.tracked.len();
         let mut groups = std::collections::BTreeSet::new();
         self.tracked.retain(|k, t| {
-            let keep = t.last_time >= cutoff || stream.holds(&k.group) || stay.contains(k);
+            let keep = t.last_time >= cutoff || stream.holds(&k.group);
             if !keep {
                 groups.insert(k.group.clone());
             }
@@ -472,9 +426,8 @@ impl Node {
             }
             self.columns[fi] = values;
             let verdict = verdict?;
-            if self.keep_states
-                && let Some(state) = self.state_after_window(&key)?
-            {
+            if self.keep_states {
+                let state = self.field_update(&key, false)?;
                 out.states.push(state);
             }
             let Some(v) = verdict else { continue };
@@ -677,56 +630,6 @@ impl Node {
         };
         t.since = change.generation();
         Ok(FieldUpdate { group: key.group.clone(), field: key.field.clone(), provenance, change })
-    }
-
-    /// The state to persist after a window of `key`: its changes, the
-    /// first time since [`Node::take_held_updates`]; after that `None`, and
-    /// the field is marked dirty, so a field scored by many windows of one
-    /// group commit hands over its changes twice at most, not once a window.
-    fn state_after_window(&mut self, key: &FieldKey) -> Result<Option<FieldUpdate>, DetectorError> {
-        if let Some(t) = self.tracked.get_mut(key)
-            && t.handed
-        {
-            if !t.dirty {
-                t.dirty = true;
-                self.dirty.push(key.clone());
-            }
-            return Ok(None);
-        }
-        let update = self.field_update(key, false)?;
-        if let Some(t) = self.tracked.get_mut(key) {
-            t.handed = true;
-            self.handed.push(key.clone());
-        }
-        Ok(Some(update))
-    }
-
-    /// The changes held back since the last call (fields scored again after
-    /// their state was handed out, and dirty fields evicted since), taken
-    /// now, at the commit: each builds on the state the field handed out
-    /// before. Starts the next commit: every field hands out its next
-    /// window's state again.
-    pub fn take_held_updates(&mut self) -> Result<Vec<FieldUpdate>, DetectorError> {
-        let mut out = std::mem::take(&mut self.held_back);
-        let mut failed = None;
-        for key in std::mem::take(&mut self.dirty) {
-            let dirty = self.tracked.get_mut(&key).is_some_and(|t| std::mem::take(&mut t.dirty));
-            if dirty && failed.is_none() {
-                match self.field_update(&key, false) {
-                    Ok(update) => out.push(update),
-                    Err(e) => failed = Some(e),
-                }
-            }
-        }
-        for key in std::mem::take(&mut self.handed) {
-            if let Some(t) = self.tracked.get_mut(&key) {
-                t.handed = false;
-            }
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
     }
 
     /// Forgets which states were handed out for persisting (a commit

@@ -393,30 +393,8 @@ impl Persisted {
 
     /// Commits what `pending` scored (once) and hands back its points.
     fn commit(&mut self, pending: Pending) -> (Vec<agent::Point>, Option<PersistError>) {
-        let Pending {
-            points,
-            mut states,
-            mut latest,
-            failed,
-            debug,
-            scored_batches,
-            batches,
-            stream,
-            ..
-        } = pending;
-        if self.store.is_some() {
-            // Fields scored again after their state was handed out: their
-            // changes since, taken once now rather than once a window.
-            let held = self
-                .node
-                .take_held_updates()
-                .and_then(|more| merge_states(&mut self.node, &mut states, &mut latest, more));
-            if let Err(e) = held {
-                self.node.forget_generations();
-                let e = PersistError::Node(NodeError::Detector(e));
-                return (Vec::new(), Some(failed.unwrap_or(e)));
-            }
-        }
+        let Pending { points, mut states, failed, debug, scored_batches, batches, stream, .. } =
+            pending;
         let mut commit_time = None;
         if let Some(store) = self.store.as_mut()
             && !states.is_empty()
