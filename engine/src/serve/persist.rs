@@ -252,6 +252,11 @@ impl Persisted {
         }
     }
 
+    /// Whether the node has a store (commits its states).
+    pub fn persists(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// Where the state lives, if anywhere.
     pub fn dir(&self) -> Option<String> {
         self.store.as_ref().map(|s| s.dir().display().to_string())

@@ -934,6 +934,7 @@ impl Worker<'_> {
             |w| matches!(w, Work::Batches(_)),
             |w| if let Work::Batches(b) = w { Some(b) } else { None },
             |b| b.iter().map(batch_cost).sum(),
+            commit_limit(node),
         );
         let (points, failed) = node.process_runs(runs);
         if !points.is_empty() {
@@ -963,6 +964,7 @@ impl Worker<'_> {
             |w| matches!(w, Work::Points(_)),
             |w| if let Work::Points(p) = w { Some(p) } else { None },
             EncodedPoints::heap_bytes,
+            commit_limit(node),
         );
         let (out, failed) = node.process_point_runs(runs);
         if !out.is_empty() {
@@ -986,16 +988,24 @@ fn waiting_runs<'q, T: 'q>(
     is: fn(&Work) -> bool,
     unwrap: fn(Work) -> Option<T>,
     cost: fn(&T) -> usize,
+    limit: usize,
 ) -> impl Iterator<Item = T> + 'q {
     let mut taken = cost(&first);
     std::iter::once(first).chain(std::iter::from_fn(move || {
-        if taken >= GROUP_COMMIT_COST || !rx.next_is(is) {
+        if taken >= limit || !rx.next_is(is) {
             return None;
         }
         let run = rx.try_recv().and_then(unwrap)?;
         taken = taken.saturating_add(cost(&run));
         Some(run)
     }))
+}
+
+/// How much input one group commit may take ([`waiting_runs`]): without a
+/// store there is no commit to share, so each run's points go out as soon
+/// as it is scored (a commit's points wait in memory until its end).
+fn commit_limit(node: &Persisted) -> usize {
+    if node.persists() { GROUP_COMMIT_COST } else { 0 }
 }
 
 /// `Worker::fatal` for when `self` is partly borrowed.
