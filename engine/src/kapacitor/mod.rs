@@ -90,7 +90,19 @@ pub fn group_id(
     dims: &[String],
     tags: &HashMap<String, String>,
 ) -> String {
-    let mut id = String::new();
+    group_id_of(name, by_name, dims, |d| tags.get(d).map_or("", String::as_str))
+}
+
+/// [`group_id`] with each dimension's value from `value`; the string is
+/// sized once.
+pub fn group_id_of<'a>(
+    name: &str,
+    by_name: bool,
+    dims: &[String],
+    value: impl Fn(&str) -> &'a str,
+) -> String {
+    let len = dims.iter().map(|d| d.len() + value(d).len() + 2).sum::<usize>();
+    let mut id = String::with_capacity(len + if by_name { name.len() + 1 } else { 0 });
     if by_name {
         id.push_str(name);
         id.push('\n');
@@ -101,7 +113,7 @@ pub fn group_id(
         }
         id.push_str(d);
         id.push('=');
-        id.push_str(tags.get(d).map(String::as_str).unwrap_or(""));
+        id.push_str(value(d));
     }
     id
 }

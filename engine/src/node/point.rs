@@ -72,24 +72,9 @@ fn verdict_group(
     (field_tag, field): (&str, &str),
     batch_tags: &HashMap<String, String>,
 ) -> String {
-    let value = |d: &str| {
+    crate::kapacitor::group_id_of(name, by_name, dims, |d| {
         if d == field_tag { field } else { batch_tags.get(d).map_or("", String::as_str) }
-    };
-    let len = dims.iter().map(|d| d.len() + value(d).len() + 2).sum::<usize>();
-    let mut id = String::with_capacity(len + if by_name { name.len() + 1 } else { 0 });
-    if by_name {
-        id.push_str(name);
-        id.push('\n');
-    }
-    for (i, d) in dims.iter().enumerate() {
-        if i > 0 {
-            id.push(',');
-        }
-        id.push_str(d);
-        id.push('=');
-        id.push_str(value(d));
-    }
-    id
+    })
 }
 
 /// The names of the fields `.passThrough()` adds for one tracked field:

@@ -284,18 +284,9 @@ impl Persisted {
         &mut self,
         runs: impl Iterator<Item = Vec<Batch>>,
     ) -> (Vec<agent::Point>, Option<PersistError>) {
-        let mut pending = Pending::new();
-        'runs: for run in runs {
-            for b in run {
-                if !self.score_into(&mut pending, b) {
-                    break 'runs;
-                }
-            }
-            if pending.state_bytes >= PENDING_STATE_BYTES {
-                break;
-            }
-        }
-        self.commit(pending)
+        self.commit_runs(runs, |me, pending, run| {
+            run.into_iter().all(|b| me.score_into(pending, b))
+        })
     }
 
     /// Stream edges: takes `points` in order (the node forms and scores
@@ -316,14 +307,21 @@ impl Persisted {
         &mut self,
         runs: impl Iterator<Item = EncodedPoints>,
     ) -> (Vec<agent::Point>, Option<PersistError>) {
+        self.commit_runs(runs, |me, pending, run| run.iter().all(|p| me.score_into(pending, p)))
+    }
+
+    /// Scores runs as they come with `score_run` (`false`: a failure, and
+    /// nothing after it is scored) until the new states waiting hold
+    /// [`PENDING_STATE_BYTES`] (a run is always scored whole), then commits
+    /// once.
+    fn commit_runs<R>(
+        &mut self,
+        runs: impl Iterator<Item = R>,
+        mut score_run: impl FnMut(&mut Self, &mut Pending, R) -> bool,
+    ) -> (Vec<agent::Point>, Option<PersistError>) {
         let mut pending = Pending::new();
-        'runs: for run in runs {
-            for p in run.iter() {
-                if !self.score_into(&mut pending, p) {
-                    break 'runs;
-                }
-            }
-            if pending.state_bytes >= PENDING_STATE_BYTES {
+        for run in runs {
+            if !score_run(self, &mut pending, run) || pending.state_bytes >= PENDING_STATE_BYTES {
                 break;
             }
         }

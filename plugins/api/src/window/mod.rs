@@ -199,7 +199,7 @@ fn range_sum_lanes(xs: &[f64]) -> (f64, f64, f64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -230,7 +230,8 @@ mod tests {
         (mean, ss / (n - 1.0))
     }
 
-    fn uniform(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    /// Seeded uniform values in `lo..hi` (the window tests share it).
+    pub(crate) fn uniform(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
         let mut s = seed;
         (0..n)
             .map(|_| {

@@ -422,6 +422,7 @@ impl History for MovingWindow {
 mod tests {
     use super::*;
     use crate::window::mean_var;
+    use crate::window::tests::uniform;
 
     fn naive(xs: &[f64]) -> (f64, f64) {
         let n = xs.len() as f64;
@@ -505,17 +506,6 @@ mod tests {
         assert!(changed.len() <= 300, "{} slots changed", changed.len());
         assert_eq!(changed.first(), Some(&1400));
         assert_eq!(changed.last(), Some(&1699));
-    }
-
-    /// Seeded uniform values in `lo..hi`.
-    fn uniform(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
-            })
-            .collect()
     }
 
     /// Feeds `xs` in runs of `run` values to one window by `extend` and to
