@@ -189,6 +189,24 @@ fn chunk_crcs(state: &[u8]) -> Vec<u32> {
     state.chunks(CHUNK).map(crc32fast::hash).collect()
 }
 
+/// Whether the spans of `r` together cover `[start, end)`.
+fn covers(r: &Ranges, start: usize, end: usize) -> bool {
+    let mut parts: Vec<(usize, usize)> = r
+        .iter()
+        .map(|(off, bytes)| (off.max(start), (off + bytes.len()).min(end)))
+        .filter(|(from, to)| from < to)
+        .collect();
+    parts.sort_unstable();
+    let mut reached = start;
+    for (from, to) in parts {
+        if from > reached {
+            return false;
+        }
+        reached = reached.max(to);
+    }
+    reached >= end
+}
+
 /// One field's change as a commit sees it (borrowed from the caller).
 enum Change<'a> {
     Whole(&'a [u8], Option<u64>),
@@ -758,6 +776,10 @@ impl StateStore {
         for &i in &touched {
             let start = i * CHUNK;
             let end = ((i + 1) * CHUNK).min(new_len);
+            // A chunk the ranges cover whole takes none of its old bytes:
+            // they are read only to see whether it changed, so they need
+            // no check (bytes that fail it differ, or are rewritten below).
+            let covered = covers(r, start, end);
             let old: Option<sled::IVec> = if i >= old_chunks {
                 None
             } else {
@@ -766,7 +788,7 @@ impl StateStore {
                     .get(chunk_key(fk, i as u32))
                     .map_err(|e| corrupt(&self.dir, e))?
                     .ok_or_else(|| what(format!("chunk {i} missing")))?;
-                if Some(crc32fast::hash(&old)) != crcs.get(i).copied() {
+                if !covered && Some(crc32fast::hash(&old)) != crcs.get(i).copied() {
                     return Err(what(format!("state bytes fail their checksum (chunk {i})")));
                 }
                 Some(old)
@@ -781,7 +803,12 @@ impl StateStore {
                 }
             }
             if old.as_deref() == Some(chunk.as_slice()) {
-                continue; // its CRC stands
+                if covered {
+                    // Unchecked bytes that equal the new ones are the new
+                    // ones: their CRC is the new bytes'.
+                    crcs[i] = crc32fast::hash(&chunk);
+                }
+                continue; // otherwise its CRC stands
             }
             crcs[i] = crc32fast::hash(&chunk);
             batch.insert(chunk_key(fk, i as u32), chunk);
@@ -1488,6 +1515,44 @@ mod tests {
             v.iter().map(|f| (f.group.clone(), f.field.clone(), f.state.clone())).collect()
         };
         assert_eq!(bytes(&got), bytes(&want));
+    }
+
+    #[test]
+    fn covers_is_the_union_of_the_spans() {
+        let r = ranges(1, 2, 100, &[(10, vec![0; 20]), (0, vec![0; 5]), (4, vec![0; 7])]);
+        assert!(covers(&r, 0, 30));
+        assert!(covers(&r, 3, 12));
+        assert!(!covers(&r, 0, 31));
+        assert!(!covers(&r, 29, 40));
+        let gap = ranges(1, 2, 100, &[(0, vec![0; 5]), (6, vec![0; 5])]);
+        assert!(!covers(&gap, 0, 11));
+        assert!(covers(&gap, 6, 11));
+    }
+
+    /// A chunk a range covers whole is rewritten from the range alone: its
+    /// old bytes are not checked (nor needed), and one that fails its CRC
+    /// is replaced, not reported.
+    #[test]
+    fn a_chunk_covered_whole_needs_no_check_of_its_old_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fs("", "air", 1, vec![5; 10_000]);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        s.commit_changes(&[update(
+            &f,
+            StateChange::Whole { state: vec![5; 10_000], generation: Some(1) },
+        )])
+        .unwrap();
+        let fk = field_key("", "air");
+        s.fields.insert(chunk_key(&fk, 1), vec![9u8; CHUNK]).unwrap();
+        // Chunk 1 ([4096, 8192)) whole, in two spans: the damaged bytes
+        // differ from the spans' and are replaced, not reported.
+        let r = ranges(1, 2, 10_000, &[(4096, vec![5; 2000]), (6096, vec![5; 2096])]);
+        s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap();
+        assert_eq!(s.load().unwrap(), vec![f.clone()]);
+        // Equal bytes under a covering range: nothing to write, CRC kept.
+        let r = ranges(2, 3, 10_000, &[(4096, vec![5; CHUNK])]);
+        s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap();
+        assert_eq!(s.load().unwrap(), vec![f]);
     }
 
     /// A range commit that does not build on what the store holds writes
