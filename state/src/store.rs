@@ -1620,6 +1620,4 @@ mod tests {
         s.commit_changes(&[whole(&a2, 3), whole(&b, 3)]).unwrap();
         assert_eq!(s.load().unwrap(), vec![a2, b]);
     }
-
 }
-

@@ -520,10 +520,11 @@ impl Persisted {
 /// what a commit of thousands of groups holds is bounded, not only its
 /// states' bytes: until round 6 only those were counted, and at 10,000
 /// groups (`size` 360: a few hundred bytes of ranges per field and window)
-/// a commit took 6,000 batches, with 18,000 verdict points and as many
-/// field updates waiting, about 20 MB (docs/performance.md, "Round 6:
-/// memory"). A printer (three fields, 300-point windows: about 10 kB per
-/// window) reaches it after about 200 windows (250 before).
+/// a commit took thousands of batches, with their verdict points and field
+/// updates waiting, about 20 MB at the peak (docs/performance.md, "Round 6:
+/// memory"); now about 500 (about 4 kB per batch). A printer (three
+/// fields, 300-point windows: about 10 kB per window) reaches it after
+/// about 200 windows (about 250 before).
 const PENDING_BYTES: usize = 2 << 20;
 
 /// What a waiting verdict point is taken to hold (the `Point` with its
