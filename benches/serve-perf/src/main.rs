@@ -16,7 +16,11 @@
 //! A third stream measures memory per tracked series: 10,000 groups × 3
 //! fields, `size` 360, each group sent 12 windows of 30 points so every
 //! history is full; the table adds peak RSS per series and its ratio to a
-//! full history's values (`size` × 8 bytes).
+//! full history's values (`size` × 8 bytes). Two more do it at the issue's
+//! `size` 3600 (12 windows of 300 points, every history full): 1,000 groups,
+//! in a table of the same shape, and 500 groups, for the marginal memory
+//! per series (the slope between the two: what one more tracked series
+//! costs, without the fixed costs a per-series average carries).
 //!
 //! Run from the workspace root after building the binary and the ttest
 //! plugin: `cargo build --release -p tickwatch-engine -p tickwatch-ttest &&
@@ -101,14 +105,18 @@ fn main() {
             let s = encode(printers, days, stream_edges);
             save(&streams_dir.join(file), &s);
         }
-        save(&streams_dir.join(MANY_FILE), &encode_many());
+        for m in [&MANY, &FULL, &FULL_HALF] {
+            save(&streams_dir.join(m.file), &encode_many(m));
+        }
         save(&streams_dir.join(STARTUP_FILE), &encode_startup());
         return;
     }
     // The streams are encoded by a child process and read back from files:
     // a child inherits its parent's peak RSS at exec (Linux keeps maxrss
     // across exec), so the measuring process must never hold them whole.
-    if !streams_dir.join(format!("{MANY_FILE}.txt")).exists()
+    if [&MANY, &FULL, &FULL_HALF]
+        .iter()
+        .any(|m| !streams_dir.join(format!("{}.txt", m.file)).exists())
         || !streams_dir.join(STREAM_FILE).with_extension("txt").exists()
         || !streams_dir.join(STARTUP_FILE).with_extension("txt").exists()
     {
@@ -176,7 +184,11 @@ fn main() {
         }
     }
     if only != "streams" {
-        out.push_str(&many_groups(&bin, &plugins, &streams_dir, runs));
+        out.push_str(&many_groups(&MANY, &bin, &plugins, &streams_dir, runs).0);
+        let (table, full) = many_groups(&FULL, &bin, &plugins, &streams_dir, runs);
+        out.push_str(&table);
+        let (_, half) = many_groups(&FULL_HALF, &bin, &plugins, &streams_dir, runs);
+        out.push_str(&marginal(&FULL, &full, &FULL_HALF, &half));
     }
     let info = median((0..runs.max(5)).map(|_| info_latency(&bin, &plugins)).collect());
     out.push_str(&format!("\nInfo latency (spawn → InfoResponse), median: {:.1} ms\n", info * 1e3));
@@ -184,13 +196,37 @@ fn main() {
     let _ = stdout.write_all(out.as_bytes());
 }
 
-/// The many-groups stream: its file, groups, windows per group, points per
-/// window and the `size` its Init asks for (windows × points: full).
-const MANY_FILE: &str = "10k-groups";
-const MANY_GROUPS: usize = 10_000;
-const MANY_WINDOWS: usize = 12;
-const MANY_POINTS: usize = 30;
-const MANY_SIZE: i64 = (MANY_WINDOWS * MANY_POINTS) as i64;
+/// A many-groups stream: its file, groups, windows per group and points
+/// per window; the `size` its Init asks for is windows × points, so every
+/// history is full at the end (if no window is anomalous: the t-test keeps
+/// those out of its history).
+struct Many {
+    file: &'static str,
+    groups: usize,
+    windows: usize,
+    points: usize,
+    /// Noise on a slow sine (`true`) or on a flat line. With 300-point
+    /// windows the t-test finds the sine's drift anomalous in almost every
+    /// window (and keeps those windows out of the history, which then
+    /// never fills): the `size` 3600 streams are flat.
+    drift: bool,
+}
+
+impl Many {
+    fn size(&self) -> usize {
+        self.windows * self.points
+    }
+}
+
+/// 10,000 groups, `size` 360 (the table since round 3).
+const MANY: Many =
+    Many { file: "10k-groups", groups: 10_000, windows: 12, points: 30, drift: true };
+/// 1,000 groups at the issue's `size` 3600.
+const FULL: Many =
+    Many { file: "1k-groups-3600", groups: 1_000, windows: 12, points: 300, drift: false };
+/// 500 groups at `size` 3600: with [`FULL`], the marginal memory per series.
+const FULL_HALF: Many =
+    Many { file: "500-groups-3600", groups: 500, windows: 12, points: 300, drift: false };
 
 fn save(path: &Path, s: &Stream) {
     let meta = format!("{} {}\n", s.points, s.batches);
@@ -201,17 +237,17 @@ fn save(path: &Path, s: &Stream) {
     }
 }
 
-/// Info, Init (ttest, `size` [`MANY_SIZE`]) and, window after window, one
-/// batch per group (`host=gNNNNN`), three fields of a noisy sine each.
-fn encode_many() -> Stream {
+/// Info, Init (ttest, `size` windows × points) and, window after window,
+/// one batch per group (`host=gNNNNN`), three fields of a noisy sine each.
+fn encode_many(m: &Many) -> Stream {
     let mut bytes = Vec::new();
     frame(&mut bytes, request::Message::Info(agent::InfoRequest {}));
-    frame(&mut bytes, request::Message::Init(init(MANY_SIZE)));
+    frame(&mut bytes, request::Message::Init(init(m.size() as i64)));
     let mut points = 0;
     let mut noise: u64 = 0x9e37_79b9_7f4a_7c15;
-    for w in 0..MANY_WINDOWS {
+    for w in 0..m.windows {
         let tmax = (w as i64 + 1) * FIVE_MIN;
-        for g in 0..MANY_GROUPS {
+        for g in 0..m.groups {
             let host = format!("g{g:05}");
             let group = format!("host={host}");
             let tags = HashMap::from([("host".to_string(), host)]);
@@ -221,21 +257,20 @@ fn encode_many() -> Stream {
                     name: "m".into(),
                     group: group.clone(),
                     tags: tags.clone(),
-                    size: MANY_POINTS as i64,
+                    size: m.points as i64,
                     by_name: false,
                 }),
             );
-            for i in 0..MANY_POINTS {
-                let time = tmax - FIVE_MIN + (i as i64) * (FIVE_MIN / MANY_POINTS as i64);
+            for i in 0..m.points {
+                let time = tmax - FIVE_MIN + (i as i64) * (FIVE_MIN / m.points as i64);
                 let mut fields_double = HashMap::new();
                 for (k, f) in FIELDS.iter().enumerate() {
                     // xorshift noise on a slow sine: deterministic, not flat.
                     noise ^= noise << 13;
                     noise ^= noise >> 7;
                     noise ^= noise << 17;
-                    let x = 50.0 * (k + 1) as f64
-                        + (time as f64 / 3e12).sin()
-                        + (noise % 1000) as f64 / 1000.0;
+                    let drift = if m.drift { (time as f64 / 3e12).sin() } else { 0.0 };
+                    let x = 50.0 * (k + 1) as f64 + drift + (noise % 1000) as f64 / 1000.0;
                     fields_double.insert(f.to_string(), x);
                 }
                 let p = agent::Point {
@@ -261,37 +296,67 @@ fn encode_many() -> Stream {
             );
         }
     }
-    Stream { bytes, points, batches: MANY_GROUPS * MANY_WINDOWS }
+    Stream { bytes, points, batches: m.groups * m.windows }
 }
 
-/// The memory-per-series rows: peak RSS of the many-groups stream, with and
-/// without a state directory, per tracked series (groups × fields).
-fn many_groups(bin: &Path, plugins: &Path, streams_dir: &Path, runs: usize) -> String {
-    let stream = streams_dir.join(MANY_FILE).with_extension("bin");
-    let series = (MANY_GROUPS * FIELDS.len()) as f64;
-    let history = MANY_SIZE as f64 * 8.0;
-    eprintln!(
-        "{MANY_GROUPS} groups x 3 fields: {} points",
-        MANY_GROUPS * MANY_WINDOWS * MANY_POINTS
-    );
+/// The memory-per-series rows of `m`: peak RSS, with and without a state
+/// directory, per tracked series (groups × fields). Also returns the peak
+/// RSS (bytes) of each mode, for [`marginal`].
+fn many_groups(
+    m: &Many,
+    bin: &Path,
+    plugins: &Path,
+    streams_dir: &Path,
+    runs: usize,
+) -> (String, [f64; 2]) {
+    let stream = streams_dir.join(m.file).with_extension("bin");
+    let series = (m.groups * FIELDS.len()) as f64;
+    let history = m.size() as f64 * 8.0;
+    eprintln!("{} groups x 3 fields: {} points", m.groups, m.groups * m.windows * m.points);
     let mut out = format!(
-        "\n{MANY_GROUPS} groups × 3 fields, size {MANY_SIZE} (every history full: {} B of \
+        "\n{} groups × 3 fields, size {} (every history full: {} B of \
          values per series):\n\n| mode | CPU s | wall s | peak RSS MiB | RSS per series | per \
          series / (size × 8 B) |\n|---|---|---|---|---|---|\n",
+        m.groups,
+        m.size(),
         history
     );
-    for (mode, state) in [("state, durable (default)", true), ("no state directory", false)] {
+    let mut peaks = [0.0; 2];
+    for (i, (mode, state)) in
+        [("state, durable (default)", true), ("no state directory", false)].into_iter().enumerate()
+    {
         let n = runs.div_ceil(2).max(1);
         let samples: Vec<Sample> = (0..n).map(|_| run(bin, plugins, state, &[], &stream)).collect();
         let cpu = median(samples.iter().map(|x| x.cpu).collect());
         let wall = median(samples.iter().map(|x| x.wall).collect());
         let rss = median(samples.iter().map(|x| x.maxrss_kib as f64 * 1024.0).collect());
+        peaks[i] = rss;
         out.push_str(&format!(
             "| {mode} | {cpu:.2} | {wall:.2} | {:.1} | {:.0} B | {:.2} |\n",
             rss / 1048576.0,
             rss / series,
             rss / series / history
         ));
+    }
+    (out, peaks)
+}
+
+/// What one more tracked series costs: the slope of peak RSS between the
+/// runs of `big` and `small` (same `size`), per mode, against a full
+/// history's values.
+fn marginal(big: &Many, big_rss: &[f64; 2], small: &Many, small_rss: &[f64; 2]) -> String {
+    let extra = ((big.groups - small.groups) * FIELDS.len()) as f64;
+    let history = big.size() as f64 * 8.0;
+    let mut out = format!(
+        "\nMarginal memory per series, size {} ({} against {} groups):\n\n| mode | per \
+         series | per series / (size × 8 B) |\n|---|---|---|\n",
+        big.size(),
+        big.groups,
+        small.groups
+    );
+    for (i, mode) in ["state, durable (default)", "no state directory"].into_iter().enumerate() {
+        let slope = (big_rss[i] - small_rss[i]) / extra;
+        out.push_str(&format!("| {mode} | {slope:.0} B | {:.2} |\n", slope / history));
     }
     out
 }

@@ -278,8 +278,8 @@ impl Persisted {
     /// pulled from the worker's queue): each batch is dropped once scored,
     /// so a group commit holds the points and states of its batches, not
     /// the batches.
-    /// Takes no further run once the new states waiting for the commit
-    /// hold [`PENDING_STATE_BYTES`] (a run is always scored whole).
+    /// Takes no further run once what waits for the commit holds
+    /// [`PENDING_BYTES`] (a run is always scored whole).
     pub fn process_runs(
         &mut self,
         runs: impl Iterator<Item = Vec<Batch>>,
@@ -311,9 +311,8 @@ impl Persisted {
     }
 
     /// Scores runs as they come with `score_run` (`false`: a failure, and
-    /// nothing after it is scored) until the new states waiting hold
-    /// [`PENDING_STATE_BYTES`] (a run is always scored whole), then commits
-    /// once.
+    /// nothing after it is scored) until what waits holds
+    /// [`PENDING_BYTES`] (a run is always scored whole), then commits once.
     fn commit_runs<R>(
         &mut self,
         runs: impl Iterator<Item = R>,
@@ -321,7 +320,7 @@ impl Persisted {
     ) -> (Vec<agent::Point>, Option<PersistError>) {
         let mut pending = Pending::new();
         for run in runs {
-            if !score_run(self, &mut pending, run) || pending.state_bytes >= PENDING_STATE_BYTES {
+            if !score_run(self, &mut pending, run) || pending.held() >= PENDING_BYTES {
                 break;
             }
         }
@@ -514,12 +513,28 @@ impl Persisted {
     }
 }
 
-/// Most bytes of new states (whole, or changed ranges) one group commit
-/// gathers from runs taken as they come ([`Persisted::process_runs`]): a
-/// commit's states are held until it is written, so their bytes, not the
-/// input's, are what a commit of thousands of groups holds (10,000 groups:
-/// about 3 kB per field and window).
-const PENDING_STATE_BYTES: usize = 2 << 20;
+/// Most bytes one group commit holds while it gathers runs taken as they
+/// come ([`Persisted::process_runs`]): its new states (whole, or changed
+/// ranges) and, counted at [`HELD_PER_POINT`] and [`HELD_PER_FIELD`], its
+/// points and its fields' bookkeeping, all held until it is written. So
+/// what a commit of thousands of groups holds is bounded, not only its
+/// states' bytes: until round 6 only those were counted, and at 10,000
+/// groups (`size` 360: a few hundred bytes of ranges per field and window)
+/// a commit took thousands of batches, with their verdict points and field
+/// updates waiting, about 20 MB at the peak (docs/performance.md, "Round 6:
+/// memory"); now about 500 (about 4 kB per batch). A printer (three
+/// fields, 300-point windows: about 10 kB per window) reaches it after
+/// about 200 windows (about 250 before).
+const PENDING_BYTES: usize = 2 << 20;
+
+/// What a waiting verdict point is taken to hold (the `Point` with its
+/// name, group, tags and fields: about 400–600 bytes, as the session's
+/// queue counts a decoded point).
+const HELD_PER_POINT: usize = 512;
+
+/// What a waiting field update is taken to hold beyond its bytes: its
+/// group, field and provenance, and its key in `Pending::latest`.
+const HELD_PER_FIELD: usize = 512;
 
 /// What a group commit has scored so far, waiting for its commit.
 struct Pending {
@@ -556,6 +571,13 @@ impl Pending {
             state_bytes: 0,
             stream: (0, 0, 0, 0, 0),
         }
+    }
+
+    /// What the waiting commit holds, as [`PENDING_BYTES`] counts it.
+    fn held(&self) -> usize {
+        self.state_bytes
+            .saturating_add(self.points.len().saturating_mul(HELD_PER_POINT))
+            .saturating_add(self.states.len().saturating_mul(HELD_PER_FIELD))
     }
 }
 
