@@ -227,6 +227,13 @@ impl MovingWindow {
             self.dirty.pushes += 1;
         }
         if self.slots.len() < self.cap {
+            if self.slots.len() == self.slots.capacity() {
+                // Doubling, but never past `cap`: a full window holds
+                // `cap` slots, not the next power of two (3,600 values
+                // would otherwise take 4,096 slots).
+                let more = self.slots.len().max(4).min(self.cap - self.slots.len());
+                self.slots.reserve_exact(more);
+            }
             self.slots.push(x);
         } else {
             let old = self.slots[self.head];
@@ -526,6 +533,18 @@ mod tests {
     /// The run update (`replace`) against Welford's value by value, on
     /// random data, long and short runs, runs that wrap the ring and runs
     /// longer than the window; against the exact statistics too.
+    #[test]
+    fn a_full_window_holds_cap_slots_not_a_power_of_two() {
+        for cap in [1, 5, 300, 3600] {
+            let mut w = MovingWindow::new(cap);
+            (0..cap + 7).for_each(|i| w.push(i as f64));
+            assert_eq!(w.slots.capacity(), cap);
+            let mut w = MovingWindow::new(cap);
+            w.extend(&vec![1.5; cap * 2 + 1]);
+            assert_eq!(w.slots.capacity(), cap);
+        }
+    }
+
     #[test]
     fn extending_by_runs_agrees_with_pushing_value_by_value() {
         let xs = uniform(7, 20_000, 15.0, 25.0);
