@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use tickwatch_proto::{EncodedPoints, agent};
 use tickwatch_state::{
-    FieldState, FieldUpdate, NodeMeta, Snapshot, StateChange, StateError, StateStore, StoreOptions,
-    layout,
+    FieldState, FieldUpdate, NodeMeta, Snapshot, Spare, StateChange, StateError, StateStore,
+    StoreOptions, layout,
 };
 
 use crate::control::ControlServer;
@@ -148,6 +148,8 @@ pub struct Persisted {
     /// Dropped (closed) before the store.
     control: Option<ControlServer>,
     store: Option<StateStore>,
+    /// Buffers of committed changes, reused by the next commits' chains.
+    spare: Spare,
 }
 
 impl std::fmt::Debug for Persisted {
@@ -173,7 +175,7 @@ impl Persisted {
     pub fn in_memory(node: Node, meta: &NodeMeta) -> Persisted {
         let metrics = Self::new_metrics(&node, meta);
         let sizes = StateSizes::new(node.config().fields.len());
-        Persisted { node, metrics, sizes, control: None, store: None }
+        Persisted { node, metrics, sizes, control: None, store: None, spare: Spare::default() }
     }
 
     /// Opens the node's database (opened here, at Init, never for Info),
@@ -224,7 +226,8 @@ impl Persisted {
                 None
             }
         };
-        Ok((Persisted { node, metrics, sizes, control, store: Some(store) }, adopted.loaded))
+        let spare = Spare::default();
+        Ok((Persisted { node, metrics, sizes, control, store: Some(store), spare }, adopted.loaded))
     }
 
     /// The node.
@@ -385,9 +388,13 @@ impl Persisted {
                 StateChange::Ranges(r) => r.data.len().saturating_add(r.spans.len() * 16),
             })
         });
-        if let Err(e) =
-            merge_states(&mut self.node, &mut pending.states, &mut pending.latest, scored.states)
-        {
+        if let Err(e) = merge_states(
+            &mut self.node,
+            &mut pending.states,
+            &mut pending.latest,
+            &mut self.spare,
+            scored.states,
+        ) {
             pending.failed = Some(PersistError::Node(NodeError::Detector(e)));
             return false;
         }
@@ -435,6 +442,7 @@ impl Persisted {
             let sized = states.iter().map(sized_update);
             self.sizes.update(&self.metrics, &self.node.config().fields, sized, false);
         }
+        states.into_iter().for_each(|u| self.spare.recycle(u.change));
         if debug {
             let commit = match commit_time {
                 Some(t) if batches > 1 => {
@@ -525,8 +533,8 @@ const PENDING_STATE_BYTES: usize = 2 << 20;
 struct Pending {
     points: Vec<agent::Point>,
     states: Vec<FieldUpdate>,
-    /// (group, field) → index in `states`, so each field is written once.
-    latest: HashMap<(String, String), usize>,
+    /// Group → field → index in `states`, so each field is written once.
+    latest: Latest,
     failed: Option<PersistError>,
     /// Whether the debug lines are logged.
     debug: bool,
@@ -614,31 +622,41 @@ impl Scorable for tickwatch_proto::PointView<'_> {
 fn merge_states(
     node: &mut Node,
     states: &mut Vec<FieldUpdate>,
-    latest: &mut HashMap<(String, String), usize>,
+    latest: &mut Latest,
+    spare: &mut Spare,
     new: Vec<FieldUpdate>,
 ) -> Result<(), DetectorError> {
     for st in new {
-        let key = (st.group.clone(), st.field.clone());
-        let Some(&i) = latest.get(&key) else {
-            latest.insert(key, states.len());
+        // Looked up by borrowed names: a key is made once per field and
+        // commit, not per window.
+        let Some(&i) = latest.get(st.group.as_str()).and_then(|g| g.get(st.field.as_str())) else {
+            let at = states.len();
+            match latest.get_mut(st.group.as_str()) {
+                Some(g) => g.insert(st.field.clone(), at),
+                None => latest
+                    .entry(st.group.clone())
+                    .or_default()
+                    .insert(st.field.clone(), at),
+            };
             states.push(st);
             continue;
         };
-        let waiting = std::mem::replace(
-            &mut states[i].change,
-            StateChange::Whole { state: Vec::new(), generation: None },
-        );
-        states[i].provenance = st.provenance;
-        match waiting.then(st.change) {
-            Ok(change) => states[i].change = change,
-            Err(_) => {
-                let fk = crate::node::FieldKey { group: key.0, field: key.1 };
-                states[i] = node.field_update(&fk, true)?;
-            }
+        let FieldUpdate { provenance, change, .. } = st;
+        states[i].provenance = provenance;
+        if states[i].change.chain(change, spare).is_err() {
+            let fk = crate::node::FieldKey {
+                group: states[i].group.clone(),
+                field: states[i].field.clone(),
+            };
+            let whole = node.field_update(&fk, true)?;
+            spare.recycle(std::mem::replace(&mut states[i], whole).change);
         }
     }
     Ok(())
 }
+
+/// Group → field → index in a commit's states.
+type Latest = HashMap<String, HashMap<String, usize>>;
 
 /// The whole states of the fields `states` updates, from the node (fields
 /// no longer held keep what `states` has when it is whole).

@@ -128,6 +128,19 @@ impl ByteWriter {
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
+
+    /// The bytes written so far, borrowed.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets the bytes written, keeping the buffer (to write again
+    /// without allocating); a buffer grown past `keep` bytes is given back
+    /// down to that.
+    pub fn clear(&mut self, keep: usize) {
+        self.buf.clear();
+        self.buf.shrink_to(keep);
+    }
 }
 
 /// Reads values written by [`ByteWriter`], refusing short or malformed input.
