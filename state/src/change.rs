@@ -254,11 +254,23 @@ impl Spare {
         }
     }
 
+    /// A kept buffer (emptied), if there is one; else an empty `Vec`
+    /// (which allocates nothing).
+    pub fn pop(&mut self) -> Vec<u8> {
+        // The smallest: the large ones are for chains (`Spare::take`).
+        let Some((i, _)) = self.bufs.iter().enumerate().min_by_key(|(_, b)| b.capacity()) else {
+            return Vec::new();
+        };
+        let b = self.bufs.swap_remove(i);
+        self.bytes -= b.capacity();
+        b
+    }
+
     /// Keeps `buf` (emptied) for a later [`Spare::take`], if it is worth
     /// keeping and there is room (else it is freed).
     pub fn give(&mut self, mut buf: Vec<u8>) {
         let cap = buf.capacity();
-        if cap < 4096 || self.bufs.len() >= Self::BUFFERS || self.bytes + cap > Self::BYTES {
+        if cap < 256 || self.bufs.len() >= Self::BUFFERS || self.bytes + cap > Self::BYTES {
             return;
         }
         buf.clear();

@@ -25,7 +25,7 @@ use tickwatch_plugin_api::StateChanges;
 use tickwatch_plugin_api::Verdict;
 use tickwatch_plugin_api::changes::NO_GENERATION;
 use tickwatch_proto::{PointView, agent};
-use tickwatch_state::{FieldState, FieldUpdate, Provenance, Ranges, Snapshot, StateChange};
+use tickwatch_state::{FieldState, FieldUpdate, Provenance, Ranges, Snapshot, Spare, StateChange};
 
 use crate::kapacitor::Batch;
 pub use config::{ConfigError, NodeConfig};
@@ -182,6 +182,9 @@ pub struct Node {
     /// `.passThrough()` names per tracked field (anomalous, pvalue).
     pass_names: Vec<(String, String)>,
     warned_overwrite: bool,
+    /// Buffers for the changes handed out for persisting, given back by
+    /// the caller once committed ([`Node::spare`]).
+    spare: Spare,
 }
 
 impl std::fmt::Debug for Node {
@@ -211,6 +214,7 @@ impl Node {
             evicted_any: false,
             pass_names: Vec::new(),
             warned_overwrite: false,
+            spare: Spare::default(),
         }
         .with_pass_names())
     }
@@ -607,9 +611,12 @@ impl Node {
         key: &FieldKey,
         whole: bool,
     ) -> Result<FieldUpdate, DetectorError> {
+        // The bytes go into a buffer of the pool the commits give theirs
+        // back to (see `Node::spare`), if it has one.
+        let buf = self.spare.pop();
         let (provenance, t) = self.tracked_with_provenance(key)?;
         let since = if whole { None } else { t.since };
-        let change = match t.detector.save_changes(since.unwrap_or(NO_GENERATION))? {
+        let change = match t.detector.save_changes_with(since.unwrap_or(NO_GENERATION), buf)? {
             Some(StateChanges { generation, ranges: Some(r) }) => match since {
                 Some(base) => StateChange::Ranges(Ranges {
                     base,
@@ -630,6 +637,12 @@ impl Node {
         };
         t.since = change.generation();
         Ok(FieldUpdate { group: key.group.clone(), field: key.field.clone(), provenance, change })
+    }
+
+    /// The pool the buffers of handed-out changes come from: the caller
+    /// chains changes with it and gives their buffers back once committed.
+    pub fn spare(&mut self) -> &mut Spare {
+        &mut self.spare
     }
 
     /// Forgets which states were handed out for persisting (a commit

@@ -475,13 +475,14 @@ impl DetectorInstance {
 }
 
 impl DetectorInstance {
-    /// [`DetectorHandle::save_changes`] through the plugin's
+    /// [`DetectorHandle::save_changes_with`] through the plugin's
     /// [`SAVE_CHANGES_VIEW_SYMBOL`]: its bytes copied once, straight into
-    /// the answer.
+    /// `buf`, the answer's.
     fn save_changes_view(
         &mut self,
         view: SaveChangesViewFn,
         since: u64,
+        mut buf: Vec<u8>,
     ) -> Result<StateChanges, DetectorError> {
         let mut out = RawChanges::empty();
         // SAFETY: live handle of this plugin; the function is the plugin's
@@ -496,11 +497,11 @@ impl DetectorInstance {
         // valid until it is next called (after this copy).
         let ranges = match unsafe { out.checked(MAX_STATE_LEN) }.map_err(bad)? {
             None => None,
-            Some(v) => Some(tickwatch_plugin_api::Ranges {
-                len: v.len,
-                spans: v.spans().collect(),
-                data: v.data.to_vec(),
-            }),
+            Some(v) => {
+                buf.clear();
+                buf.extend_from_slice(v.data);
+                Some(tickwatch_plugin_api::Ranges { len: v.len, spans: v.spans().collect(), data: buf })
+            }
         };
         Ok(StateChanges { generation: out.generation, ranges })
     }
@@ -524,8 +525,16 @@ impl DetectorHandle for DetectorInstance {
     }
 
     fn save_changes(&mut self, since: u64) -> Result<Option<StateChanges>, DetectorError> {
+        self.save_changes_with(since, Vec::new())
+    }
+
+    fn save_changes_with(
+        &mut self,
+        since: u64,
+        buf: Vec<u8>,
+    ) -> Result<Option<StateChanges>, DetectorError> {
         if let Some(view) = self.lib.save_changes_view {
-            return self.save_changes_view(view, since).map(Some);
+            return self.save_changes_view(view, since, buf).map(Some);
         }
         let Some(save_changes) = self.lib.save_changes else { return Ok(None) };
         // SAFETY: live handle of this plugin; the function is the plugin's

@@ -148,8 +148,6 @@ pub struct Persisted {
     /// Dropped (closed) before the store.
     control: Option<ControlServer>,
     store: Option<StateStore>,
-    /// Buffers of committed changes, reused by the next commits' chains.
-    spare: Spare,
 }
 
 impl std::fmt::Debug for Persisted {
@@ -175,7 +173,7 @@ impl Persisted {
     pub fn in_memory(node: Node, meta: &NodeMeta) -> Persisted {
         let metrics = Self::new_metrics(&node, meta);
         let sizes = StateSizes::new(node.config().fields.len());
-        Persisted { node, metrics, sizes, control: None, store: None, spare: Spare::default() }
+        Persisted { node, metrics, sizes, control: None, store: None }
     }
 
     /// Opens the node's database (opened here, at Init, never for Info),
@@ -226,8 +224,7 @@ impl Persisted {
                 None
             }
         };
-        let spare = Spare::default();
-        Ok((Persisted { node, metrics, sizes, control, store: Some(store), spare }, adopted.loaded))
+        Ok((Persisted { node, metrics, sizes, control, store: Some(store) }, adopted.loaded))
     }
 
     /// The node.
@@ -388,13 +385,17 @@ impl Persisted {
                 StateChange::Ranges(r) => r.data.len().saturating_add(r.spans.len() * 16),
             })
         });
-        if let Err(e) = merge_states(
+        // The node's pool of change buffers (given back to it below).
+        let mut spare = std::mem::take(self.node.spare());
+        let merged = merge_states(
             &mut self.node,
             &mut pending.states,
             &mut pending.latest,
-            &mut self.spare,
+            &mut spare,
             scored.states,
-        ) {
+        );
+        *self.node.spare() = spare;
+        if let Err(e) = merged {
             pending.failed = Some(PersistError::Node(NodeError::Detector(e)));
             return false;
         }
@@ -442,7 +443,9 @@ impl Persisted {
             let sized = states.iter().map(sized_update);
             self.sizes.update(&self.metrics, &self.node.config().fields, sized, false);
         }
-        states.into_iter().for_each(|u| self.spare.recycle(u.change));
+        // Their buffers go back to the node, for the next windows' changes.
+        let spare = self.node.spare();
+        states.into_iter().for_each(|u| spare.recycle(u.change));
         if debug {
             let commit = match commit_time {
                 Some(t) if batches > 1 => {
