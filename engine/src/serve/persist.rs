@@ -559,7 +559,7 @@ impl Pending {
         Pending {
             points: Vec::new(),
             states: Vec::new(),
-            latest: HashMap::new(),
+            latest: Latest::default(),
             failed: None,
             debug: tracing::enabled!(tracing::Level::DEBUG),
             scored_batches: Vec::new(),
@@ -630,17 +630,14 @@ fn merge_states(
     new: Vec<FieldUpdate>,
 ) -> Result<(), DetectorError> {
     for st in new {
-        // Looked up by borrowed names: a key is made once per field and
-        // commit, not per window.
-        let Some(&i) = latest.get(st.group.as_str()).and_then(|g| g.get(st.field.as_str())) else {
-            let at = states.len();
-            match latest.get_mut(st.group.as_str()) {
-                Some(g) => g.insert(st.field.clone(), at),
-                None => latest
-                    .entry(st.group.clone())
-                    .or_default()
-                    .insert(st.field.clone(), at),
-            };
+        let Some(fi) = node.config().fields.iter().position(|f| *f == st.field) else {
+            // Not a tracked field (cannot happen): written as it comes.
+            states.push(st);
+            continue;
+        };
+        let slots = latest.slots(&st.group, node.config().fields.len());
+        let Some(i) = slots[fi] else {
+            slots[fi] = Some(states.len());
             states.push(st);
             continue;
         };
@@ -658,8 +655,46 @@ fn merge_states(
     Ok(())
 }
 
-/// Group → field → index in a commit's states.
-type Latest = HashMap<String, HashMap<String, usize>>;
+/// Where each (group, field) of a commit's states is: per group (named
+/// once per commit, looked up by its borrowed name, the last one first), by
+/// the field's index, the index in the states.
+#[derive(Debug, Default)]
+struct Latest {
+    groups: HashMap<String, usize>,
+    slots: Vec<Vec<Option<usize>>>,
+    /// The group looked up last, and its slots (windows come group by group).
+    last: Option<(String, usize)>,
+}
+
+impl Latest {
+    /// The slots of `group`, one per field of `fields`.
+    fn slots(&mut self, group: &str, fields: usize) -> &mut Vec<Option<usize>> {
+        let at = match &self.last {
+            Some((g, at)) if g == group => *at,
+            _ => {
+                let at = match self.groups.get(group) {
+                    Some(&at) => at,
+                    None => {
+                        let at = self.slots.len();
+                        self.slots.push(vec![None; fields]);
+                        self.groups.insert(group.to_string(), at);
+                        at
+                    }
+                };
+                match &mut self.last {
+                    Some((g, a)) => {
+                        g.clear();
+                        g.push_str(group);
+                        *a = at;
+                    }
+                    None => self.last = Some((group.to_string(), at)),
+                }
+                at
+            }
+        };
+        &mut self.slots[at]
+    }
+}
 
 /// The whole states of the fields `states` updates, from the node (fields
 /// no longer held keep what `states` has when it is whole).
