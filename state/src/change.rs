@@ -447,6 +447,30 @@ mod tests {
         assert_eq!(two, one);
     }
 
+    /// The pool keeps at most its bound, hands out a buffer large enough,
+    /// and chaining in place with it gives what `then` gives.
+    #[test]
+    fn spare_buffers_stay_bounded_and_serve_chains() {
+        let mut spare = Spare::default();
+        for _ in 0..40 {
+            spare.give(Vec::with_capacity(300_000));
+        }
+        assert!(spare.bufs.len() <= Spare::BUFFERS && spare.bytes <= Spare::BYTES);
+        spare.give(Vec::with_capacity(10));
+        let b = spare.take(100_000);
+        assert!(b.capacity() >= 100_000 && b.is_empty());
+        let a = r(1, 2, 10, &[(6, &[60, 70, 80, 90])]);
+        let b = r(2, 3, 7, &[(0, &[9]), (5, &[50, 61])]);
+        let mut c = StateChange::Ranges(a.clone());
+        c.chain(StateChange::Ranges(b.clone()), &mut spare).unwrap();
+        let joined = StateChange::Ranges(a).then(StateChange::Ranges(b)).unwrap();
+        assert_eq!(c, joined);
+        // Not built on it: unchanged.
+        let stale = StateChange::Ranges(r(9, 10, 1, &[(0, &[1])]));
+        assert!(c.chain(stale, &mut spare).is_err());
+        assert_eq!(c, joined);
+    }
+
     /// Many windows of a ring chained for one commit: the joined ranges
     /// stay within about twice the state's bytes and give what applying
     /// each one gives.

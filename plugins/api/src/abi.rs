@@ -857,6 +857,117 @@ mod tests {
         }
     }
 
+    /// Reports its counter's 8 bytes as changed (through the default
+    /// `save_changes_into`, from its own `save_changes`).
+    struct Counting {
+        seen: u64,
+        generation: u64,
+    }
+
+    impl Detector for Counting {
+        const NAME: &'static str = "counting";
+        const VERSION: &'static str = "0.0.1";
+        const STATE_VERSION: u32 = 1;
+        fn options() -> Vec<OptionSpec> {
+            Vec::new()
+        }
+        fn new(_: &Options) -> Result<Self, String> {
+            Ok(Self { seen: 0, generation: 0 })
+        }
+        fn score(&mut self, _: &[f64]) -> Option<Verdict> {
+            self.seen += 1;
+            None
+        }
+        fn save(&self) -> Vec<u8> {
+            let mut v = self.seen.to_le_bytes().to_vec();
+            v.extend_from_slice(&[7; 8]);
+            v
+        }
+        fn load(&mut self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn save_changes(&mut self, since: u64) -> StateChanges {
+            let ranges = (since == self.generation).then(|| Ranges {
+                len: 16,
+                spans: vec![(0, 8)],
+                data: self.seen.to_le_bytes().to_vec(),
+            });
+            self.generation += 1;
+            StateChanges { generation: self.generation, ranges }
+        }
+        fn describe(&self) -> Summary {
+            Summary::new()
+        }
+    }
+
+    /// The view symbol's answer, borrowed and checked, applied to the
+    /// host's copy gives `save`; the first answer is "whole".
+    #[test]
+    fn the_view_shim_lends_ranges_that_rebuild_the_state() {
+        static D: PluginDescriptor = descriptor::<Counting>();
+        // SAFETY: our own shims with valid arguments; each view is copied
+        // out before the next call.
+        unsafe {
+            let opts = encode_options(&Options::new(Vec::new()));
+            let mut h: *mut c_void = std::ptr::null_mut();
+            let (st, _) = take(&D, (D.create)(RawStr::from_slice(&opts), &mut h));
+            assert_eq!(st, 0);
+            let mut held = Vec::new();
+            let mut since = crate::changes::NO_GENERATION;
+            for step in 0..5 {
+                (D.score)(h, [1.0].as_ptr(), 1);
+                let mut out = RawChanges::empty();
+                let (st, _) = take(&D, save_changes_view::<Counting>(h, since, &mut out));
+                assert_eq!(st, 0);
+                since = out.generation;
+                match out.checked(1 << 20).unwrap() {
+                    None => {
+                        assert_eq!(step, 0, "whole only first");
+                        held = take(&D, (D.save)(h)).1;
+                    }
+                    Some(v) => {
+                        held.resize(v.len as usize, 0);
+                        let mut at = 0;
+                        for (off, n) in v.spans() {
+                            let (off, n) = (off as usize, n as usize);
+                            held[off..off + n].copy_from_slice(&v.data[at..at + n]);
+                            at += n;
+                        }
+                    }
+                }
+                assert_eq!(held, take(&D, (D.save)(h)).1, "step {step}");
+            }
+            (D.destroy)(h);
+        }
+    }
+
+    /// Borrowed ranges that do not add up are refused.
+    #[test]
+    fn bad_views_are_refused() {
+        let spans = [4u64, 8];
+        let data = [0u8; 8];
+        let view = |len: u64, n: usize| RawChanges {
+            generation: 1,
+            ranges: 1,
+            len,
+            spans: spans.as_ptr(),
+            spans_len: 1,
+            data: RawStr { ptr: data.as_ptr(), len: n },
+        };
+        // SAFETY: the pointers are to live arrays of the lengths given.
+        unsafe {
+            assert!(view(12, 8).checked(100).unwrap().is_some());
+            let e = view(11, 8).checked(100).unwrap_err().to_string();
+            assert!(e.contains("past the state's 11 bytes"), "{e}");
+            let e = view(12, 7).checked(100).unwrap_err().to_string();
+            assert!(e.contains("ranges of 8 bytes, 7 bytes given"), "{e}");
+            let e = view(200, 8).checked(100).unwrap_err().to_string();
+            assert!(e.contains("exceeds 100"), "{e}");
+            let whole = RawChanges { generation: 3, ..RawChanges::empty() };
+            assert!(whole.checked(100).unwrap().is_none());
+        }
+    }
+
     #[test]
     fn verdict_encoding_round_trips() {
         let v = Verdict { pvalue: 1e-300, anomalous: true, stats: vec![("t".into(), -4.5)] };
