@@ -238,8 +238,12 @@ pub struct Spare {
 impl Spare {
     /// The most buffers kept.
     pub const BUFFERS: usize = 16;
-    /// The most bytes (of capacity) kept.
-    pub const BYTES: usize = 2 << 20;
+    /// The most bytes (of capacity) kept: a few fields' chains (a buffer
+    /// freed is reused by the allocator anyway; kept ones are only those
+    /// that would otherwise be allocated again and again).
+    pub const BYTES: usize = 512 << 10;
+    /// The largest buffer [`Spare::pop`] hands out (one window's changes).
+    const SMALL: usize = 16 << 10;
 
     /// An empty buffer with room for `n` bytes: a kept one if one is large
     /// enough.
@@ -257,8 +261,10 @@ impl Spare {
     /// A kept buffer (emptied), if there is one; else an empty `Vec`
     /// (which allocates nothing).
     pub fn pop(&mut self) -> Vec<u8> {
-        // The smallest: the large ones are for chains (`Spare::take`).
-        let Some((i, _)) = self.bufs.iter().enumerate().min_by_key(|(_, b)| b.capacity()) else {
+        // The smallest, and not a large one: those are for chains
+        // (`Spare::take`).
+        let smallest = self.bufs.iter().enumerate().min_by_key(|(_, b)| b.capacity());
+        let Some((i, _)) = smallest.filter(|(_, b)| b.capacity() <= Self::SMALL) else {
             return Vec::new();
         };
         let b = self.bufs.swap_remove(i);
