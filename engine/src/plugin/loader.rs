@@ -500,7 +500,11 @@ impl DetectorInstance {
             Some(v) => {
                 buf.clear();
                 buf.extend_from_slice(v.data);
-                Some(tickwatch_plugin_api::Ranges { len: v.len, spans: v.spans().collect(), data: buf })
+                Some(tickwatch_plugin_api::Ranges {
+                    len: v.len,
+                    spans: v.spans().collect(),
+                    data: buf,
+                })
             }
         };
         Ok(StateChanges { generation: out.generation, ranges })

@@ -113,7 +113,8 @@ impl ByteWriter {
             // SAFETY: an f64 is 8 plain bytes, no padding, and a u8 needs
             // no alignment; on a little-endian target they are
             // `to_le_bytes` of its bits already, so this is one copy.
-            let bytes = unsafe { std::slice::from_raw_parts(vs.as_ptr().cast::<u8>(), vs.len() * 8) };
+            let bytes =
+                unsafe { std::slice::from_raw_parts(vs.as_ptr().cast::<u8>(), vs.len() * 8) };
             self.buf.extend_from_slice(bytes);
         }
         #[cfg(not(target_endian = "little"))]
