@@ -103,7 +103,7 @@ impl Ranges {
     /// The same change as sorted, disjoint spans (a later span's bytes win
     /// where spans overlap): at most `len` bytes of data. Works on the
     /// spans, not the bytes: each surviving byte is copied once.
-    fn compact(&mut self) {
+    fn compact(&mut self, spare: &mut Spare) {
         let len = self.len as usize;
         // (offset, length, where its bytes start in `data`), clipped to `len`.
         let mut at = 0usize;
@@ -157,7 +157,7 @@ impl Ranges {
         let mut out_spans: Vec<(u64, u64)> = Vec::with_capacity(pieces.len());
         // Room to chain up to the next fold without growing.
         let size: usize = pieces.iter().map(|p| p.1).sum();
-        let mut data = Vec::with_capacity(size.max(Self::fold_limit(self.len)));
+        let mut data = spare.take(size.max(Self::fold_limit(self.len)));
         for (off, n, from) in pieces {
             data.extend_from_slice(&self.data[from..from + n]);
             match out_spans.last_mut() {
@@ -165,54 +165,131 @@ impl Ranges {
                 _ => out_spans.push((off as u64, n as u64)),
             }
         }
-        (self.spans, self.data) = (out_spans, data);
+        self.spans = out_spans;
+        spare.give(std::mem::replace(&mut self.data, data));
     }
 
     /// These ranges followed by `next` (taken against this generation), as
-    /// one set: spans past `next`'s length are cut; a state that grows gets
-    /// the zeros `next`'s growth stands for (the base may be longer than
-    /// this generation). Spans that overlap are folded together once they
-    /// hold more than twice the state's bytes, so the ranges of many
-    /// windows waiting for one commit take at most about that, whatever
-    /// the number of windows.
-    fn then(mut self, next: Ranges) -> Ranges {
+    /// one set, in place: spans past `next`'s length are cut; a state that
+    /// grows gets the zeros `next`'s growth stands for (the base may be
+    /// longer than this generation). Spans that overlap are folded together
+    /// once they hold more than twice the state's bytes, so the ranges of
+    /// many windows waiting for one commit take at most about that,
+    /// whatever the number of windows. Buffers grow from `spare` (and
+    /// buffers let go go back to it), so chaining window after window,
+    /// commit after commit, copies the new bytes and allocates nothing.
+    fn push(&mut self, next: Ranges, spare: &mut Spare) {
         if self.len > next.len {
-            let mut spans = Vec::with_capacity(self.spans.len());
-            let mut data = Vec::with_capacity(self.data.len());
-            for (off, bytes) in self.iter() {
-                let end = (off + bytes.len()).min(next.len as usize);
+            // Cut in place: each kept byte moves down at most.
+            let cut = next.len as usize;
+            let (mut at, mut to, mut kept) = (0usize, 0usize, 0usize);
+            for i in 0..self.spans.len() {
+                let (off, n) = (self.spans[i].0 as usize, self.spans[i].1 as usize);
+                // A span past the data has no bytes (as `iter` gives it).
+                let present = at.checked_add(n).is_some_and(|e| e <= self.data.len());
+                let end = if present { off.saturating_add(n).min(cut) } else { off };
                 if off < end {
-                    spans.push((off as u64, (end - off) as u64));
-                    data.extend_from_slice(&bytes[..end - off]);
+                    self.data.copy_within(at..at + (end - off), to);
+                    to += end - off;
+                    self.spans[kept] = (off as u64, (end - off) as u64);
+                    kept += 1;
                 }
+                at = at.saturating_add(n);
             }
-            (self.spans, self.data) = (spans, data);
-        }
-        if next.len > self.len {
-            self.spans.push((self.len, next.len - self.len));
-            self.data.resize(self.data.len() + (next.len - self.len) as usize, 0);
+            self.spans.truncate(kept);
+            self.data.truncate(to);
         }
         // The bytes grow towards the limit below, then fold: room for all
         // of that at once, rather than a buffer regrown (and copied) at
         // every few windows.
-        let limit = Self::fold_limit(next.len);
-        let need = self.data.len() + next.data.len();
+        let grow = next.len.saturating_sub(self.len) as usize;
+        let need = self.data.len() + grow + next.data.len();
         if self.data.capacity() < need {
-            self.data.reserve(limit.max(need) - self.data.len());
+            let room = Self::fold_limit(next.len).max(need);
+            let mut buf = spare.take(room);
+            buf.extend_from_slice(&self.data);
+            spare.give(std::mem::replace(&mut self.data, buf));
+        }
+        if grow > 0 {
+            self.spans.push((self.len, grow as u64));
+            self.data.resize(self.data.len() + grow, 0);
         }
         self.spans.extend_from_slice(&next.spans);
         self.data.extend_from_slice(&next.data);
-        let mut joined = Ranges {
-            base: self.base,
-            generation: next.generation,
-            len: next.len,
-            spans: self.spans,
-            data: self.data,
-        };
-        if joined.footprint() > Self::fold_limit(joined.len) {
-            joined.compact();
+        spare.give(next.data);
+        self.generation = next.generation;
+        self.len = next.len;
+        if self.footprint() > Self::fold_limit(self.len) {
+            self.compact(spare);
         }
-        joined
+    }
+}
+
+/// Byte buffers let go by chained changes (and by commits, see
+/// [`Spare::recycle`]), kept for the next ones: a pool of at most
+/// [`Spare::BUFFERS`] buffers and [`Spare::BYTES`] bytes.
+#[derive(Debug, Default)]
+pub struct Spare {
+    bufs: Vec<Vec<u8>>,
+    /// Capacity of the buffers kept, summed.
+    bytes: usize,
+}
+
+impl Spare {
+    /// The most buffers kept.
+    pub const BUFFERS: usize = 16;
+    /// The most bytes (of capacity) kept: a few fields' chains (a buffer
+    /// freed is reused by the allocator anyway; kept ones are only those
+    /// that would otherwise be allocated again and again).
+    pub const BYTES: usize = 512 << 10;
+    /// The largest buffer [`Spare::pop`] hands out (one window's changes).
+    const SMALL: usize = 16 << 10;
+
+    /// An empty buffer with room for `n` bytes: a kept one if one is large
+    /// enough.
+    pub fn take(&mut self, n: usize) -> Vec<u8> {
+        match self.bufs.iter().position(|b| b.capacity() >= n) {
+            Some(i) => {
+                let b = self.bufs.swap_remove(i);
+                self.bytes -= b.capacity();
+                b
+            }
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// A kept buffer (emptied), if there is one; else an empty `Vec`
+    /// (which allocates nothing).
+    pub fn pop(&mut self) -> Vec<u8> {
+        // The smallest, and not a large one: those are for chains
+        // (`Spare::take`).
+        let smallest = self.bufs.iter().enumerate().min_by_key(|(_, b)| b.capacity());
+        let Some((i, _)) = smallest.filter(|(_, b)| b.capacity() <= Self::SMALL) else {
+            return Vec::new();
+        };
+        let b = self.bufs.swap_remove(i);
+        self.bytes -= b.capacity();
+        b
+    }
+
+    /// Keeps `buf` (emptied) for a later [`Spare::take`], if it is worth
+    /// keeping and there is room (else it is freed).
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap < 256 || self.bufs.len() >= Self::BUFFERS || self.bytes + cap > Self::BYTES {
+            return;
+        }
+        buf.clear();
+        self.bytes += cap;
+        self.bufs.push(buf);
+    }
+
+    /// Keeps the buffers of a committed change.
+    pub fn recycle(&mut self, change: StateChange) {
+        match change {
+            StateChange::Whole { state, .. } => self.give(state),
+            StateChange::Ranges(r) => self.give(r.data),
+        }
     }
 }
 
@@ -241,17 +318,30 @@ impl StateChange {
     /// This change followed by `next`, as one change (several windows
     /// between two commits); `Err(next)` when `next` does not build on this
     /// one (the caller then needs the whole state).
-    pub fn then(self, next: StateChange) -> Result<StateChange, StateChange> {
-        match (self, next) {
-            (_, whole @ StateChange::Whole { .. }) => Ok(whole),
-            (StateChange::Whole { mut state, generation: Some(g) }, StateChange::Ranges(r))
-                if r.base == g =>
+    pub fn then(mut self, next: StateChange) -> Result<StateChange, StateChange> {
+        self.chain(next, &mut Spare::default())?;
+        Ok(self)
+    }
+
+    /// [`StateChange::then`] in place, its buffers growing from (and let
+    /// go to) `spare`; on `Err(next)` this change is as it was.
+    pub fn chain(&mut self, next: StateChange, spare: &mut Spare) -> Result<(), StateChange> {
+        match (&mut *self, next) {
+            (_, whole @ StateChange::Whole { .. }) => {
+                spare.recycle(std::mem::replace(self, whole));
+                Ok(())
+            }
+            (StateChange::Whole { state, generation: Some(g) }, StateChange::Ranges(r))
+                if r.base == *g =>
             {
-                r.apply(&mut state);
-                Ok(StateChange::Whole { state, generation: Some(r.generation) })
+                r.apply(state);
+                *g = r.generation;
+                spare.give(r.data);
+                Ok(())
             }
             (StateChange::Ranges(a), StateChange::Ranges(b)) if b.base == a.generation => {
-                Ok(StateChange::Ranges(a.then(b)))
+                a.push(b, spare);
+                Ok(())
             }
             (_, next) => Err(next),
         }
@@ -330,7 +420,7 @@ mod tests {
             let refs: Vec<(u64, &[u8])> = spans.iter().map(|(o, b)| (*o, b.as_slice())).collect();
             let ranges = r(0, 1, len, &refs);
             let mut c = ranges.clone();
-            c.compact();
+            c.compact(&mut Spare::default());
             assert!(c.is_consistent() && c.data.len() as u64 <= len);
             assert!(c.spans.windows(2).all(|w| w[0].0 + w[0].1 < w[1].0), "sorted, apart");
             let base: Vec<u8> = (0..len + next(5)).map(|i| i as u8).collect();
@@ -361,6 +451,30 @@ mod tests {
         let mut two = start;
         j.apply(&mut two);
         assert_eq!(two, one);
+    }
+
+    /// The pool keeps at most its bound, hands out a buffer large enough,
+    /// and chaining in place with it gives what `then` gives.
+    #[test]
+    fn spare_buffers_stay_bounded_and_serve_chains() {
+        let mut spare = Spare::default();
+        for _ in 0..40 {
+            spare.give(Vec::with_capacity(300_000));
+        }
+        assert!(spare.bufs.len() <= Spare::BUFFERS && spare.bytes <= Spare::BYTES);
+        spare.give(Vec::with_capacity(10));
+        let b = spare.take(100_000);
+        assert!(b.capacity() >= 100_000 && b.is_empty());
+        let a = r(1, 2, 10, &[(6, &[60, 70, 80, 90])]);
+        let b = r(2, 3, 7, &[(0, &[9]), (5, &[50, 61])]);
+        let mut c = StateChange::Ranges(a.clone());
+        c.chain(StateChange::Ranges(b.clone()), &mut spare).unwrap();
+        let joined = StateChange::Ranges(a).then(StateChange::Ranges(b)).unwrap();
+        assert_eq!(c, joined);
+        // Not built on it: unchanged.
+        let stale = StateChange::Ranges(r(9, 10, 1, &[(0, &[1])]));
+        assert!(c.chain(stale, &mut spare).is_err());
+        assert_eq!(c, joined);
     }
 
     /// Many windows of a ring chained for one commit: the joined ranges

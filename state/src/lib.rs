@@ -14,7 +14,7 @@ pub mod layout;
 pub mod snapshot;
 pub mod store;
 
-pub use change::{FieldUpdate, Ranges, StateChange};
+pub use change::{FieldUpdate, Ranges, Spare, StateChange};
 pub use error::StateError;
 pub use layout::NodeMeta;
 pub use snapshot::{FieldState, Provenance, Snapshot};

@@ -51,6 +51,17 @@ pub trait DetectorHandle: Send {
         let _ = since;
         Ok(None)
     }
+    /// [`DetectorHandle::save_changes`], the ranges' bytes written into
+    /// `buf` (emptied first; a buffer the caller reuses, so that taking a
+    /// window's changes allocates nothing). The default lets `buf` go.
+    fn save_changes_with(
+        &mut self,
+        since: u64,
+        buf: Vec<u8>,
+    ) -> Result<Option<StateChanges>, DetectorError> {
+        drop(buf);
+        self.save_changes(since)
+    }
     /// Replaces the detector's state.
     fn load(&mut self, state: &[u8]) -> Result<(), DetectorError>;
     /// The detector's description of its state, as a JSON object.

@@ -25,7 +25,7 @@ use tickwatch_plugin_api::StateChanges;
 use tickwatch_plugin_api::Verdict;
 use tickwatch_plugin_api::changes::NO_GENERATION;
 use tickwatch_proto::{PointView, agent};
-use tickwatch_state::{FieldState, FieldUpdate, Provenance, Ranges, Snapshot, StateChange};
+use tickwatch_state::{FieldState, FieldUpdate, Provenance, Ranges, Snapshot, Spare, StateChange};
 
 use crate::kapacitor::Batch;
 pub use config::{ConfigError, NodeConfig};
@@ -182,6 +182,9 @@ pub struct Node {
     /// `.passThrough()` names per tracked field (anomalous, pvalue).
     pass_names: Vec<(String, String)>,
     warned_overwrite: bool,
+    /// Buffers for the changes handed out for persisting, given back by
+    /// the caller once committed ([`Node::spare`]).
+    spare: Spare,
 }
 
 impl std::fmt::Debug for Node {
@@ -211,6 +214,7 @@ impl Node {
             evicted_any: false,
             pass_names: Vec::new(),
             warned_overwrite: false,
+            spare: Spare::default(),
         }
         .with_pass_names())
     }
@@ -391,6 +395,8 @@ impl Node {
         }
         let mut out = Scored {
             tally: vec![FieldTally::default(); self.config.fields.len()],
+            // Room for every field's state at once.
+            states: Vec::with_capacity(if self.keep_states { self.config.fields.len() } else { 0 }),
             ..Scored::default()
         };
         if let Some(p) = &self.progress {
@@ -427,9 +433,11 @@ impl Node {
             self.columns[fi] = values;
             let verdict = verdict?;
             if self.keep_states {
-                let state = self.field_update(&key, false)?;
+                // The key goes into the update (no copy of its names).
+                let state = self.update_of(key, false)?;
                 out.states.push(state);
             }
+            let field = &self.config.fields[fi];
             let Some(v) = verdict else { continue };
             if !(v.pvalue.is_finite() && (0.0..=1.0).contains(&v.pvalue)) {
                 tracing::error!(
@@ -438,7 +446,7 @@ impl Node {
                     self.label,
                     self.factory.name(),
                     v.pvalue,
-                    key.field
+                    field
                 );
                 continue;
             }
@@ -449,7 +457,7 @@ impl Node {
                 verdicts.push((self.pass_names[fi].clone(), v));
                 continue;
             }
-            match point::verdict_point(batch, &self.config.field_tag, &key.field, v) {
+            match point::verdict_point(batch, &self.config.field_tag, field, v) {
                 Ok(p) => {
                     out.points.push(p);
                     out.tally[fi].verdicts = 1;
@@ -459,7 +467,7 @@ impl Node {
                     "{}: detector {} returned {e} for field {}; point dropped",
                     self.label,
                     self.factory.name(),
-                    key.field
+                    field
                 ),
             }
         }
@@ -607,9 +615,18 @@ impl Node {
         key: &FieldKey,
         whole: bool,
     ) -> Result<FieldUpdate, DetectorError> {
-        let (provenance, t) = self.tracked_with_provenance(key)?;
+        self.update_of(key.clone(), whole)
+    }
+
+    /// [`Node::field_update`] for a key of the caller's own, which the
+    /// update takes.
+    fn update_of(&mut self, key: FieldKey, whole: bool) -> Result<FieldUpdate, DetectorError> {
+        // The bytes go into a buffer of the pool the commits give theirs
+        // back to (see `Node::spare`), if it has one.
+        let buf = self.spare.pop();
+        let (provenance, t) = self.tracked_with_provenance(&key)?;
         let since = if whole { None } else { t.since };
-        let change = match t.detector.save_changes(since.unwrap_or(NO_GENERATION))? {
+        let change = match t.detector.save_changes_with(since.unwrap_or(NO_GENERATION), buf)? {
             Some(StateChanges { generation, ranges: Some(r) }) => match since {
                 Some(base) => StateChange::Ranges(Ranges {
                     base,
@@ -629,7 +646,13 @@ impl Node {
             None => StateChange::Whole { state: t.detector.save()?, generation: None },
         };
         t.since = change.generation();
-        Ok(FieldUpdate { group: key.group.clone(), field: key.field.clone(), provenance, change })
+        Ok(FieldUpdate { group: key.group, field: key.field, provenance, change })
+    }
+
+    /// The pool the buffers of handed-out changes come from: the caller
+    /// chains changes with it and gives their buffers back once committed.
+    pub fn spare(&mut self) -> &mut Spare {
+        &mut self.spare
     }
 
     /// Forgets which states were handed out for persisting (a commit

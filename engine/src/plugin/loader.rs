@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tickwatch_plugin_api::abi::{
-    self, ABI_VERSION, ENTRY_SYMBOL, EntryFn, PluginDescriptor, RawBuf, RawResult, RawStr,
-    SAVE_CHANGES_SYMBOL, STATE_OPTIONS_SYMBOL, SaveChangesFn, StateOptionsFn, Status,
+    self, ABI_VERSION, ENTRY_SYMBOL, EntryFn, PluginDescriptor, RawBuf, RawChanges, RawResult,
+    RawStr, SAVE_CHANGES_SYMBOL, SAVE_CHANGES_VIEW_SYMBOL, STATE_OPTIONS_SYMBOL, SaveChangesFn,
+    SaveChangesViewFn, StateOptionsFn, Status,
 };
 use tickwatch_plugin_api::{OptionSpec, Options, StateChanges, Verdict};
 
@@ -82,6 +83,9 @@ struct Library {
     /// The optional [`SAVE_CHANGES_SYMBOL`] (plugins built before it lack
     /// it: the host then takes whole states).
     save_changes: Option<SaveChangesFn>,
+    /// The optional [`SAVE_CHANGES_VIEW_SYMBOL`] (the same answer, borrowed
+    /// rather than encoded into a buffer of its own; preferred).
+    save_changes_view: Option<SaveChangesViewFn>,
     // Dropped after `desc`'s last use: `desc` points into this library.
     _lib: libloading::Library,
     // The descriptor the library was loaded through (`/proc/self/fd/N`):
@@ -204,8 +208,20 @@ impl Plugin {
                 // (both live in the same `Library`).
                 let save_changes =
                     unsafe { lib.get::<SaveChangesFn>(SAVE_CHANGES_SYMBOL) }.ok().map(|f| *f);
-                let lib =
-                    Arc::new(Library { desc, name, save_changes, _lib: lib, _file: checked.file });
+                // SAFETY: as above, for SAVE_CHANGES_VIEW_SYMBOL and its
+                // documented type.
+                let save_changes_view =
+                    unsafe { lib.get::<SaveChangesViewFn>(SAVE_CHANGES_VIEW_SYMBOL) }
+                        .ok()
+                        .map(|f| *f);
+                let lib = Arc::new(Library {
+                    desc,
+                    name,
+                    save_changes,
+                    save_changes_view,
+                    _lib: lib,
+                    _file: checked.file,
+                });
                 Ok(Arc::new(Plugin { lib, version, path, options }))
             }
             Err(e) => {
@@ -458,6 +474,43 @@ impl DetectorInstance {
     }
 }
 
+impl DetectorInstance {
+    /// [`DetectorHandle::save_changes_with`] through the plugin's
+    /// [`SAVE_CHANGES_VIEW_SYMBOL`]: its bytes copied once, straight into
+    /// `buf`, the answer's.
+    fn save_changes_view(
+        &mut self,
+        view: SaveChangesViewFn,
+        since: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<StateChanges, DetectorError> {
+        let mut out = RawChanges::empty();
+        // SAFETY: live handle of this plugin; the function is the plugin's
+        // own SAVE_CHANGES_VIEW_SYMBOL, `out` is valid for its write, and
+        // its (empty, or message) buffer is freed by `free_buf` in `call`.
+        self.call(|h| unsafe { view(h, since, &mut out) })?;
+        let bad = |e: tickwatch_plugin_api::CodecError| DetectorError::BadReply {
+            detector: self.lib.name.clone(),
+            reason: e.to_string(),
+        };
+        // SAFETY: the plugin answered Ok, so `out` borrows its buffers,
+        // valid until it is next called (after this copy).
+        let ranges = match unsafe { out.checked(MAX_STATE_LEN) }.map_err(bad)? {
+            None => None,
+            Some(v) => {
+                buf.clear();
+                buf.extend_from_slice(v.data);
+                Some(tickwatch_plugin_api::Ranges {
+                    len: v.len,
+                    spans: v.spans().collect(),
+                    data: buf,
+                })
+            }
+        };
+        Ok(StateChanges { generation: out.generation, ranges })
+    }
+}
+
 impl DetectorHandle for DetectorInstance {
     fn score(&mut self, window: &[f64]) -> Result<Option<Verdict>, DetectorError> {
         let score = self.lib.desc.score;
@@ -476,6 +529,17 @@ impl DetectorHandle for DetectorInstance {
     }
 
     fn save_changes(&mut self, since: u64) -> Result<Option<StateChanges>, DetectorError> {
+        self.save_changes_with(since, Vec::new())
+    }
+
+    fn save_changes_with(
+        &mut self,
+        since: u64,
+        buf: Vec<u8>,
+    ) -> Result<Option<StateChanges>, DetectorError> {
+        if let Some(view) = self.lib.save_changes_view {
+            return self.save_changes_view(view, since, buf).map(Some);
+        }
         let Some(save_changes) = self.lib.save_changes else { return Ok(None) };
         // SAFETY: live handle of this plugin; the function is the plugin's
         // own SAVE_CHANGES_SYMBOL, and its buffer is freed by `free_buf`.

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use tickwatch_proto::{EncodedPoints, agent};
 use tickwatch_state::{
-    FieldState, FieldUpdate, NodeMeta, Snapshot, StateChange, StateError, StateStore, StoreOptions,
-    layout,
+    FieldState, FieldUpdate, NodeMeta, Snapshot, Spare, StateChange, StateError, StateStore,
+    StoreOptions, layout,
 };
 
 use crate::control::ControlServer;
@@ -384,9 +384,17 @@ impl Persisted {
                 StateChange::Ranges(r) => r.data.len().saturating_add(r.spans.len() * 16),
             })
         });
-        if let Err(e) =
-            merge_states(&mut self.node, &mut pending.states, &mut pending.latest, scored.states)
-        {
+        // The node's pool of change buffers (given back to it below).
+        let mut spare = std::mem::take(self.node.spare());
+        let merged = merge_states(
+            &mut self.node,
+            &mut pending.states,
+            &mut pending.latest,
+            &mut spare,
+            scored.states,
+        );
+        *self.node.spare() = spare;
+        if let Err(e) = merged {
             pending.failed = Some(PersistError::Node(NodeError::Detector(e)));
             return false;
         }
@@ -434,6 +442,9 @@ impl Persisted {
             let sized = states.iter().map(sized_update);
             self.sizes.update(&self.metrics, &self.node.config().fields, sized, false);
         }
+        // Their buffers go back to the node, for the next windows' changes.
+        let spare = self.node.spare();
+        states.into_iter().for_each(|u| spare.recycle(u.change));
         if debug {
             let commit = match commit_time {
                 Some(t) if batches > 1 => {
@@ -540,8 +551,8 @@ const HELD_PER_FIELD: usize = 512;
 struct Pending {
     points: Vec<agent::Point>,
     states: Vec<FieldUpdate>,
-    /// (group, field) → index in `states`, so each field is written once.
-    latest: HashMap<(String, String), usize>,
+    /// Group → field → index in `states`, so each field is written once.
+    latest: Latest,
     failed: Option<PersistError>,
     /// Whether the debug lines are logged.
     debug: bool,
@@ -563,7 +574,7 @@ impl Pending {
         Pending {
             points: Vec::new(),
             states: Vec::new(),
-            latest: HashMap::new(),
+            latest: Latest::default(),
             failed: None,
             debug: tracing::enabled!(tracing::Level::DEBUG),
             scored_batches: Vec::new(),
@@ -636,30 +647,75 @@ impl Scorable for tickwatch_proto::PointView<'_> {
 fn merge_states(
     node: &mut Node,
     states: &mut Vec<FieldUpdate>,
-    latest: &mut HashMap<(String, String), usize>,
+    latest: &mut Latest,
+    spare: &mut Spare,
     new: Vec<FieldUpdate>,
 ) -> Result<(), DetectorError> {
     for st in new {
-        let key = (st.group.clone(), st.field.clone());
-        let Some(&i) = latest.get(&key) else {
-            latest.insert(key, states.len());
+        let Some(fi) = node.config().fields.iter().position(|f| *f == st.field) else {
+            // Not a tracked field (cannot happen): written as it comes.
             states.push(st);
             continue;
         };
-        let waiting = std::mem::replace(
-            &mut states[i].change,
-            StateChange::Whole { state: Vec::new(), generation: None },
-        );
-        states[i].provenance = st.provenance;
-        match waiting.then(st.change) {
-            Ok(change) => states[i].change = change,
-            Err(_) => {
-                let fk = crate::node::FieldKey { group: key.0, field: key.1 };
-                states[i] = node.field_update(&fk, true)?;
-            }
+        let slots = latest.slots(&st.group, node.config().fields.len());
+        let Some(i) = slots[fi] else {
+            slots[fi] = Some(states.len());
+            states.push(st);
+            continue;
+        };
+        let FieldUpdate { provenance, change, .. } = st;
+        states[i].provenance = provenance;
+        if states[i].change.chain(change, spare).is_err() {
+            let fk = crate::node::FieldKey {
+                group: states[i].group.clone(),
+                field: states[i].field.clone(),
+            };
+            let whole = node.field_update(&fk, true)?;
+            spare.recycle(std::mem::replace(&mut states[i], whole).change);
         }
     }
     Ok(())
+}
+
+/// Where each (group, field) of a commit's states is: per group (named
+/// once per commit, looked up by its borrowed name, the last one first), by
+/// the field's index, the index in the states.
+#[derive(Debug, Default)]
+struct Latest {
+    groups: HashMap<String, usize>,
+    slots: Vec<Vec<Option<usize>>>,
+    /// The group looked up last, and its slots (windows come group by group).
+    last: Option<(String, usize)>,
+}
+
+impl Latest {
+    /// The slots of `group`, one per field of `fields`.
+    fn slots(&mut self, group: &str, fields: usize) -> &mut Vec<Option<usize>> {
+        let at = match &self.last {
+            Some((g, at)) if g == group => *at,
+            _ => {
+                let at = match self.groups.get(group) {
+                    Some(&at) => at,
+                    None => {
+                        let at = self.slots.len();
+                        self.slots.push(vec![None; fields]);
+                        self.groups.insert(group.to_string(), at);
+                        at
+                    }
+                };
+                match &mut self.last {
+                    Some((g, a)) => {
+                        g.clear();
+                        g.push_str(group);
+                        *a = at;
+                    }
+                    None => self.last = Some((group.to_string(), at)),
+                }
+                at
+            }
+        };
+        &mut self.slots[at]
+    }
 }
 
 /// The whole states of the fields `states` updates, from the node (fields

@@ -21,7 +21,7 @@ use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::Detector;
-use crate::changes::{Ranges, StateChanges};
+use crate::changes::{ChangeWriter, Ranges, StateChanges};
 use crate::codec::{ByteReader, ByteWriter, CodecError};
 use crate::options::{OptionSpec, Options, Value, ValueKind};
 use crate::verdict::Verdict;
@@ -55,6 +55,119 @@ pub type StateOptionsFn = unsafe extern "C" fn() -> RawResult;
 /// it lacks it; the host then takes the whole state with `save` after every
 /// window, as it always did. A host that predates it never looks it up.
 pub const SAVE_CHANGES_SYMBOL: &[u8] = b"tickwatch_detector_save_changes\0";
+
+/// An optional fourth symbol (added within ABI 1, like
+/// [`SAVE_CHANGES_SYMBOL`], which it does the work of without copying):
+/// [`Detector::save_changes_into`] for a detector handle, into a writer the
+/// plugin keeps per thread and reuses, its answer written to a
+/// [`RawChanges`] that borrows the writer's buffers. The borrowed bytes stay
+/// valid until the plugin is next called on this thread; the host copies
+/// them out at once. On success the [`RawResult`]'s buffer is empty (it is
+/// still handed to `free_buf`); on an error or a panic it holds the
+/// message and `out` is not written. A plugin built before it lacks it:
+/// the host then calls [`SAVE_CHANGES_SYMBOL`], or takes whole states.
+pub const SAVE_CHANGES_VIEW_SYMBOL: &[u8] = b"tickwatch_detector_save_changes_view\0";
+
+/// The save-changes-view function's type: a handle from `create`, the
+/// generation the host holds ([`crate::changes::NO_GENERATION`] for none)
+/// and where to write the answer.
+pub type SaveChangesViewFn =
+    unsafe extern "C" fn(handle: *mut c_void, since: u64, out: *mut RawChanges) -> RawResult;
+
+/// The answer of [`SAVE_CHANGES_VIEW_SYMBOL`], borrowing the plugin's
+/// buffers (see there for how long).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawChanges {
+    /// As [`StateChanges::generation`].
+    pub generation: u64,
+    /// 1: the ranges below; 0: take the whole state (the rest is empty).
+    pub ranges: u32,
+    /// The state's length now.
+    pub len: u64,
+    /// `spans_len` pairs of `u64`: each range's offset, then its length.
+    pub spans: *const u64,
+    /// Number of ranges.
+    pub spans_len: usize,
+    /// The ranges' bytes, one after another.
+    pub data: RawStr,
+}
+
+impl RawChanges {
+    /// Nothing reported yet (what the host passes in).
+    pub fn empty() -> Self {
+        Self {
+            generation: crate::changes::NO_GENERATION,
+            ranges: 0,
+            len: 0,
+            spans: std::ptr::null(),
+            spans_len: 0,
+            data: RawStr { ptr: std::ptr::null(), len: 0 },
+        }
+    }
+
+    /// Checks the answer as [`decode_changes`] does (ranges within the
+    /// state's length, data exactly theirs, a state no longer than
+    /// `max_len`) and borrows its spans and data.
+    ///
+    /// # Safety
+    /// The pointers must be as [`SAVE_CHANGES_VIEW_SYMBOL`] promises, and
+    /// the plugin not called again while the borrows live.
+    pub unsafe fn checked<'a>(&self, max_len: u64) -> Result<Option<RangesView<'a>>, CodecError> {
+        let bad = |what: String| CodecError { offset: 0, what };
+        if self.ranges == 0 {
+            return Ok(None);
+        }
+        if self.len > max_len {
+            return Err(bad(format!("state of {} bytes exceeds {max_len}", self.len)));
+        }
+        let n = self.spans_len.checked_mul(2).ok_or_else(|| bad("too many ranges".into()))?;
+        let spans: &[u64] = if n == 0 {
+            &[]
+        } else if self.spans.is_null() || !self.spans.is_aligned() {
+            return Err(bad("ranges at a bad address".into()));
+        } else {
+            // SAFETY: the plugin wrote `spans_len` pairs of u64 there,
+            // valid for the caller's borrow.
+            unsafe { std::slice::from_raw_parts(self.spans, n) }
+        };
+        if self.data.len > 0 && self.data.ptr.is_null() {
+            return Err(bad("range bytes at a bad address".into()));
+        }
+        // SAFETY: the plugin's bytes, valid for the caller's borrow.
+        let data = unsafe { self.data.as_slice() };
+        let mut total: u64 = 0;
+        for pair in spans.chunks_exact(2) {
+            let (off, n) = (pair[0], pair[1]);
+            if off.checked_add(n).is_none_or(|end| end > self.len) {
+                return Err(bad(format!("range {off}+{n} past the state's {} bytes", self.len)));
+            }
+            total = total.saturating_add(n);
+        }
+        if total != data.len() as u64 {
+            return Err(bad(format!("ranges of {total} bytes, {} bytes given", data.len())));
+        }
+        Ok(Some(RangesView { len: self.len, spans, data }))
+    }
+}
+
+/// Changed ranges borrowed from a plugin ([`RawChanges::checked`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RangesView<'a> {
+    /// The state's length now.
+    pub len: u64,
+    /// Each range's offset then length, pair after pair; each within `len`.
+    pub spans: &'a [u64],
+    /// The ranges' bytes, one after another (exactly theirs).
+    pub data: &'a [u8],
+}
+
+impl RangesView<'_> {
+    /// `(offset, length)` of each range, in order.
+    pub fn spans(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.spans.chunks_exact(2).map(|p| (p[0], p[1]))
+    }
+}
 
 /// The ELF section in which [`export_detector!`](crate::export_detector)
 /// writes the detector's [`Detector::NAME`] (its UTF-8 bytes, nothing
@@ -341,6 +454,55 @@ unsafe extern "C" fn shim_save<D: Detector>(handle: *mut c_void) -> RawResult {
 pub unsafe fn save_changes<D: Detector>(handle: *mut c_void, since: u64) -> RawResult {
     // SAFETY: the caller's guarantees.
     guarded(|| Ok(encode_changes(&unsafe { detector::<D>(handle) }.save_changes(since))))
+}
+
+thread_local! {
+    /// The writer [`save_changes_view`] reuses on this thread (its buffers
+    /// are what the host borrows until its next call).
+    static VIEW_WRITER: std::cell::RefCell<(ChangeWriter, Vec<u64>)> =
+        std::cell::RefCell::new((ChangeWriter::new(), Vec::new()));
+}
+
+/// The [`SAVE_CHANGES_VIEW_SYMBOL`] function for `D` (what
+/// [`export_detector!`](crate::export_detector) exports).
+///
+/// # Safety
+/// `handle` must come from `D`'s `create` shim and not be used
+/// concurrently; `out` must be valid for a write.
+pub unsafe fn save_changes_view<D: Detector>(
+    handle: *mut c_void,
+    since: u64,
+    out: *mut RawChanges,
+) -> RawResult {
+    guarded(|| {
+        VIEW_WRITER.with(|cell| {
+            let mut held = cell.try_borrow_mut().map_err(|_| "save_changes_view re-entered")?;
+            let (w, flat) = &mut *held;
+            w.reset();
+            // SAFETY: the caller's guarantees.
+            let taken = unsafe { detector::<D>(handle) }.save_changes_into(since, w);
+            let answer = if taken.ranges {
+                // Pairs of u64 (a tuple's layout is the compiler's, not
+                // the ABI's).
+                flat.clear();
+                flat.shrink_to(crate::changes::KEEP_BYTES / 8);
+                flat.extend(w.spans().iter().flat_map(|&(off, n)| [off, n]));
+                RawChanges {
+                    generation: taken.generation,
+                    ranges: 1,
+                    len: w.offset(),
+                    spans: flat.as_ptr(),
+                    spans_len: w.spans().len(),
+                    data: RawStr::from_slice(w.data()),
+                }
+            } else {
+                RawChanges { generation: taken.generation, ..RawChanges::empty() }
+            };
+            // SAFETY: the caller passes a pointer valid for a write.
+            unsafe { out.write(answer) };
+            Ok(Vec::new())
+        })
+    })
 }
 
 unsafe extern "C" fn shim_load<D: Detector>(handle: *mut c_void, state: RawStr) -> RawResult {
@@ -692,6 +854,117 @@ mod tests {
             let (_, json) = take(&D, (D.describe)(h));
             assert_eq!(json, br#"{"seen":1}"#);
             (D.destroy)(h);
+        }
+    }
+
+    /// Reports its counter's 8 bytes as changed (through the default
+    /// `save_changes_into`, from its own `save_changes`).
+    struct Counting {
+        seen: u64,
+        generation: u64,
+    }
+
+    impl Detector for Counting {
+        const NAME: &'static str = "counting";
+        const VERSION: &'static str = "0.0.1";
+        const STATE_VERSION: u32 = 1;
+        fn options() -> Vec<OptionSpec> {
+            Vec::new()
+        }
+        fn new(_: &Options) -> Result<Self, String> {
+            Ok(Self { seen: 0, generation: 0 })
+        }
+        fn score(&mut self, _: &[f64]) -> Option<Verdict> {
+            self.seen += 1;
+            None
+        }
+        fn save(&self) -> Vec<u8> {
+            let mut v = self.seen.to_le_bytes().to_vec();
+            v.extend_from_slice(&[7; 8]);
+            v
+        }
+        fn load(&mut self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn save_changes(&mut self, since: u64) -> StateChanges {
+            let ranges = (since == self.generation).then(|| Ranges {
+                len: 16,
+                spans: vec![(0, 8)],
+                data: self.seen.to_le_bytes().to_vec(),
+            });
+            self.generation += 1;
+            StateChanges { generation: self.generation, ranges }
+        }
+        fn describe(&self) -> Summary {
+            Summary::new()
+        }
+    }
+
+    /// The view symbol's answer, borrowed and checked, applied to the
+    /// host's copy gives `save`; the first answer is "whole".
+    #[test]
+    fn the_view_shim_lends_ranges_that_rebuild_the_state() {
+        static D: PluginDescriptor = descriptor::<Counting>();
+        // SAFETY: our own shims with valid arguments; each view is copied
+        // out before the next call.
+        unsafe {
+            let opts = encode_options(&Options::new(Vec::new()));
+            let mut h: *mut c_void = std::ptr::null_mut();
+            let (st, _) = take(&D, (D.create)(RawStr::from_slice(&opts), &mut h));
+            assert_eq!(st, 0);
+            let mut held = Vec::new();
+            let mut since = crate::changes::NO_GENERATION;
+            for step in 0..5 {
+                (D.score)(h, [1.0].as_ptr(), 1);
+                let mut out = RawChanges::empty();
+                let (st, _) = take(&D, save_changes_view::<Counting>(h, since, &mut out));
+                assert_eq!(st, 0);
+                since = out.generation;
+                match out.checked(1 << 20).unwrap() {
+                    None => {
+                        assert_eq!(step, 0, "whole only first");
+                        held = take(&D, (D.save)(h)).1;
+                    }
+                    Some(v) => {
+                        held.resize(v.len as usize, 0);
+                        let mut at = 0;
+                        for (off, n) in v.spans() {
+                            let (off, n) = (off as usize, n as usize);
+                            held[off..off + n].copy_from_slice(&v.data[at..at + n]);
+                            at += n;
+                        }
+                    }
+                }
+                assert_eq!(held, take(&D, (D.save)(h)).1, "step {step}");
+            }
+            (D.destroy)(h);
+        }
+    }
+
+    /// Borrowed ranges that do not add up are refused.
+    #[test]
+    fn bad_views_are_refused() {
+        let spans = [4u64, 8];
+        let data = [0u8; 8];
+        let view = |len: u64, n: usize| RawChanges {
+            generation: 1,
+            ranges: 1,
+            len,
+            spans: spans.as_ptr(),
+            spans_len: 1,
+            data: RawStr { ptr: data.as_ptr(), len: n },
+        };
+        // SAFETY: the pointers are to live arrays of the lengths given.
+        unsafe {
+            assert!(view(12, 8).checked(100).unwrap().is_some());
+            let e = view(11, 8).checked(100).unwrap_err().to_string();
+            assert!(e.contains("past the state's 11 bytes"), "{e}");
+            let e = view(12, 7).checked(100).unwrap_err().to_string();
+            assert!(e.contains("ranges of 8 bytes, 7 bytes given"), "{e}");
+            let e = view(200, 8).checked(100).unwrap_err().to_string();
+            assert!(e.contains("exceeds 100"), "{e}");
+            let whole = RawChanges { generation: 3, ..RawChanges::empty() };
+            assert!(whole.checked(100).unwrap().is_none());
         }
     }
 

@@ -160,6 +160,62 @@ impl ChangeWriter {
     pub fn finish(self) -> Ranges {
         Ranges { len: self.offset, spans: self.spans, data: self.data.finish() }
     }
+
+    /// Writes `r`'s ranges, in order, over a state of `r.len` bytes (the
+    /// cursor ends at `r.len`).
+    pub fn copy_from(&mut self, r: &Ranges) {
+        for (off, bytes) in r.iter() {
+            if off != self.offset {
+                self.offset = off;
+            }
+            self.write(|b| {
+                b.raw(bytes);
+            });
+        }
+        self.offset = r.len;
+    }
+
+    /// `(offset, length)` of each range written so far, in order.
+    pub fn spans(&self) -> &[(u64, u64)] {
+        &self.spans
+    }
+
+    /// The bytes of the ranges written so far, one after another.
+    pub fn data(&self) -> &[u8] {
+        self.data.as_slice()
+    }
+
+    /// Back to offset 0, stable and empty, keeping the buffers (so one
+    /// writer serves window after window without allocating); buffers
+    /// grown past [`KEEP_BYTES`] are given back down to that.
+    pub fn reset(&mut self) {
+        self.offset = 0;
+        self.stable = true;
+        self.spans.clear();
+        self.spans.shrink_to(KEEP_BYTES / 16);
+        self.data.clear(KEEP_BYTES);
+    }
+}
+
+/// The most buffer a [`ChangeWriter`] keeps across [`ChangeWriter::reset`].
+pub const KEEP_BYTES: usize = 1 << 20;
+
+/// What [`crate::Detector::save_changes_into`] reports: the new generation,
+/// and whether the writer holds the changed ranges (`false`: take the
+/// whole state with [`crate::Detector::save`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// As [`StateChanges::generation`].
+    pub generation: u64,
+    /// Whether the writer holds ranges (else: take the whole state).
+    pub ranges: bool,
+}
+
+impl Taken {
+    /// These changes as a [`StateChanges`], the ranges taken from `w`.
+    pub fn into_changes(self, w: ChangeWriter) -> StateChanges {
+        StateChanges { generation: self.generation, ranges: self.ranges.then(|| w.finish()) }
+    }
 }
 
 /// Seeds each detector's first generation apart from the others', so that a

@@ -108,6 +108,16 @@ impl ByteWriter {
 
     /// Appends each of `vs` as [`ByteWriter::f64`] does, in one go.
     pub fn f64s(&mut self, vs: &[f64]) -> &mut Self {
+        #[cfg(target_endian = "little")]
+        {
+            // SAFETY: an f64 is 8 plain bytes, no padding, and a u8 needs
+            // no alignment; on a little-endian target they are
+            // `to_le_bytes` of its bits already, so this is one copy.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(vs.as_ptr().cast::<u8>(), vs.len() * 8) };
+            self.buf.extend_from_slice(bytes);
+        }
+        #[cfg(not(target_endian = "little"))]
         self.buf.extend(vs.iter().flat_map(|v| v.to_bits().to_le_bytes()));
         self
     }
@@ -127,6 +137,19 @@ impl ByteWriter {
     /// The bytes written.
     pub fn finish(self) -> Vec<u8> {
         self.buf
+    }
+
+    /// The bytes written so far, borrowed.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets the bytes written, keeping the buffer (to write again
+    /// without allocating); a buffer grown past `keep` bytes is given back
+    /// down to that.
+    pub fn clear(&mut self, keep: usize) {
+        self.buf.clear();
+        self.buf.shrink_to(keep);
     }
 }
 

@@ -63,7 +63,8 @@ pub fn check<D: Detector>(options: &Options) {
     assert!(failures.is_empty(), "{} fails conformance:\n  {}", D::NAME, failures.join("\n  "));
 }
 
-/// Plays a host persisting with [`Detector::save_changes`]: windows of
+/// Plays a host persisting with [`Detector::save_changes`] (and, every
+/// other take, [`Detector::save_changes_into`]): windows of
 /// varied sizes and levels (shifts that alarm, runs that rebaseline, NaN),
 /// sometimes several between two takes, sometimes a stale generation or a
 /// load in between; after every take, the host's copy (ranges applied to
@@ -80,6 +81,7 @@ pub fn check_changes<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
     let mut held: Vec<u8> = Vec::new();
     let mut since = crate::changes::NO_GENERATION;
     let mut ranged = 0;
+    let mut writer = crate::changes::ChangeWriter::new();
     for step in 0..400 {
         let n = [1, 2, 7, 30, 300][(rand() % 5) as usize];
         let level = match (step / 40) % 3 {
@@ -113,7 +115,22 @@ pub fn check_changes<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
                 return;
             }
         }
-        let changes = d.save_changes(since);
+        // Both ways of taking changes, in turn: the second into one writer
+        // reused window after window, as the host's view does.
+        let changes = if step % 2 == 0 {
+            d.save_changes(since)
+        } else {
+            writer.reset();
+            let taken = d.save_changes_into(since, &mut writer);
+            crate::changes::StateChanges {
+                generation: taken.generation,
+                ranges: taken.ranges.then(|| crate::changes::Ranges {
+                    len: writer.offset(),
+                    spans: writer.spans().to_vec(),
+                    data: writer.data().to_vec(),
+                }),
+            }
+        };
         since = changes.generation;
         match changes.ranges {
             Some(r) => {

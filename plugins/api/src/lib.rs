@@ -161,6 +161,25 @@ pub trait Detector: Sized + Send + 'static {
         StateChanges::whole()
     }
 
+    /// Optional: [`Detector::save_changes`] written into `w` (empty, at
+    /// offset 0, stable), a writer the host reuses window after window, so
+    /// that taking a window's changes allocates nothing. Same rules; the
+    /// ranges are what `w` holds when [`changes::Taken::ranges`] is true.
+    ///
+    /// The default asks [`Detector::save_changes`] and copies its ranges.
+    /// A detector that writes its changes with a [`ChangeWriter`] anyway
+    /// overrides this and answers `save_changes` with
+    /// `self.save_changes_into(since, &mut ChangeWriter::new())` turned into
+    /// [`StateChanges`] ([`changes::Taken::into_changes`]), as
+    /// [`window::BaselineDetector`] does.
+    fn save_changes_into(&mut self, since: u64, w: &mut ChangeWriter) -> changes::Taken {
+        let c = self.save_changes(since);
+        if let Some(r) = &c.ranges {
+            w.copy_from(r);
+        }
+        changes::Taken { generation: c.generation, ranges: c.ranges.is_some() }
+    }
+
     /// The state in a few named numbers, shown to users inspecting node state.
     fn describe(&self) -> Summary;
 }
@@ -207,6 +226,22 @@ macro_rules! export_detector {
         ) -> $crate::abi::RawResult {
             // SAFETY: the host's guarantees, passed on.
             unsafe { $crate::abi::save_changes::<$t>(handle, since) }
+        }
+
+        /// What changed in a detector's state, borrowed from the plugin
+        /// (see `tickwatch_plugin_api::abi::SAVE_CHANGES_VIEW_SYMBOL`).
+        ///
+        /// # Safety
+        /// `handle` must come from this plugin's `create` and not be used
+        /// concurrently; `out` must be valid for a write.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn tickwatch_detector_save_changes_view(
+            handle: *mut ::std::ffi::c_void,
+            since: u64,
+            out: *mut $crate::abi::RawChanges,
+        ) -> $crate::abi::RawResult {
+            // SAFETY: the host's guarantees, passed on.
+            unsafe { $crate::abi::save_changes_view::<$t>(handle, since, out) }
         }
     };
 }

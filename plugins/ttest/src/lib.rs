@@ -60,7 +60,7 @@
 pub mod record;
 pub mod serial;
 
-use tickwatch_plugin_api::changes::{ChangeWriter, Checkpoints, StateChanges};
+use tickwatch_plugin_api::changes::{ChangeWriter, Checkpoints, StateChanges, Taken};
 use tickwatch_plugin_api::options::preset;
 use tickwatch_plugin_api::window::{
     Baseline, History, Joins, Layout, Learn, MovingWindow, finite, mean_var,
@@ -267,20 +267,25 @@ impl Detector for TTest {
     /// every window). A load, a first call or a missed generation gives
     /// the whole state.
     fn save_changes(&mut self, since: u64) -> StateChanges {
-        let ranges = self.checkpoints.can_report(since).then(|| {
-            let mut w = ChangeWriter::new();
+        let mut w = ChangeWriter::new();
+        self.save_changes_into(since, &mut w).into_changes(w)
+    }
+
+    /// [`Detector::save_changes`] into the host's reused writer.
+    fn save_changes_into(&mut self, since: u64, w: &mut ChangeWriter) -> Taken {
+        let ranges = self.checkpoints.can_report(since);
+        if ranges {
             w.skip(1);
-            self.baseline.write_changes(&mut w);
+            self.baseline.write_changes(w);
             if let Some(record) = &self.record {
-                record.write_changes(&mut w);
+                record.write_changes(w);
             }
-            w.finish()
-        });
+        }
         self.baseline.checkpoint();
         if let Some(record) = &mut self.record {
             record.checkpoint();
         }
-        StateChanges { generation: self.checkpoints.advance(), ranges }
+        Taken { generation: self.checkpoints.advance(), ranges }
     }
 
     /// The history's figures, `alpha`, the counters, then `windows`

@@ -35,7 +35,7 @@
 use std::fmt::Debug;
 
 use super::{Baseline, History, MovingWindow};
-use crate::changes::{ChangeWriter, Checkpoints, StateChanges};
+use crate::changes::{ChangeWriter, Checkpoints, StateChanges, Taken};
 use crate::options::preset;
 use crate::{Detector, OptionSpec, Options, StateFormat, Summary, Verdict};
 
@@ -155,14 +155,18 @@ impl<T: BaselineTest> Detector for BaselineDetector<T> {
 
     /// The format byte never changes; the baseline reports its own.
     fn save_changes(&mut self, since: u64) -> StateChanges {
-        let ranges = self.checkpoints.can_report(since).then(|| {
-            let mut w = ChangeWriter::new();
+        let mut w = ChangeWriter::new();
+        self.save_changes_into(since, &mut w).into_changes(w)
+    }
+
+    fn save_changes_into(&mut self, since: u64, w: &mut ChangeWriter) -> Taken {
+        let ranges = self.checkpoints.can_report(since);
+        if ranges {
             w.skip(1);
-            self.baseline.write_changes(&mut w);
-            w.finish()
-        });
+            self.baseline.write_changes(w);
+        }
         self.baseline.checkpoint();
-        StateChanges { generation: self.checkpoints.advance(), ranges }
+        Taken { generation: self.checkpoints.advance(), ranges }
     }
 
     fn describe(&self) -> Summary {
