@@ -421,7 +421,8 @@ mod tests {
         };
         for (b, p) in back.iter().zip(&points) {
             assert_eq!(bits(b), bits(p));
-            let strip = |p: &agent::Point| agent::Point { fields_double: HashMap::new(), ..p.clone() };
+            let strip =
+                |p: &agent::Point| agent::Point { fields_double: HashMap::new(), ..p.clone() };
             assert_eq!(strip(b), strip(p));
         }
     }
