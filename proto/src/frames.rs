@@ -16,13 +16,21 @@
 //! Owns: encoding points. Does not own: what a point says (the engine's
 //! `node::point`) or when frames are written (the engine's session).
 
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
 
 use crate::agent;
 use crate::view::tag;
 
 /// `Response.point`: field 17.
 const RESPONSE_POINT: u32 = 17;
+
+/// The shortest prefix of a point's frame: its length, the key of
+/// `Response.point` (two bytes), the point's length.
+const SHORT_PREFIX: usize = 4;
+
+/// Room made before a point is written: a verdict point with a few tags
+/// and statistics takes 100–250 bytes.
+const ROOM: usize = 256;
 
 /// One field of a `Point`, or one element of a repeated field or a map.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,6 +74,7 @@ enum Value<'a> {
 impl Value<'_> {
     /// Whether prost leaves it out of a map entry: its type's default
     /// (`-0.0 == 0.0` is left out too, a NaN is written).
+    #[inline]
     fn is_default(self) -> bool {
         match self {
             Value::Str(s) => s.is_empty(),
@@ -75,7 +84,8 @@ impl Value<'_> {
         }
     }
 
-    /// Its length as field 2 of the entry, tag included.
+    /// Its length as field 2 of the entry, key included.
+    #[inline]
     fn len(self) -> usize {
         1 + match self {
             Value::Str(s) => encoded_len_varint(s.len() as u64) + s.len(),
@@ -85,45 +95,74 @@ impl Value<'_> {
         }
     }
 
+    #[inline]
     fn encode(self, out: &mut Vec<u8>) {
         match self {
             Value::Str(s) => string(2, s, out),
             Value::Double(x) => {
-                encode_key(2, WireType::SixtyFourBit, out);
+                key(2, WireType::SixtyFourBit, out);
                 out.extend_from_slice(&x.to_le_bytes());
             }
             Value::Int(x) => {
-                encode_key(2, WireType::Varint, out);
-                encode_varint(x as u64, out);
+                key(2, WireType::Varint, out);
+                varint(x as u64, out);
             }
             Value::Bool(x) => {
-                encode_key(2, WireType::Varint, out);
+                key(2, WireType::Varint, out);
                 out.push(u8::from(x));
             }
         }
     }
 }
 
-/// A string as a length-delimited field.
-fn string(number: u32, s: &str, out: &mut Vec<u8>) {
-    encode_key(number, WireType::LengthDelimited, out);
-    encode_varint(s.len() as u64, out);
-    out.extend_from_slice(s.as_bytes());
+/// A field's key, for the field numbers of `Point` and its map entries
+/// (all below 16: one byte).
+#[inline]
+fn key(number: u32, wire: WireType, out: &mut Vec<u8>) {
+    debug_assert!(number < 16);
+    out.push((number << 3) as u8 | wire as u8);
 }
 
-fn string_len(number: u32, s: &str) -> usize {
-    key_len(number) + encoded_len_varint(s.len() as u64) + s.len()
+/// A varint; most are one byte (lengths of names and values).
+#[inline]
+fn varint(v: u64, out: &mut Vec<u8>) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else {
+        encode_varint(v, out);
+    }
+}
+
+/// Writes `v` as a varint into `buf` at `at`; returns where it ends.
+fn put_varint(mut v: u64, buf: &mut [u8; 22], mut at: usize) -> usize {
+    while v >= 0x80 {
+        buf[at] = v as u8 | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    buf[at] = v as u8;
+    at + 1
+}
+
+/// A string as a length-delimited field.
+#[inline]
+fn string(number: u32, s: &str, out: &mut Vec<u8>) {
+    key(number, WireType::LengthDelimited, out);
+    varint(s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// The body of a map entry: key (field 1) and value (field 2), each left
 /// out when default, as prost writes them.
+#[inline]
 fn entry_len(key: &str, value: Value<'_>) -> usize {
-    let k = if key.is_empty() { 0 } else { string_len(1, key) };
+    let k = if key.is_empty() { 0 } else { 1 + encoded_len_varint(key.len() as u64) + key.len() };
     k + if value.is_default() { 0 } else { value.len() }
 }
 
 impl PointField<'_> {
     /// Its field number.
+    #[inline(always)]
     fn number(&self) -> u32 {
         match self {
             PointField::Time(_) => tag::TIME,
@@ -141,69 +180,23 @@ impl PointField<'_> {
         }
     }
 
-    /// A map entry's key and value.
-    fn entry(&self) -> Option<(&str, Value<'_>)> {
-        match *self {
-            PointField::Tag(k, v) | PointField::String(k, v) => Some((k, Value::Str(v))),
-            PointField::Double(k, v) => Some((k, Value::Double(v))),
-            PointField::Int(k, v) => Some((k, Value::Int(v))),
-            PointField::Bool(k, v) => Some((k, Value::Bool(v))),
-            _ => None,
-        }
-    }
-
-    /// How many bytes it takes in the `Point` (0 when left out).
-    pub fn encoded_len(&self) -> usize {
-        let n = self.number();
-        if let Some((k, v)) = self.entry() {
-            let body = entry_len(k, v);
-            return key_len(n) + encoded_len_varint(body as u64) + body;
-        }
-        match *self {
-            PointField::Time(0) | PointField::ByName(false) => 0,
-            PointField::Time(t) => key_len(n) + encoded_len_varint(t as u64),
-            PointField::ByName(true) => key_len(n) + 1,
-            PointField::Dimension(s) => string_len(n, s),
-            PointField::Name(s)
-            | PointField::Database(s)
-            | PointField::RetentionPolicy(s)
-            | PointField::Group(s) => {
-                if s.is_empty() {
-                    0
-                } else {
-                    string_len(n, s)
-                }
-            }
-            // Map entries returned above.
-            _ => 0,
-        }
-    }
-
-    /// Appends it to a `Point`'s encoding.
+    /// Appends it to a `Point`'s encoding, as prost writes it.
+    #[inline(always)]
     pub fn encode(&self, out: &mut Vec<u8>) {
         let n = self.number();
-        if let Some((k, v)) = self.entry() {
-            encode_key(n, WireType::LengthDelimited, out);
-            encode_varint(entry_len(k, v) as u64, out);
-            if !k.is_empty() {
-                string(1, k, out);
-            }
-            if !v.is_default() {
-                v.encode(out);
-            }
-            return;
-        }
-        match *self {
-            PointField::Time(0) | PointField::ByName(false) => {}
+        let entry = match *self {
+            PointField::Time(0) | PointField::ByName(false) => return,
             PointField::Time(t) => {
-                encode_key(n, WireType::Varint, out);
-                encode_varint(t as u64, out);
+                key(n, WireType::Varint, out);
+                varint(t as u64, out);
+                return;
             }
             PointField::ByName(true) => {
-                encode_key(n, WireType::Varint, out);
+                key(n, WireType::Varint, out);
                 out.push(1);
+                return;
             }
-            PointField::Dimension(s) => string(n, s, out),
+            PointField::Dimension(s) => return string(n, s, out),
             PointField::Name(s)
             | PointField::Database(s)
             | PointField::RetentionPolicy(s)
@@ -211,8 +204,21 @@ impl PointField<'_> {
                 if !s.is_empty() {
                     string(n, s, out);
                 }
+                return;
             }
-            _ => {}
+            PointField::Tag(k, v) | PointField::String(k, v) => (k, Value::Str(v)),
+            PointField::Double(k, v) => (k, Value::Double(v)),
+            PointField::Int(k, v) => (k, Value::Int(v)),
+            PointField::Bool(k, v) => (k, Value::Bool(v)),
+        };
+        let (k, v) = entry;
+        key(n, WireType::LengthDelimited, out);
+        varint(entry_len(k, v) as u64, out);
+        if !k.is_empty() {
+            string(1, k, out);
+        }
+        if !v.is_default() {
+            v.encode(out);
         }
     }
 }
@@ -220,32 +226,52 @@ impl PointField<'_> {
 /// A point given as its parts, to be encoded without building an
 /// `agent::Point`.
 pub trait PointFields {
-    /// Calls `f` with each field in field-number order (as prost writes
+    /// Puts each field into `w` in field-number order (as prost writes
     /// them: `time`, `name`, `database`, `retentionPolicy`, `group`,
     /// `dimensions`, `tags`, `fieldsDouble`, `fieldsInt`, `fieldsString`,
     /// `byName`, `fieldsBool`), the elements of `dimensions` and the entries
     /// of each map in the order they are to be written. Fields at their
-    /// default may be given or not. Called twice per point (its length,
-    /// then its bytes): both calls must give the same fields.
-    fn each_field(&self, f: &mut impl FnMut(PointField<'_>));
+    /// default may be put or not.
+    fn write_fields(&self, w: &mut PointWriter<'_>);
+}
+
+/// Where [`PointFields`] puts a point's fields: the point's bytes, as
+/// prost writes them.
+pub struct PointWriter<'b> {
+    out: &'b mut Vec<u8>,
+    /// The number of the field put last, and whether all came in order.
+    last: u32,
+    ordered: bool,
+}
+
+impl PointWriter<'_> {
+    /// Appends one field (inlined: a field given as a constant variant
+    /// compiles down to its own encoding).
+    #[inline(always)]
+    pub fn put(&mut self, f: PointField<'_>) {
+        let n = f.number();
+        self.ordered &= n >= self.last;
+        self.last = n;
+        f.encode(self.out);
+    }
 }
 
 /// An `agent::Point`'s fields, its maps in their iteration order: the
 /// order prost's encoder writes them in.
 impl PointFields for agent::Point {
-    fn each_field(&self, f: &mut impl FnMut(PointField<'_>)) {
-        f(PointField::Time(self.time));
-        f(PointField::Name(&self.name));
-        f(PointField::Database(&self.database));
-        f(PointField::RetentionPolicy(&self.retention_policy));
-        f(PointField::Group(&self.group));
-        self.dimensions.iter().for_each(|d| f(PointField::Dimension(d)));
-        self.tags.iter().for_each(|(k, v)| f(PointField::Tag(k, v)));
-        self.fields_double.iter().for_each(|(k, v)| f(PointField::Double(k, *v)));
-        self.fields_int.iter().for_each(|(k, v)| f(PointField::Int(k, *v)));
-        self.fields_string.iter().for_each(|(k, v)| f(PointField::String(k, v)));
-        f(PointField::ByName(self.by_name));
-        self.fields_bool.iter().for_each(|(k, v)| f(PointField::Bool(k, *v)));
+    fn write_fields(&self, w: &mut PointWriter<'_>) {
+        w.put(PointField::Time(self.time));
+        w.put(PointField::Name(&self.name));
+        w.put(PointField::Database(&self.database));
+        w.put(PointField::RetentionPolicy(&self.retention_policy));
+        w.put(PointField::Group(&self.group));
+        self.dimensions.iter().for_each(|d| w.put(PointField::Dimension(d)));
+        self.tags.iter().for_each(|(k, v)| w.put(PointField::Tag(k, v)));
+        self.fields_double.iter().for_each(|(k, v)| w.put(PointField::Double(k, *v)));
+        self.fields_int.iter().for_each(|(k, v)| w.put(PointField::Int(k, *v)));
+        self.fields_string.iter().for_each(|(k, v)| w.put(PointField::String(k, v)));
+        w.put(PointField::ByName(self.by_name));
+        self.fields_bool.iter().for_each(|(k, v)| w.put(PointField::Bool(k, *v)));
     }
 }
 
@@ -262,29 +288,40 @@ impl PointFrames {
     /// Appends the frame of the point `p` gives.
     ///
     /// # Panics
-    /// When `p` gives other fields the second time it is asked than the
-    /// first (a bug of its implementation): a frame whose length prefix
-    /// lies would corrupt the rest of the stream for Kapacitor.
+    /// When `p` gives its fields out of field-number order (a bug of its
+    /// implementation: the frame would still decode, but not to prost's bytes).
     pub fn push(&mut self, p: &impl PointFields) {
-        let mut len = 0usize;
-        p.each_field(&mut |f| len += f.encoded_len());
-        let body = key_len(RESPONSE_POINT) + encoded_len_varint(len as u64) + len;
-        self.bytes.reserve(encoded_len_varint(body as u64) + body);
-        encode_varint(body as u64, &mut self.bytes);
-        encode_key(RESPONSE_POINT, WireType::LengthDelimited, &mut self.bytes);
-        encode_varint(len as u64, &mut self.bytes);
+        // Enough for most points: growing byte by byte from nothing would
+        // reallocate several times per point.
+        self.bytes.reserve(ROOM);
         let start = self.bytes.len();
-        let mut last = 0;
-        let mut ordered = true;
-        p.each_field(&mut |f| {
-            let n = f.number();
-            ordered &= n >= last;
-            last = n;
-            f.encode(&mut self.bytes);
-        });
-        let wrote = self.bytes.len() - start;
-        assert!(wrote == len && ordered, "point fields changed between passes or out of order");
+        // The point is written once, after room for the shortest prefix
+        // (frame length, `Response.point` key, point length: 1 + 2 + 1
+        // bytes); a longer prefix moves it.
+        self.bytes.extend_from_slice(&[0; SHORT_PREFIX]);
+        let mut w = PointWriter { out: &mut self.bytes, last: 0, ordered: true };
+        p.write_fields(&mut w);
+        assert!(w.ordered, "point fields out of order");
+        let len = self.bytes.len() - start - SHORT_PREFIX;
+        let body = key_len(RESPONSE_POINT) + encoded_len_varint(len as u64) + len;
+        // At most two 10-byte varints and the key.
+        let mut prefix = [0u8; 22];
+        let mut at = put_varint(body as u64, &mut prefix, 0);
+        // `Response.point`: field 17, length-delimited, as a varint.
+        prefix[at..at + 2].copy_from_slice(&[(RESPONSE_POINT << 3 | 2) as u8 | 0x80, 1]);
+        at = put_varint(len as u64, &mut prefix, at + 2);
+        if at > SHORT_PREFIX {
+            let end = self.bytes.len();
+            self.bytes.resize(end + at - SHORT_PREFIX, 0);
+            self.bytes.copy_within(start + SHORT_PREFIX..end, start + at);
+        }
+        self.bytes[start..start + at].copy_from_slice(&prefix[..at]);
         self.points += 1;
+    }
+
+    /// Reserves room for `bytes` more bytes of frames.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.bytes.reserve(bytes);
     }
 
     /// Appends the frame prost writes for `p`.
@@ -444,28 +481,12 @@ mod tests {
         assert!(parts.heap_bytes() >= parts.as_bytes().len());
     }
 
-    /// A `PointFields` whose passes disagree.
-    struct Fickle(std::cell::Cell<bool>);
-
-    impl PointFields for Fickle {
-        fn each_field(&self, f: &mut impl FnMut(PointField<'_>)) {
-            let again = self.0.replace(true);
-            f(PointField::Name(if again { "longer" } else { "short" }));
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "changed between passes")]
-    fn fields_that_change_between_passes_are_refused() {
-        PointFrames::default().push(&Fickle(std::cell::Cell::new(false)));
-    }
-
     struct Unordered;
 
     impl PointFields for Unordered {
-        fn each_field(&self, f: &mut impl FnMut(PointField<'_>)) {
-            f(PointField::Group("g"));
-            f(PointField::Name("n"));
+        fn write_fields(&self, w: &mut PointWriter<'_>) {
+            w.put(PointField::Group("g"));
+            w.put(PointField::Name("n"));
         }
     }
 

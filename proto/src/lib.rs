@@ -18,7 +18,7 @@ pub mod agent {
 }
 
 pub use error::FrameError;
-pub use frames::{PointField, PointFields, PointFrames};
+pub use frames::{PointField, PointFields, PointFrames, PointWriter};
 pub use view::{EncodedPoints, FieldValue, PointView};
 pub use wire::{
     FrameReader, Incoming, MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, decode_request_or_point,

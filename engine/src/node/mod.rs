@@ -449,10 +449,16 @@ impl Node {
         }
         if !self.config.pass_through && !verdicts.is_empty() {
             let mut points = point::VerdictPoints::new(batch, &self.config.field_tag);
-            for (fi, v) in &verdicts {
+            for (i, (fi, v)) in verdicts.iter().enumerate() {
                 let field = &self.config.fields[*fi];
                 match points.push(field, v, &mut out.points) {
                     Ok(()) => {
+                        if i == 0 {
+                            // One allocation for the batch's points, each
+                            // about the size of the first.
+                            let first = out.points.as_bytes().len();
+                            out.points.reserve(first * (verdicts.len() - 1));
+                        }
                         out.tally[*fi].verdicts = 1;
                         out.tally[*fi].anomalies = u64::from(v.anomalous);
                     }

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use tickwatch_plugin_api::Verdict;
-use tickwatch_proto::{PointField, PointFields, PointFrames, agent};
+use tickwatch_proto::{PointField, PointFields, PointFrames, PointWriter, agent};
 
 use crate::kapacitor::{Batch, group_id, write_group_id};
 
@@ -133,17 +133,17 @@ struct VerdictFields<'p, 'a> {
 }
 
 impl PointFields for VerdictFields<'_, '_> {
-    fn each_field(&self, f: &mut impl FnMut(PointField<'_>)) {
+    fn write_fields(&self, w: &mut PointWriter<'_>) {
         let s = self.shared;
-        f(PointField::Time(s.time));
-        f(PointField::Name(s.name));
-        f(PointField::Group(&s.group));
-        s.tags.iter().for_each(|(k, _)| f(PointField::Dimension(k)));
-        s.tags.iter().for_each(|(k, v)| f(PointField::Tag(k, v)));
-        f(PointField::Double("pvalue", self.pvalue));
-        s.stats.iter().for_each(|(k, x)| f(PointField::Double(k, *x)));
-        f(PointField::ByName(s.by_name));
-        f(PointField::Bool("anomalous", self.anomalous));
+        w.put(PointField::Time(s.time));
+        w.put(PointField::Name(s.name));
+        w.put(PointField::Group(&s.group));
+        s.tags.iter().for_each(|(k, _)| w.put(PointField::Dimension(k)));
+        s.tags.iter().for_each(|(k, v)| w.put(PointField::Tag(k, v)));
+        w.put(PointField::Double("pvalue", self.pvalue));
+        s.stats.iter().for_each(|(k, x)| w.put(PointField::Double(k, *x)));
+        w.put(PointField::ByName(s.by_name));
+        w.put(PointField::Bool("anomalous", self.anomalous));
     }
 }
 
