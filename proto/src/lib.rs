@@ -1,11 +1,13 @@
 //! Kapacitor's UDF wire schema (proto package `agent`) and its framing.
 //!
 //! Owns: the generated message types ([`agent`]) and the uvarint length
-//! framing ([`wire`]), and a borrowed fast path for reading points in place
-//! ([`view`]). Does not own: what a UDF does with the messages, how
+//! framing ([`wire`]), a borrowed fast path for reading points in place
+//! ([`view`]) and the point frames a UDF writes back, encoded from borrowed
+//! parts ([`frames`]). Does not own: what a UDF does with the messages, how
 //! it schedules reads and writes, or any engine types.
 
 pub mod error;
+pub mod frames;
 pub mod view;
 pub mod wire;
 
@@ -16,6 +18,7 @@ pub mod agent {
 }
 
 pub use error::FrameError;
+pub use frames::{PointField, PointFields, PointFrames, PointWriter};
 pub use view::{EncodedPoints, FieldValue, PointView};
 pub use wire::{
     FrameReader, Incoming, MAX_FRAME_LEN, MAX_RESTORE_FRAME_LEN, decode_request_or_point,

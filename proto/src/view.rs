@@ -34,7 +34,7 @@ const FIXED64: u8 = 1;
 const LEN: u8 = 2;
 
 /// `Point` field numbers (`udf.proto`).
-mod tag {
+pub(crate) mod tag {
     pub const TIME: u32 = 1;
     pub const NAME: u32 = 2;
     pub const DATABASE: u32 = 3;

@@ -90,32 +90,36 @@ pub fn group_id(
     dims: &[String],
     tags: &HashMap<String, String>,
 ) -> String {
-    group_id_of(name, by_name, dims, |d| tags.get(d).map_or("", String::as_str))
+    let mut id = String::new();
+    let value = |d: &str| tags.get(d).map_or("", String::as_str);
+    write_group_id(&mut id, name, by_name, dims.iter().map(|d| (d.as_str(), value(d))));
+    id
 }
 
-/// [`group_id`] with each dimension's value from `value`; the string is
-/// sized once.
-pub fn group_id_of<'a>(
+/// [`group_id`] of the dimensions `pairs` gives with their values, in that
+/// order, written over `id` (sized once; a reused `id` allocates nothing
+/// once large enough).
+pub fn write_group_id<'a>(
+    id: &mut String,
     name: &str,
     by_name: bool,
-    dims: &[String],
-    value: impl Fn(&str) -> &'a str,
-) -> String {
-    let len = dims.iter().map(|d| d.len() + value(d).len() + 2).sum::<usize>();
-    let mut id = String::with_capacity(len + if by_name { name.len() + 1 } else { 0 });
+    pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) {
+    id.clear();
+    let len = pairs.clone().map(|(d, v)| d.len() + v.len() + 2).sum::<usize>();
+    id.reserve(len + if by_name { name.len() + 1 } else { 0 });
     if by_name {
         id.push_str(name);
         id.push('\n');
     }
-    for (i, d) in dims.iter().enumerate() {
+    for (i, (d, v)) in pairs.enumerate() {
         if i > 0 {
             id.push(',');
         }
         id.push_str(d);
         id.push('=');
-        id.push_str(value(d));
+        id.push_str(v);
     }
-    id
 }
 
 /// A group id as people read it: `(ungrouped)` for "", the measurement

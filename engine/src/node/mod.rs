@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use tickwatch_plugin_api::StateChanges;
 use tickwatch_plugin_api::Verdict;
 use tickwatch_plugin_api::changes::NO_GENERATION;
-use tickwatch_proto::{PointView, agent};
+use tickwatch_proto::{PointFrames, PointView, agent};
 use tickwatch_state::{FieldState, FieldUpdate, Provenance, Ranges, Snapshot, Spare, StateChange};
 
 use crate::kapacitor::Batch;
@@ -143,8 +143,9 @@ pub struct FieldTally {
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct Scored {
-    /// The points to emit, once `states` are persisted.
-    pub points: Vec<agent::Point>,
+    /// The points to emit, once `states` are persisted, as the frames
+    /// Kapacitor reads.
+    pub points: PointFrames,
     /// The new state of every field the batch touched, whole or as the
     /// changes since the one handed out before (empty unless the node was
     /// asked to keep states, see [`Node::keep_states`]).
@@ -311,7 +312,7 @@ impl Node {
         };
         if let Some((cutoff, released)) = sweep {
             self.stats.emitted += released.len() as u64;
-            out.points.extend(released);
+            released.iter().for_each(|p| out.points.push_point(p));
             self.evict(cutoff);
         }
         Ok(out)
@@ -403,7 +404,9 @@ impl Node {
             p.batch(batch.group());
         }
         self.collect(batch)?;
-        let mut verdicts: Vec<((String, String), Verdict)> = Vec::new();
+        // (tracked field's index, verdict), turned into points once all
+        // fields are scored.
+        let mut verdicts: Vec<(usize, Verdict)> = Vec::new();
         for fi in 0..self.config.fields.len() {
             out.tally[fi].skipped = self.skips[fi];
             out.tally[fi].values = self.columns[fi].len() as u64;
@@ -450,28 +453,36 @@ impl Node {
                 );
                 continue;
             }
-            let anomalous = v.anomalous;
-            if self.config.pass_through {
-                out.tally[fi].verdicts = 1;
-                out.tally[fi].anomalies = u64::from(anomalous);
-                verdicts.push((self.pass_names[fi].clone(), v));
-                continue;
-            }
-            match point::verdict_point(batch, &self.config.field_tag, field, v) {
-                Ok(p) => {
-                    out.points.push(p);
-                    out.tally[fi].verdicts = 1;
-                    out.tally[fi].anomalies = u64::from(anomalous);
+            verdicts.push((fi, v));
+        }
+        if !self.config.pass_through && !verdicts.is_empty() {
+            let mut points = point::VerdictPoints::new(batch, &self.config.field_tag);
+            for (i, (fi, v)) in verdicts.iter().enumerate() {
+                let field = &self.config.fields[*fi];
+                match points.push(field, v, &mut out.points) {
+                    Ok(()) => {
+                        if i == 0 {
+                            // One allocation for the batch's points, each
+                            // about the size of the first.
+                            let first = out.points.as_bytes().len();
+                            out.points.reserve(first * (verdicts.len() - 1));
+                        }
+                        out.tally[*fi].verdicts = 1;
+                        out.tally[*fi].anomalies = u64::from(v.anomalous);
+                    }
+                    Err(e) => tracing::error!(
+                        "{}: detector {} returned {e} for field {field}; point dropped",
+                        self.label,
+                        self.factory.name(),
+                    ),
                 }
-                Err(e) => tracing::error!(
-                    "{}: detector {} returned {e} for field {}; point dropped",
-                    self.label,
-                    self.factory.name(),
-                    field
-                ),
             }
         }
         if self.config.pass_through {
+            for (fi, v) in &verdicts {
+                out.tally[*fi].verdicts = 1;
+                out.tally[*fi].anomalies = u64::from(v.anomalous);
+            }
             let mut points = match pass {
                 Some(p) => p,
                 None => batch
@@ -488,7 +499,8 @@ impl Node {
             };
             let mut replaced = false;
             for p in &mut points {
-                replaced |= point::annotate(p, &verdicts);
+                replaced |= point::annotate(p, &self.pass_names, &verdicts);
+                out.points.push_point(p);
             }
             if replaced && !self.warned_overwrite {
                 self.warned_overwrite = true;
@@ -503,7 +515,6 @@ impl Node {
                         .join(", ")
                 );
             }
-            out.points = points;
         }
         self.stats.emitted += out.points.len() as u64;
         Ok(out)

@@ -125,8 +125,9 @@ fn process_scores_each_field_per_group_and_emits_after_the_first_window() {
     assert!(n.process(&flat("host=x", 10, 1.0, 5.0)).unwrap().points.is_empty());
     let out = n.process(&flat("host=x", 20, 1.2, 9.0)).unwrap();
     assert_eq!(out.points.len(), 2);
+    let points = out.points.decode().unwrap();
     let by_field: HashMap<&str, &agent::Point> =
-        out.points.iter().map(|p| (p.tags["field"].as_str(), p)).collect();
+        points.iter().map(|p| (p.tags["field"].as_str(), p)).collect();
     assert!(!anomalous(by_field["a"]));
     assert!(anomalous(by_field["b"]));
     assert_eq!(by_field["a"].group, "field=a,host=x");
@@ -238,7 +239,7 @@ fn snapshot_restores_into_a_fresh_node_exactly() {
     let next = flat("", 40, 5.0, 0.0);
     let (pa, pb) = (a.process(&next).unwrap().points, b.process(&next).unwrap().points);
     assert_eq!(pa, pb);
-    assert!(anomalous(&pa[0]));
+    assert!(anomalous(&pa.decode().unwrap()[0]));
 }
 
 #[test]
@@ -439,7 +440,9 @@ fn a_batch_read_as_columns_passes_its_rows_through_and_counts_them() {
         let cols = as_columns(b, &fields, true);
         assert_eq!(cols.len(), want.points.len());
         let got = pass.process(&cols).unwrap();
-        assert_eq!(got.points, want.points);
+        // Input points passed through: their maps' entries in each map's
+        // own order (prost's).
+        assert_eq!(got.points.decode().unwrap(), want.points.decode().unwrap());
     }
     // Columns for other fields with the rows kept (values read for an Init
     // the node did not take): the node reads the rows.
@@ -500,19 +503,21 @@ fn a_stream_node_equals_a_batch_node_fed_the_windows() {
     points.sort_by_key(|p| p.time);
     let mut stream = windowed(&["x"], vec![]);
     stream.stream_edges(3_600 * 1_000_000_000);
-    let mut got = Vec::new();
+    let mut got = PointFrames::default();
     for p in points.clone() {
-        got.extend(stream.process_point(p).unwrap().points);
+        got.append(stream.process_point(p).unwrap().points);
     }
     let mut w = crate::kapacitor::Windower::new(5 * MIN_NS, 5 * MIN_NS, &["host"]);
     let mut batch_node = node(&["x"]);
-    let mut want = Vec::new();
+    let mut want = PointFrames::default();
     for p in points {
         if let Some(b) = w.push(p) {
-            want.extend(batch_node.process(&b).unwrap().points);
+            want.append(batch_node.process(&b).unwrap().points);
         }
     }
-    assert!(want.len() > 30 && want.iter().any(|p| p.fields_bool["anomalous"]));
+    let decoded = want.decode().unwrap();
+    assert!(want.len() > 30 && decoded.iter().any(|p| p.fields_bool["anomalous"]));
+    // Verdict points are encoded alike, byte for byte.
     assert_eq!(got, want);
 }
 
@@ -523,7 +528,7 @@ fn pass_through_releases_each_point_once_with_its_windows_verdict() {
     let points = stream_points("a", 0, 120, |t| (t / 1_000_000_000) as f64);
     let mut out = Vec::new();
     for p in points.clone() {
-        out.extend(n.process_point(p).unwrap().points);
+        out.extend(n.process_point(p).unwrap().points.decode().unwrap());
     }
     // 120 points over 20 minutes: windows end at 5, 10, 15 minutes; the
     // points of the last 5 minutes wait for a window that never closes.

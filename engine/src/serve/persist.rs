@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tickwatch_proto::{EncodedPoints, agent};
+use tickwatch_proto::{EncodedPoints, PointFrames};
 use tickwatch_state::{
     FieldState, FieldUpdate, NodeMeta, Snapshot, Spare, StateChange, StateError, StateStore,
     StoreOptions, layout,
@@ -270,7 +270,7 @@ impl Persisted {
     /// points are those of the batches before the failing one (committed
     /// as well).
     #[cfg(test)]
-    pub fn process_all(&mut self, batches: &[Batch]) -> (Vec<agent::Point>, Option<PersistError>) {
+    pub fn process_all(&mut self, batches: &[Batch]) -> (PointFrames, Option<PersistError>) {
         self.commit_each(batches.iter())
     }
 
@@ -283,7 +283,7 @@ impl Persisted {
     pub fn process_runs(
         &mut self,
         runs: impl Iterator<Item = Vec<Batch>>,
-    ) -> (Vec<agent::Point>, Option<PersistError>) {
+    ) -> (PointFrames, Option<PersistError>) {
         self.commit_runs(runs, |me, pending, run| {
             run.into_iter().all(|b| me.score_into(pending, b))
         })
@@ -297,7 +297,7 @@ impl Persisted {
     pub fn process_points(
         &mut self,
         points: &[EncodedPoints],
-    ) -> (Vec<agent::Point>, Option<PersistError>) {
+    ) -> (PointFrames, Option<PersistError>) {
         self.commit_each(points.iter().flat_map(EncodedPoints::iter))
     }
 
@@ -306,7 +306,7 @@ impl Persisted {
     pub fn process_point_runs(
         &mut self,
         runs: impl Iterator<Item = EncodedPoints>,
-    ) -> (Vec<agent::Point>, Option<PersistError>) {
+    ) -> (PointFrames, Option<PersistError>) {
         self.commit_runs(runs, |me, pending, run| run.iter().all(|p| me.score_into(pending, p)))
     }
 
@@ -317,7 +317,7 @@ impl Persisted {
         &mut self,
         runs: impl Iterator<Item = R>,
         mut score_run: impl FnMut(&mut Self, &mut Pending, R) -> bool,
-    ) -> (Vec<agent::Point>, Option<PersistError>) {
+    ) -> (PointFrames, Option<PersistError>) {
         let mut pending = Pending::new();
         for run in runs {
             if !score_run(self, &mut pending, run) || pending.held() >= PENDING_BYTES {
@@ -333,7 +333,7 @@ impl Persisted {
     fn commit_each<T: Scorable>(
         &mut self,
         items: impl IntoIterator<Item = T>,
-    ) -> (Vec<agent::Point>, Option<PersistError>) {
+    ) -> (PointFrames, Option<PersistError>) {
         let mut pending = Pending::new();
         for item in items {
             if !self.score_into(&mut pending, item) {
@@ -377,7 +377,7 @@ impl Persisted {
                 *st = (st.0 + n, st.1 + 1, st.2 + v, st.3 + a, st.4 + ns);
             }
         }
-        pending.points.extend(scored.points);
+        pending.points.append(scored.points);
         pending.state_bytes = scored.states.iter().fold(pending.state_bytes, |n, u| {
             n.saturating_add(match &u.change {
                 StateChange::Whole { state, .. } => state.len(),
@@ -402,7 +402,7 @@ impl Persisted {
     }
 
     /// Commits what `pending` scored (once) and hands back its points.
-    fn commit(&mut self, pending: Pending) -> (Vec<agent::Point>, Option<PersistError>) {
+    fn commit(&mut self, pending: Pending) -> (PointFrames, Option<PersistError>) {
         let Pending { points, mut states, failed, debug, scored_batches, batches, stream, .. } =
             pending;
         let mut commit_time = None;
@@ -434,7 +434,7 @@ impl Persisted {
                 // Nothing of these batches may reach Kapacitor, and the
                 // store may not hold what the detectors last handed out.
                 self.node.forget_generations();
-                return (Vec::new(), Some(e.into()));
+                return (PointFrames::default(), Some(e.into()));
             }
             let took = started.elapsed();
             self.metrics.commit(took);
@@ -549,7 +549,9 @@ const HELD_PER_FIELD: usize = 512;
 
 /// What a group commit has scored so far, waiting for its commit.
 struct Pending {
-    points: Vec<agent::Point>,
+    /// The points scored, as the frames to write once the states are
+    /// committed.
+    points: PointFrames,
     states: Vec<FieldUpdate>,
     /// Group → field → index in `states`, so each field is written once.
     latest: Latest,
@@ -572,7 +574,7 @@ struct Pending {
 impl Pending {
     fn new() -> Pending {
         Pending {
-            points: Vec::new(),
+            points: PointFrames::default(),
             states: Vec::new(),
             latest: Latest::default(),
             failed: None,

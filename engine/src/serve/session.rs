@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use tickwatch_proto::agent::{self, request, response};
 use tickwatch_proto::{
-    EncodedPoints, FrameError, FrameReader, Incoming, decode_request_or_point, write_message,
+    EncodedPoints, FrameError, FrameReader, Incoming, PointFrames, decode_request_or_point,
+    write_message,
 };
 use tickwatch_state::{NodeMeta, Snapshot};
 
@@ -157,9 +158,10 @@ const WORK_LIMIT: usize = 1 << 20;
 /// small [`WORK_LIMIT`] does not mean small commits.
 const GROUP_COMMIT_COST: usize = 4 << 20;
 
-/// Most bytes ([`POINT_COST`] per response, plus a snapshot's bytes) queued
-/// for the writer, beyond which the worker and the reader wait: a Kapacitor
-/// that stops reading stdout stalls tickwatch instead of growing it.
+/// Most bytes ([`POINT_COST`] per response other than points, plus a
+/// snapshot's bytes; the frames of emitted points, as held) queued for the
+/// writer, beyond which the worker and the reader wait: a Kapacitor that
+/// stops reading stdout stalls tickwatch instead of growing it.
 const OUT_LIMIT: usize = 8 << 20;
 
 /// While the reader waits for room in the worker's queue, it re-answers the
@@ -210,9 +212,9 @@ fn batch_cost(b: &Batch) -> usize {
 #[allow(clippy::large_enum_variant)]
 enum Out {
     Msg(response::Message),
-    /// The points of one or more batches whose states are committed: one
-    /// queue hand-off for all of them.
-    Points(Vec<agent::Point>),
+    /// The points of one or more batches whose states are committed, as
+    /// their frames: one queue hand-off for all of them.
+    Points(PointFrames),
     Close,
 }
 
@@ -220,7 +222,8 @@ impl Out {
     fn cost(&self) -> usize {
         match self {
             Out::Msg(response::Message::Snapshot(s)) => POINT_COST + s.snapshot.len(),
-            Out::Points(p) => POINT_COST.saturating_mul(p.len()),
+            // What the frames hold, and the item's own room in the queue.
+            Out::Points(p) => p.heap_bytes().saturating_add(std::mem::size_of::<Out>()),
             Out::Msg(_) | Out::Close => POINT_COST,
         }
     }
@@ -555,13 +558,9 @@ fn send_work(
     .map_err(|_| ())
 }
 
-/// Most points the writer encodes before writing them out.
-const WRITE_CHUNK_POINTS: usize = 256;
-
 fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), SessionError> {
     let mut w = BufWriter::with_capacity(64 * 1024, writer);
     let mut failed: Option<std::io::Error> = None;
-    let mut frames = Vec::new();
     'outer: while let Some(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(item) = next.take() {
@@ -573,15 +572,10 @@ fn write_loop<W: Write>(writer: W, rx: queue::Receiver<Out>) -> Result<(), Sessi
                         failed = Some(e);
                     }
                 }
-                Out::Points(points) if failed.is_none() => {
-                    // Encoded into one reused buffer, a bounded number at a time.
-                    for chunk in points.chunks(WRITE_CHUNK_POINTS) {
-                        frames.clear();
-                        tickwatch_proto::encode_point_responses(chunk, &mut frames);
-                        if let Err(e) = w.write_all(&frames) {
-                            failed = Some(e);
-                            break;
-                        }
+                Out::Points(frames) if failed.is_none() => {
+                    // Encoded by the worker as the points were made.
+                    if let Err(e) = w.write_all(frames.as_bytes()) {
+                        failed = Some(e);
                     }
                 }
                 Out::Msg(_) | Out::Points(_) => {}
