@@ -526,22 +526,18 @@ impl Persisted {
 
 /// Most bytes one group commit holds while it gathers runs taken as they
 /// come ([`Persisted::process_runs`]): its new states (whole, or changed
-/// ranges) and, counted at [`HELD_PER_POINT`] and [`HELD_PER_FIELD`], its
-/// points and its fields' bookkeeping, all held until it is written. So
+/// ranges), its verdict points (their encoded frames, about 110 bytes
+/// each since round 6) and, counted at [`HELD_PER_FIELD`], its fields'
+/// bookkeeping, all held until it is written. So
 /// what a commit of thousands of groups holds is bounded, not only its
 /// states' bytes: until round 6 only those were counted, and at 10,000
 /// groups (`size` 360: a few hundred bytes of ranges per field and window)
 /// a commit took thousands of batches, with their verdict points and field
 /// updates waiting, about 20 MB at the peak (docs/performance.md, "Round 6:
-/// memory"); now about 500 (about 4 kB per batch). A printer (three
-/// fields, 300-point windows: about 10 kB per window) reaches it after
-/// about 200 windows (about 250 before).
+/// memory"); now several hundred. A printer (three fields, 300-point
+/// windows: about 9 kB per window as counted) reaches it after about 220
+/// windows.
 const PENDING_BYTES: usize = 2 << 20;
-
-/// What a waiting verdict point is taken to hold (the `Point` with its
-/// name, group, tags and fields: about 400–600 bytes, as the session's
-/// queue counts a decoded point).
-const HELD_PER_POINT: usize = 512;
 
 /// What a waiting field update is taken to hold beyond its bytes: its
 /// group, field and provenance, and its key in `Pending::latest`.
@@ -589,7 +585,7 @@ impl Pending {
     /// What the waiting commit holds, as [`PENDING_BYTES`] counts it.
     fn held(&self) -> usize {
         self.state_bytes
-            .saturating_add(self.points.len().saturating_mul(HELD_PER_POINT))
+            .saturating_add(self.points.heap_bytes())
             .saturating_add(self.states.len().saturating_mul(HELD_PER_FIELD))
     }
 }
