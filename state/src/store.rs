@@ -1386,11 +1386,11 @@ mod tests {
         assert_eq!(s.load().unwrap(), vec![fs("", "air", 2, vec![5; 100])]);
     }
 
-    #[test]
-    fn a_damaged_chunk_under_ranges_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A store holding one 10,000-byte state (generation 1) whose second
+    /// chunk has been overwritten behind the store's back.
+    fn chunk_one_damaged(dir: &Path) -> (StateStore, FieldState) {
         let f = fs("", "air", 1, vec![5; 10_000]);
-        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let mut s = StateStore::open(dir, &meta(), opts()).unwrap();
         s.commit_changes(&[update(
             &f,
             StateChange::Whole { state: vec![5; 10_000], generation: Some(1) },
@@ -1398,6 +1398,13 @@ mod tests {
         .unwrap();
         let fk = field_key("", "air");
         s.fields.insert(chunk_key(&fk, 1), vec![9u8; CHUNK]).unwrap();
+        (s, f)
+    }
+
+    #[test]
+    fn a_damaged_chunk_under_ranges_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, f) = chunk_one_damaged(dir.path());
         let r = ranges(1, 2, 10_000, &[(5000, vec![6])]);
         let e = s.commit_changes(&[update(&f, StateChange::Ranges(r))]).unwrap_err().to_string();
         assert!(e.contains("fail their checksum (chunk 1)"), "{e}");
@@ -1535,15 +1542,7 @@ mod tests {
     #[test]
     fn a_chunk_covered_whole_needs_no_check_of_its_old_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let f = fs("", "air", 1, vec![5; 10_000]);
-        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
-        s.commit_changes(&[update(
-            &f,
-            StateChange::Whole { state: vec![5; 10_000], generation: Some(1) },
-        )])
-        .unwrap();
-        let fk = field_key("", "air");
-        s.fields.insert(chunk_key(&fk, 1), vec![9u8; CHUNK]).unwrap();
+        let (mut s, f) = chunk_one_damaged(dir.path());
         // Chunk 1 ([4096, 8192)) whole, in two spans: the damaged bytes
         // differ from the spans' and are replaced, not reported.
         let r = ranges(1, 2, 10_000, &[(4096, vec![5; 2000]), (6096, vec![5; 2096])]);
