@@ -92,8 +92,51 @@ impl Ranges {
     /// Bytes the ranges hold (their data and spans).
     /// The footprint past which chained ranges of a state of `len` bytes
     /// are folded ([`Ranges::compact`]).
+    /// An eighth over the state (at least 4 KiB): folding copies at most
+    /// the state's bytes, so it costs at most eight bytes copied per byte
+    /// chained, and a waiting field holds about its state, not twice it.
     fn fold_limit(len: u64) -> usize {
-        (len as usize).saturating_mul(2).saturating_add(4096)
+        let len = len as usize;
+        len.saturating_add((len / 8).max(4096))
+    }
+
+    /// Writes `next`'s bytes over the bytes these ranges hold, when its
+    /// length is theirs and each of its spans lies inside one of theirs
+    /// (sorted and disjoint, as folding leaves them): once a field's
+    /// waiting ranges cover what its windows change, further windows cost
+    /// no memory. `false`, and nothing written, otherwise.
+    fn overwrite(&mut self, next: &Ranges) -> bool {
+        /// Past this many spans the ranges are not worth searching.
+        const MOST_SPANS: usize = 64;
+        if next.len != self.len || self.spans.len() > MOST_SPANS || !next.is_consistent() {
+            return false;
+        }
+        let sorted = self.spans.windows(2).all(|w| w[0].0.saturating_add(w[0].1) <= w[1].0);
+        let present = self.spans.iter().map(|s| s.1).sum::<u64>() == self.data.len() as u64;
+        if !sorted || !present {
+            return false;
+        }
+        // Where each of `next`'s spans goes in `data`.
+        let place = |off: u64, n: u64| -> Option<usize> {
+            let mut at = 0u64;
+            for &(o, l) in &self.spans {
+                if o <= off && off.checked_add(n)? <= o + l {
+                    return usize::try_from(at + (off - o)).ok();
+                }
+                at += l;
+            }
+            None
+        };
+        if next.spans.iter().any(|&(off, n)| place(off, n).is_none()) {
+            return false;
+        }
+        let mut from = 0usize;
+        for &(off, n) in &next.spans {
+            let (to, n) = (place(off, n).unwrap_or(0), n as usize);
+            self.data[to..to + n].copy_from_slice(&next.data[from..from + n]);
+            from += n;
+        }
+        true
     }
 
     fn footprint(&self) -> usize {
@@ -155,9 +198,11 @@ impl Ranges {
         }
         pieces.sort_unstable_by_key(|&(off, _, _)| off);
         let mut out_spans: Vec<(u64, u64)> = Vec::with_capacity(pieces.len());
-        // Room to chain up to the next fold without growing.
+        // Exactly the folded bytes: when they cover the whole state the
+        // chain becomes that state ([`StateChange::chain`]) and never grows
+        // again; otherwise `push` grows the buffer as windows come.
         let size: usize = pieces.iter().map(|p| p.1).sum();
-        let mut data = spare.take(size.max(Self::fold_limit(self.len)));
+        let mut data = spare.take(size);
         for (off, n, from) in pieces {
             data.extend_from_slice(&self.data[from..from + n]);
             match out_spans.last_mut() {
@@ -179,6 +224,11 @@ impl Ranges {
     /// buffers let go go back to it), so chaining window after window,
     /// commit after commit, copies the new bytes and allocates nothing.
     fn push(&mut self, next: Ranges, spare: &mut Spare) {
+        if self.overwrite(&next) {
+            self.generation = next.generation;
+            spare.give(next.data);
+            return;
+        }
         if self.len > next.len {
             // Cut in place: each kept byte moves down at most.
             let cut = next.len as usize;
@@ -199,13 +249,14 @@ impl Ranges {
             self.spans.truncate(kept);
             self.data.truncate(to);
         }
-        // The bytes grow towards the limit below, then fold: room for all
-        // of that at once, rather than a buffer regrown (and copied) at
-        // every few windows.
+        // The bytes grow towards the limit below, then fold: the buffer
+        // doubles (at most to that limit), so a field with few windows
+        // waiting holds about their bytes, not twice its state.
         let grow = next.len.saturating_sub(self.len) as usize;
         let need = self.data.len() + grow + next.data.len();
         if self.data.capacity() < need {
-            let room = Self::fold_limit(next.len).max(need);
+            let room =
+                self.data.capacity().saturating_mul(2).min(Self::fold_limit(next.len)).max(need);
             let mut buf = spare.take(room);
             buf.extend_from_slice(&self.data);
             spare.give(std::mem::replace(&mut self.data, buf));
@@ -241,7 +292,7 @@ impl Spare {
     /// The most bytes (of capacity) kept: a few fields' chains (a buffer
     /// freed is reused by the allocator anyway; kept ones are only those
     /// that would otherwise be allocated again and again).
-    pub const BYTES: usize = 512 << 10;
+    pub const BYTES: usize = 128 << 10;
     /// The largest buffer [`Spare::pop`] hands out (one window's changes).
     const SMALL: usize = 16 << 10;
 
@@ -480,6 +531,80 @@ mod tests {
     /// Many windows of a ring chained for one commit: the joined ranges
     /// stay within about twice the state's bytes and give what applying
     /// each one gives.
+    /// Windows of random spans chained one by one (folding, then written
+    /// over the folded bytes once those cover them) give what applying
+    /// each gives; once folded, windows inside the folded spans take no
+    /// more memory.
+    #[test]
+    fn windows_written_over_folded_ranges_apply_as_each_did() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut spare = Spare::default();
+        for round in 0..40u64 {
+            let len = 64 + next(3000);
+            // Windows keep off the first `skip` bytes (a header no window
+            // changes), as a detector's version byte.
+            let skip = next(3);
+            let base: Vec<u8> = (0..len).map(|i| (i * 7 + round) as u8).collect();
+            let mut state = base.clone();
+            let mut joined: Option<StateChange> = None;
+            let mut after_fold = None;
+            // A ring's slot run from `pos` (wrapping past the end), a
+            // header, and now and then a span anywhere past `skip`.
+            let mut pos = skip;
+            for g in 0..300u64 {
+                let mut bytes = |n: u64| -> Vec<u8> { (0..n).map(|_| next(256) as u8).collect() };
+                let w = 1 + (g * 37 + round) % 400;
+                let mut spans = vec![(skip, bytes(8.min(len - skip)))];
+                let first = w.min(len - pos);
+                spans.push((pos, bytes(first)));
+                if first < w {
+                    spans.push((skip, bytes((w - first).min(len - skip))));
+                }
+                pos = if first < w { skip + (w - first).min(len - skip - 1) } else { pos + w };
+                if pos >= len {
+                    pos = skip;
+                }
+                if g % 5 == 0 {
+                    let off = skip + (g * 101 + round * 13) % (len - skip);
+                    let n = 1 + (g * 7) % (len - off);
+                    spans.push((off, bytes(n)));
+                }
+                let refs: Vec<(u64, &[u8])> =
+                    spans.iter().map(|(o, b)| (*o, b.as_slice())).collect();
+                let w = r(g, g + 1, len, &refs);
+                w.apply(&mut state);
+                let c = StateChange::Ranges(w);
+                match &mut joined {
+                    None => joined = Some(c),
+                    Some(j) => j.chain(c, &mut spare).unwrap(),
+                }
+                let Some(StateChange::Ranges(j)) = &joined else { panic!("ranges") };
+                assert!(j.is_consistent() && (j.base, j.generation) == (0, g + 1));
+                let mut two = base.clone();
+                j.apply(&mut two);
+                assert_eq!(two, state, "round {round} window {g}");
+                let covered = j.spans == [(skip, len - skip)];
+                if covered {
+                    // Covered once: the bytes stay where they are.
+                    let now = (j.data.as_ptr(), j.data.len());
+                    assert_eq!(*after_fold.get_or_insert(now), now, "round {round} window {g}");
+                }
+            }
+            let Some(StateChange::Ranges(j)) = &joined else { panic!("ranges") };
+            assert!(
+                after_fold.is_some(),
+                "round {round}: 300 windows cover the state: {:?} len {len} skip {skip}",
+                &j.spans[..j.spans.len().min(5)]
+            );
+        }
+    }
+
     #[test]
     fn chained_ranges_of_many_windows_stay_bounded() {
         let len = 20_000usize;
@@ -505,7 +630,10 @@ mod tests {
                 Some(j) => j.then(c).unwrap(),
             });
             let Some(StateChange::Ranges(j)) = &joined else { panic!("ranges") };
-            assert!(j.footprint() <= 2 * len + 4096 + 400, "{} bytes", j.footprint());
+            // An eighth over the state, and one window while it grows.
+            let most = len + len / 8 + 4096 + 400;
+            assert!(j.footprint() <= most, "{} bytes", j.footprint());
+            assert!(j.data.capacity() <= most, "{} bytes reserved", j.data.capacity());
         }
         let Some(StateChange::Ranges(j)) = joined else { panic!("ranges") };
         assert!(j.is_consistent() && (j.base, j.generation) == (0, 400));

@@ -419,6 +419,32 @@ fn write_err(dir: &Path, reason: impl std::fmt::Display) -> StateError {
     StateError::Write { path: dir.to_path_buf(), reason: reason.to_string() }
 }
 
+/// How long [`open_sled`] waits for sled's own lock on its log.
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled's database, waiting up to [`SLED_LOCK_WAIT`] while its log is
+/// still locked. The caller holds the node directory's `LOCK`, so no
+/// other store has the database: a locked log is one this process just
+/// closed, whose last sled IO thread (holding the file, and with it sled's
+/// lock) has not yet finished. A node reopened right after it was closed
+/// (a task restarted on the socket, a test reopening its store) would
+/// otherwise be refused as unreadable.
+fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let start = std::time::Instant::now();
+    loop {
+        match config.open() {
+            // sled 0.34 reports the lock as `Other` with this message.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && start.elapsed() < SLED_LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn corrupt(dir: &Path, reason: impl std::fmt::Display) -> StateError {
     StateError::Corrupt { path: dir.to_path_buf(), reason: reason.to_string() }
 }
@@ -484,11 +510,11 @@ impl StateStore {
 
     fn open_db(dir: PathBuf, lock: File, opts: StoreOptions) -> Result<Self, StateError> {
         let (db, fields, aside) = guarded(&dir, "opening", || {
-            let db = sled::Config::new()
+            let config = sled::Config::new()
                 .path(dir.join(DB_DIR))
                 .flush_every_ms(opts.group_commit_ms)
-                .cache_capacity(SLED_CACHE)
-                .open()
+                .cache_capacity(SLED_CACHE);
+            let db = open_sled(&config)
                 .map_err(|e| corrupt(&dir, format!("sled cannot open it: {e}")))?;
             let fields = db.open_tree(FIELDS_TREE).map_err(|e| corrupt(&dir, e))?;
             let aside = db.open_tree(ASIDE_TREE).map_err(|e| corrupt(&dir, e))?;
@@ -1128,6 +1154,40 @@ mod tests {
 
     fn opts() -> StoreOptions {
         StoreOptions { wait: Duration::from_millis(200), group_commit_ms: None }
+    }
+
+    /// sled's own lock on its log, still held for a moment after a store
+    /// closed (by its last IO thread), delays a reopen instead of failing
+    /// it; held for good, the open fails after the wait, naming the lock.
+    #[test]
+    fn a_reopen_waits_for_sleds_lock_on_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let node_dir;
+        {
+            let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+            s.commit(&[fs("", "hotend", 1, vec![7; 9000])]).unwrap();
+            node_dir = s.dir().to_path_buf();
+        }
+        let log = node_dir.join(DB_DIR).join(SLED_LOG);
+        let held = File::open(&log).unwrap();
+        // Blocks while sled's last IO thread still has it.
+        held.lock_exclusive().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(held);
+        });
+        let start = std::time::Instant::now();
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(100), "it waited for the lock");
+        assert_eq!(s.load().unwrap(), vec![fs("", "hotend", 1, vec![7; 9000])]);
+        release.join().unwrap();
+        drop(s);
+        let held = File::open(&log).unwrap();
+        held.lock_exclusive().unwrap();
+        let start = std::time::Instant::now();
+        let e = StateStore::open(dir.path(), &meta(), opts()).unwrap_err().to_string();
+        assert!(e.contains("could not acquire lock"), "{e}");
+        assert!(start.elapsed() >= SLED_LOCK_WAIT, "it gave up after the wait");
     }
 
     #[test]
