@@ -656,6 +656,7 @@ impl StateStore {
             self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
         }
         self.flush()?;
+        sled::pin().flush();
         self.commits.counts.chunks += chunks;
         self.commits.counts.sled_batches += parts.len() as u64;
         for u in updates {
