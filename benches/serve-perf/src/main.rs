@@ -22,11 +22,18 @@
 //! per series (the slope between the two: what one more tracked series
 //! costs, without the fixed costs a per-series average carries).
 //!
+//! A fourth table (`--only lead`) asks whether memory depends on how far
+//! ahead the sender is, comparing like with like: the same four printers
+//! for one day and for four days as fast as the pipe takes them, and for
+//! four days paced (the sender never far ahead of the scoring), with a
+//! state directory. The printer day against the 4 × 4 stream also differs
+//! in the number of series (3 against 12); these rows do not.
+//!
 //! Run from the workspace root after building the binary and the ttest
 //! plugin: `cargo build --release -p tickwatch-engine -p tickwatch-ttest &&
 //! cargo run --release -p tickwatch-serve-perf`. `--bin PATH`,
-//! `--plugin-dir DIR` and `--runs N` override the defaults, `--only streams`
-//! or `--only series` runs one of the two tables; the encoded
+//! `--plugin-dir DIR` and `--runs N` override the defaults, `--only streams`,
+//! `--only series` or `--only lead` runs one of the tables; the encoded
 //! streams are cached in `--streams DIR` (default `target/serve-perf`).
 #![deny(clippy::print_stdout)]
 #![allow(clippy::print_stderr)]
@@ -71,7 +78,7 @@ fn main() {
     let mut streams_dir = PathBuf::from("target/serve-perf");
     let mut runs = 5usize;
     let mut encode_only = false;
-    // `--only streams` or `--only series`: one of the two tables.
+    // `--only streams`, `series` or `lead`: one of the tables.
     let mut only = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -87,7 +94,7 @@ fn main() {
             ("--only", Some(v)) => only = v,
             _ => fail(
                 "usage: serve-perf [--bin PATH] [--plugin-dir DIR] [--streams DIR] [--runs N] \
-                     [--only streams|series]",
+                     [--only streams|series|lead]",
             ),
         }
     }
@@ -109,6 +116,7 @@ fn main() {
             save(&streams_dir.join(m.file), &encode_many(m));
         }
         save(&streams_dir.join(STARTUP_FILE), &encode_startup());
+        save(&streams_dir.join(LEAD_DAY_FILE), &encode(specs[1].2, 1, false));
         return;
     }
     // The streams are encoded by a child process and read back from files:
@@ -119,6 +127,7 @@ fn main() {
         .any(|m| !streams_dir.join(format!("{}.txt", m.file)).exists())
         || !streams_dir.join(STREAM_FILE).with_extension("txt").exists()
         || !streams_dir.join(STARTUP_FILE).with_extension("txt").exists()
+        || !streams_dir.join(LEAD_DAY_FILE).with_extension("txt").exists()
     {
         let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("no current exe: {e}")));
         let ok = Command::new(exe).arg("--encode").arg("--streams").arg(&streams_dir).status();
@@ -132,7 +141,10 @@ fn main() {
         ("no state directory", false, &[]),
     ];
     let mut out = String::new();
-    if only != "series" {
+    if only == "lead" {
+        out.push_str(&lead(&bin, &plugins, &streams_dir, runs));
+    }
+    if only != "series" && only != "lead" {
         out.push_str(
             "| stream | mode | CPU s (user+sys) | wall s | points/s | peak RSS MiB |\n\
              |---|---|---|---|---|---|\n",
@@ -144,7 +156,7 @@ fn main() {
         .chain(std::iter::once(("printer day, stream edges", STREAM_FILE, STREAM_ARGS)))
         .chain(std::iter::once(("start-up only (Info, Init, EOF)", STARTUP_FILE, &[][..])));
     for (name, file, edge_args) in rows {
-        if only == "series" {
+        if only == "series" || only == "lead" {
             break;
         }
         let path = streams_dir.join(file);
@@ -183,7 +195,7 @@ fn main() {
             ));
         }
     }
-    if only != "streams" {
+    if only != "streams" && only != "lead" {
         out.push_str(&many_groups(&MANY, &bin, &plugins, &streams_dir, runs).0);
         let (table, full) = many_groups(&FULL, &bin, &plugins, &streams_dir, runs);
         out.push_str(&table);
@@ -496,6 +508,19 @@ fn seconds(t: libc::timeval) -> f64 {
 // The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
 #[allow(clippy::zombie_processes)]
 fn run(bin: &Path, plugins: &Path, state: bool, extra: &[&str], stream: &Path) -> Sample {
+    run_paced(bin, plugins, state, extra, stream, None)
+}
+
+/// [`run`], the stream written at most `pace` bytes per second when given
+/// (64 KiB at a time).
+fn run_paced(
+    bin: &Path,
+    plugins: &Path,
+    state: bool,
+    extra: &[&str],
+    stream: &Path,
+    pace: Option<f64>,
+) -> Sample {
     let mut file = std::fs::File::open(stream)
         .unwrap_or_else(|e| fail(&format!("cannot open {}: {e}", stream.display())));
     let dir =
@@ -508,7 +533,11 @@ fn run(bin: &Path, plugins: &Path, state: bool, extra: &[&str], stream: &Path) -
     let mut stdout = child.stdout.take().unwrap_or_else(|| fail("no stdout"));
     let drained = std::thread::scope(|s| {
         s.spawn(move || {
-            if let Err(e) = std::io::copy(&mut file, &mut stdin) {
+            let written = match pace {
+                None => std::io::copy(&mut file, &mut stdin).map(|_| ()),
+                Some(rate) => copy_paced(&mut file, &mut stdin, rate),
+            };
+            if let Err(e) = written {
                 eprintln!("warning: writing the stream failed: {e}");
             }
         });
@@ -528,6 +557,63 @@ fn run(bin: &Path, plugins: &Path, state: bool, extra: &[&str], stream: &Path) -
         eprintln!("warning: no output");
     }
     Sample { cpu: seconds(ru.ru_utime) + seconds(ru.ru_stime), wall, maxrss_kib: ru.ru_maxrss }
+}
+
+/// Copies `from` into `to` 64 KiB at a time, at most `rate` bytes per
+/// second since the start.
+fn copy_paced(from: &mut impl Read, to: &mut impl Write, rate: f64) -> std::io::Result<()> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut sent = 0usize;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+        sent += n;
+        let due = Duration::from_secs_f64(sent as f64 / rate);
+        if let Some(ahead) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
+/// One day of the 4 × 4 stream's four printers, for [`lead`].
+const LEAD_DAY_FILE: &str = "1x4";
+/// The pace of [`lead`]'s paced row, in bytes per second: about 170,000
+/// points per second, several times slower than a durable node scores
+/// them, so the sender is never far ahead.
+const LEAD_PACE: f64 = 16e6;
+
+/// The lead table: peak RSS of the same four printers (twelve series) for
+/// one day and four days as fast as the pipe takes them, and four days
+/// paced, durable, with a state directory.
+fn lead(bin: &Path, plugins: &Path, streams_dir: &Path, runs: usize) -> String {
+    let mut out = String::from(
+        "| four printers × 3 fields | fed | CPU s | wall s | peak RSS MiB (median) | \
+         peak RSS MiB (min–max) |\n|---|---|---|---|---|---|\n",
+    );
+    let rows: [(&str, &str, &str, Option<f64>); 3] = [
+        ("1 day", LEAD_DAY_FILE, "as fast as the pipe takes it", None),
+        ("4 days", "4x4", "as fast as the pipe takes it", None),
+        ("4 days", "4x4", "paced at 16 MB/s", Some(LEAD_PACE)),
+    ];
+    for (days, file, fed, pace) in rows {
+        let stream = streams_dir.join(file).with_extension("bin");
+        eprintln!("lead: {days}, {fed}");
+        let samples: Vec<Sample> =
+            (0..runs).map(|_| run_paced(bin, plugins, true, &[], &stream, pace)).collect();
+        let rss: Vec<f64> = samples.iter().map(|x| x.maxrss_kib as f64 / 1024.0).collect();
+        let (lo, hi) = rss.iter().fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        out.push_str(&format!(
+            "| {days} | {fed} | {:.4} | {:.4} | {:.1} | {lo:.1}–{hi:.1} |\n",
+            median(samples.iter().map(|x| x.cpu).collect()),
+            median(samples.iter().map(|x| x.wall).collect()),
+            median(rss),
+        ));
+    }
+    out
 }
 
 /// Spawn → InfoResponse read, with a state directory as Kapacitor's start-up
