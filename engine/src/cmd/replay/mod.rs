@@ -122,6 +122,21 @@ pub fn run_stream(
     points: impl IntoIterator<Item = agent::Point>,
     on_point: &mut dyn FnMut(&agent::Point, u64),
 ) -> anyhow::Result<Outcome> {
+    let out = run_node(plan, points, on_point);
+    if out.is_err() {
+        // The node's end may be the interrupt's doing (it kills the node):
+        // then the interrupt reports and exits, not this error.
+        interrupt::defer_to_cleanup();
+    }
+    out
+}
+
+/// [`run_stream`]'s work.
+fn run_node(
+    plan: &Plan,
+    points: impl IntoIterator<Item = agent::Point>,
+    on_point: &mut dyn FnMut(&agent::Point, u64),
+) -> anyhow::Result<Outcome> {
     // The served child would fail the same way, but its error would reach
     // the user only as "the UDF did not answer Info": say it here first.
     let plugin = crate::plugin::Registry::require(&plan.detector, &plan.plugin_dirs)?;
@@ -351,10 +366,31 @@ fn reading_progress(total: u64) -> ProgressBar {
 /// node runs.
 mod interrupt {
     use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, Once};
 
     static ARMED: Mutex<Option<(Option<u32>, PathBuf)>> = Mutex::new(None);
     static HANDLER: Once = Once::new();
+    /// Set by the handler before it cleans up (and then exits).
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+    /// When an interrupt is being handled, waits for its handler to exit
+    /// the process (130 for SIGINT): the main thread, seeing its node
+    /// killed by the cleanup, must not exit first with that failure
+    /// (exit 1, and the directory perhaps not yet removed). Returns
+    /// after a short grace otherwise: Ctrl-C in a terminal signals the
+    /// node too, which may end before the handler has run.
+    pub fn defer_to_cleanup() {
+        let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
+        if !interrupted() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if interrupted() {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
 
     /// Disarms on drop (the normal end cleans up by itself).
     pub struct Armed;
@@ -402,6 +438,7 @@ mod interrupt {
                 Ok(mut signals) => {
                     std::thread::spawn(move || {
                         if let Some(sig) = signals.forever().next() {
+                            INTERRUPTED.store(true, Ordering::SeqCst);
                             cleanup();
                             std::process::exit(128 + sig);
                         }
