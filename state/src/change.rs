@@ -89,10 +89,8 @@ impl Ranges {
         }
     }
 
-    /// Bytes the ranges hold (their data and spans).
     /// The footprint past which chained ranges of a state of `len` bytes
-    /// are folded ([`Ranges::compact`]).
-    /// An eighth over the state (at least 4 KiB): folding copies at most
+    /// are folded ([`Ranges::compact`]): an eighth over the state (at least 4 KiB): folding copies at most
     /// the state's bytes, so it costs at most eight bytes copied per byte
     /// chained, and a waiting field holds about its state, not twice it.
     fn fold_limit(len: u64) -> usize {
@@ -139,6 +137,7 @@ impl Ranges {
         true
     }
 
+    /// Bytes the ranges hold (their data and spans).
     fn footprint(&self) -> usize {
         self.data.len().saturating_add(self.spans.len().saturating_mul(16))
     }
@@ -198,9 +197,8 @@ impl Ranges {
         }
         pieces.sort_unstable_by_key(|&(off, _, _)| off);
         let mut out_spans: Vec<(u64, u64)> = Vec::with_capacity(pieces.len());
-        // Exactly the folded bytes: when they cover the whole state the
-        // chain becomes that state ([`StateChange::chain`]) and never grows
-        // again; otherwise `push` grows the buffer as windows come.
+        // Exactly the folded bytes: later windows inside them are written
+        // over them ([`Ranges::overwrite`]); others grow the buffer again.
         let size: usize = pieces.iter().map(|p| p.1).sum();
         let mut data = spare.take(size);
         for (off, n, from) in pieces {
@@ -218,9 +216,10 @@ impl Ranges {
     /// one set, in place: spans past `next`'s length are cut; a state that
     /// grows gets the zeros `next`'s growth stands for (the base may be
     /// longer than this generation). Spans that overlap are folded together
-    /// once they hold more than twice the state's bytes, so the ranges of
-    /// many windows waiting for one commit take at most about that,
-    /// whatever the number of windows. Buffers grow from `spare` (and
+    /// once they hold an eighth more than the state's bytes, so the ranges
+    /// of many windows waiting for one commit take at most about that,
+    /// whatever the number of windows; once folded, a window inside the
+    /// folded spans is written over them. Buffers grow from `spare` (and
     /// buffers let go go back to it), so chaining window after window,
     /// commit after commit, copies the new bytes and allocates nothing.
     fn push(&mut self, next: Ranges, spare: &mut Spare) {
@@ -528,13 +527,10 @@ mod tests {
         assert_eq!(c, joined);
     }
 
-    /// Many windows of a ring chained for one commit: the joined ranges
-    /// stay within about twice the state's bytes and give what applying
-    /// each one gives.
-    /// Windows of random spans chained one by one (folding, then written
-    /// over the folded bytes once those cover them) give what applying
-    /// each gives; once folded, windows inside the folded spans take no
-    /// more memory.
+    /// Ring-like windows (and now and then a span anywhere) chained one by
+    /// one (folding, then written over the folded bytes once those cover
+    /// them) give what applying each gives; once folded, windows inside the
+    /// folded spans take no more memory.
     #[test]
     fn windows_written_over_folded_ranges_apply_as_each_did() {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -605,6 +601,9 @@ mod tests {
         }
     }
 
+    /// Many windows of a ring chained for one commit: the joined ranges
+    /// stay within an eighth over the state's bytes and give what applying
+    /// each one gives.
     #[test]
     fn chained_ranges_of_many_windows_stay_bounded() {
         let len = 20_000usize;
