@@ -505,14 +505,14 @@ fn seconds(t: libc::timeval) -> f64 {
 
 /// Pipes `bytes` in as fast as the child reads them, drains its output, and
 /// measures the whole process life.
-// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
-#[allow(clippy::zombie_processes)]
 fn run(bin: &Path, plugins: &Path, state: bool, extra: &[&str], stream: &Path) -> Sample {
     run_paced(bin, plugins, state, extra, stream, None)
 }
 
 /// [`run`], the stream written at most `pace` bytes per second when given
 /// (64 KiB at a time).
+// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run_paced(
     bin: &Path,
     plugins: &Path,
