@@ -109,9 +109,10 @@ impl Ranges {
         if next.len != self.len || self.spans.len() > MOST_SPANS || !next.is_consistent() {
             return false;
         }
+        // Consistent: every span ends within `len`, so the sums below do
+        // not overflow, and the data is exactly the spans'.
         let sorted = self.spans.windows(2).all(|w| w[0].0.saturating_add(w[0].1) <= w[1].0);
-        let present = self.spans.iter().map(|s| s.1).sum::<u64>() == self.data.len() as u64;
-        if !sorted || !present {
+        if !sorted || !self.is_consistent() {
             return false;
         }
         // Where each of `next`'s spans goes in `data`.
@@ -156,44 +157,50 @@ impl Ranges {
                 let (off, n) = (off as usize, n as usize);
                 let from = at;
                 at = at.saturating_add(n);
-                let end =
-                    off.saturating_add(n).min(len).min(off + self.data.len().saturating_sub(from));
+                let end = off
+                    .saturating_add(n)
+                    .min(len)
+                    .min(off.saturating_add(self.data.len().saturating_sub(from)));
                 (off, end.saturating_sub(off), from)
             })
             .collect();
         // From the last span back: keep what no later span covers.
-        // `covered`: sorted, disjoint [start, end) of the spans seen so far.
-        let mut covered: Vec<(usize, usize)> = Vec::new();
+        // `covered`: start → end of the disjoint intervals the spans seen so
+        // far cover (a map: spans in any order cost a logarithm each, not
+        // a shift of every interval after them).
+        let mut covered: std::collections::BTreeMap<usize, usize> = Default::default();
         let mut pieces: Vec<(usize, usize, usize)> = Vec::new();
+        let mut touching: Vec<(usize, usize)> = Vec::new();
         for &(off, n, from) in spans.iter().rev() {
             if n == 0 {
                 continue;
             }
             let end = off + n;
-            // The first covered interval ending after `off`.
-            let first = covered.partition_point(|&(_, e)| e <= off);
-            let mut last = first;
+            // The intervals it overlaps or touches, last first (starting at
+            // or before `end`, ending at or after `off`).
+            touching.clear();
+            touching.extend(
+                covered.range(..=end).rev().map(|(&s, &e)| (s, e)).take_while(|&(_, e)| e >= off),
+            );
+            // What they leave uncovered of [off, end), in order.
             let mut pos = off;
-            while last < covered.len() && covered[last].0 < end {
-                let (cs, ce) = covered[last];
+            for &(cs, ce) in touching.iter().rev() {
                 if cs > pos {
-                    pieces.push((pos, cs - pos, from + (pos - off)));
+                    pieces.push((pos, cs.min(end) - pos, from + (pos - off)));
                 }
                 pos = pos.max(ce);
-                last += 1;
             }
             if pos < end {
                 pieces.push((pos, end - pos, from + (pos - off)));
             }
-            // Merge [off, end) with the intervals it touches.
-            let lo = covered.partition_point(|&(_, e)| e < off);
-            let hi = covered.partition_point(|&(s, _)| s <= end);
-            let merged = if lo < hi {
-                (covered[lo].0.min(off), covered[hi - 1].1.max(end))
-            } else {
-                (off, end)
-            };
-            covered.splice(lo..hi, std::iter::once(merged));
+            // Merged with them.
+            let (mut lo, mut hi) = (off, end);
+            for &(cs, ce) in &touching {
+                covered.remove(&cs);
+                lo = lo.min(cs);
+                hi = hi.max(ce);
+            }
+            covered.insert(lo, hi);
         }
         pieces.sort_unstable_by_key(|&(off, _, _)| off);
         let mut out_spans: Vec<(u64, u64)> = Vec::with_capacity(pieces.len());
@@ -389,7 +396,17 @@ impl StateChange {
                 spare.give(r.data);
                 Ok(())
             }
-            (StateChange::Ranges(a), StateChange::Ranges(b)) if b.base == a.generation => {
+            // Ranges chain only when both are consistent (their data is
+            // exactly their spans'), and while the waiting ranges folded
+            // stay within their bound: ranges so scattered that folding
+            // cannot bring them under it would be folded at every window,
+            // so the caller takes the whole state instead.
+            (StateChange::Ranges(a), StateChange::Ranges(b))
+                if b.base == a.generation
+                    && b.is_consistent()
+                    && a.is_consistent()
+                    && a.footprint() <= Ranges::fold_limit(a.len) =>
+            {
                 a.push(b, spare);
                 Ok(())
             }
@@ -599,6 +616,143 @@ mod tests {
                 &j.spans[..j.spans.len().min(5)]
             );
         }
+    }
+
+    /// Random windows (lengths that shrink and grow, overlapping spans,
+    /// spans inside earlier ones, which the overwrite takes, spans across
+    /// two folded ones, which it must not, now and then inconsistent
+    /// ones), chained one by one with one `Spare` for all: after every
+    /// window the chain gives what applying each window gave. Where `chain`
+    /// refuses, the caller's answer is the whole state, as the node's is.
+    #[test]
+    fn random_windows_chained_apply_as_each_did() {
+        let mut x = 0xD1B5_4A32_D192_ED03u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if n == 0 { 0 } else { x % n }
+        };
+        let mut spare = Spare::default();
+        let (mut refused, mut chained) = (0, 0);
+        for _ in 0..3000 {
+            let big = next(4) == 0;
+            let most = if big { 6000 } else { 64 };
+            let mut len = next(most);
+            let base: Vec<u8> = (0..len).map(|_| next(256) as u8).collect();
+            let mut state = base.clone();
+            let mut joined: Option<StateChange> = None;
+            let mut seen: Vec<(u64, u64)> = Vec::new();
+            for g in 0..1 + next(if big { 200 } else { 400 }) {
+                len = match next(12) {
+                    0 => len.saturating_sub(next(9)),
+                    1 => len + next(9),
+                    2 => next(most),
+                    _ => len,
+                };
+                let bad = next(40) == 0;
+                let mut spans = Vec::new();
+                for _ in 0..next(if big { 30 } else { 6 }) {
+                    let (off, n) = match (next(3), seen.is_empty()) {
+                        (0, false) => {
+                            let (o, l) = seen[next(seen.len() as u64) as usize];
+                            let a = o + next(l + 1);
+                            (a, next(o + l - a + 1))
+                        }
+                        _ => {
+                            let off = next(len + 1);
+                            (off, next((len - off).min(if big { 2000 } else { 16 }) + 1))
+                        }
+                    };
+                    let (off, n) = if off + n > len { (len, 0) } else { (off, n) };
+                    if seen.len() < 40 {
+                        seen.push((off, n));
+                    }
+                    spans.push((off, n));
+                }
+                let mut total: u64 = spans.iter().map(|s| s.1).sum();
+                if bad {
+                    total += 1 + next(4);
+                }
+                let data = (0..total).map(|_| next(256) as u8).collect();
+                let w = Ranges { base: g, generation: g + 1, len, spans, data };
+                w.apply(&mut state);
+                let c = StateChange::Ranges(w);
+                match &mut joined {
+                    None => joined = Some(c),
+                    Some(j) => match j.chain(c, &mut spare) {
+                        Ok(()) => chained += 1,
+                        Err(_) => {
+                            refused += 1;
+                            let whole = StateChange::Whole {
+                                state: state.clone(),
+                                generation: Some(g + 1),
+                            };
+                            spare.recycle(std::mem::replace(j, whole));
+                        }
+                    },
+                }
+                let mut two = base.clone();
+                match joined.as_ref() {
+                    Some(StateChange::Ranges(j)) => {
+                        assert_eq!((j.base, j.generation), (0, g + 1));
+                        j.apply(&mut two);
+                    }
+                    Some(StateChange::Whole { state, generation }) => {
+                        assert_eq!(*generation, Some(g + 1));
+                        two.clone_from(state);
+                    }
+                    None => unreachable!("a window was chained"),
+                }
+                assert_eq!(two, state, "window {g}");
+            }
+        }
+        assert!(refused > 0 && chained > 100 * refused, "{chained} chained, {refused} refused");
+    }
+
+    /// Folded ranges of two spans with a gap: a window across the gap, and
+    /// one after the state's length changed, are not written over the
+    /// folded bytes (their bytes would land in the wrong place), and the
+    /// chain still gives what applying each gives. Ranges so scattered
+    /// that folding leaves them over their bound hand over to the whole
+    /// state.
+    #[test]
+    fn windows_across_folded_spans_or_lengths_chain_by_appending() {
+        let len = 64u64;
+        let base: Vec<u8> = (0..len as u8).collect();
+        // Enough overlapping windows to fold into [4, 14) and [30, 40).
+        let mut windows: Vec<Ranges> = (0..700u64)
+            .map(|g| {
+                let k = g as u8;
+                r(g, g + 1, len, &[(4, &[k; 10]), (30, &[k ^ 1; 10])])
+            })
+            .collect();
+        let g = windows.len() as u64;
+        windows.push(r(g, g + 1, len, &[(10, &[0xAA; 24])])); // across the gap
+        windows.push(r(g + 1, g + 2, len - 8, &[(5, &[0xBB; 3])])); // shorter
+        windows.push(r(g + 2, g + 3, len, &[(6, &[0xCC; 2])])); // grows back
+        let mut spare = Spare::default();
+        let mut state = base.clone();
+        let mut joined: Option<StateChange> = None;
+        let mut folded = false;
+        for w in windows {
+            w.apply(&mut state);
+            match &mut joined {
+                None => joined = Some(StateChange::Ranges(w)),
+                Some(j) => j.chain(StateChange::Ranges(w), &mut spare).unwrap(),
+            }
+            let Some(StateChange::Ranges(j)) = &joined else { panic!("ranges") };
+            folded |= j.spans == [(4, 10), (30, 10)];
+            let mut two = base.clone();
+            j.apply(&mut two);
+            assert_eq!(two, state);
+        }
+        assert!(folded, "the windows folded into two spans");
+        // Every other byte, one span each: 16 bytes of bookkeeping per byte.
+        let scattered: Vec<(u64, Vec<u8>)> = (0..1000).map(|i| (2 * i, vec![1])).collect();
+        let refs: Vec<(u64, &[u8])> = scattered.iter().map(|(o, b)| (*o, b.as_slice())).collect();
+        let mut c = StateChange::Ranges(r(0, 1, 2000, &refs));
+        assert!(c.chain(StateChange::Ranges(r(1, 2, 2000, &[(1, &[2])])), &mut spare).is_err());
     }
 
     /// Many windows of a ring chained for one commit: the joined ranges

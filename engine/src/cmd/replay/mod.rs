@@ -365,30 +365,38 @@ fn reading_progress(total: u64) -> ProgressBar {
 /// behind. One handler thread per process (signal-hook), armed while a
 /// node runs.
 mod interrupt {
+    use std::io::Write as _;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Mutex, Once};
+    use std::sync::{Arc, Mutex, Once, OnceLock};
 
     static ARMED: Mutex<Option<(Option<u32>, PathBuf)>> = Mutex::new(None);
     static HANDLER: Once = Once::new();
-    /// Set by the handler before it cleans up (and then exits).
-    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    /// Set inside the signal handler itself (signal-hook's flag), before
+    /// the handler thread cleans up and exits.
+    static INTERRUPTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    /// How long the main thread leaves the exit to the handler thread
+    /// before exiting 130 itself (the handler may have died).
+    const HANDLER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-    /// When an interrupt is being handled, waits for its handler to exit
-    /// the process (130 for SIGINT): the main thread, seeing its node
-    /// killed by the cleanup, must not exit first with that failure
-    /// (exit 1, and the directory perhaps not yet removed). Returns
-    /// after a short grace otherwise: Ctrl-C in a terminal signals the
-    /// node too, which may end before the handler has run.
+    /// When an interrupt came (the flag is set inside the signal handler),
+    /// waits for the handler thread to clean up and exit the process (130
+    /// for SIGINT): the main thread, seeing its node killed by the
+    /// cleanup, must not exit first with that failure (exit 1, and the
+    /// directory perhaps not yet removed). If the handler thread has not
+    /// exited after [`HANDLER_GRACE`], exits 130 itself. Returns after a
+    /// short grace when no interrupt came.
     pub fn defer_to_cleanup() {
-        let interrupted = || INTERRUPTED.load(Ordering::SeqCst);
+        let interrupted = || INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst));
         if !interrupted() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         if interrupted() {
-            loop {
-                std::thread::park();
+            let start = std::time::Instant::now();
+            while let Some(left) = HANDLER_GRACE.checked_sub(start.elapsed()) {
+                std::thread::park_timeout(left);
             }
+            std::process::exit(130);
         }
     }
 
@@ -434,11 +442,16 @@ mod interrupt {
         }
         HANDLER.call_once(|| {
             use signal_hook::consts::{SIGINT, SIGTERM};
+            let flag = INTERRUPTED.get_or_init(Arc::default);
+            for sig in [SIGINT, SIGTERM] {
+                if let Err(e) = signal_hook::flag::register(sig, Arc::clone(flag)) {
+                    tracing::debug!("cannot flag signal {sig}: {e}");
+                }
+            }
             match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
                 Ok(mut signals) => {
                     std::thread::spawn(move || {
                         if let Some(sig) = signals.forever().next() {
-                            INTERRUPTED.store(true, Ordering::SeqCst);
                             cleanup();
                             std::process::exit(128 + sig);
                         }
@@ -466,7 +479,13 @@ mod interrupt {
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
-        eprintln!("interrupted: the replay's node was stopped and {} removed", dir.display());
+        // Not `eprintln!`: a closed stderr must not panic this thread
+        // before it exits.
+        let _ = writeln!(
+            std::io::stderr(),
+            "interrupted: the replay's node was stopped and {} removed",
+            dir.display()
+        );
     }
 }
 
