@@ -468,13 +468,7 @@ mod tests {
     /// Folding random overlapping spans changes nothing they do.
     #[test]
     fn compacted_ranges_apply_as_the_spans_did() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = crate::xorshift(0x2545_F491_4F6C_DD1Du64);
         for _ in 0..2000 {
             let len = 1 + next(200);
             let spans: Vec<(u64, Vec<u8>)> = (0..next(12))
@@ -550,13 +544,7 @@ mod tests {
     /// folded spans take no more memory.
     #[test]
     fn windows_written_over_folded_ranges_apply_as_each_did() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15u64);
         let mut spare = Spare::default();
         for round in 0..40u64 {
             let len = 64 + next(3000);
@@ -626,13 +614,7 @@ mod tests {
     /// refuses, the caller's answer is the whole state, as the node's is.
     #[test]
     fn random_windows_chained_apply_as_each_did() {
-        let mut x = 0xD1B5_4A32_D192_ED03u64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if n == 0 { 0 } else { x % n }
-        };
+        let mut next = crate::xorshift(0xD1B5_4A32_D192_ED03u64);
         let mut spare = Spare::default();
         let (mut refused, mut chained) = (0, 0);
         for _ in 0..3000 {

@@ -14,6 +14,19 @@ pub mod layout;
 pub mod snapshot;
 pub mod store;
 
+/// Tests' random numbers: a xorshift generator from `seed` (not 0), each
+/// call giving a value below `n` (0 when `n` is 0).
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if n == 0 { 0 } else { x % n }
+    }
+}
+
 pub use change::{FieldUpdate, Ranges, Spare, StateChange};
 pub use error::StateError;
 pub use layout::NodeMeta;

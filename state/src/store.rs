@@ -1479,13 +1479,7 @@ mod tests {
     /// one group larger than that.
     #[test]
     fn commits_split_only_between_groups_and_within_the_bound() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15u64);
         let names: Vec<String> = (0..12).map(|g| format!("g{g}")).collect();
         for _ in 0..500 {
             let bound = 1 + next(8) as usize;
