@@ -102,17 +102,18 @@ impl Ranges {
     /// length is theirs and each of its spans lies inside one of theirs
     /// (sorted and disjoint, as folding leaves them): once a field's
     /// waiting ranges cover what its windows change, further windows cost
-    /// no memory. `false`, and nothing written, otherwise.
+    /// no memory. `false`, and nothing written, otherwise. Both must be
+    /// consistent (`chain` checks it before pushing): every span ends
+    /// within `len`, so the sums below do not overflow.
     fn overwrite(&mut self, next: &Ranges) -> bool {
         /// Past this many spans the ranges are not worth searching.
         const MOST_SPANS: usize = 64;
-        if next.len != self.len || self.spans.len() > MOST_SPANS || !next.is_consistent() {
+        debug_assert!(self.is_consistent() && next.is_consistent());
+        if next.len != self.len || self.spans.len() > MOST_SPANS {
             return false;
         }
-        // Consistent: every span ends within `len`, so the sums below do
-        // not overflow, and the data is exactly the spans'.
         let sorted = self.spans.windows(2).all(|w| w[0].0.saturating_add(w[0].1) <= w[1].0);
-        if !sorted || !self.is_consistent() {
+        if !sorted {
             return false;
         }
         // Where each of `next`'s spans goes in `data`.
