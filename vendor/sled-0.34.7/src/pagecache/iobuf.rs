@@ -35,8 +35,23 @@ unsafe impl Send for AlignedBuf {}
 #[allow(unsafe_code)]
 unsafe impl Sync for AlignedBuf {}
 
+// tickwatch: segment buffers are reused (vendor/README.md). A freed buffer
+// is kept (at most `SPARE_BUFS`, a process-wide bound) and handed to the
+// next segment of the same size instead of a fresh allocation, whose pages
+// the kernel would fault in and zero again as the segment is written.
+const SPARE_BUFS: usize = 2;
+
+static SPARE: Mutex<Vec<(usize, usize)>> = parking_lot::const_mutex(Vec::new());
+
 impl AlignedBuf {
     fn new(len: usize) -> AlignedBuf {
+        {
+            let mut spare = SPARE.lock();
+            if let Some(i) = spare.iter().position(|&(_, l)| l == len) {
+                let (ptr, len) = spare.swap_remove(i);
+                return AlignedBuf(ptr as *mut u8, len);
+            }
+        }
         let layout = Layout::from_size_align(len, 8192).unwrap();
         let ptr = unsafe { alloc(layout) };
 
@@ -48,6 +63,13 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        {
+            let mut spare = SPARE.lock();
+            if spare.len() < SPARE_BUFS {
+                spare.push((self.0 as usize, self.1));
+                return;
+            }
+        }
         let layout = Layout::from_size_align(self.1, 8192).unwrap();
         unsafe {
             dealloc(self.0, layout);
