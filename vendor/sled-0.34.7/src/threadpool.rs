@@ -68,7 +68,9 @@ impl Queue {
         // with the notify below.
         drop(queue);
 
-        self.cv.notify_all();
+        // tickwatch: wake one waiting thread per task, not all of them
+        // (vendor/README.md).
+        self.cv.notify_one();
 
         len
     }
