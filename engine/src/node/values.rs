@@ -270,6 +270,101 @@ mod tests {
         }
     }
 
+    /// Random points written byte by byte (names repeated within and
+    /// across maps, in any order, non-finite doubles, untracked names, and
+    /// some frames the fast path refuses): the columns hold exactly what
+    /// [`read`] gives for prost's decoding of each frame it takes, and a
+    /// refused frame leaves them as they were.
+    #[test]
+    fn columns_of_random_points_hold_what_reading_each_decoded_row_gives() {
+        use tickwatch_proto::agent::{Request, request};
+        use tickwatch_proto::{Incoming, decode_request_or_point};
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let names = ["hotend", "bed", "air", "fan", "a_rather_long_field_name_x"];
+        let fields: Vec<String> = names[..4].iter().map(|s| s.to_string()).collect();
+        let entry = |map: u8, name: &str, value: &[u8]| {
+            let mut e = vec![0x0a, name.len() as u8];
+            e.extend_from_slice(name.as_bytes());
+            e.extend_from_slice(value);
+            let mut out = vec![map << 3 | 2, e.len() as u8];
+            out.extend(e);
+            out
+        };
+        for round in 0..4000 {
+            let mut cols = Columns::new(fields.clone().into(), 4);
+            let mut want: Vec<(Vec<f64>, u64)> = vec![(Vec::new(), 0); fields.len()];
+            let mut rows = 0;
+            for _ in 0..1 + rng(4) {
+                let mut body = vec![0x08, 0x80, 0x94, 0xa7, 0xea, 0xca, 0x8a, 0xc9, 0x92, 0x14];
+                for _ in 0..rng(7) {
+                    let name = names[rng(names.len() as u64) as usize];
+                    let (map, value) = match rng(10) {
+                        0 => (9, vec![0x10, rng(100) as u8]),
+                        1 => (10, vec![0x12, 1, b'x']),
+                        2 => (12, vec![0x10, 1]),
+                        3 => {
+                            let v = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][rng(3) as usize];
+                            let mut b = vec![0x11];
+                            b.extend(v.to_le_bytes());
+                            (8, b)
+                        }
+                        _ => {
+                            let mut b = vec![0x11];
+                            b.extend((rng(1000) as f64 / 8.0).to_le_bytes());
+                            (8, b)
+                        }
+                    };
+                    body.extend(entry(map, name, &value));
+                }
+                let refused = rng(8) == 0;
+                if refused {
+                    // An unknown field: the fast path leaves the frame to prost.
+                    body.extend([0xf8, 0x01, 0x05]);
+                }
+                let mut frame = vec![0x8a, 0x01];
+                let mut len = body.len();
+                while len >= 0x80 {
+                    frame.push(len as u8 | 0x80);
+                    len >>= 7;
+                }
+                frame.push(len as u8);
+                frame.extend(&body);
+                let before = (cols.values.clone(), cols.skipped.clone(), cols.rows());
+                let taken = cols.read_frame(&frame).is_some();
+                assert_eq!(taken, !refused, "round {round}: {frame:02x?}");
+                if refused {
+                    let after = (cols.values.clone(), cols.skipped.clone(), cols.rows());
+                    assert_eq!(format!("{before:?}"), format!("{after:?}"), "round {round}");
+                    continue;
+                }
+                let Ok(Incoming::Request(Request { message: Some(request::Message::Point(p)) })) =
+                    decode_request_or_point(&frame, false)
+                else {
+                    panic!("prost refused {frame:02x?}");
+                };
+                rows += 1;
+                for (f, (values, skipped)) in fields.iter().zip(&mut want) {
+                    match read(&p, f) {
+                        Reading::Value(v) => values.push(v),
+                        Reading::Unusable => *skipped += 1,
+                        Reading::Absent => {}
+                    }
+                }
+            }
+            assert_eq!(cols.rows(), rows, "round {round}");
+            for (i, (values, skipped)) in want.iter().enumerate() {
+                assert_eq!(cols.values(i), values.as_slice(), "round {round}, {}", fields[i]);
+                assert_eq!(cols.skipped(i), *skipped, "round {round}, {}", fields[i]);
+            }
+        }
+    }
+
     #[test]
     fn columns_read_while_checking_hold_what_reading_each_row_gives() {
         use tickwatch_proto::agent::{Request, request};
