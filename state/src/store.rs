@@ -82,6 +82,17 @@ const SLED_CACHE: u64 = 4 << 20;
 /// groups) is applied as several sled batches, split only between groups,
 /// then flushed once: each group (a Kapacitor batch's fields) stays atomic.
 pub const SLED_BATCH_FIELDS: usize = 100;
+
+/// Most bytes of new state (whole states, or the ranges' bytes) one sled
+/// batch of a commit holds, beside [`SLED_BATCH_FIELDS`]; a group with more
+/// gets a sled batch of its own. For the same reason: what sled holds
+/// while it applies a batch (superseded leaves and values, sealed log
+/// buffers, all freed only once the batch ends) follows the bytes the
+/// batch writes. A group commit of four printers whose states have all
+/// changed (about 90 kB a printer) applied as one batch held 0.7 MiB more
+/// at its peak than applied printer by printer, for the same CPU
+/// (docs/performance.md, round 8).
+pub const SLED_BATCH_BYTES: usize = 64 << 10;
 const FIELDS_TREE: &str = "fields";
 const ASIDE_TREE: &str = "aside";
 const LOCK_FILE: &str = "LOCK";
@@ -213,6 +224,16 @@ enum Change<'a> {
     Ranges(&'a Ranges),
 }
 
+impl Change<'_> {
+    /// The new bytes it brings.
+    fn bytes(&self) -> usize {
+        match self {
+            Change::Whole(state, _) => state.len(),
+            Change::Ranges(r) => r.iter().map(|(_, b)| b.len()).sum(),
+        }
+    }
+}
+
 /// One field's update as a commit sees it.
 struct Update<'a> {
     group: &'a str,
@@ -234,30 +255,41 @@ fn whole_updates(states: &[FieldState]) -> Vec<Update<'_>> {
         .collect()
 }
 
-/// The sled batches a commit is applied as, given each update's group in
-/// order: the updates' indices, each group's together (in the order groups
-/// first appear, even when other groups' updates come between a group's),
-/// whole groups of at most `bound` updates per batch; a group of more than
-/// `bound` gets a batch of its own.
-fn split_at_groups<'a>(groups: impl Iterator<Item = &'a str>, bound: usize) -> Vec<Vec<usize>> {
-    let mut by_group: Vec<Vec<usize>> = Vec::new();
+/// The sled batches a commit is applied as, given each update's group and
+/// bytes in order: the updates' indices, each group's together (in the
+/// order groups first appear, even when other groups' updates come between
+/// a group's), whole groups of at most `fields` updates and `bytes` bytes
+/// per batch; a group over either bound gets a batch of its own.
+fn split_at_groups<'a>(
+    updates: impl Iterator<Item = (&'a str, usize)>,
+    fields: usize,
+    bytes: usize,
+) -> Vec<Vec<usize>> {
+    let mut by_group: Vec<(Vec<usize>, usize)> = Vec::new();
     let mut slot: HashMap<&str, usize> = HashMap::new();
-    for (i, g) in groups.enumerate() {
+    for (i, (g, n)) in updates.enumerate() {
         match slot.get(g) {
-            Some(&s) => by_group[s].push(i),
+            Some(&s) => {
+                by_group[s].0.push(i);
+                by_group[s].1 = by_group[s].1.saturating_add(n);
+            }
             None => {
                 slot.insert(g, by_group.len());
-                by_group.push(vec![i]);
+                by_group.push((vec![i], n));
             }
         }
     }
     let mut parts: Vec<Vec<usize>> = Vec::new();
-    let mut part: Vec<usize> = Vec::new();
-    for g in by_group {
-        if !part.is_empty() && part.len() + g.len() > bound {
+    let (mut part, mut part_bytes): (Vec<usize>, usize) = (Vec::new(), 0);
+    for (g, n) in by_group {
+        if !part.is_empty()
+            && (part.len() + g.len() > fields || part_bytes.saturating_add(n) > bytes)
+        {
             parts.push(std::mem::take(&mut part));
+            part_bytes = 0;
         }
         part.extend(g);
+        part_bytes = part_bytes.saturating_add(n);
     }
     if !part.is_empty() {
         parts.push(part);
@@ -634,7 +666,11 @@ impl StateStore {
             }
         }
         let mut chunks = 0;
-        let parts = split_at_groups(updates.iter().map(|u| u.group), self.batch_fields);
+        let parts = split_at_groups(
+            updates.iter().map(|u| (u.group, u.change.bytes())),
+            self.batch_fields,
+            SLED_BATCH_BYTES,
+        );
         for part in &parts {
             let mut batch = sled::Batch::default();
             for &i in part {
@@ -1520,17 +1556,23 @@ mod tests {
 
     /// Random sequences of groups: every update lands in exactly one sled
     /// batch, a group never spans two, groups keep the order they first
-    /// appear in, and a batch holds at most `bound` updates unless it is
-    /// one group larger than that.
+    /// appear in, and a batch holds at most `bound` updates and
+    /// `max_bytes` bytes unless it is one group larger than that.
     #[test]
     fn commits_split_only_between_groups_and_within_the_bound() {
         let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15u64);
         let names: Vec<String> = (0..12).map(|g| format!("g{g}")).collect();
         for _ in 0..500 {
             let bound = 1 + next(8) as usize;
+            let max_bytes = 1 + next(4000) as usize;
             let n = next(40) as usize;
             let groups: Vec<&str> = (0..n).map(|_| names[next(12) as usize].as_str()).collect();
-            let parts = split_at_groups(groups.iter().copied(), bound);
+            let bytes: Vec<usize> = (0..n).map(|_| next(1000) as usize).collect();
+            let parts = split_at_groups(
+                groups.iter().copied().zip(bytes.iter().copied()),
+                bound,
+                max_bytes,
+            );
             let mut seen: Vec<usize> = parts.iter().flatten().copied().collect();
             seen.sort_unstable();
             assert_eq!(seen, (0..n).collect::<Vec<_>>(), "each update once");
@@ -1557,6 +1599,12 @@ mod tests {
                     part.len(),
                     in_part.len()
                 );
+                let part_bytes: usize = part.iter().map(|&i| bytes[i]).sum();
+                assert!(
+                    part_bytes <= max_bytes || in_part.len() == 1,
+                    "{part_bytes} bytes over a bound of {max_bytes} in {} groups",
+                    in_part.len()
+                );
                 order.extend(in_part);
             }
             let mut first: Vec<&str> = Vec::new();
@@ -1567,6 +1615,45 @@ mod tests {
             }
             assert_eq!(order, first, "groups in the order they first appear");
         }
+    }
+
+    /// A commit's groups share a sled batch while their new bytes fit
+    /// [`SLED_BATCH_BYTES`], whole states and ranges alike.
+    #[test]
+    fn a_commit_is_split_by_the_bytes_its_groups_bring() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        let big = SLED_BATCH_BYTES / 2 + 1;
+        let states: Vec<FieldState> =
+            (0..4).map(|g| fs(&format!("g{g}"), "hotend", 1, vec![g as u8; big])).collect();
+        let wholes: Vec<FieldUpdate> = states
+            .iter()
+            .map(|st| {
+                update(st, StateChange::Whole { state: st.state.clone(), generation: Some(1) })
+            })
+            .collect();
+        s.commit_changes(&wholes).unwrap();
+        assert_eq!(s.counts().sled_batches, 4, "two halves and more do not share a batch");
+        let small: Vec<FieldState> =
+            (0..4).map(|g| fs(&format!("h{g}"), "bed", 1, vec![g as u8; 100])).collect();
+        s.commit(&small).unwrap();
+        assert_eq!(s.counts().sled_batches, 5, "small groups share one");
+        // Ranges count their bytes, not the state's length.
+        let updates: Vec<FieldUpdate> = states
+            .iter()
+            .map(|st| {
+                let mut st = st.clone();
+                st.provenance.last_time = 2;
+                let r = ranges(1, 2, big, &[(10, vec![0xAB; 100])]);
+                r.apply(&mut st.state);
+                update(&st, StateChange::Ranges(r))
+            })
+            .collect();
+        s.commit_changes(&updates).unwrap();
+        assert_eq!(s.counts().sled_batches, 6, "four groups' ranges in one batch");
+        drop(s);
+        let mut s = StateStore::open(dir.path(), &meta(), opts()).unwrap();
+        assert_eq!(s.load().unwrap().len(), 8);
     }
 
     /// A commit of many groups applied as several sled batches: everything
