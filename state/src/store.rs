@@ -690,6 +690,9 @@ impl StateStore {
                 batch.insert(prefixed(b'm', &fk), meta_bytes);
             }
             self.fields.apply_batch(batch).map_err(|e| write_err(&self.dir, e))?;
+            // What the batch superseded goes to the epoch collector now,
+            // not after the commit's last batch.
+            sled::pin().flush();
         }
         self.flush()?;
         sled::pin().flush();
