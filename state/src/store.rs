@@ -30,8 +30,9 @@
 //! A commit writes the meta record and only the chunks whose bytes changed
 //! since the last commit, then flushes once. Each group's fields go into
 //! one atomic sled batch; a commit of many groups is applied as several
-//! sled batches of at most [`SLED_BATCH_FIELDS`] fields, split between
-//! groups (what sled holds while it applies a batch grows with the batch).
+//! sled batches of at most [`SLED_BATCH_FIELDS`] fields and
+//! [`SLED_BATCH_BYTES`] new bytes, split between groups (what sled holds
+//! while it applies a batch grows with the batch).
 //! A field
 //! comes either whole (compared chunk by chunk with its last committed
 //! bytes) or as the byte ranges its detector changed since the generation
@@ -328,8 +329,9 @@ pub struct CommitCounts {
     pub ranges: u64,
     /// Chunks written.
     pub chunks: u64,
-    /// sled batches applied (a commit of more fields than the store's
-    /// bound is applied as several, see [`SLED_BATCH_FIELDS`]).
+    /// sled batches applied (a commit of more fields or bytes than the
+    /// store's bounds is applied as several, see [`SLED_BATCH_FIELDS`] and
+    /// [`SLED_BATCH_BYTES`]).
     pub sled_batches: u64,
 }
 
@@ -616,10 +618,11 @@ impl StateStore {
 
     /// Commits new states, whole or as changed ranges, flushed once unless
     /// group commit. The fields of one group are applied in one atomic
-    /// sled batch; a commit of more fields than the store's bound
-    /// ([`SLED_BATCH_FIELDS`]) is applied as several, split only between
-    /// groups, so a crash before the flush can keep the first groups of a
-    /// commit and not the rest (never part of a group). Ranges must build
+    /// sled batch; a commit of more fields or bytes than the store's
+    /// bounds ([`SLED_BATCH_FIELDS`], [`SLED_BATCH_BYTES`]) is applied as
+    /// several, split only between groups, so a crash before the flush can
+    /// keep the first groups of a commit and not the rest (never part of a
+    /// group). Ranges must build
     /// on the generation this store last committed for their field;
     /// otherwise nothing is written and the error is
     /// [`StateError::MissedCommit`]. A failure after part of the commit
