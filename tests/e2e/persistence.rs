@@ -5,7 +5,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tickwatch_engine::kapacitor::{Batch, HostError};
+use tickwatch_engine::kapacitor::{Batch, HostError, UdfClient};
 
 use crate::support::{self, verdicts};
 
@@ -404,4 +404,47 @@ fn a_snapshot_over_the_frame_cap_restores() {
 #[ignore = "stress: several GB of memory and about a minute"]
 fn a_snapshot_of_5000_groups_restores() {
     big_snapshots_restore(5000);
+}
+
+/// A state directory that cannot grow (the file size limit reached, as on
+/// a full disk) ends the node with an ErrorResponse naming the failed write
+/// and a non-zero exit, durable or with group commit (sled's flusher
+/// thread): nothing waits forever. The batches sent fit in what the node
+/// reads ahead, so a node that hung would fail the test (no answer within
+/// the client's timeout) rather than block it.
+#[test]
+fn a_full_disk_ends_the_node_with_an_error_not_a_hang() {
+    let batches = support::day_batches(&[("", 3)]);
+    let bin = support::bin();
+    let plugins = support::plugin_dir();
+    for extra in [&[][..], &["--group-commit-ms", "100"][..]] {
+        let state = support::fresh_state_dir();
+        let mut args = vec![
+            "-c",
+            "ulimit -f 200 && trap '' XFSZ && exec \"$0\" \"$@\"",
+            bin.to_str().expect("utf-8 path"),
+            "serve",
+            "--detector",
+            "ttest",
+            "--plugin-dir",
+            plugins.to_str().expect("utf-8 path"),
+            "--state-dir",
+            state.to_str().expect("utf-8 path"),
+            "--log",
+            "error",
+        ];
+        args.extend_from_slice(extra);
+        let mut udf = UdfClient::spawn(Path::new("/bin/sh"), &args, &[]).expect("spawn");
+        udf.set_timeout(Duration::from_secs(20));
+        support::init(&mut udf, &["hotend", "bed", "air"], 3600, 0.001);
+        for b in &batches[..30] {
+            if udf.send_batch(b).is_err() {
+                break;
+            }
+        }
+        let closed = udf.close().expect("the node answers and exits");
+        let err = closed.error.expect("an ErrorResponse");
+        assert!(err.contains("cannot persist state") && err.contains("File too large"), "{err}");
+        assert!(!closed.status.expect("process").success(), "{extra:?}");
+    }
 }

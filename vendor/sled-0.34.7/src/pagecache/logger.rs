@@ -434,13 +434,23 @@ impl Log {
                 lsn
             );
             // tickwatch: the last writer writes the buffer itself instead of
-            // handing it to the IO thread pool (vendor/README.md).
+            // handing it to the IO thread pool, and a failure wakes the
+            // threads waiting for the log to become stable, as in
+            // `maybe_seal_and_write_iobuf` (vendor/README.md).
             if let Err(e) = self.iobufs.write_to_log(iobuf) {
                 error!(
                     "hit error while writing iobuf with lsn {}: {:?}",
                     lsn, e
                 );
                 self.iobufs.config.set_global_error(e);
+
+                let intervals = self.iobufs.intervals.lock();
+
+                // having held the mutex makes this linearized
+                // with the notify below.
+                drop(intervals);
+
+                let _notified = self.iobufs.interval_updated.notify_all();
             }
 
             Ok(())
