@@ -230,7 +230,7 @@ impl Change<'_> {
     fn bytes(&self) -> usize {
         match self {
             Change::Whole(state, _) => state.len(),
-            Change::Ranges(r) => r.iter().map(|(_, b)| b.len()).sum(),
+            Change::Ranges(r) => r.data.len(),
         }
     }
 }

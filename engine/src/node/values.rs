@@ -277,15 +277,11 @@ mod tests {
     /// refused frame leaves them as they were.
     #[test]
     fn columns_of_random_points_hold_what_reading_each_decoded_row_gives() {
+        use rand::{RngExt, SeedableRng};
         use tickwatch_proto::agent::{Request, request};
         use tickwatch_proto::{Incoming, decode_request_or_point};
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rng = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut chacha = rand_chacha::ChaCha8Rng::seed_from_u64(0x2545_f491);
+        let mut rng = move |n: u64| chacha.random_range(0..n);
         let names = ["hotend", "bed", "air", "fan", "a_rather_long_field_name_x"];
         let fields: Vec<String> = names[..4].iter().map(|s| s.to_string()).collect();
         let entry = |map: u8, name: &str, value: &[u8]| {
