@@ -1095,15 +1095,15 @@ impl SegmentAccountant {
         let config = self.config.clone();
 
         io_fail!(&config, "file truncation");
-        threadpool::spawn(move || {
-            debug!("truncating file to length {}", at);
-            let res = config
-                .file
-                .set_len(at)
-                .and_then(|_| config.file.sync_all())
-                .map_err(|e| e.into());
-            completer.fill(res);
-        })?;
+        // tickwatch: the file is truncated here, on the thread that frees
+        // the segment, instead of on the IO thread pool (vendor/README.md).
+        debug!("truncating file to length {}", at);
+        let res = config
+            .file
+            .set_len(at)
+            .and_then(|_| config.file.sync_all())
+            .map_err(|e| e.into());
+        completer.fill(res);
 
         if self.async_truncations.insert(at, promise).is_some() {
             panic!(
