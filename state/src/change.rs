@@ -360,6 +360,14 @@ impl StateChange {
         }
     }
 
+    /// The new bytes it brings (the whole state, or the ranges' data).
+    pub fn bytes(&self) -> usize {
+        match self {
+            StateChange::Whole { state, .. } => state.len(),
+            StateChange::Ranges(r) => r.data.len(),
+        }
+    }
+
     /// Whether the state is empty after the change.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

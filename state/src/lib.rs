@@ -31,4 +31,6 @@ pub use change::{FieldUpdate, Ranges, Spare, StateChange};
 pub use error::StateError;
 pub use layout::NodeMeta;
 pub use snapshot::{FieldState, Provenance, Snapshot};
-pub use store::{CommitCounts, StateStore, StoreOptions, StoreReader};
+pub use store::{
+    CommitCounts, SLED_BATCH_BYTES, SLED_BATCH_FIELDS, StateStore, StoreOptions, StoreReader,
+};

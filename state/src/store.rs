@@ -629,6 +629,18 @@ impl StateStore {
     /// was applied is reported as the commit's: every field of it then
     /// commits a whole state next.
     pub fn commit_changes(&mut self, updates: &[FieldUpdate]) -> Result<(), StateError> {
+        self.stage_changes(updates)?;
+        self.finish_commit()
+    }
+
+    /// The first half of [`StateStore::commit_changes`]: applies `updates`
+    /// (each group's fields in one atomic sled batch, the same bounds)
+    /// without flushing. A commit may stage its groups in several calls,
+    /// so that it holds one part's changes at a time, then calls
+    /// [`StateStore::finish_commit`] once. An error is as
+    /// `commit_changes`'s; [`StateError::MissedCommit`] means this call
+    /// wrote nothing (earlier calls' groups stand).
+    pub fn stage_changes(&mut self, updates: &[FieldUpdate]) -> Result<(), StateError> {
         let updates: Vec<Update<'_>> = updates
             .iter()
             .map(|u| Update {
@@ -641,10 +653,29 @@ impl StateStore {
                 },
             })
             .collect();
-        self.commit_updates(&updates)
+        self.stage_updates(&updates)
+    }
+
+    /// Flushes what [`StateStore::stage_changes`] applied (unless group
+    /// commit, see `StoreOptions`): once this returns, the commit survives
+    /// a crash. On an error no generation is trusted any more: every field
+    /// commits a whole state next.
+    pub fn finish_commit(&mut self) -> Result<(), StateError> {
+        let dir = self.dir.clone();
+        let r = guarded(&dir, "committing", || self.flush());
+        sled::pin().flush();
+        if r.is_err() {
+            self.commits.generations.clear();
+        }
+        r
     }
 
     fn commit_updates(&mut self, updates: &[Update<'_>]) -> Result<(), StateError> {
+        self.stage_updates(updates)?;
+        self.finish_commit()
+    }
+
+    fn stage_updates(&mut self, updates: &[Update<'_>]) -> Result<(), StateError> {
         if updates.is_empty() {
             return Ok(());
         }
@@ -697,8 +728,6 @@ impl StateStore {
             // not after the commit's last batch.
             sled::pin().flush();
         }
-        self.flush()?;
-        sled::pin().flush();
         self.commits.counts.chunks += chunks;
         self.commits.counts.sled_batches += parts.len() as u64;
         for u in updates {

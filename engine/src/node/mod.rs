@@ -19,7 +19,7 @@ pub mod stream;
 pub mod values;
 pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use tickwatch_plugin_api::StateChanges;
 use tickwatch_plugin_api::Verdict;
@@ -58,11 +58,14 @@ struct Tracked {
     /// persisting (`None`: none yet, or forgotten after a failed commit):
     /// the next state handed out is the changes since it.
     since: Option<u64>,
+    /// Scored since its state was last handed out for persisting (listed
+    /// in `Node::dirty`).
+    dirty: bool,
 }
 
 impl Tracked {
     fn new(detector: Box<dyn DetectorHandle>, last_time: i64) -> Tracked {
-        Tracked { detector, last_time, since: None }
+        Tracked { detector, last_time, since: None, dirty: false }
     }
 }
 
@@ -146,10 +149,6 @@ pub struct Scored {
     /// The points to emit, once `states` are persisted, as the frames
     /// Kapacitor reads.
     pub points: PointFrames,
-    /// The new state of every field the batch touched, whole or as the
-    /// changes since the one handed out before (empty unless the node was
-    /// asked to keep states, see [`Node::keep_states`]).
-    pub states: Vec<FieldUpdate>,
     /// Per tracked field, in the order of the node's `fields`.
     pub tally: Vec<FieldTally>,
 }
@@ -186,6 +185,9 @@ pub struct Node {
     /// Buffers for the changes handed out for persisting, given back by
     /// the caller once committed ([`Node::spare`]).
     spare: Spare,
+    /// The (group, field)s scored since their states were last handed out
+    /// for persisting, in the order first scored (kept states only).
+    dirty: Vec<FieldKey>,
 }
 
 impl std::fmt::Debug for Node {
@@ -216,6 +218,7 @@ impl Node {
             pass_names: Vec::new(),
             warned_overwrite: false,
             spare: Spare::default(),
+            dirty: Vec::new(),
         }
         .with_pass_names())
     }
@@ -264,8 +267,9 @@ impl Node {
         self.stats
     }
 
-    /// Whether [`Node::process`] returns the new states (a node whose state
-    /// is persisted needs them; one without a store does not pay for them).
+    /// Whether the node lists the (group, field)s it scores for persisting
+    /// ([`Node::take_dirty`]; a node whose state is persisted needs them,
+    /// one without a store does not pay for them).
     pub fn keep_states(&mut self, on: bool) {
         self.keep_states = on;
     }
@@ -330,7 +334,9 @@ impl Node {
         let before = self.tracked.len();
         let mut groups = std::collections::BTreeSet::new();
         self.tracked.retain(|k, t| {
-            let keep = t.last_time >= cutoff || stream.holds(&k.group);
+            // A state not yet handed out for persisting stays until it is
+            // (the store does not hold it yet): a later sweep takes it.
+            let keep = t.dirty || t.last_time >= cutoff || stream.holds(&k.group);
             if !keep {
                 groups.insert(k.group.clone());
             }
@@ -396,8 +402,6 @@ impl Node {
         }
         let mut out = Scored {
             tally: vec![FieldTally::default(); self.config.fields.len()],
-            // Room for every field's state at once.
-            states: Vec::with_capacity(if self.keep_states { self.config.fields.len() } else { 0 }),
             ..Scored::default()
         };
         if let Some(p) = &self.progress {
@@ -418,6 +422,7 @@ impl Node {
                 field: self.config.fields[fi].clone(),
             };
             let progress = self.progress.clone();
+            let keep_states = self.keep_states;
             let values = std::mem::take(&mut self.columns[fi]);
             let tracked = self.detector_for(&key)?;
             if let Some(p) = &progress {
@@ -433,13 +438,14 @@ impl Node {
             if verdict.is_ok() {
                 tracked.last_time = batch.end.tmax;
             }
+            if keep_states && !tracked.dirty {
+                // Its changes are taken when they are persisted (once per
+                // commit, however many windows it scores before).
+                tracked.dirty = true;
+                self.dirty.push(key);
+            }
             self.columns[fi] = values;
             let verdict = verdict?;
-            if self.keep_states {
-                // The key goes into the update (no copy of its names).
-                let state = self.update_of(key, false)?;
-                out.states.push(state);
-            }
             let field = &self.config.fields[fi];
             let Some(v) = verdict else { continue };
             if !(v.pvalue.is_finite() && (0.0..=1.0).contains(&v.pvalue)) {
@@ -660,8 +666,48 @@ impl Node {
         Ok(FieldUpdate { group: key.group, field: key.field, provenance, change })
     }
 
+    /// Hands over the (group, field)s scored since their states were last
+    /// handed out ([`Node::field_update`] gives each one's changes), each
+    /// group's together, groups in the order first scored. They are no
+    /// longer listed: the caller persists them or, failing, forgets the
+    /// generations ([`Node::forget_generations`]).
+    pub fn take_dirty(&mut self) -> Vec<FieldKey> {
+        let keys = std::mem::take(&mut self.dirty);
+        for k in &keys {
+            if let Some(t) = self.tracked.get_mut(k) {
+                t.dirty = false;
+            }
+        }
+        // Stable: a group's fields keep their order. A group's first
+        // appearance gives its place.
+        let rank: Vec<usize> = {
+            let mut first: HashMap<&str, usize> = HashMap::new();
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| *first.entry(k.group.as_str()).or_insert(i))
+                .collect()
+        };
+        if rank.windows(2).all(|w| w[0] <= w[1]) {
+            return keys;
+        }
+        let mut ranked: Vec<(usize, FieldKey)> = rank.into_iter().zip(keys).collect();
+        ranked.sort_by_key(|(r, _)| *r);
+        ranked.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// How many (group, field)s wait for [`Node::take_dirty`].
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// The updates of every (group, field) scored since the last ones were
+    /// handed out ([`Node::take_dirty`], then [`Node::field_update`]).
+    pub fn take_updates(&mut self) -> Result<Vec<FieldUpdate>, DetectorError> {
+        self.take_dirty().into_iter().map(|k| self.update_of(k, false)).collect()
+    }
+
     /// The pool the buffers of handed-out changes come from: the caller
-    /// chains changes with it and gives their buffers back once committed.
+    /// gives their buffers back once committed.
     pub fn spare(&mut self) -> &mut Spare {
         &mut self.spare
     }

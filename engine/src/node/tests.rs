@@ -135,7 +135,8 @@ fn process_scores_each_field_per_group_and_emits_after_the_first_window() {
     // Another group has its own state: its first window emits nothing.
     assert!(n.process(&flat("host=y", 20, 100.0, 100.0)).unwrap().points.is_empty());
     assert_eq!(n.stats(), NodeStats { batches: 3, emitted: 2, ..NodeStats::default() });
-    assert!(out.states.is_empty(), "no states unless asked");
+    assert_eq!(n.dirty_len(), 0, "no states unless asked");
+    assert!(n.take_updates().unwrap().is_empty());
 }
 
 #[test]
@@ -153,18 +154,19 @@ fn unusable_values_are_skipped_and_counted_not_scored() {
         ..Default::default()
     });
     n.keep_states(true);
-    let out = n.process(&batch("", 5, pts)).unwrap();
+    n.process(&batch("", 5, pts)).unwrap();
+    let states = n.take_updates().unwrap();
     assert_eq!(n.stats().skipped, 2);
     // Two usable values (1.0 and the int 1) reached the detector.
     let mut d = Drift::new(&Options::new(vec![("limit".into(), Value::Double(1.0))])).unwrap();
-    let StateChange::Whole { state, .. } = &out.states[0].change else {
+    let StateChange::Whole { state, .. } = &states[0].change else {
         panic!("a detector without save_changes hands over whole states")
     };
     d.load(state).unwrap();
     assert_eq!((d.n, d.sum), (2, 2.0));
     // A batch with no usable value for a field leaves it untouched.
     let out = n.process(&batch("", 6, vec![point(6, &[("other", 1.0)])])).unwrap();
-    assert!(out.states.is_empty() && out.points.is_empty());
+    assert!(n.take_updates().unwrap().is_empty() && out.points.is_empty());
 }
 
 #[test]
@@ -176,10 +178,11 @@ fn kept_states_carry_their_provenance() {
     )
     .unwrap();
     n.keep_states(true);
-    let out = n.process(&flat("", 10, 1.0, 0.0)).unwrap();
-    assert_eq!(out.states.len(), 1);
+    n.process(&flat("", 10, 1.0, 0.0)).unwrap();
+    let states = n.take_updates().unwrap();
+    assert_eq!(states.len(), 1);
     assert_eq!(
-        out.states[0].provenance,
+        states[0].provenance,
         Provenance {
             detector: "drift".into(),
             detector_version: "1.0.0".into(),
@@ -374,10 +377,11 @@ fn points_kept_as_bytes_score_as_decoded_points() {
         let a = decoded.process(&b).unwrap();
         let by_columns = columns.process(&as_columns(b.clone(), &fields, false)).unwrap();
         let r = read.process(&in_place(b)).unwrap();
+        let states = decoded.take_updates().unwrap();
         assert_eq!(a.points, r.points);
-        assert_eq!(a.states, r.states);
+        assert_eq!(states, read.take_updates().unwrap());
         assert_eq!(a.points, by_columns.points);
-        assert_eq!(a.states, by_columns.states);
+        assert_eq!(states, columns.take_updates().unwrap());
         let counts = |t: &[FieldTally]| -> Vec<(u64, u64, u64)> {
             t.iter().map(|t| (t.values, t.skipped, t.verdicts)).collect()
         };
@@ -565,7 +569,7 @@ fn per_point_scoring_and_idle_eviction_come_back_from_the_source() {
             let s = n.process_point(p).unwrap();
             emitted += s.points.len();
             let mut m = store.0.lock().unwrap();
-            for st in s.states {
+            for st in n.take_updates().unwrap() {
                 let key = (st.group.clone(), st.field.clone());
                 let mut bytes = m.get(&key).map(|f| f.state.clone()).unwrap_or_default();
                 match st.change {
@@ -647,4 +651,68 @@ fn window_options_are_checked_against_the_edge() {
         ])
         .starts_with("option period must be positive")
     );
+}
+
+/// The (group, field)s a node lists for persisting: each once however
+/// many windows scored it, each group's fields together (groups in the
+/// order first scored), none unless states are kept; taking them empties
+/// the list, and the updates taken then are the state after every window.
+#[test]
+fn scored_fields_are_listed_once_each_group_together_until_taken() {
+    let key = |g: &str, f: &str| FieldKey { group: g.into(), field: f.into() };
+    let mut n = node(&["a", "b"]);
+    n.keep_states(true);
+    n.process(&batch("host=1", 5, vec![point(4, &[("a", 1.0)])])).unwrap();
+    n.process(&flat("host=2", 10, 1.0, 2.0)).unwrap();
+    // host=1 again: a once more, b for the first time (after host=2's).
+    n.process(&flat("host=1", 20, 3.0, 4.0)).unwrap();
+    n.process(&flat("host=1", 30, 5.0, 6.0)).unwrap();
+    assert_eq!(n.dirty_len(), 4);
+    let listed = n.take_dirty();
+    assert_eq!(
+        listed,
+        [key("host=1", "a"), key("host=1", "b"), key("host=2", "a"), key("host=2", "b")]
+    );
+    assert_eq!(n.dirty_len(), 0);
+    assert!(n.take_updates().unwrap().is_empty(), "taken once");
+    // What is handed out now is the state after all the windows.
+    let update = n.field_update(&key("host=1", "a"), false).unwrap();
+    let StateChange::Whole { state, .. } = &update.change else { panic!("whole") };
+    let mut d = Drift::new(&Options::new(vec![("limit".into(), Value::Double(1.0))])).unwrap();
+    d.load(state).unwrap();
+    assert_eq!((d.n, d.sum), (11, 1.0 + 5.0 * 3.0 + 5.0 * 5.0));
+    assert_eq!(update.provenance.last_time, 30);
+    // Scored again: listed again.
+    n.process(&flat("host=2", 40, 1.0, 1.0)).unwrap();
+    assert_eq!(n.take_dirty(), [key("host=2", "a"), key("host=2", "b")]);
+}
+
+/// A stream group idle past `idle` leaves memory only once its state was
+/// taken for persisting: until then the store does not hold it.
+#[test]
+fn an_idle_stream_group_stays_until_its_state_is_taken() {
+    struct Nothing;
+    impl StateSource for Nothing {
+        fn fetch(&self, _: &str, _: &str) -> Result<Option<FieldState>, String> {
+            Ok(None)
+        }
+    }
+    let mut n = node(&["x"]);
+    n.keep_states(true);
+    n.stream_edges(600 * 1_000_000_000);
+    n.state_source(Box::new(Nothing));
+    let feed = |n: &mut Node, points: Vec<agent::Point>| {
+        points.into_iter().for_each(|p| {
+            n.process_point(p).unwrap();
+        })
+    };
+    feed(&mut n, stream_points("a", 0, 10, |_| 1.0));
+    // b runs on for an hour; a's state was never taken: a stays.
+    feed(&mut n, stream_points("b", 100, 360, |_| 1.0));
+    assert_eq!((n.held(), n.stats().evicted), (2, 0), "a is held until taken");
+    let taken = n.take_dirty();
+    assert!(taken.iter().any(|k| k.group == "host=a"), "{taken:?}");
+    // Taken (as a commit does): the next sweep lets it go.
+    feed(&mut n, stream_points("b", 3700, 360, |_| 1.0));
+    assert_eq!((n.held(), n.stats().evicted), (1, 1), "a was evicted");
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tickwatch_proto::{EncodedPoints, PointFrames};
 use tickwatch_state::{
-    FieldState, FieldUpdate, NodeMeta, Snapshot, Spare, StateChange, StateError, StateStore,
+    FieldState, FieldUpdate, NodeMeta, Snapshot, StateChange, StateError, StateStore,
     StoreOptions, layout,
 };
 
@@ -378,73 +378,26 @@ impl Persisted {
             }
         }
         pending.points.append(scored.points);
-        pending.state_bytes = scored.states.iter().fold(pending.state_bytes, |n, u| {
-            n.saturating_add(match &u.change {
-                StateChange::Whole { state, .. } => state.len(),
-                StateChange::Ranges(r) => r.data.len().saturating_add(r.spans.len() * 16),
-            })
-        });
-        // The node's pool of change buffers (given back to it below).
-        let mut spare = std::mem::take(self.node.spare());
-        let merged = merge_states(
-            &mut self.node,
-            &mut pending.states,
-            &mut pending.latest,
-            &mut spare,
-            scored.states,
-        );
-        *self.node.spare() = spare;
-        if let Err(e) = merged {
-            pending.failed = Some(PersistError::Node(NodeError::Detector(e)));
-            return false;
-        }
+        pending.fields = self.node.dirty_len();
         true
     }
 
     /// Commits what `pending` scored (once) and hands back its points.
     fn commit(&mut self, pending: Pending) -> (PointFrames, Option<PersistError>) {
-        let Pending { points, mut states, failed, debug, scored_batches, batches, stream, .. } =
-            pending;
+        let Pending { points, failed, debug, scored_batches, batches, stream, .. } = pending;
         let mut commit_time = None;
-        if let Some(store) = self.store.as_mut()
-            && !states.is_empty()
-        {
+        if self.store.is_some() && self.node.dirty_len() > 0 {
             let started = Instant::now();
-            let mut committed = store.commit_changes(&states);
-            if let Err(StateError::MissedCommit { .. }) = &committed {
-                // Changes against a state the store does not hold (nothing
-                // was written): the same fields again, whole.
-                tracing::warn!(
-                    "{}: {}; committing the whole states instead",
-                    self.metrics.ids(),
-                    committed.as_ref().err().map(ToString::to_string).unwrap_or_default()
-                );
-                committed = whole_states(&mut self.node, &states)
-                    .map_err(|e| StateError::Write {
-                        path: store.dir().to_path_buf(),
-                        reason: e.to_string(),
-                    })
-                    .and_then(|whole| {
-                        let r = store.commit_changes(&whole);
-                        states = whole;
-                        r
-                    });
-            }
-            if let Err(e) = committed {
+            if let Err(e) = self.commit_dirty() {
                 // Nothing of these batches may reach Kapacitor, and the
                 // store may not hold what the detectors last handed out.
                 self.node.forget_generations();
-                return (PointFrames::default(), Some(e.into()));
+                return (PointFrames::default(), Some(e));
             }
             let took = started.elapsed();
             self.metrics.commit(took);
             commit_time = Some(took);
-            let sized = states.iter().map(sized_update);
-            self.sizes.update(&self.metrics, &self.node.config().fields, sized, false);
         }
-        // Their buffers go back to the node, for the next windows' changes.
-        let spare = self.node.spare();
-        states.into_iter().for_each(|u| spare.recycle(u.change));
         if debug {
             let commit = match commit_time {
                 Some(t) if batches > 1 => {
@@ -473,6 +426,39 @@ impl Persisted {
             }
         }
         (points, failed)
+    }
+
+    /// Persists the state of every (group, field) scored since the last
+    /// commit, flushed once. Each field's changes are taken from its
+    /// detector here, a part of the commit at a time (whole groups, up to
+    /// the store's sled batch bounds), staged and let go before the next
+    /// part is taken: a commit holds one part's changes, not all of them.
+    fn commit_dirty(&mut self) -> Result<(), PersistError> {
+        let Some(store) = self.store.as_mut() else { return Ok(()) };
+        let keys = self.node.take_dirty();
+        let mut part: Vec<FieldUpdate> = Vec::new();
+        let mut part_bytes = 0usize;
+        let mut at = 0;
+        while at < keys.len() {
+            // The next group's fields, taken whole.
+            let group = &keys[at].group;
+            let end = at + keys[at..].iter().take_while(|k| &k.group == group).count();
+            for key in &keys[at..end] {
+                let u = self.node.field_update(key, false).map_err(NodeError::Detector)?;
+                part_bytes = part_bytes.saturating_add(u.change.bytes());
+                part.push(u);
+            }
+            at = end;
+            if at == keys.len()
+                || part.len() >= tickwatch_state::SLED_BATCH_FIELDS
+                || part_bytes >= tickwatch_state::SLED_BATCH_BYTES
+            {
+                stage_part(&mut self.node, store, &self.metrics, &mut self.sizes, &mut part)?;
+                part_bytes = 0;
+            }
+        }
+        store.finish_commit()?;
+        Ok(())
     }
 
     /// Applies Kapacitor's snapshot (the node's rules decide per field);
@@ -525,22 +511,21 @@ impl Persisted {
 }
 
 /// Most bytes one group commit holds while it gathers runs taken as they
-/// come ([`Persisted::process_runs`]): its new states (whole, or changed
-/// ranges), its verdict points (their encoded frames, about 110 bytes
-/// each since round 6) and, counted at [`HELD_PER_FIELD`], its fields'
-/// bookkeeping, all held until it is written. So
-/// what a commit of thousands of groups holds is bounded, not only its
-/// states' bytes: until round 6 only those were counted, and at 10,000
-/// groups (`size` 360: a few hundred bytes of ranges per field and window)
-/// a commit took thousands of batches, with their verdict points and field
-/// updates waiting, about 20 MB at the peak (docs/performance.md, "Round 6:
-/// memory"); now several hundred. A printer (three fields, 300-point
-/// windows: about 9 kB per window as counted) reaches it after about 220
-/// windows.
+/// come ([`Persisted::process_runs`]): its verdict points (their encoded
+/// frames, about 110 bytes each since round 6) and, counted at
+/// [`HELD_PER_FIELD`], the (group, field)s it will commit, all held until
+/// it is written. Their new states are not held: each field's changes are
+/// taken from its detector at the commit, one part at a time
+/// ([`Persisted::commit_dirty`]; until round 9 they were taken after every
+/// window and folded, about one state's bytes per field waiting). So what
+/// a commit of thousands of groups holds is bounded: at 10,000 groups a
+/// commit once took thousands of batches, about 20 MB at the peak
+/// (docs/performance.md, "Round 6: memory"). The work queue and
+/// `GROUP_COMMIT_COST` (session) bound a printer's commits first.
 const PENDING_BYTES: usize = 2 << 20;
 
-/// What a waiting field update is taken to hold beyond its bytes: its
-/// group, field and provenance, and its key in `Pending::latest`.
+/// What a waiting (group, field) is taken to cost beyond its bytes: its
+/// key in the node's list, its update's group, field and provenance.
 const HELD_PER_FIELD: usize = 512;
 
 /// What a group commit has scored so far, waiting for its commit.
@@ -548,9 +533,8 @@ struct Pending {
     /// The points scored, as the frames to write once the states are
     /// committed.
     points: PointFrames,
-    states: Vec<FieldUpdate>,
-    /// Group → field → index in `states`, so each field is written once.
-    latest: Latest,
+    /// (group, field)s scored, waiting for their states to be committed.
+    fields: usize,
     failed: Option<PersistError>,
     /// Whether the debug lines are logged.
     debug: bool,
@@ -559,9 +543,6 @@ struct Pending {
     scored_batches: Vec<(String, usize, u64, u64, u64)>,
     /// Batches scored.
     batches: usize,
-    /// Bytes of the new states scored (before they are merged: at least
-    /// what `states` holds).
-    state_bytes: usize,
     /// Stream points, summed into one debug line: (points, windows
     /// closed, verdicts, anomalies, score ns).
     stream: (usize, u64, u64, u64, u64),
@@ -571,22 +552,18 @@ impl Pending {
     fn new() -> Pending {
         Pending {
             points: PointFrames::default(),
-            states: Vec::new(),
-            latest: Latest::default(),
+            fields: 0,
             failed: None,
             debug: tracing::enabled!(tracing::Level::DEBUG),
             scored_batches: Vec::new(),
             batches: 0,
-            state_bytes: 0,
             stream: (0, 0, 0, 0, 0),
         }
     }
 
     /// What the waiting commit holds, as [`PENDING_BYTES`] counts it.
     fn held(&self) -> usize {
-        self.state_bytes
-            .saturating_add(self.points.heap_bytes())
-            .saturating_add(self.states.len().saturating_mul(HELD_PER_FIELD))
+        self.points.heap_bytes().saturating_add(self.fields.saturating_mul(HELD_PER_FIELD))
     }
 }
 
@@ -638,82 +615,39 @@ impl Scorable for tickwatch_proto::PointView<'_> {
     }
 }
 
-/// Adds a batch's new field states to those waiting for one commit: a field
-/// touched again has its changes chained onto the waiting ones, so it is
-/// written once. Changes that do not chain (they build on another
-/// generation) make the node hand over the field's whole state.
-fn merge_states(
+/// Stages one part of a commit (`part`, emptied; its buffers go back to
+/// the node's pool). Changes against a state the store does not hold
+/// (nothing of the part was written) are staged again as whole states.
+fn stage_part(
     node: &mut Node,
-    states: &mut Vec<FieldUpdate>,
-    latest: &mut Latest,
-    spare: &mut Spare,
-    new: Vec<FieldUpdate>,
-) -> Result<(), DetectorError> {
-    for st in new {
-        let Some(fi) = node.config().fields.iter().position(|f| *f == st.field) else {
-            // Not a tracked field (cannot happen): written as it comes.
-            states.push(st);
-            continue;
-        };
-        let slots = latest.slots(&st.group, node.config().fields.len());
-        let Some(i) = slots[fi] else {
-            slots[fi] = Some(states.len());
-            states.push(st);
-            continue;
-        };
-        let FieldUpdate { provenance, change, .. } = st;
-        states[i].provenance = provenance;
-        if states[i].change.chain(change, spare).is_err() {
-            let fk = crate::node::FieldKey {
-                group: states[i].group.clone(),
-                field: states[i].field.clone(),
-            };
-            let whole = node.field_update(&fk, true)?;
-            spare.recycle(std::mem::replace(&mut states[i], whole).change);
-        }
+    store: &mut StateStore,
+    metrics: &NodeMetrics,
+    sizes: &mut StateSizes,
+    part: &mut Vec<FieldUpdate>,
+) -> Result<(), PersistError> {
+    let mut staged = store.stage_changes(part);
+    if let Err(StateError::MissedCommit { .. }) = &staged {
+        tracing::warn!(
+            "{}: {}; committing the whole states instead",
+            metrics.ids(),
+            staged.as_ref().err().map(ToString::to_string).unwrap_or_default()
+        );
+        let whole = whole_states(node, part).map_err(|e| StateError::Write {
+            path: store.dir().to_path_buf(),
+            reason: e.to_string(),
+        });
+        staged = whole.and_then(|whole| {
+            let r = store.stage_changes(&whole);
+            let spare = node.spare();
+            std::mem::replace(part, whole).into_iter().for_each(|u| spare.recycle(u.change));
+            r
+        });
     }
+    staged?;
+    sizes.update(metrics, &node.config().fields, part.iter().map(sized_update), false);
+    let spare = node.spare();
+    part.drain(..).for_each(|u| spare.recycle(u.change));
     Ok(())
-}
-
-/// Where each (group, field) of a commit's states is: per group (named
-/// once per commit, looked up by its borrowed name, the last one first), by
-/// the field's index, the index in the states.
-#[derive(Debug, Default)]
-struct Latest {
-    groups: HashMap<String, usize>,
-    slots: Vec<Vec<Option<usize>>>,
-    /// The group looked up last, and its slots (windows come group by group).
-    last: Option<(String, usize)>,
-}
-
-impl Latest {
-    /// The slots of `group`, one per field of `fields`.
-    fn slots(&mut self, group: &str, fields: usize) -> &mut Vec<Option<usize>> {
-        let at = match &self.last {
-            Some((g, at)) if g == group => *at,
-            _ => {
-                let at = match self.groups.get(group) {
-                    Some(&at) => at,
-                    None => {
-                        let at = self.slots.len();
-                        self.slots.push(vec![None; fields]);
-                        self.groups.insert(group.to_string(), at);
-                        at
-                    }
-                };
-                match &mut self.last {
-                    Some((g, a)) => {
-                        g.clear();
-                        g.push_str(group);
-                        *a = at;
-                    }
-                    None => self.last = Some((group.to_string(), at)),
-                }
-                at
-            }
-        };
-        &mut self.slots[at]
-    }
 }
 
 /// The whole states of the fields `states` updates, from the node (fields
