@@ -134,7 +134,13 @@ fn node_batch(c: &mut Criterion) {
         g.bench_function(name, |bench| {
             bench.iter_batched_ref(
                 || node(&windows, 20, keep),
-                |n| black_box(n.process(b).map(|s| s.points.len())),
+                // States kept: the batch's changes taken too, as a commit
+                // of this one batch takes them.
+                |n| {
+                    let points = n.process(b).map(|s| s.points.len());
+                    let states = if keep { n.take_updates().map(|u| u.len()).ok() } else { None };
+                    black_box((points, states))
+                },
                 BatchSize::LargeInput,
             )
         });

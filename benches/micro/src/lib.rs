@@ -113,5 +113,7 @@ pub fn node(windows: &[Batch], warm: usize, keep_states: bool) -> Node {
     for b in windows.iter().take(warm) {
         n.process(b).unwrap_or_else(|e| panic!("{e}"));
     }
+    // What a commit would have taken by now.
+    n.take_updates().unwrap_or_else(|e| panic!("{e}"));
     n
 }

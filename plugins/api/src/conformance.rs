@@ -66,8 +66,9 @@ pub fn check<D: Detector>(options: &Options) {
 /// Plays a host persisting with [`Detector::save_changes`] (and, every
 /// other take, [`Detector::save_changes_into`]): windows of
 /// varied sizes and levels (shifts that alarm, runs that rebaseline, NaN),
-/// sometimes several between two takes, sometimes a stale generation or a
-/// load in between; after every take, the host's copy (ranges applied to
+/// sometimes several between two takes (now and then dozens: the host
+/// takes changes once per commit, after every window a commit scored),
+/// sometimes a stale generation or a load in between; after every take, the host's copy (ranges applied to
 /// the last state) must be the bytes `save` gives.
 pub fn check_changes<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
     let Ok(mut d) = D::new(opts) else { return };
@@ -82,7 +83,9 @@ pub fn check_changes<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
     let mut since = crate::changes::NO_GENERATION;
     let mut ranged = 0;
     let mut writer = crate::changes::ChangeWriter::new();
-    for step in 0..400 {
+    // Windows left to score before the next take, in a long run.
+    let mut run = 0u64;
+    for step in 0..600 {
         let n = [1, 2, 7, 30, 300][(rand() % 5) as usize];
         let level = match (step / 40) % 3 {
             0 => 10.0,
@@ -101,6 +104,14 @@ pub fn check_changes<D: Detector>(opts: &Options, failures: &mut Vec<String>) {
         if catch_unwind(AssertUnwindSafe(|| d.score(&window))).is_err() {
             failures.push(format!("save_changes check: score panicked at window {step}"));
             return;
+        }
+        if run > 0 {
+            run -= 1;
+            continue;
+        }
+        if rand() % 37 == 0 {
+            run = 10 + rand() % 50; // a commit of many windows
+            continue;
         }
         if rand() % 3 == 0 {
             continue; // several windows between two takes
