@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use tickwatch_proto::{EncodedPoints, PointFrames};
 use tickwatch_state::{
-    FieldState, FieldUpdate, NodeMeta, Snapshot, StateChange, StateError, StateStore,
-    StoreOptions, layout,
+    FieldState, FieldUpdate, NodeMeta, Snapshot, StateChange, StateError, StateStore, StoreOptions,
+    layout,
 };
 
 use crate::control::ControlServer;
