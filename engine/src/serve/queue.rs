@@ -188,6 +188,31 @@ impl<T> Receiver<T> {
         Some(item)
     }
 
+    /// Waits at most `limit` for an item to be queued (returns at once if
+    /// one is); whether one is queued now. `false` once every sender is
+    /// gone and the queue is empty.
+    pub fn wait_for_item(&self, limit: std::time::Duration) -> bool {
+        let s = &self.0;
+        let deadline = std::time::Instant::now() + limit;
+        let mut g = s.lock();
+        loop {
+            if !g.items.is_empty() {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if g.senders == 0 || now >= deadline {
+                return false;
+            }
+            g.waiting_receivers += 1;
+            g = s
+                .not_empty
+                .wait_timeout(g, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+            g.waiting_receivers -= 1;
+        }
+    }
+
     /// Whether the next queued item (if any) satisfies `pred`; `false` when
     /// the queue is empty. Lets a receiver take a run of like items.
     pub fn next_is(&self, pred: impl FnOnce(&T) -> bool) -> bool {
@@ -308,5 +333,33 @@ mod tests {
         assert_eq!(rx.recv(), Some(1));
         assert!(t.join().ok().is_some_and(|n| n >= 3));
         assert!(rx.next_is(|&x| x == 2));
+    }
+
+    #[test]
+    fn waiting_for_an_item_ends_with_it_the_limit_or_the_senders() {
+        let (tx, rx) = bounded::<u32>(10);
+        // Nothing comes: false, after the limit.
+        let t0 = std::time::Instant::now();
+        assert!(!rx.wait_for_item(Duration::from_millis(30)));
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        // Queued already: at once, and still queued.
+        tx.send(1, 1).ok();
+        assert!(rx.wait_for_item(Duration::from_secs(10)));
+        assert_eq!(rx.try_recv(), Some(1));
+        // Sent while waiting: wakes with it, long before the limit.
+        let t0 = std::time::Instant::now();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(2, 1).ok();
+            tx
+        });
+        assert!(rx.wait_for_item(Duration::from_secs(10)));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(rx.try_recv(), Some(2));
+        // Every sender gone: false at once.
+        drop(sender.join());
+        let t0 = std::time::Instant::now();
+        assert!(!rx.wait_for_item(Duration::from_secs(10)));
+        assert!(t0.elapsed() < Duration::from_secs(5));
     }
 }

@@ -974,8 +974,10 @@ impl Worker<'_> {
 /// Adaptive group commit: `first`, then the runs of the same kind already
 /// waiting behind it, taken one at a time as they are scored (each is
 /// dropped once scored: the queue's bound stays the bound on the input the
-/// session holds), up to [`GROUP_COMMIT_COST`] of them. Under a trickle
-/// nothing waits and this is `first` alone.
+/// session holds), up to [`GROUP_COMMIT_COST`] of them. Once a second run
+/// was taken (the sender is ahead), an empty queue is given
+/// [`GATHER_WAIT`] for the reader's next run before the commit. Under a
+/// trickle nothing waits and this is `first` alone, committed at once.
 fn waiting_runs<'q, T: 'q>(
     first: T,
     rx: &'q queue::Receiver<Work>,
@@ -985,15 +987,28 @@ fn waiting_runs<'q, T: 'q>(
     limit: usize,
 ) -> impl Iterator<Item = T> + 'q {
     let mut taken = cost(&first);
+    let mut runs = 1;
     std::iter::once(first).chain(std::iter::from_fn(move || {
-        if taken >= limit || !rx.next_is(is) {
+        if taken >= limit {
             return None;
         }
+        // A sender ahead (a run was already waiting behind the first) has
+        // its next run decoded shortly: worth a moment's wait rather than
+        // a commit (a flush) more. Under a trickle nothing waits.
+        if !rx.next_is(is) && (runs < 2 || !rx.wait_for_item(GATHER_WAIT) || !rx.next_is(is)) {
+            return None;
+        }
+        runs += 1;
         let run = rx.try_recv().and_then(unwrap)?;
         taken = taken.saturating_add(cost(&run));
         Some(run)
     }))
 }
+
+/// How long a group commit that already took two runs or more waits for
+/// the next one before it commits ([`waiting_runs`]): about what the reader
+/// takes to decode a run of batches.
+const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// How much input one group commit may take ([`waiting_runs`]): without a
 /// store there is no commit to share, so each run's points go out as soon
