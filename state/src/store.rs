@@ -918,6 +918,24 @@ impl StateStore {
         Ok((crcs, None))
     }
 
+    /// With group commit, flushes what sled's background flusher has not
+    /// yet written (and `fdatasync`s it): the end of a session's input,
+    /// where a failure, which that flusher only logs, can still be
+    /// reported. Durable commits are flushed already: nothing to do.
+    pub fn flush_pending(&mut self) -> Result<(), StateError> {
+        if !self.group_commit {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        guarded(&dir, "flushing", || {
+            self.db.flush().map_err(|e| write_err(&self.dir, format!("flush failed: {e}")))?;
+            self.log
+                .sync_data()
+                .map_err(|e| write_err(&self.dir, format!("fdatasync failed: {e}")))?;
+            Ok(())
+        })
+    }
+
     fn flush(&self) -> Result<(), StateError> {
         if !self.group_commit {
             self.db.flush().map_err(|e| write_err(&self.dir, format!("flush failed: {e}")))?;

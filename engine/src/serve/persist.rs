@@ -461,6 +461,16 @@ impl Persisted {
         Ok(())
     }
 
+    /// At the end of the input: flushes what group commit left to sled's
+    /// background flusher, so that a failure there (a full disk) ends the
+    /// session with an error instead of only a log line of sled's.
+    pub fn flush_pending(&mut self) -> Result<(), PersistError> {
+        match self.store.as_mut() {
+            Some(store) => Ok(store.flush_pending()?),
+            None => Ok(()),
+        }
+    }
+
     /// Applies Kapacitor's snapshot (the node's rules decide per field);
     /// aside copies, then the winning states, are persisted before the node
     /// takes them, so on any error nothing changes. Returns how many field

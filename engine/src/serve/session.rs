@@ -694,6 +694,11 @@ impl Worker<'_> {
                         self.ids
                     );
                 }
+                if let Some(node) = self.node.as_mut()
+                    && let Err(e) = node.flush_pending()
+                {
+                    return Step::End(Err(self.fatal(e.to_string())));
+                }
                 self.finished();
                 return Step::End(Ok(()));
             }
