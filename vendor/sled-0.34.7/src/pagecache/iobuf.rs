@@ -37,8 +37,9 @@ unsafe impl Sync for AlignedBuf {}
 
 // tickwatch: segment buffers are reused (vendor/README.md). A freed buffer
 // is kept (at most `SPARE_BUFS`, a process-wide bound) and handed to the
-// next segment of the same size instead of a fresh allocation, whose pages
-// the kernel would fault in and zero again as the segment is written.
+// next segment of the same size instead of a fresh allocation (an aligned
+// block glibc maps and unmaps each time). A kept buffer's pages go back to
+// the kernel while it waits.
 const SPARE_BUFS: usize = 2;
 
 static SPARE: Mutex<Vec<(usize, usize)>> = parking_lot::const_mutex(Vec::new());
@@ -66,6 +67,13 @@ impl Drop for AlignedBuf {
         {
             let mut spare = SPARE.lock();
             if spare.len() < SPARE_BUFS {
+                // tickwatch: a parked spare gives its pages back to the
+                // kernel; the next segment faults in what it writes
+                // (vendor/README.md, change 3).
+                #[cfg(target_os = "linux")]
+                unsafe {
+                    libc::madvise(self.0 as *mut libc::c_void, self.1, libc::MADV_DONTNEED);
+                }
                 spare.push((self.0 as usize, self.1));
                 return;
             }
