@@ -410,7 +410,8 @@ fn a_snapshot_of_5000_groups_restores() {
 /// a full disk) ends the node with an ErrorResponse naming the failed write
 /// and a non-zero exit, durable or with group commit (sled's flusher
 /// thread; at the end of the input the node's own last flush): nothing
-/// waits forever. The limit is 64 KiB, below the first group commit's
+/// waits forever. The limit is 64 blocks (32 KiB under dash's `ulimit`,
+/// 64 KiB under bash's), below the first group commit's
 /// whole states (the 30 windows share one or two commits). The batches
 /// sent fit in what the node
 /// reads ahead, so a node that hung would fail the test (no answer within

@@ -933,7 +933,7 @@ impl Worker<'_> {
             |w| matches!(w, Work::Batches(_)),
             |w| if let Work::Batches(b) = w { Some(b) } else { None },
             |b| b.iter().map(batch_cost).sum(),
-            commit_limit(node),
+            gather(node),
         );
         let (points, failed) = node.process_runs(runs);
         if !points.is_empty() {
@@ -963,7 +963,7 @@ impl Worker<'_> {
             |w| matches!(w, Work::Points(_)),
             |w| if let Work::Points(p) = w { Some(p) } else { None },
             EncodedPoints::heap_bytes,
-            commit_limit(node),
+            gather(node),
         );
         let (out, failed) = node.process_point_runs(runs);
         if !out.is_empty() {
@@ -981,27 +981,37 @@ impl Worker<'_> {
 /// dropped once scored: the queue's bound stays the bound on the input the
 /// session holds), up to [`GROUP_COMMIT_COST`] of them. Once a second run
 /// was taken (the sender is ahead), an empty queue is given
-/// [`GATHER_WAIT`] for the reader's next run before the commit. Under a
-/// trickle nothing waits and this is `first` alone, committed at once.
+/// [`GATHER_WAIT`] for the reader's next run before the commit, while the
+/// commit is younger than [`GATHER_BUDGET`]: a steady stream of small runs
+/// cannot hold the points back longer. Under a trickle nothing waits and
+/// this is `first` alone, committed at once.
 fn waiting_runs<'q, T: 'q>(
     first: T,
     rx: &'q queue::Receiver<Work>,
     is: fn(&Work) -> bool,
     unwrap: fn(Work) -> Option<T>,
     cost: fn(&T) -> usize,
-    limit: usize,
+    Gather { limit, wait, budget }: Gather,
 ) -> impl Iterator<Item = T> + 'q {
     let mut taken = cost(&first);
     let mut runs = 1;
+    let started = std::time::Instant::now();
     std::iter::once(first).chain(std::iter::from_fn(move || {
         if taken >= limit {
             return None;
         }
         // A sender ahead (a run was already waiting behind the first) has
         // its next run decoded shortly: worth a moment's wait rather than
-        // a commit (a flush) more. Under a trickle nothing waits.
-        if !rx.next_is(is) && (runs < 2 || !rx.wait_for_item(GATHER_WAIT) || !rx.next_is(is)) {
-            return None;
+        // a commit (a flush) more, within the commit's budget. Under a
+        // trickle nothing waits.
+        if !rx.next_is(is) {
+            let left = budget.saturating_sub(started.elapsed());
+            if runs < 2 || left.is_zero() || !rx.wait_for_item(left.min(wait)) {
+                return None;
+            }
+            if !rx.next_is(is) {
+                return None;
+            }
         }
         runs += 1;
         let run = rx.try_recv().and_then(unwrap)?;
@@ -1015,11 +1025,36 @@ fn waiting_runs<'q, T: 'q>(
 /// takes to decode a run of batches.
 const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// How much input one group commit may take ([`waiting_runs`]): without a
-/// store there is no commit to share, so each run's points go out as soon
-/// as it is scored (a commit's points wait in memory until its end).
-fn commit_limit(node: &Persisted) -> usize {
-    if node.persists() { GROUP_COMMIT_COST } else { 0 }
+/// How long after its first run a group commit still waits for more
+/// ([`GATHER_WAIT`] at a time): what a steady stream of small runs (stream
+/// edges at a few thousand points a second, each run one point) can add to
+/// its points' latency. A commit that takes runs already queued is not cut
+/// by it; only its waits are. About what a commit of [`GROUP_COMMIT_COST`]
+/// takes to score, so that a flood's commits end on that bound, not on
+/// this one (10 ms cut them to a third and cost the 4 × 4 stream 18 % more
+/// CPU; docs/performance.md, round 9).
+const GATHER_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How a group commit gathers runs ([`waiting_runs`]).
+#[derive(Debug, Clone, Copy)]
+struct Gather {
+    /// Most input, as the queue counts it.
+    limit: usize,
+    /// Longest wait for the next run ([`GATHER_WAIT`]).
+    wait: std::time::Duration,
+    /// No wait after this long ([`GATHER_BUDGET`]).
+    budget: std::time::Duration,
+}
+
+/// How `node`'s group commits gather: without a store there is no commit
+/// to share, so each run's points go out as soon as it is scored (a
+/// commit's points wait in memory until its end).
+fn gather(node: &Persisted) -> Gather {
+    Gather {
+        limit: if node.persists() { GROUP_COMMIT_COST } else { 0 },
+        wait: GATHER_WAIT,
+        budget: GATHER_BUDGET,
+    }
 }
 
 /// `Worker::fatal` for when `self` is partly borrowed.
@@ -1029,4 +1064,72 @@ fn self_fatal(out: &queue::Sender<Out>, ids: &str, msg: String) -> SessionError 
     let logged = format!("{ids}: {msg}");
     send(out, response::Message::Error(agent::ErrorResponse { error: msg }));
     SessionError::Fatal(logged)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn is_batches(w: &Work) -> bool {
+        matches!(w, Work::Batches(_))
+    }
+
+    fn batches(w: Work) -> Option<Vec<Batch>> {
+        match w {
+            Work::Batches(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn one(_: &Vec<Batch>) -> usize {
+        1
+    }
+
+    /// Every run, waits of `wait` within `budget`.
+    fn every(wait: Duration, budget: Duration) -> Gather {
+        Gather { limit: usize::MAX, wait, budget }
+    }
+
+    /// A commit takes what waits; under a trickle it waits for nothing; a
+    /// sender ahead gets a moment; a steady stream of runs arriving faster
+    /// than `GATHER_WAIT` cannot keep a commit gathering past its budget.
+    #[test]
+    fn a_group_commit_gathers_what_waits_within_its_budget() {
+        let (tx, rx) = queue::bounded::<Work>(1 << 20);
+        // Trickle: the first run alone, at once.
+        let t0 = Instant::now();
+        let quick = every(GATHER_WAIT, GATHER_BUDGET);
+        assert_eq!(waiting_runs(vec![], &rx, is_batches, batches, one, quick).count(), 1);
+        assert!(t0.elapsed() < Duration::from_millis(500));
+        // Runs already waiting are taken, up to the first other item.
+        for _ in 0..3 {
+            tx.send(Work::Batches(vec![]), 1).ok();
+        }
+        tx.send(Work::Snapshot, 1).ok();
+        assert_eq!(waiting_runs(vec![], &rx, is_batches, batches, one, quick).count(), 4);
+        assert!(matches!(rx.try_recv(), Some(Work::Snapshot)));
+        // A run every 5 ms for 10 s, each within a wait of 2 s: the commit
+        // ends on its budget of 100 ms, long before the sender stops
+        // (without the budget it would take them all); the sender stops
+        // once the queue is gone.
+        tx.send(Work::Batches(vec![]), 1).ok();
+        let sender = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until {
+                if tx.send(Work::Batches(vec![]), 1).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let t0 = Instant::now();
+        let slow = every(Duration::from_secs(2), Duration::from_millis(100));
+        let n = waiting_runs(vec![], &rx, is_batches, batches, one, slow).count();
+        assert!(n >= 2, "{n}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        drop(rx);
+        sender.join().ok();
+    }
 }
