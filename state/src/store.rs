@@ -927,27 +927,22 @@ impl StateStore {
             return Ok(());
         }
         let dir = self.dir.clone();
-        guarded(&dir, "flushing", || {
-            self.db.flush().map_err(|e| write_err(&self.dir, format!("flush failed: {e}")))?;
-            self.log
-                .sync_data()
-                .map_err(|e| write_err(&self.dir, format!("fdatasync failed: {e}")))?;
-            Ok(())
-        })
+        guarded(&dir, "flushing", || self.flush_to_disk())
     }
 
+    /// Commits are flushed here unless group commit leaves them to sled's
+    /// background flusher.
     fn flush(&self) -> Result<(), StateError> {
-        if !self.group_commit {
-            self.db.flush().map_err(|e| write_err(&self.dir, format!("flush failed: {e}")))?;
-            // sled's flush writes the log with sync_file_range, which neither
-            // persists the file's size and block map nor flushes the drive's
-            // cache: a crash of the process loses nothing, a power loss could.
-            // fdatasync makes the commit survive a power loss too.
-            self.log
-                .sync_data()
-                .map_err(|e| write_err(&self.dir, format!("fdatasync failed: {e}")))?;
-        }
-        Ok(())
+        if self.group_commit { Ok(()) } else { self.flush_to_disk() }
+    }
+
+    fn flush_to_disk(&self) -> Result<(), StateError> {
+        self.db.flush().map_err(|e| write_err(&self.dir, format!("flush failed: {e}")))?;
+        // sled's flush writes the log with sync_file_range, which neither
+        // persists the file's size and block map nor flushes the drive's
+        // cache: a crash of the process loses nothing, a power loss could.
+        // fdatasync makes the commit survive a power loss too.
+        self.log.sync_data().map_err(|e| write_err(&self.dir, format!("fdatasync failed: {e}")))
     }
 
     /// Removes one field's state.

@@ -19,7 +19,7 @@ pub mod stream;
 pub mod values;
 pub mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use tickwatch_plugin_api::StateChanges;
 use tickwatch_plugin_api::Verdict;
@@ -668,31 +668,19 @@ impl Node {
 
     /// Hands over the (group, field)s scored since their states were last
     /// handed out ([`Node::field_update`] gives each one's changes), each
-    /// group's together, groups in the order first scored. They are no
+    /// group's together, groups in order of their names. They are no
     /// longer listed: the caller persists them or, failing, forgets the
     /// generations ([`Node::forget_generations`]).
     pub fn take_dirty(&mut self) -> Vec<FieldKey> {
-        let keys = std::mem::take(&mut self.dirty);
+        let mut keys = std::mem::take(&mut self.dirty);
         for k in &keys {
             if let Some(t) = self.tracked.get_mut(k) {
                 t.dirty = false;
             }
         }
-        // Stable: a group's fields keep their order. A group's first
-        // appearance gives its place.
-        let rank: Vec<usize> = {
-            let mut first: HashMap<&str, usize> = HashMap::new();
-            keys.iter()
-                .enumerate()
-                .map(|(i, k)| *first.entry(k.group.as_str()).or_insert(i))
-                .collect()
-        };
-        if rank.windows(2).all(|w| w[0] <= w[1]) {
-            return keys;
-        }
-        let mut ranked: Vec<(usize, FieldKey)> = rank.into_iter().zip(keys).collect();
-        ranked.sort_by_key(|(r, _)| *r);
-        ranked.into_iter().map(|(_, k)| k).collect()
+        // Each group's fields together (a stable sort keeps their order).
+        keys.sort_by(|a, b| a.group.cmp(&b.group));
+        keys
     }
 
     /// How many (group, field)s wait for [`Node::take_dirty`].

@@ -654,8 +654,8 @@ fn window_options_are_checked_against_the_edge() {
 }
 
 /// The (group, field)s a node lists for persisting: each once however
-/// many windows scored it, each group's fields together (groups in the
-/// order first scored), none unless states are kept; taking them empties
+/// many windows scored it, each group's fields together (groups in order
+/// of their names), none unless states are kept; taking them empties
 /// the list, and the updates taken then are the state after every window.
 #[test]
 fn scored_fields_are_listed_once_each_group_together_until_taken() {
