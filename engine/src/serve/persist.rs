@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 
 use tickwatch_proto::{EncodedPoints, PointFrames};
 use tickwatch_state::{
-    FieldState, FieldUpdate, NodeMeta, Snapshot, StateChange, StateError, StateStore, StoreOptions,
-    layout,
+    FieldState, FieldUpdate, NodeMeta, Snapshot, StateError, StateStore, StoreOptions, layout,
 };
 
 use crate::control::ControlServer;
@@ -660,8 +659,8 @@ fn stage_part(
     Ok(())
 }
 
-/// The whole states of the fields `states` updates, from the node (fields
-/// no longer held keep what `states` has when it is whole).
+/// The whole states of the fields `states` updates, from the node (a
+/// commit's fields are all held: a dirty group is not evicted).
 fn whole_states(
     node: &mut Node,
     states: &[FieldUpdate],
@@ -670,18 +669,7 @@ fn whole_states(
         .iter()
         .map(|u| {
             let key = crate::node::FieldKey { group: u.group.clone(), field: u.field.clone() };
-            match node.field_update(&key, true) {
-                Ok(w) => Ok(w),
-                Err(e) if matches!(u.change, StateChange::Whole { .. }) => {
-                    tracing::debug!(
-                        "field {} group {:?}: {e}; its waiting state is whole",
-                        u.field,
-                        u.group
-                    );
-                    Ok(u.clone())
-                }
-                Err(e) => Err(e),
-            }
+            node.field_update(&key, true)
         })
         .collect()
 }
