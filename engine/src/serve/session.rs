@@ -140,16 +140,18 @@ const POINT_COST: usize = 512;
 /// Most bytes (frame bytes, plus what the batch holds: [`POINT_COST`] per
 /// decoded point, the buffer of points kept as bytes) of complete batches
 /// and other requests queued for the worker, beyond which the reader stops
-/// reading: about 1,800 printer points with their rows kept (more when only
+/// reading: about 900 printer points with their rows kept (more when only
 /// their values are read), which the shipped detectors score in
 /// milliseconds, far inside Kapacitor's keepalive timeout (10 s by
 /// default). One item is always admitted into an empty queue, and the
 /// batch being assembled is held by the reader, so the reader holds at most
 /// this plus two batches. What a sender far ahead costs in memory: 8 MiB
 /// here cost the 4 × 4 stream about 4 MiB of peak RSS over 1 MiB
-/// (docs/performance.md, "Round 5: memory"); how many commits it costs is
-/// [`GROUP_COMMIT_COST`]'s.
-const WORK_LIMIT: usize = 1 << 20;
+/// (docs/performance.md, "Round 5: memory"), and 1 MiB with
+/// [`BATCH_RUN_BYTES`] at 1 MiB cost the printer day 0.8 MiB and the 4 × 4
+/// stream 0.4 MiB more than now, and saved no CPU (round 10); how many commits
+/// it costs is [`GROUP_COMMIT_COST`]'s.
+const WORK_LIMIT: usize = 512 << 10;
 
 /// Most of the input one group commit scores (as the work queue counts it,
 /// less the frames' bytes): the worker takes the runs waiting behind the
@@ -308,8 +310,10 @@ struct ReadPlan {
 /// input already holds more frames (it never waits for input holding any).
 const BATCH_RUN: usize = 16;
 
-/// Most bytes (as the queue counts them) of batches held so.
-const BATCH_RUN_BYTES: usize = 1 << 20;
+/// Most bytes (as the queue counts them) of batches held so: half of
+/// [`WORK_LIMIT`], so a run and the queue together hold what the queue
+/// alone held until round 10 (1 MiB each then; docs/performance.md).
+const BATCH_RUN_BYTES: usize = 256 << 10;
 
 /// Bytes the reader asks its input for at a time.
 const READ_CHUNK: usize = 256 * 1024;
