@@ -85,6 +85,52 @@ impl Drop for AlignedBuf {
     }
 }
 
+/// tickwatch (vendor/README.md, change 7): gives back to the kernel the
+/// whole pages at the start of `iobuf`'s segment buffer whose bytes are all
+/// written to the log (at or below `stable`, the highest LSN below which
+/// every byte is written). Nothing reads a buffer's bytes once written (a
+/// read of the log goes to the file), later IO buffers of the segment
+/// reserve and write only above their own start, which is above every
+/// written byte, and the pages keep their addresses: a later touch would
+/// read zeros. So a segment that a node fills commit by commit (one
+/// flush each) holds only what is not yet written, not every byte since
+/// the segment began.
+fn discard_written(iobuf: &IoBuf, stable: Lsn) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        static PAGE: AtomicUsize = AtomicUsize::new(0);
+        let segment_start = iobuf.lsn - iobuf.base as Lsn;
+        if stable < segment_start {
+            return;
+        }
+        #[allow(unsafe_code)]
+        let (ptr, len) = unsafe {
+            let buf = &*iobuf.buf.get();
+            (buf.0, buf.1)
+        };
+        let mut page = PAGE.load(Relaxed);
+        if page == 0 {
+            #[allow(unsafe_code)]
+            let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            page = usize::try_from(size).ok().filter(|&p| p > 0).unwrap_or(4096);
+            PAGE.store(page, Relaxed);
+        }
+        let written = usize::try_from(stable + 1 - segment_start)
+            .unwrap_or(usize::MAX)
+            .min(len);
+        let end = written / page * page;
+        if end > 0 {
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::madvise(ptr as *mut libc::c_void, end, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (iobuf, stable);
+}
+
 pub(crate) struct IoBuf {
     buf: Arc<UnsafeCell<AlignedBuf>>,
     header: CachePadded<AtomicU64>,
@@ -807,6 +853,11 @@ impl IoBufs {
                 complete_len
             );
             self.mark_interval(base_lsn, complete_len);
+            // tickwatch: the bytes of a segment buffer already written give
+            // their pages back (vendor/README.md, change 7).
+            if !maxed {
+                discard_written(iobuf, self.stable());
+            }
         }
 
         M.written_bytes.measure(total_len as u64);
