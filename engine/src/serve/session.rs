@@ -143,14 +143,15 @@ const POINT_COST: usize = 512;
 /// reading: about 900 printer points with their rows kept (more when only
 /// their values are read), which the shipped detectors score in
 /// milliseconds, far inside Kapacitor's keepalive timeout (10 s by
-/// default). One item is always admitted into an empty queue, and the
-/// batch being assembled is held by the reader, so the reader holds at most
-/// this plus two batches. What a sender far ahead costs in memory: 8 MiB
-/// here cost the 4 × 4 stream about 4 MiB of peak RSS over 1 MiB
-/// (docs/performance.md, "Round 5: memory"), and 1 MiB with
-/// [`BATCH_RUN_BYTES`] at 1 MiB cost the printer day 0.8 MiB and the 4 × 4
-/// stream 0.4 MiB more than now, and saved no CPU (round 10); how many commits
-/// it costs is [`GROUP_COMMIT_COST`]'s.
+/// default). One item is always admitted into an empty queue; beside the
+/// queue the reader holds one run waiting to enter it, the batches it is
+/// gathering into the next run (up to [`BATCH_RUN_BYTES`]) and the batch it
+/// is assembling (docs/architecture.md, "Backpressure"). What a sender far ahead
+/// costs in memory: 8 MiB here cost the 4 × 4 stream about 4 MiB of peak
+/// RSS over 1 MiB (docs/performance.md, "Round 5: memory"); 1 MiB, with
+/// runs of up to 1 MiB, cost the printer day 0.8 MiB and the 4 × 4 stream
+/// 0.4 MiB more than now and saved no CPU (round 10). How many commits it
+/// costs is [`GROUP_COMMIT_COST`]'s.
 const WORK_LIMIT: usize = 512 << 10;
 
 /// Most of the input one group commit scores (as the work queue counts it,
@@ -311,8 +312,8 @@ struct ReadPlan {
 const BATCH_RUN: usize = 16;
 
 /// Most bytes (as the queue counts them) of batches held so: half of
-/// [`WORK_LIMIT`], so a run and the queue together hold what the queue
-/// alone held until round 10 (1 MiB each then; docs/performance.md).
+/// [`WORK_LIMIT`] (both were 1 MiB until round 10, docs/performance.md;
+/// 128 KiB here and 256 KiB there cost the 4 × 4 stream 11 % more CPU).
 const BATCH_RUN_BYTES: usize = 256 << 10;
 
 /// Bytes the reader asks its input for at a time.

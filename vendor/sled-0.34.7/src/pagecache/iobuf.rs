@@ -27,7 +27,9 @@ macro_rules! io_fail {
     };
 }
 
-struct AlignedBuf(*mut u8, usize);
+// tickwatch: the third field is how far from its start the buffer's pages
+// were given back (change 7 in vendor/README.md).
+struct AlignedBuf(*mut u8, usize, std::sync::atomic::AtomicUsize);
 
 #[allow(unsafe_code)]
 unsafe impl Send for AlignedBuf {}
@@ -50,7 +52,7 @@ impl AlignedBuf {
             let mut spare = SPARE.lock();
             if let Some(i) = spare.iter().position(|&(_, l)| l == len) {
                 let (ptr, len) = spare.swap_remove(i);
-                return AlignedBuf(ptr as *mut u8, len);
+                return AlignedBuf(ptr as *mut u8, len, Default::default());
             }
         }
         let layout = Layout::from_size_align(len, 8192).unwrap();
@@ -58,7 +60,7 @@ impl AlignedBuf {
 
         assert!(!ptr.is_null(), "failed to allocate critical IO buffer");
 
-        AlignedBuf(ptr, len)
+        AlignedBuf(ptr, len, Default::default())
     }
 }
 
@@ -87,28 +89,30 @@ impl Drop for AlignedBuf {
 
 /// tickwatch (vendor/README.md, change 7): gives back to the kernel the
 /// whole pages at the start of `iobuf`'s segment buffer whose bytes are all
-/// written to the log (at or below `stable`, the highest LSN below which
-/// every byte is written). Nothing reads a buffer's bytes once written (a
-/// read of the log goes to the file), later IO buffers of the segment
-/// reserve and write only above their own start, which is above every
-/// written byte, and the pages keep their addresses: a later touch would
-/// read zeros. So a segment that a node fills commit by commit (one
-/// flush each) holds only what is not yet written, not every byte since
-/// the segment began.
+/// at or below `stable`, the log's stable LSN (every byte up to it is
+/// written, whichever thread wrote it, whatever order the IO buffers were
+/// written in). Nothing reads a buffer's bytes once written (a read of the
+/// log goes to the file); the page holding the first byte above `stable`
+/// is kept, as it may belong to an IO buffer still being filled; and the
+/// pages keep their addresses: a later touch would read zeros, never freed
+/// memory. Each page is given back once: the buffer remembers how far it
+/// went. So a segment that a node fills commit by commit (one flush each)
+/// holds only what is not yet written, not every byte since it began.
 fn discard_written(iobuf: &IoBuf, stable: Lsn) {
     #[cfg(target_os = "linux")]
     {
         use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
         static PAGE: AtomicUsize = AtomicUsize::new(0);
+        // The LSN of the buffer's first byte: fresh segments start at
+        // base 0, each IO buffer after the first adds to lsn and base
+        // alike, and a segment resumed at recovery keeps the two aligned
+        // (`write_to_log` asserts it).
         let segment_start = iobuf.lsn - iobuf.base as Lsn;
         if stable < segment_start {
             return;
         }
         #[allow(unsafe_code)]
-        let (ptr, len) = unsafe {
-            let buf = &*iobuf.buf.get();
-            (buf.0, buf.1)
-        };
+        let buf = unsafe { &*iobuf.buf.get() };
         let mut page = PAGE.load(Relaxed);
         if page == 0 {
             #[allow(unsafe_code)]
@@ -118,12 +122,23 @@ fn discard_written(iobuf: &IoBuf, stable: Lsn) {
         }
         let written = usize::try_from(stable + 1 - segment_start)
             .unwrap_or(usize::MAX)
-            .min(len);
-        let end = written / page * page;
-        if end > 0 {
+            .min(buf.1);
+        // The buffer is 8 KiB aligned; with larger pages its first whole
+        // page starts further in.
+        let first = buf.0.align_offset(page).min(buf.1);
+        if written <= first {
+            return;
+        }
+        let end = first + (written - first) / page * page;
+        let from = buf.2.fetch_max(end, Relaxed).max(first);
+        if end > from {
             #[allow(unsafe_code)]
             unsafe {
-                libc::madvise(ptr as *mut libc::c_void, end, libc::MADV_DONTNEED);
+                libc::madvise(
+                    buf.0.add(from) as *mut libc::c_void,
+                    end - from,
+                    libc::MADV_DONTNEED,
+                );
             }
         }
     }
